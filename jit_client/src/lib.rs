@@ -1,0 +1,1 @@
+//! HTTPS client for the jit API (placeholder).

@@ -1,0 +1,608 @@
+//! JSON bodies of the server's HTTPS API. Paths and who may call them are in docs/api.md.
+//!
+//! Request bodies refuse unknown fields, so a typo in a script is an error rather than a silently
+//! ignored option. Times are Unix seconds (UTC); durations are seconds.
+
+use serde::{Deserialize, Serialize};
+
+use crate::name::{AccountName, GroupName, HostName, Label, PersonName};
+use crate::secret::Secret;
+
+/// Prefix of every API path.
+pub const API_PREFIX: &str = "/v1";
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Body of every 4xx/5xx answer: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// What was wrong and what to do next, for a person to read.
+    pub message: String,
+    /// For `reservation_taken`: when the current reservation ends. For `locked_out`: when the
+    /// lockout ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed JSON, unknown field, invalid name or value (400).
+    BadRequest,
+    /// Missing, unknown or revoked credential (401).
+    Unauthorized,
+    /// The credential is valid but may not do this (403).
+    Forbidden,
+    /// No such person, group, account, host or reservation (404).
+    NotFound,
+    /// It already exists (409).
+    AlreadyExists,
+    /// Somebody else holds the account on that host (409).
+    ReservationTaken,
+    /// The person, account or host is disabled, or not allowed here (403).
+    NotAllowed,
+    /// Too many failed codes; wait until `until` (429).
+    LockedOut,
+    /// An enrollment code or join token that has expired or was already used (410).
+    Expired,
+    /// Body over the size limit (413).
+    PayloadTooLarge,
+    /// A bug or a storage failure on the server (500). The server log has the details.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::BadRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden | ErrorCode::NotAllowed => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::AlreadyExists | ErrorCode::ReservationTaken => 409,
+            ErrorCode::Expired => 410,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::LockedOut => 429,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identity
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallerKind {
+    Admin,
+    Person,
+    Host,
+}
+
+/// `GET /v1/whoami`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub kind: CallerKind,
+    /// Person or host name; `admin` for the admin token.
+    pub name: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Persons
+
+/// `POST /v1/persons` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPerson {
+    pub name: PersonName,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub name: PersonName,
+    pub display_name: Option<String>,
+    pub active: bool,
+    /// True once the person confirmed a TOTP factor.
+    pub enrolled: bool,
+    pub groups: Vec<GroupName>,
+    /// Set while the person is locked out after too many wrong codes.
+    pub locked_until: Option<i64>,
+    pub created_at: i64,
+}
+
+/// Answer to `POST /v1/persons` and `POST /v1/persons/{name}/reset-factor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentIssued {
+    pub person: PersonName,
+    /// One-time code the person passes to `jitctl enroll`.
+    pub enrollment_code: String,
+    pub enrollment_expires_at: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+
+/// `POST /v1/groups` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGroup {
+    pub name: GroupName,
+}
+
+/// `POST /v1/groups/{name}/members` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMember {
+    pub person: PersonName,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub name: GroupName,
+    pub members: Vec<PersonName>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared accounts
+
+/// What a host does for this account when the server cannot be reached at login.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflinePolicy {
+    /// Deny (fail closed). The default.
+    #[default]
+    Deny,
+    /// Decide from what the host cached about a reservation it already knew of.
+    Cached,
+}
+
+/// A supplementary Unix group that jit serves through NSS, with the accounts in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnixGroup {
+    pub name: GroupName,
+    pub gid: u32,
+}
+
+/// The Unix identity of a *virtual* account (one that exists only through nss_jit).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PosixIdentity {
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub gecos: String,
+    pub home: String,
+    pub shell: String,
+    /// Supplementary groups (`initgroups`), served by nss_jit.
+    #[serde(default)]
+    pub unix_groups: Vec<UnixGroup>,
+}
+
+/// `POST /v1/accounts` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewAccount {
+    pub name: AccountName,
+    /// `None` for an account that already exists in the host's own files (`root`).
+    #[serde(default)]
+    pub posix: Option<PosixIdentity>,
+    /// Groups of persons allowed to reserve it. At least one.
+    pub groups: Vec<GroupName>,
+    /// Duration of a reservation when none is asked for. Default 300.
+    #[serde(default)]
+    pub default_ttl_secs: Option<u32>,
+    /// Longest reservation allowed. Default 300.
+    #[serde(default)]
+    pub max_ttl_secs: Option<u32>,
+    /// Host name patterns (`web*`, `db1`) this account exists on.
+    #[serde(default)]
+    pub host_patterns: Vec<String>,
+    /// Host labels this account exists on.
+    #[serde(default)]
+    pub host_labels: Vec<Label>,
+    #[serde(default)]
+    pub offline: OfflinePolicy,
+}
+
+/// `PATCH /v1/accounts/{name}` (admin): every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountChange {
+    #[serde(default)]
+    pub groups: Option<Vec<GroupName>>,
+    #[serde(default)]
+    pub default_ttl_secs: Option<u32>,
+    #[serde(default)]
+    pub max_ttl_secs: Option<u32>,
+    #[serde(default)]
+    pub host_patterns: Option<Vec<String>>,
+    #[serde(default)]
+    pub host_labels: Option<Vec<Label>>,
+    #[serde(default)]
+    pub offline: Option<OfflinePolicy>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub name: AccountName,
+    pub posix: Option<PosixIdentity>,
+    pub groups: Vec<GroupName>,
+    pub default_ttl_secs: u32,
+    pub max_ttl_secs: u32,
+    pub host_patterns: Vec<String>,
+    pub host_labels: Vec<Label>,
+    pub offline: OfflinePolicy,
+    pub active: bool,
+    pub created_at: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hosts
+
+/// `POST /v1/hosts` (admin).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewHost {
+    pub name: HostName,
+    #[serde(default)]
+    pub labels: Vec<Label>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Host {
+    pub name: HostName,
+    pub labels: Vec<Label>,
+    pub joined: bool,
+    pub active: bool,
+    pub last_seen: Option<i64>,
+    pub created_at: i64,
+}
+
+/// Answer to `POST /v1/hosts` and `POST /v1/hosts/{name}/rejoin`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostCreated {
+    pub host: Host,
+    /// One-time token for `jitd join --token` (see [`crate::join_token`]).
+    pub join_token: String,
+    pub join_expires_at: i64,
+}
+
+/// `POST /v1/join` (no credential: the join secret is the credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub host: HostName,
+    pub secret: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Joined {
+    pub host: HostName,
+    /// The host's long-lived credential. The server keeps only its hash.
+    pub credential: Secret,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Enrollment (a person's second factor)
+
+/// `POST /v1/enroll/start` (no credential: the enrollment code is the credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollStart {
+    pub enrollment_code: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollStarted {
+    pub person: PersonName,
+    /// `otpauth://totp/…` for an authenticator app. Holds the secret: show it only to the person.
+    pub otpauth_uri: Secret,
+}
+
+/// `POST /v1/enroll/confirm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollConfirm {
+    pub enrollment_code: Secret,
+    pub code: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolled {
+    pub person: PersonName,
+    /// The person's API token for jitctl. The server keeps only its hash.
+    pub token: Secret,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reservations
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReservationState {
+    /// Held and not yet used.
+    Active,
+    /// Used by a login.
+    Consumed,
+    /// Given back early (by the holder or an admin).
+    Released,
+    /// Ran out.
+    Expired,
+}
+
+/// `POST /v1/reservations` (person).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewReservation {
+    pub account: AccountName,
+    pub host: HostName,
+    /// Defaults to the account's default duration.
+    #[serde(default)]
+    pub duration_secs: Option<u32>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservation {
+    pub id: i64,
+    pub account: AccountName,
+    pub host: HostName,
+    pub person: PersonName,
+    pub state: ReservationState,
+    pub reason: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    /// Seconds left at the time of the answer (0 unless active).
+    pub remaining_secs: i64,
+    pub ended_at: Option<i64>,
+    /// Who released it, when released: a person's name or `admin`.
+    pub ended_by: Option<String>,
+}
+
+/// `POST /v1/reservations/release` (person: own reservations; admin: any, audited as forced).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub account: AccountName,
+    /// All hosts when absent.
+    #[serde(default)]
+    pub host: Option<HostName>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    pub released: Vec<Reservation>,
+}
+
+/// `GET /v1/reservations`: a person sees their own, an admin sees everybody's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservationQuery {
+    /// Include ended reservations too (default: active only).
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reservations {
+    pub reservations: Vec<Reservation>,
+    /// Server time of the answer, so clients can show time left without trusting their clock.
+    pub now: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit
+
+/// `GET /v1/audit` query (admin). All filters are optional and combine with AND.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    #[serde(default)]
+    pub person: Option<PersonName>,
+    #[serde(default)]
+    pub account: Option<AccountName>,
+    #[serde(default)]
+    pub host: Option<HostName>,
+    /// Unix seconds, inclusive.
+    #[serde(default)]
+    pub since: Option<i64>,
+    /// Unix seconds, exclusive.
+    #[serde(default)]
+    pub until: Option<i64>,
+    /// Default 1000, at most 10000. Newest last.
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditResult {
+    Ok,
+    Denied,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: i64,
+    /// Who did it: `admin`, `person:alice`, `host:web01`, `enroll:alice`.
+    pub actor: String,
+    /// What happened, dotted: `reservation.create`, `login.verify`, `session.open`, …
+    pub action: String,
+    pub person: Option<PersonName>,
+    pub account: Option<AccountName>,
+    pub host: Option<HostName>,
+    pub result: AuditResult,
+    /// Why, for a person to read (never a code or a secret).
+    pub reason: Option<String>,
+    /// Extra context: service, rhost, tty, reservation id.
+    pub detail: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEvents {
+    pub events: Vec<AuditEvent>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host-facing API (host credential)
+
+/// One shared account as a host sees it (`GET /v1/host/accounts`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccount {
+    pub name: AccountName,
+    /// `None` when the account exists in the host's own files.
+    pub posix: Option<PosixIdentity>,
+    pub offline: OfflinePolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccounts {
+    pub host: HostName,
+    /// Every active shared account that exists on this host, sorted by name.
+    pub accounts: Vec<HostAccount>,
+    pub now: i64,
+}
+
+/// Where a login comes from, for the audit log.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginOrigin {
+    pub service: String,
+    #[serde(default)]
+    pub rhost: Option<String>,
+    #[serde(default)]
+    pub tty: Option<String>,
+    #[serde(default)]
+    pub ruser: Option<String>,
+}
+
+/// `POST /v1/host/logins`: a login to `account` begins on the calling host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginBegin {
+    pub account: AccountName,
+    pub origin: LoginOrigin,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Factor {
+    Totp,
+}
+
+/// Why a login was refused. The message shown to the person never names the holder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DenyReason {
+    NotShared,
+    NoReservation,
+    AccountDisabled,
+    HostNotAllowed,
+    PersonDisabled,
+    NotEnrolled,
+    LockedOut,
+    WrongCode,
+    ReplayedCode,
+    AlreadyUsed,
+    Expired,
+    AttemptExpired,
+    NoAuth,
+    ServerUnreachable,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum LoginBegun {
+    /// A live reservation exists: ask for the holder's factor, then call verify with `attempt`.
+    Challenge { attempt: String, factor: Factor, expires_at: i64 },
+    /// Refused before any prompt.
+    Denied { reason: DenyReason, message: String },
+}
+
+/// `POST /v1/host/logins/{attempt}/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginVerify {
+    pub code: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum LoginVerified {
+    /// The code was right and the reservation is now consumed by this login.
+    Granted { person: PersonName, reservation_id: i64 },
+    Denied { reason: DenyReason, message: String },
+}
+
+/// An event a host reports: session open/close and decisions it made itself (an account-stage
+/// refusal, an offline decision). `POST /v1/host/events` takes a batch, so a host can deliver
+/// what it queued while the server was unreachable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEvent {
+    /// Chosen by the host; the server ignores an event whose id it already stored.
+    pub id: String,
+    pub at: i64,
+    /// `session.open`, `session.close`, `account.denied`, …
+    pub action: String,
+    pub account: AccountName,
+    #[serde(default)]
+    pub person: Option<PersonName>,
+    pub result: AuditResult,
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub origin: LoginOrigin,
+    #[serde(default)]
+    pub reservation_id: Option<i64>,
+    #[serde(default)]
+    pub attempt: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostEvents {
+    pub events: Vec<HostEvent>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventsStored {
+    /// How many were new (the rest were already stored).
+    pub stored: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_refuse_unknown_fields() {
+        let err = serde_json::from_str::<NewReservation>(
+            r#"{"account":"admin","host":"web01","durration_secs":60}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("unknown field `durration_secs`"), "{err}");
+    }
+
+    #[test]
+    fn outcomes_are_tagged() {
+        let j = serde_json::to_string(&LoginVerified::Granted {
+            person: PersonName::new("alice").unwrap(),
+            reservation_id: 7,
+        })
+        .unwrap();
+        assert_eq!(j, r#"{"outcome":"granted","person":"alice","reservation_id":7}"#);
+    }
+}

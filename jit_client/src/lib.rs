@@ -1,1 +1,335 @@
-//! HTTPS client for the jit API (placeholder).
+//! HTTPS client for the jit server's `/v1` API, shared by jitctl and jitd.
+//!
+//! Trust is never taken from the system's CA store: on first contact the server's CA is pinned by
+//! the `SHA256:…` fingerprint that `jit-server init` printed ([`Trust::Fingerprint`]); afterwards
+//! the CA certificate captured then is used as the only root ([`Trust::CaPem`]). Every request has
+//! a timeout.
+
+mod error;
+mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use jit_proto::api::*;
+use jit_proto::fingerprint::Fingerprint;
+use jit_proto::{AccountName, GroupName, HostName, PersonName, Secret};
+use reqwest::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub use error::ClientError;
+pub use tls::Trust;
+
+/// Time allowed to open a TCP+TLS connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Default time allowed for a whole request.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    credential: Option<Secret>,
+    captured_ca: Arc<tls::CapturedCa>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
+/// Normalizes `https://host:port[/]` and refuses anything that is not plain HTTPS.
+pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
+    let trimmed = url.trim().trim_end_matches('/');
+    let parsed = reqwest::Url::parse(trimmed)
+        .map_err(|e| ClientError::BadUrl { url: url.to_owned(), why: e.to_string() })?;
+    if parsed.scheme() != "https" {
+        return Err(ClientError::BadUrl {
+            url: url.to_owned(),
+            why: "the server is reached over HTTPS only: use https://".into(),
+        });
+    }
+    if parsed.host_str().is_none() || parsed.path() != "/" || parsed.query().is_some() {
+        return Err(ClientError::BadUrl {
+            url: url.to_owned(),
+            why: "expected https://HOST[:PORT] with no path".into(),
+        });
+    }
+    Ok(trimmed.to_owned())
+}
+
+impl Client {
+    /// A client for `server` (`https://host:port`). `credential` is the admin token, a person
+    /// token or a host credential, sent as a bearer token.
+    pub fn new(
+        server: &str,
+        trust: Trust,
+        credential: Option<Secret>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let base = normalize_server_url(server)?;
+        let (config, captured_ca) = tls::client_config(trust)?;
+        let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(config)
+            .https_only(true)
+            .connect_timeout(CONNECT_TIMEOUT.min(timeout))
+            .timeout(timeout)
+            .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ClientError::Setup(e.to_string()))?;
+        Ok(Self { http, base, credential, captured_ca })
+    }
+
+    pub fn server(&self) -> &str {
+        &self.base
+    }
+
+    /// The CA certificate (PEM) the server presented and that matched the pinned fingerprint,
+    /// once a request has succeeded. Callers store it to trust exactly that CA afterwards.
+    pub fn captured_ca_pem(&self) -> Option<String> {
+        self.captured_ca.pem()
+    }
+
+    async fn call<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let url = format!("{}{API_PREFIX}{path}", self.base);
+        let mut req = self.http.request(method, &url);
+        if let Some(cred) = &self.credential {
+            req = req.bearer_auth(cred.expose());
+        }
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let resp = req.send().await.map_err(|e| error::from_reqwest(&self.base, e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| error::from_reqwest(&self.base, e))?;
+        if status.is_success() {
+            serde_json::from_slice(&bytes).map_err(|e| {
+                ClientError::Protocol(format!("{path}: {e} (is {} a jit server?)", self.base))
+            })
+        } else {
+            Err(error::from_error_body(status.as_u16(), &bytes))
+        }
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call::<(), T>(Method::GET, path, None).await
+    }
+
+    async fn post<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T, ClientError> {
+        self.call(Method::POST, path, Some(body)).await
+    }
+
+    async fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.call::<(), T>(Method::POST, path, None).await
+    }
+
+    // --- anyone with a credential
+
+    pub async fn whoami(&self) -> Result<WhoAmI, ClientError> {
+        self.get("/whoami").await
+    }
+
+    // --- admin: persons
+
+    pub async fn add_person(&self, body: &NewPerson) -> Result<EnrollmentIssued, ClientError> {
+        self.post("/persons", body).await
+    }
+
+    pub async fn persons(&self) -> Result<Vec<Person>, ClientError> {
+        self.get("/persons").await
+    }
+
+    pub async fn person(&self, name: &PersonName) -> Result<Person, ClientError> {
+        self.get(&format!("/persons/{name}")).await
+    }
+
+    pub async fn set_person_active(
+        &self,
+        name: &PersonName,
+        active: bool,
+    ) -> Result<Person, ClientError> {
+        let verb = if active { "enable" } else { "disable" };
+        self.post_empty(&format!("/persons/{name}/{verb}")).await
+    }
+
+    pub async fn reset_factor(&self, name: &PersonName) -> Result<EnrollmentIssued, ClientError> {
+        self.post_empty(&format!("/persons/{name}/reset-factor")).await
+    }
+
+    // --- admin: groups
+
+    pub async fn add_group(&self, body: &NewGroup) -> Result<Group, ClientError> {
+        self.post("/groups", body).await
+    }
+
+    pub async fn groups(&self) -> Result<Vec<Group>, ClientError> {
+        self.get("/groups").await
+    }
+
+    pub async fn group(&self, name: &GroupName) -> Result<Group, ClientError> {
+        self.get(&format!("/groups/{name}")).await
+    }
+
+    pub async fn add_member(&self, group: &GroupName, body: &NewMember) -> Result<Group, ClientError> {
+        self.post(&format!("/groups/{group}/members"), body).await
+    }
+
+    pub async fn remove_member(
+        &self,
+        group: &GroupName,
+        person: &PersonName,
+    ) -> Result<Group, ClientError> {
+        self.call::<(), _>(Method::DELETE, &format!("/groups/{group}/members/{person}"), None)
+            .await
+    }
+
+    // --- admin: accounts
+
+    pub async fn add_account(&self, body: &NewAccount) -> Result<Account, ClientError> {
+        self.post("/accounts", body).await
+    }
+
+    pub async fn accounts(&self) -> Result<Vec<Account>, ClientError> {
+        self.get("/accounts").await
+    }
+
+    pub async fn account(&self, name: &AccountName) -> Result<Account, ClientError> {
+        self.get(&format!("/accounts/{name}")).await
+    }
+
+    pub async fn change_account(
+        &self,
+        name: &AccountName,
+        body: &AccountChange,
+    ) -> Result<Account, ClientError> {
+        self.call(Method::PATCH, &format!("/accounts/{name}"), Some(body)).await
+    }
+
+    pub async fn set_account_active(
+        &self,
+        name: &AccountName,
+        active: bool,
+    ) -> Result<Account, ClientError> {
+        let verb = if active { "enable" } else { "disable" };
+        self.post_empty(&format!("/accounts/{name}/{verb}")).await
+    }
+
+    // --- admin: hosts
+
+    pub async fn add_host(&self, body: &NewHost) -> Result<HostCreated, ClientError> {
+        self.post("/hosts", body).await
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<Host>, ClientError> {
+        self.get("/hosts").await
+    }
+
+    pub async fn rejoin_host(&self, name: &HostName) -> Result<HostCreated, ClientError> {
+        self.post_empty(&format!("/hosts/{name}/rejoin")).await
+    }
+
+    pub async fn set_host_active(&self, name: &HostName, active: bool) -> Result<Host, ClientError> {
+        let verb = if active { "enable" } else { "disable" };
+        self.post_empty(&format!("/hosts/{name}/{verb}")).await
+    }
+
+    // --- admin: audit
+
+    pub async fn audit(&self, q: &AuditQuery) -> Result<AuditEvents, ClientError> {
+        let mut params: Vec<(&str, String)> = Vec::new();
+        if let Some(p) = &q.person {
+            params.push(("person", p.to_string()));
+        }
+        if let Some(a) = &q.account {
+            params.push(("account", a.to_string()));
+        }
+        if let Some(h) = &q.host {
+            params.push(("host", h.to_string()));
+        }
+        if let Some(s) = q.since {
+            params.push(("since", s.to_string()));
+        }
+        if let Some(u) = q.until {
+            params.push(("until", u.to_string()));
+        }
+        if let Some(l) = q.limit {
+            params.push(("limit", l.to_string()));
+        }
+        let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let path =
+            if query.is_empty() { "/audit".to_owned() } else { format!("/audit?{}", query.join("&")) };
+        self.get(&path).await
+    }
+
+    // --- persons and admins: reservations
+
+    pub async fn reserve(&self, body: &NewReservation) -> Result<Reservation, ClientError> {
+        self.post("/reservations", body).await
+    }
+
+    pub async fn reservations(&self, all: bool) -> Result<Reservations, ClientError> {
+        self.get(if all { "/reservations?all=true" } else { "/reservations" }).await
+    }
+
+    pub async fn release(&self, body: &ReleaseRequest) -> Result<Released, ClientError> {
+        self.post("/reservations/release", body).await
+    }
+
+    // --- enrollment (no credential)
+
+    pub async fn enroll_start(&self, body: &EnrollStart) -> Result<EnrollStarted, ClientError> {
+        self.post("/enroll/start", body).await
+    }
+
+    pub async fn enroll_confirm(&self, body: &EnrollConfirm) -> Result<Enrolled, ClientError> {
+        self.post("/enroll/confirm", body).await
+    }
+
+    // --- hosts
+
+    pub async fn join(&self, body: &JoinRequest) -> Result<Joined, ClientError> {
+        self.post("/join", body).await
+    }
+
+    pub async fn host_accounts(&self) -> Result<HostAccounts, ClientError> {
+        self.get("/host/accounts").await
+    }
+
+    pub async fn login_begin(&self, body: &LoginBegin) -> Result<LoginBegun, ClientError> {
+        self.post("/host/logins", body).await
+    }
+
+    pub async fn login_verify(
+        &self,
+        attempt: &str,
+        body: &LoginVerify,
+    ) -> Result<LoginVerified, ClientError> {
+        // Attempt ids are server-made; refuse anything that could alter the path.
+        if attempt.is_empty() || !attempt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(ClientError::Protocol(format!("bad attempt id {attempt:?}")));
+        }
+        self.post(&format!("/host/logins/{attempt}/verify"), body).await
+    }
+
+    pub async fn host_events(&self, body: &HostEvents) -> Result<EventsStored, ClientError> {
+        self.post("/host/events", body).await
+    }
+}
+
+pub use jit_proto::fingerprint::Fingerprint as CaFingerprint;
+
+/// Convenience for callers that only have the fingerprint string.
+pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, ClientError> {
+    Fingerprint::parse(s).map_err(|e| ClientError::BadFingerprint(e.to_string()))
+}

@@ -5,17 +5,20 @@
 //! - [`pam`] and [`frame`]: the protocol between `pam_jit.so` and jitd on the PAM socket.
 //! - [`nss_cache`]: the file jitd publishes and `libnss_jit.so.2` maps read-only.
 //! - [`join_token`]: the one-time token that joins a host to the server.
+//! - [`fingerprint`]: the `SHA256:…` CA fingerprint that jitctl and jitd pin.
 //!
 //! This crate is linked into the PAM and NSS modules: it must never panic on bad input and must
 //! not pull in anything heavy (no async runtime, no TLS).
 
 pub mod api;
+pub mod fingerprint;
 pub mod frame;
 pub mod join_token;
 pub mod name;
 pub mod nss_cache;
 pub mod pam;
 pub mod secret;
+pub mod timefmt;
 
 pub use name::{AccountName, GroupName, HostName, Label, NameError, PersonName};
 pub use secret::Secret;

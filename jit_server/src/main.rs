@@ -1,1 +1,169 @@
-fn main() {}
+//! `jit-server`: initialize a data directory, run the central service, mint admin tokens.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 configuration error.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use jit_server::config::{self, Settings};
+use jit_server::{clock, init, serve, tls};
+
+#[derive(Parser)]
+#[command(name = "jit-server", version, about = "jit central service: just-in-time two-factor access to shared Linux accounts")]
+struct Cli {
+    /// server.toml to read (default /etc/jit/server.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a data directory: database, TLS CA and server certificate, at-rest key, admin token.
+    Init {
+        /// Data directory (default: data_dir from the config, else /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Extra DNS name or IP address for the server certificate (repeatable). Loopback and
+        /// this machine's host name are always included.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+        /// Print a JSON object (admin_token, ca_fingerprint, data_dir) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the service (HTTPS only).
+    Run {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Mint a new admin token (for example when the first one was lost).
+    AdminToken {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Revoke every earlier admin token.
+        #[arg(long)]
+        revoke_others: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration file and exit.
+    CheckConfig,
+}
+
+fn load_settings(path: Option<&PathBuf>) -> Result<Settings, config::ConfigError> {
+    match path {
+        Some(p) => Settings::load(p),
+        None => {
+            let default = PathBuf::from(config::DEFAULT_CONFIG);
+            if default.exists() { Settings::load(&default) } else { Ok(Settings::default()) }
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let mut settings = match load_settings(cli.config.as_ref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("jit-server: {e}");
+            return ExitCode::from(3);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("jit-server: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = runtime.block_on(async {
+        match cli.command {
+            Command::Init { data, sans, json } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                let done = init::init(&settings.data_dir, &settings.database_url(), &sans, clock::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "admin_token": done.admin_token.expose(),
+                            "ca_fingerprint": done.ca_fingerprint.to_string(),
+                            "data_dir": settings.data_dir,
+                        })
+                    );
+                } else {
+                    println!("Initialized {}", settings.data_dir.display());
+                    println!();
+                    println!("Admin token (shown once; keep it safe):");
+                    println!("  {}", done.admin_token.expose());
+                    println!("CA fingerprint (hosts and jitctl pin it):");
+                    println!("  {}", done.ca_fingerprint);
+                    println!();
+                    println!("Next: jit-server run --data {} --listen 127.0.0.1:8443", settings.data_dir.display());
+                    println!(
+                        "Then: jitctl login --server https://127.0.0.1:8443 --ca-fingerprint {} --token <admin token>",
+                        done.ca_fingerprint
+                    );
+                }
+                Ok(())
+            }
+            Command::Run { data, listen } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                if let Some(l) = listen {
+                    settings.listen = l;
+                }
+                serve::run(settings).await.map_err(|e| e.to_string())
+            }
+            Command::AdminToken { data, revoke_others, json } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                // Refuse a directory that was never initialized rather than create a new database.
+                tls::ca_fingerprint(&tls::TlsPaths::new(&settings.data_dir)).map_err(|e| e.to_string())?;
+                let store = jit_server::store::Store::open(&settings.database_url())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let token = init::mint_admin_token(&store, clock::now(), revoke_others)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                store.close().await;
+                if json {
+                    println!("{}", serde_json::json!({ "admin_token": token.expose() }));
+                } else {
+                    println!("{}", token.expose());
+                }
+                Ok(())
+            }
+            Command::CheckConfig => {
+                println!("configuration is valid");
+                Ok(())
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("jit-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Enrollment: a person trades the one-time code an admin gave them for a TOTP factor and a
+//! jitctl token. Two calls, so the person proves their authenticator works before it counts.
+
+use axum::Json;
+use axum::extract::State as St;
+use jit_proto::api::{AuditResult, EnrollConfirm, EnrollStart, EnrollStarted, Enrolled, ErrorCode};
+use jit_proto::{PersonName, Secret};
+use sqlx::AnyConnection;
+
+use super::factor::{self, CodeOutcome};
+use super::{Body, State, now};
+use crate::error::{ApiError, ApiResult};
+use crate::keys::{self, TokenKind};
+use crate::store::StoreError;
+use crate::store::audit::{self, Event};
+use crate::store::persons::{self, PersonRow};
+use crate::totp;
+
+/// Finds the person an enrollment code belongs to, if the code is still good.
+async fn redeem(conn: &mut AnyConnection, code: &Secret, now: i64) -> ApiResult<(String, PersonRow)> {
+    let normalized = keys::normalize_enrollment_code(code.expose());
+    let hash = keys::token_hash(&normalized);
+    let row = persons::enrollment_by_code(conn, &hash).await?.ok_or_else(|| {
+        ApiError::unauthorized(
+            "enrollment code is not valid: check it, or ask an admin for a new one (`jitctl person reset-factor NAME`)",
+        )
+    })?;
+    if row.used_at.is_some() {
+        return Err(ApiError::new(
+            ErrorCode::Expired,
+            "this enrollment code was already used; ask an admin for a new one (`jitctl person reset-factor NAME`)",
+        ));
+    }
+    if row.expires_at <= now {
+        return Err(ApiError::new(
+            ErrorCode::Expired,
+            "this enrollment code has expired; ask an admin for a new one (`jitctl person reset-factor NAME`)",
+        ));
+    }
+    let person = persons::by_id(conn, row.person_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("enrollment code without a person"))?;
+    if !person.is_active() {
+        return Err(ApiError::not_allowed(format!("person {} is disabled", person.name)));
+    }
+    Ok((hash, person))
+}
+
+fn name(p: &PersonRow) -> ApiResult<PersonName> {
+    PersonName::new(&p.name).map_err(|e| StoreError::Corrupt(e.to_string()).into())
+}
+
+pub async fn start(St(state): St<State>, Body(req): Body<EnrollStart>) -> ApiResult<Json<EnrollStarted>> {
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let (_, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
+    let secret = totp::new_secret();
+    let sealed = state.key.seal(&secret, &factor::secret_aad(person.id));
+    persons::set_pending_secret(&mut tx, person.id, &sealed).await?;
+    let uri = totp::otpauth_uri(&secret, &state.settings.issuer, &person.name)
+        .ok_or_else(|| ApiError::internal("cannot build otpauth URI"))?;
+    let e = Event::new(now, format!("enroll:{}", person.name), "person.enroll_start", AuditResult::Ok)
+        .person(&person.name);
+    audit::record(&mut tx, &e).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(EnrollStarted { person: name(&person)?, otpauth_uri: uri }))
+}
+
+pub async fn confirm(St(state): St<State>, Body(req): Body<EnrollConfirm>) -> ApiResult<Json<Enrolled>> {
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let (hash, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
+    let sealed = person.totp_pending.clone().ok_or_else(|| {
+        ApiError::bad_request("start enrollment first (`jitctl enroll CODE` does both steps)")
+    })?;
+    let actor = format!("enroll:{}", person.name);
+    match factor::check(&state, &mut tx, &person, &sealed, &req.code, now).await? {
+        CodeOutcome::Accepted => {}
+        CodeOutcome::LockedOut(until) => {
+            return Err(ApiError::new(
+                ErrorCode::LockedOut,
+                format!("too many wrong codes; try again after {}", crate::rules::utc(until)),
+            )
+            .with_until(until));
+        }
+        outcome => {
+            let e = Event::new(now, actor, "person.enroll", AuditResult::Denied)
+                .person(&person.name)
+                .reason("wrong confirmation code");
+            audit::record(&mut tx, &e).await?;
+            tx.commit().await.map_err(ApiError::internal)?;
+            let mut msg = "that code is not right: check that your phone's clock is correct and type the code showing now".to_owned();
+            if let CodeOutcome::Wrong { locked_until: Some(u) } = outcome {
+                msg.push_str(&format!("; too many wrong codes, locked until {}", crate::rules::utc(u)));
+            }
+            return Err(ApiError::unauthorized(msg));
+        }
+    }
+    if !persons::use_enrollment_code(&mut tx, &hash, now).await? {
+        return Err(ApiError::new(ErrorCode::Expired, "this enrollment code was already used"));
+    }
+    persons::activate_factor(&mut tx, person.id).await?;
+    let token = keys::new_token(TokenKind::Person);
+    persons::insert_token(&mut tx, person.id, &keys::token_hash(token.expose()), now).await?;
+    let e = Event::new(now, actor, "person.enroll", AuditResult::Ok).person(&person.name);
+    audit::record(&mut tx, &e).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(Enrolled { person: name(&person)?, token }))
+}

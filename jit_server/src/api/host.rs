@@ -1,0 +1,328 @@
+//! The host-facing API (host credential): the shared accounts of a host, login begin/verify with
+//! atomic consumption of the reservation, and events the host reports.
+//!
+//! Messages in login answers are shown to whoever sits at the login prompt, so they never name
+//! the holder of a reservation (`jitctl status` is where holders are shown).
+
+use axum::Json;
+use axum::extract::{Path, State as St};
+use jit_proto::api::{
+    AuditResult, DenyReason, EventsStored, Factor, HostAccount, HostAccounts, HostEvents,
+    LoginBegin, LoginBegun, LoginVerified, LoginVerify, ReservationState,
+};
+use jit_proto::{AccountName, PersonName};
+use sqlx::{Any, Transaction};
+
+use super::auth::HostCaller;
+use super::factor::{self, CodeOutcome};
+use super::reservations::expire_due;
+use super::{Body, State, now};
+use crate::error::{ApiError, ApiResult};
+use crate::keys;
+use crate::rules::{self, utc};
+use crate::store::audit::{self, Event};
+use crate::store::hosts::HostRow;
+use crate::store::reservations::{self, AttemptRow};
+use crate::store::{StoreError, accounts, persons};
+
+/// Largest batch of events a host may deliver at once.
+const MAX_EVENTS: usize = 500;
+
+fn how_to_reserve(account: &str, host: &str) -> String {
+    format!("Reserve it first: jitctl reserve {account} --host {host}")
+}
+
+pub async fn accounts(HostCaller(host): HostCaller, St(state): St<State>) -> ApiResult<Json<HostAccounts>> {
+    let mut tx = state.store.read().await?;
+    let labels = host.labels()?;
+    let name = host.host_name()?;
+    let mut out = Vec::new();
+    for a in accounts::list(&mut tx).await? {
+        if a.is_active() && rules::host_allowed(&name, &labels, &a.patterns()?, &a.labels()?) {
+            out.push(HostAccount {
+                name: AccountName::new(&a.name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                posix: a.posix()?,
+                offline: a.offline(),
+            });
+        }
+    }
+    Ok(Json(HostAccounts { host: name, accounts: out, now: now() }))
+}
+
+fn base_event(now: i64, host: &HostRow, action: &'static str, account: &str) -> Event {
+    Event::new(now, format!("host:{}", host.name), action, AuditResult::Denied)
+        .account(account)
+        .host(&host.name)
+}
+
+async fn deny_begin(
+    mut tx: Transaction<'static, Any>,
+    e: Event,
+    reason: DenyReason,
+    message: String,
+) -> ApiResult<Json<LoginBegun>> {
+    audit::record(&mut tx, &e.reason(message.clone())).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(LoginBegun::Denied { reason, message }))
+}
+
+pub async fn begin(
+    HostCaller(host): HostCaller,
+    St(state): St<State>,
+    Body(req): Body<LoginBegin>,
+) -> ApiResult<Json<LoginBegun>> {
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let host_name = host.host_name()?;
+    let account = match accounts::by_name(&mut tx, req.account.as_str()).await? {
+        Some(a)
+            if rules::host_allowed(&host_name, &host.labels()?, &a.patterns()?, &a.labels()?) =>
+        {
+            a
+        }
+        _ => {
+            return Ok(Json(LoginBegun::Denied {
+                reason: DenyReason::NotShared,
+                message: String::new(),
+            }));
+        }
+    };
+    let origin = serde_json::to_value(&req.origin).unwrap_or_default();
+    let ev = base_event(now, &host, "login.begin", &account.name).detail(origin.clone());
+    if !account.is_active() {
+        let msg = format!("The shared account {} is disabled.", account.name);
+        return deny_begin(tx, ev, DenyReason::AccountDisabled, msg).await;
+    }
+    expire_due(&mut tx, now).await?;
+    let Some(res) = reservations::active_for(&mut tx, account.id, host.id, now).await? else {
+        let msg = format!(
+            "{} is not reserved on {}. {}",
+            account.name,
+            host.name,
+            how_to_reserve(&account.name, &host.name)
+        );
+        return deny_begin(tx, ev, DenyReason::NoReservation, msg).await;
+    };
+    let ev = ev.person(&res.person);
+    let person = persons::by_id(&mut tx, res.person_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reservation without a person"))?;
+    if !person.is_active() || !person.is_enrolled() {
+        let reason =
+            if person.is_active() { DenyReason::NotEnrolled } else { DenyReason::PersonDisabled };
+        let msg = format!("The reservation of {} on {} cannot be used.", account.name, host.name);
+        return deny_begin(tx, ev, reason, msg).await;
+    }
+    if let Some(until) = person.locked_at(now) {
+        let msg = format!("Too many wrong codes. Try again after {}.", utc(until));
+        return deny_begin(tx, ev, DenyReason::LockedOut, msg).await;
+    }
+    let attempt = AttemptRow {
+        id: keys::new_attempt_id(),
+        host_id: host.id,
+        account_id: account.id,
+        reservation_id: res.id,
+        state: "pending".into(),
+        origin: origin.to_string(),
+        created_at: now,
+        expires_at: now + state.settings.logins.attempt_ttl.secs(),
+    };
+    reservations::insert_attempt(&mut tx, &attempt).await?;
+    let mut ok = ev.detail(serde_json::json!({ "origin": origin, "attempt": attempt.id }));
+    ok.result = AuditResult::Ok;
+    audit::record(&mut tx, &ok.reason("code requested")).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(LoginBegun::Challenge { attempt: attempt.id, factor: Factor::Totp, expires_at: res.expires_at }))
+}
+
+pub async fn verify(
+    HostCaller(host): HostCaller,
+    St(state): St<State>,
+    Path(attempt_id): Path<String>,
+    Body(req): Body<LoginVerify>,
+) -> ApiResult<Json<LoginVerified>> {
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let Some(attempt) = reservations::attempt(&mut tx, &attempt_id, host.id).await? else {
+        return Ok(Json(LoginVerified::Denied {
+            reason: DenyReason::AttemptExpired,
+            message: "This login attempt is unknown; start the login again.".into(),
+        }));
+    };
+    let res = reservations::by_id(&mut tx, attempt.reservation_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("attempt without a reservation"))?;
+    let origin: serde_json::Value = serde_json::from_str(&attempt.origin).unwrap_or_default();
+    let ev = base_event(now, &host, "login.verify", &res.account)
+        .person(&res.person)
+        .detail(serde_json::json!({ "origin": origin, "attempt": attempt.id, "reservation": res.id }));
+
+    // Every refusal ends the attempt and is audited; the person sees `message`.
+    let refusal = |reason: DenyReason, message: String| (reason, message);
+    let decision: Result<PersonName, (DenyReason, String)> = async {
+        if attempt.state != "pending" {
+            return Ok(Err(refusal(
+                DenyReason::AttemptExpired,
+                "This login attempt was already answered; start the login again.".into(),
+            )));
+        }
+        if attempt.expires_at <= now {
+            return Ok(Err(refusal(
+                DenyReason::AttemptExpired,
+                "The code came too late; start the login again.".into(),
+            )));
+        }
+        let again = how_to_reserve(&res.account, &res.host);
+        match res.state_at(now) {
+            ReservationState::Active => {}
+            ReservationState::Consumed => {
+                return Ok(Err(refusal(
+                    DenyReason::AlreadyUsed,
+                    format!("The reservation of {} on {} was already used by a login. {again}", res.account, res.host),
+                )));
+            }
+            ReservationState::Expired => {
+                return Ok(Err(refusal(
+                    DenyReason::Expired,
+                    format!("The reservation of {} on {} has expired. {again}", res.account, res.host),
+                )));
+            }
+            ReservationState::Released => {
+                return Ok(Err(refusal(
+                    DenyReason::NoReservation,
+                    format!("{} is not reserved on {}. {again}", res.account, res.host),
+                )));
+            }
+        }
+        let account = accounts::by_id(&mut tx, res.account_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("reservation without an account"))?;
+        if !account.is_active() {
+            return Ok(Err(refusal(
+                DenyReason::AccountDisabled,
+                format!("The shared account {} is disabled.", account.name),
+            )));
+        }
+        let person = persons::by_id(&mut tx, res.person_id)
+            .await?
+            .ok_or_else(|| ApiError::internal("reservation without a person"))?;
+        let cannot = format!("The reservation of {} on {} cannot be used.", res.account, res.host);
+        if !person.is_active() {
+            return Ok(Err(refusal(DenyReason::PersonDisabled, cannot)));
+        }
+        let Some(sealed) = person.totp_secret.clone() else {
+            return Ok(Err(refusal(DenyReason::NotEnrolled, cannot)));
+        };
+        match factor::check(&state, &mut tx, &person, &sealed, &req.code, now).await? {
+            CodeOutcome::Accepted => {}
+            CodeOutcome::LockedOut(until) => {
+                return Ok(Err(refusal(
+                    DenyReason::LockedOut,
+                    format!("Too many wrong codes. Try again after {}.", utc(until)),
+                )));
+            }
+            CodeOutcome::Wrong { locked_until } => {
+                let mut msg = format!(
+                    "The code is not valid for the current reservation of {} on {}.",
+                    res.account, res.host
+                );
+                if let Some(u) = locked_until {
+                    msg.push_str(&format!(" Too many wrong codes: locked until {}.", utc(u)));
+                }
+                return Ok(Err(refusal(DenyReason::WrongCode, msg)));
+            }
+            CodeOutcome::Replayed => {
+                return Ok(Err(refusal(
+                    DenyReason::ReplayedCode,
+                    "That code was already used. Wait for the next code and log in again.".into(),
+                )));
+            }
+        }
+        if !reservations::consume(&mut tx, res.id, now, &format!("host:{}", host.name)).await? {
+            return Ok(Err(refusal(
+                DenyReason::AlreadyUsed,
+                format!("The reservation of {} on {} was already used by a login.", res.account, res.host),
+            )));
+        }
+        let name = PersonName::new(&person.name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok::<_, ApiError>(Ok(name))
+    }
+    .await?;
+
+    match decision {
+        Ok(person) => {
+            reservations::finish_attempt(&mut tx, &attempt.id, "granted").await?;
+            let mut ok = ev;
+            ok.result = AuditResult::Ok;
+            audit::record(&mut tx, &ok.reason("code accepted; reservation consumed")).await?;
+            tx.commit().await.map_err(ApiError::internal)?;
+            Ok(Json(LoginVerified::Granted { person, reservation_id: res.id }))
+        }
+        Err((reason, message)) => {
+            reservations::finish_attempt(&mut tx, &attempt.id, "denied").await?;
+            let why = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let e = ev.reason(format!("{}: {message}", why.unwrap_or_default()));
+            audit::record(&mut tx, &e).await?;
+            tx.commit().await.map_err(ApiError::internal)?;
+            Ok(Json(LoginVerified::Denied { reason, message }))
+        }
+    }
+}
+
+/// Event kinds a host may report.
+const HOST_ACTIONS: &[&str] = &[
+    "session.open",
+    "session.close",
+    "account.denied",
+    "login.denied",
+    "login.offline",
+];
+
+pub async fn events(
+    HostCaller(host): HostCaller,
+    St(state): St<State>,
+    Body(req): Body<HostEvents>,
+) -> ApiResult<Json<EventsStored>> {
+    if req.events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!("at most {MAX_EVENTS} events per request")));
+    }
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let mut stored = 0u32;
+    for ev in &req.events {
+        let Some(action) = HOST_ACTIONS.iter().find(|a| **a == ev.action) else {
+            return Err(ApiError::bad_request(format!(
+                "unknown event action {:?}; expected one of {}",
+                ev.action,
+                HOST_ACTIONS.join(", ")
+            )));
+        };
+        if ev.id.is_empty() || ev.id.len() > 100 {
+            return Err(ApiError::bad_request("event id must be 1 to 100 characters"));
+        }
+        if let Some(r) = &ev.reason {
+            rules::check_reason(&Some(r.chars().take(rules::MAX_REASON_CHARS).collect()))?;
+        }
+        let mut e = Event::new(ev.at, format!("host:{}", host.name), action, ev.result)
+            .account(ev.account.as_str())
+            .host(&host.name)
+            .key(format!("host:{}:{}", host.id, ev.id))
+            .detail(serde_json::json!({
+                "origin": ev.origin,
+                "reservation": ev.reservation_id,
+                "attempt": ev.attempt,
+                "received_at": now,
+            }));
+        if let Some(p) = &ev.person {
+            e = e.person(p.as_str());
+        }
+        if let Some(r) = &ev.reason {
+            e = e.reason(r.chars().take(rules::MAX_REASON_CHARS).collect::<String>());
+        }
+        if audit::record(&mut tx, &e).await? {
+            stored += 1;
+        }
+    }
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(EventsStored { stored }))
+}

@@ -1,0 +1,159 @@
+//! The HTTP API: routes, who may call them, and request-body handling.
+//!
+//! Every handler reads the clock once (via [`crate::clock`]) and passes `now` down. Bodies are
+//! JSON with unknown fields refused and a size cap; every failure becomes an [`ApiError`] with a
+//! message that says what was wrong.
+
+mod accounts;
+mod audit;
+mod auth;
+mod enroll;
+mod factor;
+mod groups;
+mod host;
+mod hosts;
+mod persons;
+mod reservations;
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+
+use crate::config::Settings;
+use crate::error::{ApiError, ApiResult};
+use crate::keys::AtRestKey;
+use crate::store::Store;
+use jit_proto::api::ErrorCode;
+
+pub use auth::Caller;
+
+pub struct AppState {
+    pub store: Store,
+    pub key: AtRestKey,
+    pub settings: Settings,
+    /// Goes into join tokens, so hosts pin this server's CA.
+    pub ca_fingerprint: jit_proto::fingerprint::Fingerprint,
+}
+
+pub type State = Arc<AppState>;
+
+pub fn router(state: State) -> Router {
+    let limit = state.settings.max_body_bytes;
+    let v1 = Router::new()
+        .route("/whoami", get(auth::whoami))
+        .route("/persons", post(persons::add).get(persons::list))
+        .route("/persons/{name}", get(persons::show))
+        .route("/persons/{name}/disable", post(persons::disable))
+        .route("/persons/{name}/enable", post(persons::enable))
+        .route("/persons/{name}/reset-factor", post(persons::reset_factor))
+        .route("/groups", post(groups::add).get(groups::list))
+        .route("/groups/{name}", get(groups::show))
+        .route("/groups/{name}/members", post(groups::add_member))
+        .route("/groups/{name}/members/{person}", delete(groups::remove_member))
+        .route("/accounts", post(accounts::add).get(accounts::list))
+        .route("/accounts/{name}", get(accounts::show).patch(accounts::change))
+        .route("/accounts/{name}/disable", post(accounts::disable))
+        .route("/accounts/{name}/enable", post(accounts::enable))
+        .route("/hosts", post(hosts::add).get(hosts::list))
+        .route("/hosts/{name}/rejoin", post(hosts::rejoin))
+        .route("/hosts/{name}/disable", post(hosts::disable))
+        .route("/hosts/{name}/enable", post(hosts::enable))
+        .route("/reservations", post(reservations::reserve).get(reservations::list))
+        .route("/reservations/release", post(reservations::release))
+        .route("/audit", get(audit::query))
+        .route("/enroll/start", post(enroll::start))
+        .route("/enroll/confirm", post(enroll::confirm))
+        .route("/join", post(hosts::join))
+        .route("/host/accounts", get(host::accounts))
+        .route("/host/logins", post(host::begin))
+        .route("/host/logins/{attempt}/verify", post(host::verify))
+        .route("/host/events", post(host::events));
+    Router::new()
+        .nest(jit_proto::api::API_PREFIX, v1)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint; see docs/api.md for the /v1 paths")
+}
+
+/// A JSON body: malformed JSON, a wrong type, an unknown field or an over-long body become a
+/// 4xx with serde's description of what was wrong.
+pub struct Body<T>(pub T);
+
+impl<S, T> FromRequest<S> for Body<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(rejection) => Err(json_rejection(rejection)),
+        }
+    }
+}
+
+fn json_rejection(r: JsonRejection) -> ApiError {
+    match r {
+        JsonRejection::JsonDataError(e) => {
+            ApiError::bad_request(format!("request body does not fit: {}", e.body_text()))
+        }
+        JsonRejection::JsonSyntaxError(e) => {
+            ApiError::bad_request(format!("request body is not valid JSON: {}", e.body_text()))
+        }
+        JsonRejection::MissingJsonContentType(_) => {
+            ApiError::bad_request("send the body as JSON with Content-Type: application/json")
+        }
+        JsonRejection::BytesRejection(e) => {
+            if e.status().as_u16() == 413 {
+                ApiError::new(ErrorCode::PayloadTooLarge, "request body is over the size limit")
+            } else {
+                ApiError::bad_request(format!("cannot read request body: {}", e.body_text()))
+            }
+        }
+        other => ApiError::bad_request(other.body_text()),
+    }
+}
+
+/// Query-string parameters, with the same error treatment as [`Body`].
+pub struct Params<T>(pub T);
+
+impl<S, T> FromRequestParts<S> for Params<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(v)) => Ok(Params(v)),
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
+                Err(ApiError::bad_request(format!("bad query parameters: {}", e.body_text())))
+            }
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+/// Parses a name from a URL path segment.
+pub fn path_name<T: std::str::FromStr<Err = jit_proto::NameError>>(s: &str) -> ApiResult<T> {
+    s.parse::<T>().map_err(ApiError::from)
+}
+
+pub use crate::clock::now;
+
+/// Marks ran-out reservations expired, for the background sweeper.
+pub async fn expire_due_now(conn: &mut sqlx::AnyConnection) -> ApiResult<()> {
+    reservations::expire_due(conn, now()).await
+}

@@ -1,0 +1,164 @@
+//! Admin endpoints for persons.
+
+use axum::Json;
+use axum::extract::{Path, State as St};
+use jit_proto::api::{AuditResult, EnrollmentIssued, NewPerson, Person};
+use jit_proto::{GroupName, PersonName};
+use sqlx::AnyConnection;
+
+use super::auth::Admin;
+use super::{Body, State, now, path_name};
+use crate::error::{ApiError, ApiResult};
+use crate::keys;
+use crate::store::audit::{self, Event};
+use crate::store::persons::{self, PersonRow};
+use crate::store::{StoreError, is_unique_violation, reservations};
+
+pub(super) async fn to_api(conn: &mut AnyConnection, row: &PersonRow, now: i64) -> ApiResult<Person> {
+    let groups = persons::groups_of(conn, row.id)
+        .await?
+        .iter()
+        .map(|g| GroupName::new(g))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(Person {
+        name: PersonName::new(&row.name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        display_name: row.display_name.clone(),
+        active: row.is_active(),
+        enrolled: row.is_enrolled(),
+        groups,
+        locked_until: row.locked_at(now),
+        created_at: row.created_at,
+    })
+}
+
+pub(super) async fn find(conn: &mut AnyConnection, name: &str) -> ApiResult<PersonRow> {
+    persons::by_name(conn, name).await?.ok_or_else(|| {
+        ApiError::not_found(format!("no person named {name}; list them with `jitctl person list`"))
+    })
+}
+
+fn check_display_name(d: &Option<String>) -> ApiResult<()> {
+    if let Some(d) = d
+        && (d.chars().count() > 100 || d.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "display name: at most 100 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Issues a fresh enrollment code for `person` inside `conn`'s transaction.
+async fn issue_code(
+    state: &State,
+    conn: &mut AnyConnection,
+    person: &PersonRow,
+    now: i64,
+) -> ApiResult<EnrollmentIssued> {
+    let code = keys::new_enrollment_code();
+    let expires_at = now + state.settings.enrollment.code_ttl.secs();
+    let normalized = keys::normalize_enrollment_code(code.expose());
+    persons::issue_enrollment_code(conn, person.id, &keys::token_hash(&normalized), now, expires_at)
+        .await?;
+    Ok(EnrollmentIssued {
+        person: PersonName::new(&person.name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        enrollment_code: code.expose().to_owned(),
+        enrollment_expires_at: expires_at,
+    })
+}
+
+pub async fn add(
+    _: Admin,
+    St(state): St<State>,
+    Body(req): Body<NewPerson>,
+) -> ApiResult<Json<EnrollmentIssued>> {
+    check_display_name(&req.display_name)?;
+    let now = now();
+    let mut tx = state.store.write().await?;
+    match persons::insert(&mut tx, req.name.as_str(), req.display_name.as_deref(), now).await {
+        Ok(_) => {}
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::exists(format!("person {} already exists", req.name)));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    }
+    let row = find(&mut tx, req.name.as_str()).await?;
+    let issued = issue_code(&state, &mut tx, &row, now).await?;
+    audit::record(&mut tx, &Event::new(now, "admin", "person.add", AuditResult::Ok).person(&row.name))
+        .await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(issued))
+}
+
+pub async fn list(_: Admin, St(state): St<State>) -> ApiResult<Json<Vec<Person>>> {
+    let now = now();
+    let mut tx = state.store.read().await?;
+    let mut out = Vec::new();
+    for row in persons::list(&mut tx).await? {
+        out.push(to_api(&mut tx, &row, now).await?);
+    }
+    Ok(Json(out))
+}
+
+pub async fn show(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Person>> {
+    let name: PersonName = path_name(&name)?;
+    let mut tx = state.store.read().await?;
+    let row = find(&mut tx, name.as_str()).await?;
+    Ok(Json(to_api(&mut tx, &row, now()).await?))
+}
+
+async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<Person>> {
+    let name: PersonName = path_name(&name)?;
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let row = find(&mut tx, name.as_str()).await?;
+    persons::set_active(&mut tx, row.id, active).await?;
+    let action = if active { "person.enable" } else { "person.disable" };
+    audit::record(&mut tx, &Event::new(now, "admin", action, AuditResult::Ok).person(&row.name))
+        .await?;
+    if !active {
+        // A disabled person's reservations end now: nobody may log in on their behalf.
+        for r in reservations::list(&mut tx, Some(row.id), false, now).await? {
+            if reservations::release(&mut tx, r.id, now, "admin").await? {
+                let e = Event::new(now, "admin", "reservation.release", AuditResult::Ok)
+                    .person(&r.person)
+                    .account(&r.account)
+                    .host(&r.host)
+                    .reason("holder disabled");
+                audit::record(&mut tx, &e).await?;
+            }
+        }
+    }
+    let row = find(&mut tx, name.as_str()).await?;
+    let out = to_api(&mut tx, &row, now).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(out))
+}
+
+pub async fn disable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Person>> {
+    set_active(state, name, false).await
+}
+
+pub async fn enable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Person>> {
+    set_active(state, name, true).await
+}
+
+pub async fn reset_factor(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<EnrollmentIssued>> {
+    let name: PersonName = path_name(&name)?;
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let row = find(&mut tx, name.as_str()).await?;
+    persons::reset_factor(&mut tx, row.id, now).await?;
+    let issued = issue_code(&state, &mut tx, &row, now).await?;
+    let e = Event::new(now, "admin", "person.reset_factor", AuditResult::Ok)
+        .person(&row.name)
+        .reason("factor and tokens revoked; person must enroll again");
+    audit::record(&mut tx, &e).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(issued))
+}

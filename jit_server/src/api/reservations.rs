@@ -1,0 +1,211 @@
+//! Reserving, listing and releasing shared accounts.
+
+use axum::Json;
+use axum::extract::State as St;
+use jit_proto::api::{
+    AuditResult, ErrorCode, NewReservation, ReleaseRequest, Released, Reservation, ReservationQuery,
+    Reservations,
+};
+use sqlx::{Any, AnyConnection, Transaction};
+
+use super::auth::{Caller, PersonCaller};
+use super::{Body, Params, State, accounts as account_api, now};
+use crate::error::{ApiError, ApiResult};
+use crate::rules::{self, human_secs, utc};
+use crate::store::audit::{self, Event};
+use crate::store::{groups, hosts, is_unique_violation, reservations};
+
+/// Records a refused request in the audit log, then returns the refusal.
+async fn refuse<T>(mut tx: Transaction<'static, Any>, e: Event, err: ApiError) -> ApiResult<T> {
+    audit::record(&mut tx, &e.reason(err.message.clone())).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Err(err)
+}
+
+/// Sweeps reservations that ran out, so each expiry is in the audit log.
+pub async fn expire_due(conn: &mut AnyConnection, now: i64) -> ApiResult<()> {
+    for r in reservations::expire_due(conn, now).await? {
+        let e = Event::new(now, "server", "reservation.expire", AuditResult::Ok)
+            .person(&r.person)
+            .account(&r.account)
+            .host(&r.host)
+            .detail(serde_json::json!({ "reservation": r.id, "expired_at": r.expires_at }));
+        audit::record(conn, &e).await?;
+    }
+    Ok(())
+}
+
+pub async fn reserve(
+    PersonCaller(person): PersonCaller,
+    St(state): St<State>,
+    Body(req): Body<NewReservation>,
+) -> ApiResult<Json<Reservation>> {
+    rules::check_reason(&req.reason)?;
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let ev = Event::new(now, format!("person:{}", person.name), "reservation.create", AuditResult::Denied)
+        .person(&person.name)
+        .account(req.account.as_str())
+        .host(req.host.as_str());
+    let account = account_api::find(&mut tx, req.account.as_str()).await?;
+    let Some(host) = hosts::by_name(&mut tx, req.host.as_str()).await? else {
+        return Err(ApiError::not_found(format!(
+            "no host named {}; ask an admin which hosts exist",
+            req.host
+        )));
+    };
+    if !account.is_active() {
+        let err = ApiError::not_allowed(format!("shared account {} is disabled", account.name));
+        return refuse(tx, ev, err).await;
+    }
+    if !host.is_active() {
+        let err = ApiError::not_allowed(format!("host {} is disabled", host.name));
+        return refuse(tx, ev, err).await;
+    }
+    if !rules::host_allowed(&req.host, &host.labels()?, &account.patterns()?, &account.labels()?) {
+        let err = ApiError::not_allowed(format!(
+            "shared account {} does not exist on {}",
+            account.name, host.name
+        ));
+        return refuse(tx, ev, err).await;
+    }
+    if !groups::person_may_reserve(&mut tx, person.id, account.id).await? {
+        let err = ApiError::not_allowed(format!(
+            "you are not in a group allowed to reserve {}; ask an admin to add you",
+            account.name
+        ));
+        return refuse(tx, ev, err).await;
+    }
+    let (default_ttl, max_ttl) = account.ttls();
+    let ttl = match rules::reservation_ttl(req.duration_secs, default_ttl, max_ttl) {
+        Ok(t) => t,
+        Err(e) => return refuse(tx, ev, e.into()).await,
+    };
+    expire_due(&mut tx, now).await?;
+    if let Some(held) = reservations::active_for(&mut tx, account.id, host.id, now).await? {
+        let msg = if held.person_id == person.id {
+            format!(
+                "you already hold {} on {} until {} ({} left); release it first with `jitctl release {}`",
+                account.name,
+                host.name,
+                utc(held.expires_at),
+                human_secs(held.expires_at - now),
+                account.name
+            )
+        } else {
+            format!(
+                "{} on {} is reserved by {} until {} ({} left); try again after that",
+                account.name,
+                host.name,
+                held.person,
+                utc(held.expires_at),
+                human_secs(held.expires_at - now)
+            )
+        };
+        let err = ApiError::new(ErrorCode::ReservationTaken, msg).with_until(held.expires_at);
+        return refuse(tx, ev, err).await;
+    }
+    let expires_at = now + i64::from(ttl);
+    let id = match reservations::insert(
+        &mut tx,
+        account.id,
+        host.id,
+        person.id,
+        req.reason.as_deref(),
+        now,
+        expires_at,
+    )
+    .await
+    {
+        Ok(id) => id,
+        // Another server process won the race between our check and our insert.
+        Err(e) if is_unique_violation(&e) => {
+            return Err(ApiError::new(
+                ErrorCode::ReservationTaken,
+                format!("{} on {} was just reserved by someone else", account.name, host.name),
+            ));
+        }
+        Err(e) => return Err(ApiError::internal(e)),
+    };
+    let mut ok = ev.clone();
+    ok.result = AuditResult::Ok;
+    if let Some(r) = &req.reason {
+        ok = ok.reason(r.clone());
+    }
+    ok = ok.detail(serde_json::json!({ "reservation": id, "duration_secs": ttl, "expires_at": expires_at }));
+    audit::record(&mut tx, &ok).await?;
+    let row = reservations::by_id(&mut tx, id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reservation vanished after insert"))?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(row.to_api(now)?))
+}
+
+pub async fn list(
+    caller: Caller,
+    St(state): St<State>,
+    Params(q): Params<ReservationQuery>,
+) -> ApiResult<Json<Reservations>> {
+    let person_id = match &caller {
+        Caller::Admin => None,
+        Caller::Person(p) => Some(p.id),
+        Caller::Host(_) => return Err(ApiError::forbidden("this needs a person or the admin token")),
+    };
+    let now = now();
+    let mut tx = state.store.read().await?;
+    let rows = reservations::list(&mut tx, person_id, q.all, now).await?;
+    let reservations = rows.iter().map(|r| r.to_api(now)).collect::<Result<_, _>>()?;
+    Ok(Json(Reservations { reservations, now }))
+}
+
+pub async fn release(
+    caller: Caller,
+    St(state): St<State>,
+    Body(req): Body<ReleaseRequest>,
+) -> ApiResult<Json<Released>> {
+    let (person_id, by, action) = match &caller {
+        Caller::Admin => (None, "admin".to_owned(), "reservation.force_release"),
+        Caller::Person(p) => (Some(p.id), p.name.clone(), "reservation.release"),
+        Caller::Host(_) => return Err(ApiError::forbidden("this needs a person or the admin token")),
+    };
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let account = account_api::find(&mut tx, req.account.as_str()).await?;
+    let host_id = match &req.host {
+        Some(h) => Some(
+            hosts::by_name(&mut tx, h.as_str())
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no host named {h}")))?
+                .id,
+        ),
+        None => None,
+    };
+    let live = reservations::live_for_account(&mut tx, account.id, host_id, person_id, now).await?;
+    if live.is_empty() {
+        let whose = if person_id.is_some() { "you hold no" } else { "there is no" };
+        let where_ = req.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default();
+        return Err(ApiError::not_found(format!(
+            "{whose} live reservation of {}{where_}",
+            account.name
+        )));
+    }
+    let mut released = Vec::new();
+    for r in live {
+        if reservations::release(&mut tx, r.id, now, &by).await? {
+            let mut e = Event::new(now, caller.actor(), action, AuditResult::Ok)
+                .person(&r.person)
+                .account(&r.account)
+                .host(&r.host)
+                .detail(serde_json::json!({ "reservation": r.id }));
+            if person_id.is_none() {
+                e = e.reason(format!("forced release by admin; it was held by {}", r.person));
+            }
+            audit::record(&mut tx, &e).await?;
+            if let Some(row) = reservations::by_id(&mut tx, r.id).await? {
+                released.push(row.to_api(now)?);
+            }
+        }
+    }
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(Released { released }))
+}

@@ -1,0 +1,250 @@
+//! `server.toml`: every option, its default, and errors that name the file, line and key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default location of the configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/jit/server.toml";
+/// Default data directory (database, TLS material, at-rest key).
+pub const DEFAULT_DATA_DIR: &str = "/var/lib/jit-server";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A duration written as `30s`, `5m`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Span).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a duration ({e}); write e.g. \"90s\", \"15m\", \"1h\""))
+        })
+    }
+}
+
+impl Span {
+    pub fn secs(self) -> i64 {
+        self.0.as_secs() as i64
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Settings {
+    /// Holds jit.db, tls/ and at-rest.key. Default /var/lib/jit-server.
+    pub data_dir: PathBuf,
+    /// Address to listen on. Default 0.0.0.0:8443.
+    pub listen: SocketAddr,
+    /// URL hosts use to reach this server, written into join tokens. Default: the URL the admin
+    /// used (from the request's Host header).
+    pub public_url: Option<String>,
+    /// Database URL. Default: sqlite://DATA_DIR/jit.db.
+    pub database_url: Option<String>,
+    /// Issuer name shown in authenticator apps. Default "jit".
+    pub issuer: String,
+    /// Largest request body accepted, in bytes. Default 65536.
+    pub max_body_bytes: usize,
+    pub totp: TotpSettings,
+    pub lockout: LockoutSettings,
+    pub enrollment: EnrollmentSettings,
+    pub hosts: HostSettings,
+    pub logins: LoginSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TotpSettings {
+    /// Steps of clock skew accepted either side of now. Default 1 (±30 s).
+    pub skew_steps: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LockoutSettings {
+    /// Wrong codes within `window` that lock a person out. Default 5.
+    pub max_failures: u32,
+    /// Default 15m.
+    pub window: Span,
+    /// How long a lockout lasts. Default 15m.
+    pub duration: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EnrollmentSettings {
+    /// How long an enrollment code stays valid. Default 24h.
+    pub code_ttl: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostSettings {
+    /// How long a host join token stays valid. Default 24h.
+    pub join_ttl: Span,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoginSettings {
+    /// How long a person has to type a code after the prompt appears. Default 5m.
+    pub attempt_ttl: Span,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8443))),
+            public_url: None,
+            database_url: None,
+            issuer: "jit".into(),
+            max_body_bytes: 64 * 1024,
+            totp: TotpSettings::default(),
+            lockout: LockoutSettings::default(),
+            enrollment: EnrollmentSettings::default(),
+            hosts: HostSettings::default(),
+            logins: LoginSettings::default(),
+        }
+    }
+}
+
+impl Default for TotpSettings {
+    fn default() -> Self {
+        Self { skew_steps: 1 }
+    }
+}
+
+impl Default for LockoutSettings {
+    fn default() -> Self {
+        Self {
+            max_failures: 5,
+            window: Span(Duration::from_secs(15 * 60)),
+            duration: Span(Duration::from_secs(15 * 60)),
+        }
+    }
+}
+
+impl Default for EnrollmentSettings {
+    fn default() -> Self {
+        Self { code_ttl: Span(Duration::from_secs(24 * 3600)) }
+    }
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        Self { join_ttl: Span(Duration::from_secs(24 * 3600)) }
+    }
+}
+
+impl Default for LoginSettings {
+    fn default() -> Self {
+        Self { attempt_ttl: Span(Duration::from_secs(5 * 60)) }
+    }
+}
+
+impl Settings {
+    /// Parses server.toml text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let settings: Settings = toml::from_str(text)
+            .map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: describe(&e, text) })?;
+        settings.validate().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        Ok(settings)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.totp.skew_steps > 2 {
+            return Err("totp.skew_steps: at most 2 (each step widens the window by 30 s)".into());
+        }
+        if self.lockout.max_failures == 0 {
+            return Err("lockout.max_failures: must be at least 1".into());
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_body_bytes) {
+            return Err("max_body_bytes: must be between 1024 and 1048576".into());
+        }
+        if self.logins.attempt_ttl.secs() < 30 {
+            return Err("logins.attempt_ttl: must be at least 30s".into());
+        }
+        if let Some(url) = &self.public_url
+            && !url.starts_with("https://")
+        {
+            return Err(format!("public_url: {url:?} must start with https://"));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(u) => u.clone(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("jit.db").display()),
+        }
+    }
+}
+
+/// Turns a toml error into "line N, key K: what" (toml's own text already names line and column).
+fn describe(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line} ({snippet}): {msg}")
+        }
+        None => msg,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Settings, String> {
+        Settings::parse(t, Path::new("/etc/jit/server.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let s = parse("").unwrap();
+        assert_eq!(s.listen.to_string(), "0.0.0.0:8443");
+        assert_eq!(s.lockout.max_failures, 5);
+        assert_eq!(s.lockout.window.secs(), 900);
+        assert_eq!(s.totp.skew_steps, 1);
+        assert_eq!(s.database_url(), "sqlite:///var/lib/jit-server/jit.db?mode=rwc");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("listen = \"127.0.0.1:9000\"\n\n[lockout]\nmax_fails = 3\n").unwrap_err();
+        assert!(err.starts_with("/etc/jit/server.toml: line 4"), "{err}");
+        assert!(err.contains("max_fails"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = parse("[lockout]\nwindow = \"soon\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("\"soon\" is not a duration"), "{err}");
+        let err = parse("listen = \"nowhere\"\n").unwrap_err();
+        assert!(err.contains("line 1"), "{err}");
+        let err = parse("public_url = \"http://x\"\n").unwrap_err();
+        assert!(err.contains("public_url"), "{err}");
+        let err = parse("[totp]\nskew_steps = 9\n").unwrap_err();
+        assert!(err.contains("totp.skew_steps"), "{err}");
+    }
+}

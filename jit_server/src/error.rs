@@ -1,0 +1,88 @@
+//! The one error type of the HTTP API: a code, a message that says what to do next, and the
+//! HTTP status that goes with the code. Internal failures are logged with their cause and
+//! answered with a generic message, so no SQL or file path leaks to a client.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use jit_proto::api::{ErrorBody, ErrorCode, ErrorResponse};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub until: Option<i64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self { code, message: message.into(), until: None }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Forbidden, message)
+    }
+
+    pub fn not_allowed(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotAllowed, message)
+    }
+
+    pub fn exists(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::AlreadyExists, message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unauthorized, message)
+    }
+
+    pub fn with_until(mut self, until: i64) -> Self {
+        self.until = Some(until);
+        self
+    }
+
+    /// Logs `cause` and answers 500 without details.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(%cause, "internal error");
+        Self::new(ErrorCode::Internal, "internal server error; the server log has the details")
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+impl From<jit_proto::NameError> for ApiError {
+    fn from(e: jit_proto::NameError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl From<crate::rules::RuleError> for ApiError {
+    fn from(e: crate::rules::RuleError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = ErrorResponse {
+            error: ErrorBody { code: self.code, message: self.message, until: self.until },
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

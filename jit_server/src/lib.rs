@@ -1,0 +1,22 @@
+//! The jit central service.
+//!
+//! It owns persons, groups, shared accounts, hosts, reservations, second factors and the audit
+//! log, and serves them over an HTTPS JSON API (`/v1`, see docs/api.md). Policy lives here and
+//! in plain functions that take `now` as an argument; the database enforces exclusivity and
+//! single use, so several server processes can share one database.
+//!
+//! Map: [`config`] (server.toml), [`init`] (data directory, CA, keys, admin token), [`serve`]
+//! (TLS listener), [`api`] (HTTP handlers), [`store`] (SQL), [`rules`] (reservation rules),
+//! [`totp`] (codes), [`keys`] (at-rest encryption and token hashing).
+
+pub mod api;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod init;
+pub mod keys;
+pub mod rules;
+pub mod serve;
+pub mod store;
+pub mod tls;
+pub mod totp;

@@ -1,0 +1,289 @@
+//! jitctl's command line, in one place so the man page is generated from it.
+
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  success
+  1  unexpected failure (server error, unreadable local file)
+  2  bad usage
+  3  not logged in, unknown credential, or not allowed
+  4  not found
+  5  conflict: already exists, or reserved by someone else
+  6  server unreachable, or not the server that was pinned
+  7  the server refused a value
+  8  expired or used code/token, or locked out after too many wrong codes
+
+Credentials live in ~/.config/jit/config.json (mode 0600); JITCTL_CONFIG names another directory.";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jitctl",
+    version,
+    about = "Reserve shared Linux accounts just in time, and administer jit",
+    after_help = AFTER_HELP
+)]
+pub struct Cli {
+    /// Print JSON instead of text (errors too, as {"error": {...}}).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Seconds to wait for the server.
+    #[arg(long, global = true, default_value_t = 15, value_name = "SECS")]
+    pub timeout: u64,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Save the server address, pin its CA, and store a token (admins).
+    Login(Login),
+    /// Forget the stored credential.
+    Logout,
+    /// Show who the stored credential belongs to.
+    Whoami,
+    /// Enroll your second factor with a one-time code from an admin (persons).
+    Enroll(Enroll),
+    /// Reserve a shared account on a host.
+    Reserve(Reserve),
+    /// Give a reservation back early.
+    Release(Release),
+    /// Show your reservations (admins: everybody's), with time left.
+    Status(Status),
+    /// Manage persons (admin).
+    #[command(subcommand)]
+    Person(PersonCmd),
+    /// Manage groups of persons (admin).
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Manage shared accounts (admin).
+    #[command(subcommand)]
+    Account(AccountCmd),
+    /// Manage hosts (admin).
+    #[command(subcommand)]
+    Host(HostCmd),
+    /// Read the audit log (admin).
+    Audit(Audit),
+}
+
+#[derive(Args, Debug)]
+pub struct Login {
+    /// Server URL, e.g. https://jit.example.com:8443
+    #[arg(long)]
+    pub server: String,
+    /// The CA fingerprint `jit-server init` printed (SHA256:…).
+    #[arg(long)]
+    pub ca_fingerprint: String,
+    /// The admin token (or a person token). Read from the JITCTL_TOKEN variable or stdin if absent.
+    #[arg(long, env = "JITCTL_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Enroll {
+    /// The one-time enrollment code (from `jitctl person add`).
+    pub code: String,
+    /// Server URL, e.g. https://jit.example.com:8443
+    #[arg(long)]
+    pub server: String,
+    /// The CA fingerprint of the server (SHA256:…).
+    #[arg(long)]
+    pub ca_fingerprint: String,
+    /// Do not draw the QR code.
+    #[arg(long)]
+    pub no_qr: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct Reserve {
+    /// Shared account, e.g. admin
+    pub account: String,
+    /// Host to reserve it on.
+    #[arg(long)]
+    pub host: String,
+    /// How long, e.g. 5m (default: the account's default).
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: Option<String>,
+    /// Why, for the audit log.
+    #[arg(long)]
+    pub reason: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Release {
+    /// Shared account.
+    pub account: String,
+    /// Only on this host (default: every host where you hold it).
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct Status {
+    /// Include ended reservations.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum PersonCmd {
+    /// Add a person; prints their one-time enrollment code.
+    Add {
+        name: String,
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List persons.
+    List,
+    /// Show one person.
+    Show { name: String },
+    /// Stop a person from reserving or logging in (ends their reservations).
+    Disable { name: String },
+    /// Allow a disabled person again.
+    Enable { name: String },
+    /// Forget a person's factor and tokens; prints a new enrollment code.
+    ResetFactor { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum GroupCmd {
+    /// Add a group.
+    Add { name: String },
+    /// List groups with their members.
+    List,
+    /// Show one group.
+    Show { name: String },
+    /// Add a person to a group.
+    AddMember { group: String, person: String },
+    /// Remove a person from a group.
+    RemoveMember { group: String, person: String },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum Offline {
+    /// Deny logins when the server is unreachable (default).
+    Deny,
+    /// Decide from what the host cached about a reservation it already knew of.
+    Cached,
+}
+
+#[derive(Args, Debug)]
+pub struct AccountAdd {
+    /// Account name, e.g. admin
+    pub name: String,
+    /// The account already exists in the hosts' own files (root); jit only guards logins.
+    #[arg(long, conflicts_with_all = ["uid", "gid", "home", "shell", "gecos", "unix_groups"])]
+    pub existing: bool,
+    /// uid of a virtual account (served by nss_jit).
+    #[arg(long, required_unless_present = "existing")]
+    pub uid: Option<u32>,
+    /// Primary gid of a virtual account.
+    #[arg(long, required_unless_present = "existing")]
+    pub gid: Option<u32>,
+    /// Home directory of a virtual account.
+    #[arg(long, required_unless_present = "existing")]
+    pub home: Option<String>,
+    /// Login shell of a virtual account.
+    #[arg(long, required_unless_present = "existing")]
+    pub shell: Option<String>,
+    /// Full name (GECOS) of a virtual account.
+    #[arg(long)]
+    pub gecos: Option<String>,
+    /// Supplementary Unix group NAME:GID served by nss_jit (repeatable).
+    #[arg(long = "unix-group", value_name = "NAME:GID")]
+    pub unix_groups: Vec<String>,
+    /// Group of persons allowed to reserve it (repeatable, or comma-separated).
+    #[arg(long = "group", required = true, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Default reservation length (default 5m).
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Longest reservation allowed (default 5m).
+    #[arg(long)]
+    pub max_ttl: Option<String>,
+    /// Host name patterns it exists on, e.g. 'web*' (repeatable, or comma-separated).
+    #[arg(long = "hosts", value_delimiter = ',')]
+    pub hosts: Vec<String>,
+    /// Host labels it exists on (repeatable, or comma-separated).
+    #[arg(long = "label", value_delimiter = ',')]
+    pub labels: Vec<String>,
+    /// What hosts do when the server is unreachable.
+    #[arg(long, value_enum, default_value_t = Offline::Deny)]
+    pub offline: Offline,
+}
+
+#[derive(Args, Debug)]
+pub struct AccountSet {
+    pub name: String,
+    #[arg(long = "group", value_delimiter = ',')]
+    pub groups: Option<Vec<String>>,
+    #[arg(long)]
+    pub ttl: Option<String>,
+    #[arg(long)]
+    pub max_ttl: Option<String>,
+    #[arg(long = "hosts", value_delimiter = ',')]
+    pub hosts: Option<Vec<String>>,
+    #[arg(long = "label", value_delimiter = ',')]
+    pub labels: Option<Vec<String>>,
+    #[arg(long, value_enum)]
+    pub offline: Option<Offline>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AccountCmd {
+    /// Add a shared account.
+    Add(Box<AccountAdd>),
+    /// List shared accounts.
+    List,
+    /// Show one shared account.
+    Show { name: String },
+    /// Change who may reserve it, where it exists, or its durations.
+    Set(AccountSet),
+    /// Refuse reservations and logins for it.
+    Disable { name: String },
+    /// Allow it again.
+    Enable { name: String },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum HostCmd {
+    /// Add a host; prints a one-time join token for `jitd join`.
+    Add {
+        name: String,
+        /// Label (repeatable, or comma-separated).
+        #[arg(long = "label", value_delimiter = ',')]
+        labels: Vec<String>,
+    },
+    /// List hosts.
+    List,
+    /// Revoke a host's credential and print a new join token.
+    Rejoin { name: String },
+    /// Refuse a host's calls.
+    Disable { name: String },
+    /// Allow a host again.
+    Enable { name: String },
+}
+
+#[derive(Args, Debug)]
+pub struct Audit {
+    #[arg(long)]
+    pub person: Option<String>,
+    #[arg(long)]
+    pub account: Option<String>,
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Since when: a duration ago (1h), a date (2026-11-23T10:00:00Z) or Unix seconds.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Until when (same forms as --since).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// At most this many events (the newest).
+    #[arg(long)]
+    pub limit: Option<u32>,
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}

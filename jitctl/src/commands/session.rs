@@ -1,0 +1,150 @@
+//! login, logout, whoami, enroll: getting and keeping a credential.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use jit_client::{Client, Trust, parse_fingerprint};
+use jit_proto::Secret;
+use jit_proto::api::{CallerKind, EnrollConfirm, EnrollStart};
+
+use super::Ctx;
+use crate::cli::{Enroll, Login};
+use crate::config::{self, Credentials};
+use crate::exit::{CliError, CliResult};
+use crate::output;
+
+fn read_line(prompt: &str) -> CliResult<Secret> {
+    if std::io::stdin().is_terminal() {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .map_err(|e| CliError::Local(format!("cannot read stdin: {e}")))?;
+    let secret = Secret::new(line.trim().to_owned());
+    zeroize::Zeroize::zeroize(&mut line);
+    if secret.expose().is_empty() {
+        return Err(CliError::Usage("nothing was typed".into()));
+    }
+    Ok(secret)
+}
+
+fn first_contact(ctx: &Ctx, server: &str, fingerprint: &str, token: Option<Secret>) -> CliResult<Client> {
+    let pin = parse_fingerprint(fingerprint)?;
+    Ok(Client::new(server, Trust::Fingerprint(pin), token, ctx.timeout)?)
+}
+
+fn captured_ca(client: &Client) -> CliResult<String> {
+    client
+        .captured_ca_pem()
+        .ok_or_else(|| CliError::Local("the server's CA certificate was not captured".into()))
+}
+
+pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
+    let token = match a.token {
+        Some(t) => Secret::new(t),
+        None => read_line("Token: ")?,
+    };
+    let client = first_contact(ctx, &a.server, &a.ca_fingerprint, Some(token.clone()))?;
+    let who = ctx.block_on(client.whoami())?;
+    if who.kind == CallerKind::Host {
+        return Err(CliError::Usage("that is a host credential; jitctl needs an admin or person token".into()));
+    }
+    let creds = Credentials {
+        server: client.server().to_owned(),
+        ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
+        ca_pem: captured_ca(&client)?,
+        token,
+        kind: who.kind,
+        name: who.name.clone(),
+    };
+    let path = config::save(&creds)?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "server": creds.server, "kind": who.kind, "name": who.name, "config": path,
+        }));
+    } else {
+        println!("Logged in to {} as {}. Credentials saved in {}.", creds.server, who.name, path.display());
+    }
+    Ok(())
+}
+
+pub fn logout(ctx: &Ctx) -> CliResult<()> {
+    let removed = config::remove()?;
+    if ctx.json {
+        output::json(&serde_json::json!({ "logged_out": removed }));
+    } else if removed {
+        println!("Logged out; the stored credential is deleted.");
+    } else {
+        println!("Not logged in.");
+    }
+    Ok(())
+}
+
+pub fn whoami(ctx: &Ctx) -> CliResult<()> {
+    let (client, creds) = ctx.client()?;
+    let who = ctx.block_on(client.whoami())?;
+    if ctx.json {
+        output::json(&serde_json::json!({ "kind": who.kind, "name": who.name, "server": creds.server }));
+    } else {
+        let kind = match who.kind {
+            CallerKind::Admin => "admin",
+            CallerKind::Person => "person",
+            CallerKind::Host => "host",
+        };
+        println!("{} ({kind}) on {}", who.name, creds.server);
+    }
+    Ok(())
+}
+
+pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
+    let client = first_contact(ctx, &a.server, &a.ca_fingerprint, None)?;
+    let enrollment_code = Secret::new(a.code);
+    let started =
+        ctx.block_on(client.enroll_start(&EnrollStart { enrollment_code: enrollment_code.clone() }))?;
+    let interactive = std::io::stdin().is_terminal();
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "person": started.person,
+            "otpauth_uri": started.otpauth_uri.expose(),
+        }));
+    } else {
+        println!("Enrolling {}.", started.person);
+        println!("Add this to your authenticator app (scan the QR code or open the link):");
+        println!();
+        println!("{}", started.otpauth_uri.expose());
+        if !a.no_qr && interactive {
+            if let Some(q) = crate::qr::render(started.otpauth_uri.expose()) {
+                println!();
+                println!("{q}");
+            }
+        }
+        println!();
+    }
+    // Scripts read the URI above before they answer, so it must leave our buffer now.
+    let _ = std::io::stdout().flush();
+    let code = read_line("Code shown by the app: ")?;
+    let enrolled = ctx.block_on(client.enroll_confirm(&EnrollConfirm { enrollment_code, code }))?;
+    let creds = Credentials {
+        server: client.server().to_owned(),
+        ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
+        ca_pem: captured_ca(&client)?,
+        token: enrolled.token,
+        kind: CallerKind::Person,
+        name: enrolled.person.to_string(),
+    };
+    let path = config::save(&creds)?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "person": enrolled.person, "enrolled": true, "config": path,
+        }));
+    } else {
+        println!(
+            "Enrolled {}. Your credential is saved in {}. Reserve with: jitctl reserve ACCOUNT --host HOST",
+            enrolled.person,
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,137 @@
+//! jitctl's credential file: `~/.config/jit/config.json` (directory 0700, file 0600), or the
+//! directory named by `JITCTL_CONFIG`. One file holds one identity; point `JITCTL_CONFIG` at
+//! different directories to use several (an admin and a person) from one machine.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use jit_proto::Secret;
+use jit_proto::api::CallerKind;
+use serde::{Deserialize, Serialize};
+
+use crate::exit::{CliError, CliResult};
+
+pub const ENV_DIR: &str = "JITCTL_CONFIG";
+const FILE: &str = "config.json";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// `https://host:port` of the server.
+    pub server: String,
+    /// The fingerprint pinned at login or enrollment.
+    pub ca_fingerprint: String,
+    /// The CA certificate that matched it; the only root trusted afterwards.
+    pub ca_pem: String,
+    /// The admin token or the person's token.
+    pub token: Secret,
+    pub kind: CallerKind,
+    /// `admin`, or the person's name.
+    pub name: String,
+}
+
+/// Where the credential file lives.
+pub fn dir() -> CliResult<PathBuf> {
+    if let Some(d) = std::env::var_os(ENV_DIR).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(x).join("jit"));
+    }
+    match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
+        Some(h) => Ok(PathBuf::from(h).join(".config").join("jit")),
+        None => Err(CliError::Local(format!("cannot find a home directory: set {ENV_DIR}"))),
+    }
+}
+
+pub fn path() -> CliResult<PathBuf> {
+    Ok(dir()?.join(FILE))
+}
+
+pub fn load() -> CliResult<Credentials> {
+    let path = path()?;
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(CliError::NotLoggedIn(format!(
+                "not logged in ({} does not exist): admins run `jitctl login --server URL --ca-fingerprint SHA256:… --token TOKEN`, persons run `jitctl enroll CODE --server URL --ca-fingerprint SHA256:…`",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(CliError::Local(format!("cannot read {}: {e}", path.display()))),
+    };
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::Local(format!(
+            "{} is damaged ({e}); log in again to replace it",
+            path.display()
+        ))
+    })
+}
+
+/// Writes the file atomically with mode 0600 in a 0700 directory.
+pub fn save(creds: &Credentials) -> CliResult<PathBuf> {
+    let dir = dir()?;
+    save_in(&dir, creds)?;
+    Ok(dir.join(FILE))
+}
+
+fn save_in(dir: &Path, creds: &Credentials) -> CliResult<()> {
+    let local = |e: std::io::Error| CliError::Local(format!("cannot write {}: {e}", dir.display()));
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(local)?;
+    let meta = std::fs::metadata(dir).map_err(local)?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(local)?;
+    }
+    let tmp = dir.join(format!(".{FILE}.{}", std::process::id()));
+    let body = zeroize::Zeroizing::new(
+        serde_json::to_vec_pretty(creds).map_err(|e| CliError::Local(e.to_string()))?,
+    );
+    {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(local)?;
+        f.write_all(&body).and_then(|_| f.sync_all()).map_err(local)?;
+    }
+    std::fs::rename(&tmp, dir.join(FILE)).map_err(local)?;
+    Ok(())
+}
+
+pub fn remove() -> CliResult<bool> {
+    let path = path()?;
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(CliError::Local(format!("cannot remove {}: {e}", path.display()))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn saved_file_is_private() {
+        let base = std::env::temp_dir().join(format!("jitctl-cfg-{}", std::process::id()));
+        let dir = base.join("jit");
+        let creds = Credentials {
+            server: "https://127.0.0.1:8443".into(),
+            ca_fingerprint: "SHA256:00".into(),
+            ca_pem: "pem".into(),
+            token: Secret::new("jitp_x"),
+            kind: CallerKind::Person,
+            name: "alice".into(),
+        };
+        save_in(&dir, &creds).unwrap();
+        let file = dir.join(FILE);
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+        let back: Credentials = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(back.name, "alice");
+        std::fs::remove_dir_all(&base).unwrap();
+    }
+}

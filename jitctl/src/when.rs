@@ -1,0 +1,57 @@
+//! Times and durations typed on the command line: `5m`, `1h30m`, `2026-11-23T10:00:00Z`, or Unix
+//! seconds.
+
+use crate::exit::{CliError, CliResult};
+
+/// A duration like `5m` or `300s`, in whole seconds.
+pub fn duration_secs(s: &str) -> CliResult<u32> {
+    let d = humantime::parse_duration(s.trim()).map_err(|e| {
+        CliError::Usage(format!("{s:?} is not a duration ({e}); write e.g. 90s, 5m, 1h"))
+    })?;
+    u32::try_from(d.as_secs()).map_err(|_| CliError::Usage(format!("{s:?} is too long")))
+}
+
+/// `--since 1h` (that long ago), an RFC 3339 time, or Unix seconds.
+pub fn point_in_time(s: &str, now: i64) -> CliResult<i64> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<i64>() {
+        return Ok(secs);
+    }
+    if let Ok(d) = humantime::parse_duration(s) {
+        return Ok(now - d.as_secs() as i64);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
+        if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
+            return Ok(d.as_secs() as i64);
+        }
+    }
+    Err(CliError::Usage(format!(
+        "{s:?} is not a time: write a duration ago (1h, 30m), a date (2026-11-23T10:00:00Z) or Unix seconds"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses() {
+        assert_eq!(duration_secs("5m").unwrap(), 300);
+        assert_eq!(duration_secs("1h30m").unwrap(), 5400);
+        assert!(duration_secs("soon").is_err());
+        assert_eq!(point_in_time("1h", 10_000).unwrap(), 6400);
+        assert_eq!(point_in_time("1700000000", 0).unwrap(), 1_700_000_000);
+        assert_eq!(point_in_time("2000-01-01T00:00:00Z", 0).unwrap(), 946_684_800);
+        assert!(point_in_time("yesterday-ish", 0).is_err());
+    }
+}
+
+/// The local clock, read only here. Server answers carry the server's `now`, which is what
+/// "time left" is computed from; this is only for turning `--since 1h` into a time.
+#[allow(clippy::disallowed_methods)]
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,311 @@
+//! The module's process-wide state: the current mapping and the two enumeration cursors, behind
+//! one mutex. Each exported function takes the lock for the length of one lookup (a binary search
+//! and a copy), so there is no contention worth a lock-free design, and no threads are started.
+
+use std::ffi::CStr;
+use std::sync::{Mutex, PoisonError};
+
+use libc::{c_int, gid_t};
+
+use crate::buffer::Buffer;
+use crate::cursor::Cursor;
+use crate::gid_list::GidList;
+use crate::lookup;
+use crate::mapping::{Source, coarse_now_ms};
+use crate::status::Outcome;
+
+/// jit_proto's DEFAULT_RUN_PATH, then DEFAULT_STATE_PATH. Fixed at build time: setuid programs
+/// load this module, so nothing in the environment may redirect it.
+pub static PATHS: [&CStr; 2] = [c"/run/jitd/nss.cache", c"/var/lib/jitd/nss.cache"];
+
+static STATE: Mutex<State<'static>> = Mutex::new(State::new(&PATHS, coarse_now_ms));
+
+/// Runs `f` on the process-wide state.
+pub fn with<R>(f: impl FnOnce(&mut State<'static>) -> R) -> R {
+    // A panic while the lock was held leaves nothing half-written (each field is replaced
+    // whole), so a poisoned lock is still good to use.
+    let mut state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
+    f(&mut state)
+}
+
+pub struct State<'p> {
+    source: Source<'p>,
+    clock: fn() -> u64,
+    passwd: Cursor,
+    group: Cursor,
+}
+
+impl<'p> State<'p> {
+    pub const fn new(paths: &'p [&'p CStr], clock: fn() -> u64) -> Self {
+        State {
+            source: Source::new(paths),
+            clock,
+            passwd: Cursor::new(),
+            group: Cursor::new(),
+        }
+    }
+
+    fn answer(
+        &mut self,
+        f: impl FnOnce(&jit_proto::nss_cache::CacheView<'_>) -> Outcome,
+    ) -> Outcome {
+        match self.source.get(self.clock) {
+            Ok(map) => f(map.view()),
+            Err(errno) => Outcome::Unavailable(errno),
+        }
+    }
+
+    pub fn getpwnam(
+        &mut self,
+        name: &[u8],
+        out: &mut libc::passwd,
+        buf: &mut Buffer<'_>,
+    ) -> Outcome {
+        self.answer(|v| lookup::passwd_by_name(v, name, out, buf))
+    }
+
+    pub fn getpwuid(&mut self, uid: u32, out: &mut libc::passwd, buf: &mut Buffer<'_>) -> Outcome {
+        self.answer(|v| lookup::passwd_by_uid(v, uid, out, buf))
+    }
+
+    pub fn getgrnam(
+        &mut self,
+        name: &[u8],
+        out: &mut libc::group,
+        buf: &mut Buffer<'_>,
+    ) -> Outcome {
+        self.answer(|v| lookup::group_by_name(v, name, out, buf))
+    }
+
+    pub fn getgrgid(&mut self, gid: u32, out: &mut libc::group, buf: &mut Buffer<'_>) -> Outcome {
+        self.answer(|v| lookup::group_by_gid(v, gid, out, buf))
+    }
+
+    pub fn getspnam(&mut self, name: &[u8], out: &mut libc::spwd, buf: &mut Buffer<'_>) -> Outcome {
+        self.answer(|v| lookup::shadow_by_name(v, name, out, buf))
+    }
+
+    pub fn initgroups(&mut self, user: &[u8], primary: gid_t, list: &mut GidList<'_>) -> Outcome {
+        self.answer(|v| lookup::initgroups(v, user, primary, list))
+    }
+
+    fn start(&mut self) -> Result<std::sync::Arc<crate::mapping::Mapping>, c_int> {
+        self.source.get(self.clock).cloned()
+    }
+
+    pub fn setpwent(&mut self) -> Outcome {
+        let map = self.start();
+        let outcome = map
+            .as_ref()
+            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
+        self.passwd.open(map);
+        outcome
+    }
+
+    pub fn getpwent(&mut self, out: &mut libc::passwd, buf: &mut Buffer<'_>) -> Outcome {
+        // glibc may call get without set (files tolerates it too): start implicitly.
+        if !self.passwd.is_open() {
+            self.setpwent();
+        }
+        self.passwd.step(|v, i| lookup::passwd_at(v, i, out, buf))
+    }
+
+    pub fn endpwent(&mut self) {
+        self.passwd.close();
+    }
+
+    pub fn setgrent(&mut self) -> Outcome {
+        let map = self.start();
+        let outcome = map
+            .as_ref()
+            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
+        self.group.open(map);
+        outcome
+    }
+
+    pub fn getgrent(&mut self, out: &mut libc::group, buf: &mut Buffer<'_>) -> Outcome {
+        if !self.group.is_open() {
+            self.setgrent();
+        }
+        self.group.step(|v, i| lookup::group_at(v, i, out, buf))
+    }
+
+    pub fn endgrent(&mut self) {
+        self.group.close();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use jit_proto::nss_cache::publish;
+
+    use super::*;
+    use crate::mapping::RETRY_MS;
+    use crate::test_support::{Scratch, c_path, contents, text};
+
+    /// Every reading is a retry period after the last, so tests never wait on the throttle.
+    fn tick() -> u64 {
+        static NOW: AtomicU64 = AtomicU64::new(0);
+        NOW.fetch_add(RETRY_MS, Ordering::Relaxed)
+    }
+
+    fn zeroed<T>() -> T {
+        // SAFETY: plain C structs with nullable pointers.
+        unsafe { std::mem::zeroed() }
+    }
+
+    fn enumerate(state: &mut State<'_>, scratch: &mut Scratch) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut pw: libc::passwd = zeroed();
+        while state.getpwent(&mut pw, &mut scratch.buffer(256)) == Outcome::Found {
+            names.push(text(pw.pw_name));
+        }
+        names
+    }
+
+    #[test]
+    fn lookups_answer_from_the_file_and_fail_soft_without_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        let path_c = c_path(&path);
+        let paths = [path_c.as_c_str()];
+        let mut state = State::new(&paths, tick);
+        let mut scratch = Scratch::new(256);
+        let mut pw: libc::passwd = zeroed();
+        let mut gr: libc::group = zeroed();
+        assert_eq!(
+            state.getpwnam(b"user0", &mut pw, &mut scratch.buffer(256)),
+            Outcome::Unavailable(libc::ENOENT)
+        );
+        assert_eq!(state.setgrent(), Outcome::Unavailable(libc::ENOENT));
+        assert_eq!(
+            state.getgrent(&mut gr, &mut scratch.buffer(256)),
+            Outcome::Unavailable(libc::ENOENT)
+        );
+
+        publish(&path, &contents(1, 2)).unwrap();
+        assert_eq!(
+            state.getpwnam(b"user1", &mut pw, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!((text(pw.pw_name), pw.pw_uid), ("user1".into(), 60001));
+        assert_eq!(
+            state.getpwuid(60000, &mut pw, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!(text(pw.pw_name), "user0");
+        assert_eq!(
+            state.getpwnam(b"user2", &mut pw, &mut scratch.buffer(256)),
+            Outcome::NotFound
+        );
+        assert_eq!(
+            state.getgrgid(60000, &mut gr, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!(
+            state.getgrnam(b"jit", &mut gr, &mut scratch.buffer(4)),
+            Outcome::TooSmall
+        );
+        let mut sp: libc::spwd = zeroed();
+        assert_eq!(
+            state.getspnam(b"user0", &mut sp, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!(text(sp.sp_pwdp), "*");
+    }
+
+    #[test]
+    fn enumeration_retries_the_same_entry_after_a_small_buffer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        publish(&path, &contents(1, 3)).unwrap();
+        let path_c = c_path(&path);
+        let paths = [path_c.as_c_str()];
+        let mut state = State::new(&paths, tick);
+        let mut scratch = Scratch::new(256);
+        let mut pw: libc::passwd = zeroed();
+
+        assert_eq!(state.setpwent(), Outcome::Found);
+        assert_eq!(
+            state.getpwent(&mut pw, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!(text(pw.pw_name), "user0");
+        assert_eq!(
+            state.getpwent(&mut pw, &mut scratch.buffer(3)),
+            Outcome::TooSmall
+        );
+        assert_eq!(
+            state.getpwent(&mut pw, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!(text(pw.pw_name), "user1");
+        assert_eq!(enumerate(&mut state, &mut scratch), ["user2"]);
+        assert_eq!(
+            state.getpwent(&mut pw, &mut scratch.buffer(256)),
+            Outcome::NotFound
+        );
+
+        // set rewinds; get after end starts over as if set had been called.
+        state.setpwent();
+        assert_eq!(
+            enumerate(&mut state, &mut scratch),
+            ["user0", "user1", "user2"]
+        );
+        state.endpwent();
+        assert_eq!(
+            enumerate(&mut state, &mut scratch),
+            ["user0", "user1", "user2"]
+        );
+    }
+
+    #[test]
+    fn an_enumeration_sees_one_file_even_if_it_is_replaced_halfway() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nss.cache");
+        publish(&path, &contents(1, 3)).unwrap();
+        let path_c = c_path(&path);
+        let paths = [path_c.as_c_str()];
+        let mut state = State::new(&paths, tick);
+        let mut scratch = Scratch::new(256);
+        let mut pw: libc::passwd = zeroed();
+
+        state.setpwent();
+        assert_eq!(
+            state.getpwent(&mut pw, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        publish(&path, &contents(2, 5)).unwrap();
+        // Lookups move to the new file at once...
+        assert_eq!(
+            state.getpwnam(b"user4", &mut pw, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        // ...while the enumeration finishes the old one.
+        assert_eq!(enumerate(&mut state, &mut scratch), ["user1", "user2"]);
+        state.setpwent();
+        assert_eq!(enumerate(&mut state, &mut scratch).len(), 5);
+
+        // Groups have their own cursor.
+        let mut gr: libc::group = zeroed();
+        assert_eq!(
+            state.getgrent(&mut gr, &mut scratch.buffer(256)),
+            Outcome::Found
+        );
+        assert_eq!(text(gr.gr_name), "jit");
+        assert_eq!(
+            state.getgrent(&mut gr, &mut scratch.buffer(256)),
+            Outcome::NotFound
+        );
+        state.endgrent();
+    }
+
+    #[test]
+    fn fixed_paths_are_jit_protos_defaults() {
+        use jit_proto::nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
+        assert_eq!(PATHS[0].to_str(), Ok(DEFAULT_RUN_PATH));
+        assert_eq!(PATHS[1].to_str(), Ok(DEFAULT_STATE_PATH));
+    }
+}

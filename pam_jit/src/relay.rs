@@ -1,0 +1,635 @@
+//! The module's logic, in plain Rust: what each PAM stage asks jitd, how jitd's steps are relayed
+//! through the conversation, and what happens when jitd cannot be asked.
+//!
+//! Everything PAM-specific sits behind [`Handler`] (implemented on the real `pam_handle_t` in
+//! [`crate::handle`], and by a scripted fake in the tests); jitd sits behind [`Connect`].
+//!
+//! The daemon drives, the module relays: no policy is decided here beyond the fallback below.
+//!
+//! # When jitd cannot be asked
+//! (unreachable, timed out, protocol error, `Failed`, or the module is misconfigured)
+//! the NSS cache file decides ([`crate::fallback`]):
+//!
+//! - **shared** (the cache lists the name, or this transaction holds a ticket for it, or jitd
+//!   already challenged this login): refuse with a message: auth `PAM_AUTH_ERR`, account
+//!   `PAM_PERM_DENIED`, open_session `PAM_SESSION_ERR`.
+//! - **not shared**, or **no cache file at all** (the host has not joined jit): `PAM_IGNORE`.
+//! - **a cache file exists but none can be read**: `PAM_AUTHINFO_UNAVAIL` (with a message).
+//!
+//! Why `PAM_AUTHINFO_UNAVAIL` for an unreadable cache: we cannot tell whether the name is shared.
+//! Refusing everyone would lock the whole host (including the admins who would repair jitd) out
+//! over a file that only jitd writes; ignoring everyone would open shared accounts that exist in
+//! the host's own files (root) to their old passwords and keys. So the module answers the truth
+//! in PAM's own words ("the authentication service cannot retrieve its information", as pam_sss
+//! does when sssd is down) and leaves the choice to the stack: with the recommended control
+//! `[success=done ignore=ignore default=die]` (or `required`) it fails closed; a site that prefers
+//! availability adds `authinfo_unavail=ignore`. This only happens when jitd is down *and* every
+//! cache copy is unreadable; a corrupt /run copy alone falls back to the /var/lib copy.
+//!
+//! # Misconfiguration
+//! An unknown or invalid argument in `/etc/pam.d` is logged, and the module then answers from the
+//! cache alone, without contacting jitd: shared accounts are refused (a broken configuration must
+//! not open them, and we cannot trust which socket or timeout was meant), everybody else gets
+//! `PAM_IGNORE` (a typo must not lock the host out).
+//!
+//! # close_session
+//! Logout must never be blocked by jitd: if jitd cannot be told, close returns `PAM_SUCCESS` when
+//! this transaction holds a ticket (the session was ours; the close is written to syslog with the
+//! person's name so the local audit trail keeps it) and `PAM_IGNORE` otherwise (no ticket means
+//! pam_jit opened no session here).
+//!
+//! # setcred
+//! `PAM_SUCCESS` if this transaction holds a ticket for the user, else `PAM_IGNORE`. jit has no
+//! credentials to establish, but when pam_jit ended the auth stack (`success=done`), Linux-PAM
+//! replays that same chain for `pam_setcred`, and a chain in which the only module that ran
+//! returns `PAM_IGNORE` fails; sshd treats a failed `pam_setcred` as fatal. Without a ticket we
+//! authenticated nothing, so we stay out of the way.
+//!
+//! # chauthtok
+//! No jitd round trip: a shared account (a ticket for it, or the cache lists it) gets
+//! `PAM_AUTHTOK_ERR` and a message saying it has no password to change (access is per login,
+//! through a reservation); everybody else gets `PAM_IGNORE`. An unreadable cache is `PAM_IGNORE`
+//! here: a password change grants no access while pam_jit guards the auth and account stages.
+
+use jit_proto::Secret;
+use jit_proto::pam::{LoginContext, Request, Step, Ticket};
+
+use crate::daemon::{Conn, Connect, DaemonError, step_kind};
+use crate::fallback::{self, Verdict};
+use crate::options::Options;
+
+/// Most steps jitd may send for one request. A TOTP login needs 2-3 (prompt, maybe an error and
+/// a second prompt, then the final step); a confused daemon must not keep a login looping.
+pub const MAX_STEPS: usize = 16;
+
+/// PAM result codes the core returns. [`crate::handle`] maps them to libpam's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    Success,
+    Ignore,
+    AuthErr,
+    PermDenied,
+    SessionErr,
+    ConvErr,
+    AuthtokErr,
+    AuthinfoUnavail,
+    SystemErr,
+    BufErr,
+    /// Any other code libpam gave us (from `pam_get_user`, say), passed back unchanged.
+    Other(i32),
+}
+
+/// A message style that is not a prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Msg {
+    /// `PAM_TEXT_INFO`
+    Info,
+    /// `PAM_ERROR_MSG`
+    Error,
+}
+
+/// PAM string items sent to jitd besides the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    Service,
+    Rhost,
+    Tty,
+    Ruser,
+}
+
+/// Syslog severities used by the module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Err,
+    Warning,
+    Info,
+    Debug,
+}
+
+/// What the core needs from PAM. Every method reports failure with the PAM code to return.
+pub trait Handler {
+    /// `PAM_USER` as raw bytes, asking the application for it when unset (`pam_get_user`).
+    fn user(&mut self) -> Result<Vec<u8>, Code>;
+    /// A string item, lossily converted to UTF-8; `None` if unset or unreadable.
+    fn item(&mut self, item: Item) -> Option<String>;
+    /// Asks the person; `echo` false for codes. The answer is a secret.
+    fn prompt(&mut self, echo: bool, text: &str) -> Result<Secret, Code>;
+    /// Shows a message.
+    fn show(&mut self, kind: Msg, text: &str) -> Result<(), Code>;
+    /// The ticket a successful pam_jit auth stored in this PAM transaction, if any.
+    fn ticket(&mut self) -> Option<Ticket>;
+    /// Stores the ticket for the account and session stages of this transaction.
+    fn store_ticket(&mut self, ticket: Ticket) -> Result<(), Code>;
+    /// Adds `name=value` to the PAM environment (the session's environment).
+    fn putenv(&mut self, name: &str, value: &str) -> Result<(), Code>;
+    /// Writes to syslog (authpriv). Callers never pass answers, codes or prompt texts.
+    fn log(&mut self, level: Level, msg: &str);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Auth,
+    Account,
+    SessionOpen,
+}
+
+impl Stage {
+    fn name(self) -> &'static str {
+        match self {
+            Stage::Auth => "auth",
+            Stage::Account => "account",
+            Stage::SessionOpen => "open_session",
+        }
+    }
+}
+
+/// Why a stage could not be completed with jitd.
+#[derive(Debug)]
+enum Failure {
+    /// The conversation failed (the client went away): return this code.
+    Conv(Code),
+    /// jitd could not be used: fall back to the cache.
+    Daemon(DaemonError),
+}
+
+impl From<DaemonError> for Failure {
+    fn from(e: DaemonError) -> Self {
+        Failure::Daemon(e)
+    }
+}
+
+/// Why jitd was not (successfully) asked, for the fallback's message and log line.
+enum Cause {
+    Misconfigured,
+    Daemon(DaemonError),
+}
+
+/// One PAM hook call.
+pub struct Module<'a, H: Handler, C: Connect> {
+    pub pam: &'a mut H,
+    pub jitd: &'a C,
+    pub opts: &'a Options,
+    /// `PAM_SILENT` was passed: show no info or error messages (prompts still happen).
+    pub silent: bool,
+}
+
+impl<H: Handler, C: Connect> Module<'_, H, C> {
+    /// PAM `auth`.
+    pub fn authenticate(&mut self) -> Code {
+        let ctx = match self.begin() {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        if self.opts.misconfigured() {
+            return self.fallback(Stage::Auth, &ctx, Cause::Misconfigured, false);
+        }
+        // Set once jitd treats the name as shared (it prompted, or granted): from then on a
+        // failure refuses the login whatever the cache says.
+        let mut engaged = false;
+        let result = self.ask(Request::AuthStart { ctx: ctx.clone() }, &mut engaged);
+        let step = match result {
+            Ok(step) => step,
+            Err(Failure::Conv(code)) => return self.conv_failed(&ctx, code),
+            Err(Failure::Daemon(e)) => {
+                return self.fallback(Stage::Auth, &ctx, Cause::Daemon(e), engaged);
+            }
+        };
+        match step {
+            Step::Granted { ticket } => {
+                if ticket.account != ctx.account {
+                    let e = DaemonError::Unexpected("granted (for another account)");
+                    return self.fallback(Stage::Auth, &ctx, Cause::Daemon(e), true);
+                }
+                let who = format!("{} (person {})", ticket.account, ticket.person);
+                match self.pam.store_ticket(ticket) {
+                    Ok(()) => {
+                        self.debug(&format!("auth granted for {who}"));
+                        Code::Success
+                    }
+                    Err(code) => {
+                        self.pam.log(
+                            Level::Err,
+                            &format!("auth for {who} passed but the ticket could not be stored"),
+                        );
+                        not_success(code, Code::SystemErr)
+                    }
+                }
+            }
+            Step::Denied { message } => {
+                self.debug(&format!("auth denied for {}", ctx.account));
+                self.show_best_effort(Msg::Error, &message);
+                Code::AuthErr
+            }
+            Step::NotShared => Code::Ignore,
+            other => {
+                let e = DaemonError::Unexpected(step_kind(&other));
+                self.fallback(Stage::Auth, &ctx, Cause::Daemon(e), engaged)
+            }
+        }
+    }
+
+    /// PAM `account`: jitd decides, given whether this transaction passed our auth.
+    pub fn account(&mut self) -> Code {
+        let ctx = match self.begin() {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let ticket = self.ticket_for(&ctx.account);
+        let has_ticket = ticket.is_some();
+        if self.opts.misconfigured() {
+            return self.fallback(Stage::Account, &ctx, Cause::Misconfigured, has_ticket);
+        }
+        let mut engaged = has_ticket;
+        match self.ask(
+            Request::Account {
+                ctx: ctx.clone(),
+                ticket,
+            },
+            &mut engaged,
+        ) {
+            Ok(Step::Allowed) => Code::Success,
+            Ok(Step::NotShared) => Code::Ignore,
+            Ok(Step::Denied { message }) => {
+                self.debug(&format!("account denied for {}", ctx.account));
+                self.show_best_effort(Msg::Error, &message);
+                Code::PermDenied
+            }
+            Ok(other) => {
+                let e = DaemonError::Unexpected(step_kind(&other));
+                self.fallback(Stage::Account, &ctx, Cause::Daemon(e), engaged)
+            }
+            Err(Failure::Conv(code)) => self.conv_failed(&ctx, code),
+            Err(Failure::Daemon(e)) => {
+                self.fallback(Stage::Account, &ctx, Cause::Daemon(e), engaged)
+            }
+        }
+    }
+
+    /// PAM `open_session`: jitd records it and hands back the session's environment.
+    pub fn open_session(&mut self) -> Code {
+        let ctx = match self.begin() {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let ticket = self.ticket_for(&ctx.account);
+        let has_ticket = ticket.is_some();
+        if self.opts.misconfigured() {
+            return self.fallback(Stage::SessionOpen, &ctx, Cause::Misconfigured, has_ticket);
+        }
+        let mut engaged = has_ticket;
+        match self.ask(
+            Request::SessionOpen {
+                ctx: ctx.clone(),
+                ticket,
+            },
+            &mut engaged,
+        ) {
+            Ok(Step::Session { env }) => {
+                // Validate everything before setting anything, so a bad list sets nothing.
+                if let Some(bad) = env.iter().find(|v| !valid_env(&v.name, &v.value)) {
+                    let e = DaemonError::Unexpected(if bad.name.is_empty() {
+                        "session (with an empty variable name)"
+                    } else {
+                        "session (with an invalid variable)"
+                    });
+                    return self.fallback(Stage::SessionOpen, &ctx, Cause::Daemon(e), true);
+                }
+                for var in &env {
+                    if let Err(code) = self.pam.putenv(&var.name, &var.value) {
+                        self.pam.log(
+                            Level::Err,
+                            &format!("open_session for {}: cannot set {}", ctx.account, var.name),
+                        );
+                        return not_success(code, Code::SessionErr);
+                    }
+                }
+                Code::Success
+            }
+            Ok(Step::NotShared) => Code::Ignore,
+            Ok(Step::Denied { message }) => {
+                self.show_best_effort(Msg::Error, &message);
+                Code::SessionErr
+            }
+            Ok(other) => {
+                let e = DaemonError::Unexpected(step_kind(&other));
+                self.fallback(Stage::SessionOpen, &ctx, Cause::Daemon(e), engaged)
+            }
+            Err(Failure::Conv(code)) => self.conv_failed(&ctx, code),
+            Err(Failure::Daemon(e)) => {
+                self.fallback(Stage::SessionOpen, &ctx, Cause::Daemon(e), engaged)
+            }
+        }
+    }
+
+    /// PAM `close_session`: tell jitd, but never block a logout on it.
+    pub fn close_session(&mut self) -> Code {
+        let ctx = match self.begin() {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let ticket = self.ticket_for(&ctx.account);
+        let held = ticket.clone();
+        if self.opts.misconfigured() {
+            return self.close_untold(&ctx, held.as_ref(), "pam_jit is misconfigured");
+        }
+        let mut engaged = false;
+        match self.ask(
+            Request::SessionClose {
+                ctx: ctx.clone(),
+                ticket,
+            },
+            &mut engaged,
+        ) {
+            Ok(Step::Session { .. }) => Code::Success,
+            Ok(Step::NotShared) => Code::Ignore,
+            Ok(Step::Denied { message }) => {
+                // Nothing to block at logout; surface it for the operator.
+                self.pam.log(
+                    Level::Err,
+                    &format!("close_session for {}: jitd refused: {message}", ctx.account),
+                );
+                Code::SessionErr
+            }
+            Ok(other) => {
+                let why = DaemonError::Unexpected(step_kind(&other)).to_string();
+                self.close_untold(&ctx, held.as_ref(), &why)
+            }
+            Err(Failure::Conv(_)) => {
+                self.close_untold(&ctx, held.as_ref(), "the conversation failed")
+            }
+            Err(Failure::Daemon(e)) => self.close_untold(&ctx, held.as_ref(), &e.to_string()),
+        }
+    }
+
+    /// PAM `setcred` (see the module docs for why a ticket means `PAM_SUCCESS`).
+    pub fn setcred(&mut self) -> Code {
+        let ctx = match self.begin() {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        if self.ticket_for(&ctx.account).is_some() {
+            Code::Success
+        } else {
+            Code::Ignore
+        }
+    }
+
+    /// PAM `chauthtok` (see the module docs).
+    pub fn chauthtok(&mut self) -> Code {
+        let ctx = match self.begin() {
+            Ok(ctx) => ctx,
+            Err(code) => return code,
+        };
+        let shared = self.ticket_for(&ctx.account).is_some()
+            || matches!(
+                fallback::lookup(&self.opts.cache, ctx.account.as_bytes()),
+                Verdict::Shared(_)
+            );
+        if !shared {
+            return Code::Ignore;
+        }
+        self.show_best_effort(
+            Msg::Error,
+            &format!(
+                "jit: {0} is a shared account: it has no password to change. Each login to it \
+                 needs a reservation (`jitctl reserve {0}`) and your own second factor.",
+                ctx.account
+            ),
+        );
+        Code::AuthtokErr
+    }
+
+    /// Reads the PAM items. `Err(Ignore)` for a user name that can never be a shared account
+    /// (empty or not UTF-8): such logins never reach jitd.
+    fn begin(&mut self) -> Result<LoginContext, Code> {
+        for p in &self.opts.problems {
+            self.pam.log(Level::Err, &format!("misconfigured: {p}"));
+        }
+        let user = self
+            .pam
+            .user()
+            .map_err(|c| not_success(c, Code::SystemErr))?;
+        let account = match String::from_utf8(user) {
+            Ok(s) if !s.is_empty() => s,
+            _ => {
+                self.debug("user name is empty or not UTF-8: not a shared account");
+                return Err(Code::Ignore);
+            }
+        };
+        Ok(LoginContext {
+            account,
+            service: self.pam.item(Item::Service).unwrap_or_default(),
+            rhost: self.pam.item(Item::Rhost),
+            tty: self.pam.item(Item::Tty),
+            ruser: self.pam.item(Item::Ruser),
+        })
+    }
+
+    /// The ticket stored by this transaction's auth, if it is for `account`. A ticket for another
+    /// name (a module changed `PAM_USER` in between) proves nothing about this one.
+    fn ticket_for(&mut self, account: &str) -> Option<Ticket> {
+        let ticket = self.pam.ticket()?;
+        if ticket.account == account {
+            Some(ticket)
+        } else {
+            self.pam.log(
+                Level::Warning,
+                &format!(
+                    "this transaction's ticket is for {}, but PAM_USER is now {account}; ignoring it",
+                    ticket.account
+                ),
+            );
+            None
+        }
+    }
+
+    /// Connects, says hello, sends `req` and relays steps until a final one.
+    fn ask(&mut self, req: Request, engaged: &mut bool) -> Result<Step, Failure> {
+        let mut conn = Conn::open(self.jitd, self.opts.timeout)?;
+        let mut step = conn.exchange(&req)?;
+        for n in 1..=MAX_STEPS {
+            self.debug(&format!("jitd step {n}: {}", step_kind(&step)));
+            let next = match step {
+                Step::Prompt { echo, text } => {
+                    *engaged = true;
+                    // The prompt waits on the person, not on jitd: no timeout here. The answer
+                    // is a Secret (zeroized on drop) and the frame buffer is Zeroizing.
+                    let answer = self.pam.prompt(echo, &text).map_err(Failure::Conv)?;
+                    Request::Answer { text: answer }
+                }
+                Step::Info { text } => {
+                    self.show(Msg::Info, &text).map_err(Failure::Conv)?;
+                    Request::Continue
+                }
+                Step::Error { text } => {
+                    self.show(Msg::Error, &text).map_err(Failure::Conv)?;
+                    Request::Continue
+                }
+                Step::Failed { message } => return Err(DaemonError::Failed(message).into()),
+                Step::Granted { .. } => {
+                    *engaged = true;
+                    return Ok(step);
+                }
+                final_step => return Ok(final_step),
+            };
+            if n == MAX_STEPS {
+                break;
+            }
+            step = conn.exchange(&next)?;
+        }
+        Err(DaemonError::TooManySteps(MAX_STEPS).into())
+    }
+
+    /// Decides without jitd (see the module docs for the table).
+    fn fallback(&mut self, stage: Stage, ctx: &LoginContext, cause: Cause, engaged: bool) -> Code {
+        let verdict = if engaged {
+            Verdict::Shared("jitd already treated it as shared in this transaction".into())
+        } else {
+            fallback::lookup(&self.opts.cache, ctx.account.as_bytes())
+        };
+        let why = match &cause {
+            Cause::Misconfigured => "pam_jit is misconfigured (see the lines above)".to_string(),
+            Cause::Daemon(e) => e.to_string(),
+        };
+        let (code, decision, message) = match &verdict {
+            Verdict::Shared(_) => {
+                let code = match stage {
+                    Stage::Auth => Code::AuthErr,
+                    Stage::Account => Code::PermDenied,
+                    Stage::SessionOpen => Code::SessionErr,
+                };
+                let message = match cause {
+                    Cause::Misconfigured => format!(
+                        "jit: pam_jit is misconfigured for {service}, so the login to shared \
+                         account {account} is refused. Ask an admin to check the system log and \
+                         /etc/pam.d/{service}.",
+                        service = ctx.service,
+                        account = ctx.account
+                    ),
+                    Cause::Daemon(_) => format!(
+                        "jit: cannot reach jitd to check your reservation for {}; the login is \
+                         refused. Ask an admin to check `systemctl status jitd`.",
+                        ctx.account
+                    ),
+                };
+                (code, "refused (shared account)", Some(message))
+            }
+            Verdict::NotShared(_) | Verdict::NotJoined => (Code::Ignore, "ignored", None),
+            Verdict::Unknown(_) => (
+                Code::AuthinfoUnavail,
+                "PAM_AUTHINFO_UNAVAIL (cannot tell whether it is shared)",
+                Some(match cause {
+                    Cause::Misconfigured => format!(
+                        "jit: pam_jit is misconfigured for {}, and its list of shared accounts \
+                         cannot be read, so jit cannot check {}. Ask an admin to check the \
+                         system log.",
+                        ctx.service, ctx.account
+                    ),
+                    Cause::Daemon(_) => format!(
+                        "jit: cannot reach jitd, and its list of shared accounts cannot be read, \
+                         so jit cannot check {}. Ask an admin to check `systemctl status jitd`.",
+                        ctx.account
+                    ),
+                }),
+            ),
+        };
+        let basis = match &verdict {
+            Verdict::Shared(src) => format!("shared according to {src}"),
+            Verdict::NotShared(src) => format!("not shared according to {src}"),
+            Verdict::NotJoined => "no cache file exists (host not joined)".to_string(),
+            Verdict::Unknown(problems) => format!("no cache is readable ({})", problems.join("; ")),
+        };
+        let level = if code == Code::Ignore {
+            Level::Warning
+        } else {
+            Level::Err
+        };
+        self.pam.log(
+            level,
+            &format!(
+                "{} for {} (service {}): {why}; {basis}; {decision}",
+                stage.name(),
+                ctx.account,
+                ctx.service
+            ),
+        );
+        if let Some(m) = message {
+            self.show_best_effort(Msg::Error, &m);
+        }
+        code
+    }
+
+    /// close_session when jitd cannot be told: never blocks the logout.
+    fn close_untold(&mut self, ctx: &LoginContext, ticket: Option<&Ticket>, why: &str) -> Code {
+        match ticket {
+            Some(t) => {
+                self.pam.log(
+                    Level::Err,
+                    &format!(
+                        "close_session for {} (person {}, attempt {}) could not be reported to \
+                         jitd: {why}; logout proceeds",
+                        t.account, t.person, t.attempt
+                    ),
+                );
+                Code::Success
+            }
+            None => {
+                self.debug(&format!(
+                    "close_session for {}: {why}; no ticket, ignored",
+                    ctx.account
+                ));
+                Code::Ignore
+            }
+        }
+    }
+
+    fn conv_failed(&mut self, ctx: &LoginContext, code: Code) -> Code {
+        let code = not_success(code, Code::ConvErr);
+        self.pam.log(
+            Level::Warning,
+            &format!(
+                "conversation failed for {} ({code:?}); the client went away?",
+                ctx.account
+            ),
+        );
+        code
+    }
+
+    /// Shows a message unless `PAM_SILENT` or empty.
+    fn show(&mut self, kind: Msg, text: &str) -> Result<(), Code> {
+        if self.silent || text.is_empty() {
+            return Ok(());
+        }
+        self.pam.show(kind, text)
+    }
+
+    /// For messages that accompany a refusal: the refusal stands even if the client is gone.
+    fn show_best_effort(&mut self, kind: Msg, text: &str) {
+        if self.show(kind, text).is_err() {
+            self.debug("could not show a message (conversation failed)");
+        }
+    }
+
+    fn debug(&mut self, msg: &str) {
+        if self.opts.debug {
+            self.pam.log(Level::Debug, msg);
+        }
+    }
+}
+
+/// A failure path must never turn into `PAM_SUCCESS`, even if libpam handed us a strange code.
+fn not_success(code: Code, instead: Code) -> Code {
+    if code == Code::Success { instead } else { code }
+}
+
+/// What `pam_putenv` accepts sensibly: a shell-style name and a value without NUL.
+fn valid_env(name: &str, value: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && !value.contains('\0')
+}
+
+#[cfg(test)]
+#[path = "relay_tests.rs"]
+mod tests;

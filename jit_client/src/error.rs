@@ -17,7 +17,12 @@ pub enum ClientError {
     #[error("cannot reach the jit server at {server}: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("{message}")]
-    Api { status: u16, code: ErrorCode, message: String, until: Option<i64> },
+    Api {
+        status: u16,
+        code: ErrorCode,
+        message: String,
+        until: Option<i64>,
+    },
     #[error("unexpected answer from the server: {0}")]
     Protocol(String),
 }
@@ -62,7 +67,10 @@ pub(crate) fn from_reqwest(server: &str, e: reqwest::Error) -> ClientError {
                 rustls::Error::General(m) => m.clone(),
                 other => other.to_string(),
             };
-            return ClientError::Untrusted { server: server.to_owned(), detail };
+            return ClientError::Untrusted {
+                server: server.to_owned(),
+                detail,
+            };
         }
         detail = s.to_string();
         source = s.source();
@@ -70,7 +78,10 @@ pub(crate) fn from_reqwest(server: &str, e: reqwest::Error) -> ClientError {
     if e.is_decode() {
         return ClientError::Protocol(detail);
     }
-    ClientError::Unreachable { server: server.to_owned(), detail }
+    ClientError::Unreachable {
+        server: server.to_owned(),
+        detail,
+    }
 }
 
 /// tokio-rustls wraps the rustls error in io::Errors (sometimes two deep), whose `source()`

@@ -36,15 +36,19 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client").field("base", &self.base).finish_non_exhaustive()
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
     }
 }
 
 /// Normalizes `https://host:port[/]` and refuses anything that is not plain HTTPS.
 pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
     let trimmed = url.trim().trim_end_matches('/');
-    let parsed = reqwest::Url::parse(trimmed)
-        .map_err(|e| ClientError::BadUrl { url: url.to_owned(), why: e.to_string() })?;
+    let parsed = reqwest::Url::parse(trimmed).map_err(|e| ClientError::BadUrl {
+        url: url.to_owned(),
+        why: e.to_string(),
+    })?;
     if parsed.scheme() != "https" {
         return Err(ClientError::BadUrl {
             url: url.to_owned(),
@@ -79,7 +83,12 @@ impl Client {
             .user_agent(concat!("jit/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| ClientError::Setup(e.to_string()))?;
-        Ok(Self { http, base, credential, captured_ca })
+        Ok(Self {
+            http,
+            base,
+            credential,
+            captured_ca,
+        })
     }
 
     pub fn server(&self) -> &str {
@@ -106,9 +115,15 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req.send().await.map_err(|e| error::from_reqwest(&self.base, e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| error::from_reqwest(&self.base, e))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| error::from_reqwest(&self.base, e))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| error::from_reqwest(&self.base, e))?;
         if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| {
                 ClientError::Protocol(format!("{path}: {e} (is {} a jit server?)", self.base))
@@ -164,7 +179,8 @@ impl Client {
     }
 
     pub async fn reset_factor(&self, name: &PersonName) -> Result<EnrollmentIssued, ClientError> {
-        self.post_empty(&format!("/persons/{name}/reset-factor")).await
+        self.post_empty(&format!("/persons/{name}/reset-factor"))
+            .await
     }
 
     // --- admin: groups
@@ -181,7 +197,11 @@ impl Client {
         self.get(&format!("/groups/{name}")).await
     }
 
-    pub async fn add_member(&self, group: &GroupName, body: &NewMember) -> Result<Group, ClientError> {
+    pub async fn add_member(
+        &self,
+        group: &GroupName,
+        body: &NewMember,
+    ) -> Result<Group, ClientError> {
         self.post(&format!("/groups/{group}/members"), body).await
     }
 
@@ -190,8 +210,12 @@ impl Client {
         group: &GroupName,
         person: &PersonName,
     ) -> Result<Group, ClientError> {
-        self.call::<(), _>(Method::DELETE, &format!("/groups/{group}/members/{person}"), None)
-            .await
+        self.call::<(), _>(
+            Method::DELETE,
+            &format!("/groups/{group}/members/{person}"),
+            None,
+        )
+        .await
     }
 
     // --- admin: accounts
@@ -213,7 +237,8 @@ impl Client {
         name: &AccountName,
         body: &AccountChange,
     ) -> Result<Account, ClientError> {
-        self.call(Method::PATCH, &format!("/accounts/{name}"), Some(body)).await
+        self.call(Method::PATCH, &format!("/accounts/{name}"), Some(body))
+            .await
     }
 
     pub async fn set_account_active(
@@ -239,7 +264,11 @@ impl Client {
         self.post_empty(&format!("/hosts/{name}/rejoin")).await
     }
 
-    pub async fn set_host_active(&self, name: &HostName, active: bool) -> Result<Host, ClientError> {
+    pub async fn set_host_active(
+        &self,
+        name: &HostName,
+        active: bool,
+    ) -> Result<Host, ClientError> {
         let verb = if active { "enable" } else { "disable" };
         self.post_empty(&format!("/hosts/{name}/{verb}")).await
     }
@@ -267,8 +296,11 @@ impl Client {
             params.push(("limit", l.to_string()));
         }
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        let path =
-            if query.is_empty() { "/audit".to_owned() } else { format!("/audit?{}", query.join("&")) };
+        let path = if query.is_empty() {
+            "/audit".to_owned()
+        } else {
+            format!("/audit?{}", query.join("&"))
+        };
         self.get(&path).await
     }
 
@@ -279,7 +311,12 @@ impl Client {
     }
 
     pub async fn reservations(&self, all: bool) -> Result<Reservations, ClientError> {
-        self.get(if all { "/reservations?all=true" } else { "/reservations" }).await
+        self.get(if all {
+            "/reservations?all=true"
+        } else {
+            "/reservations"
+        })
+        .await
     }
 
     pub async fn release(&self, body: &ReleaseRequest) -> Result<Released, ClientError> {
@@ -316,10 +353,15 @@ impl Client {
         body: &LoginVerify,
     ) -> Result<LoginVerified, ClientError> {
         // Attempt ids are server-made; refuse anything that could alter the path.
-        if attempt.is_empty() || !attempt.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        if attempt.is_empty()
+            || !attempt
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
             return Err(ClientError::Protocol(format!("bad attempt id {attempt:?}")));
         }
-        self.post(&format!("/host/logins/{attempt}/verify"), body).await
+        self.post(&format!("/host/logins/{attempt}/verify"), body)
+            .await
     }
 
     pub async fn host_events(&self, body: &HostEvents) -> Result<EventsStored, ClientError> {

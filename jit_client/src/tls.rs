@@ -62,10 +62,14 @@ pub(crate) fn client_config(
         }),
         Trust::CaPem(pem) => {
             let ca = CertificateDer::from_pem_slice(pem.as_bytes()).map_err(|e| {
-                ClientError::Setup(format!("the stored server CA certificate is not valid PEM: {e}"))
+                ClientError::Setup(format!(
+                    "the stored server CA certificate is not valid PEM: {e}"
+                ))
             })?;
-            *captured.0.lock().map_err(|_| ClientError::Setup("lock poisoned".into()))? =
-                Some(ca.clone());
+            *captured
+                .0
+                .lock()
+                .map_err(|_| ClientError::Setup("lock poisoned".into()))? = Some(ca.clone());
             verifier_for(ca, provider.clone())?
         }
     };
@@ -165,6 +169,8 @@ impl ServerCertVerifier for PinnedCa {
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }

@@ -526,7 +526,11 @@ pub enum DenyReason {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum LoginBegun {
     /// A live reservation exists: ask for the holder's factor, then call verify with `attempt`.
-    Challenge { attempt: String, factor: Factor, expires_at: i64 },
+    Challenge {
+        attempt: String,
+        factor: Factor,
+        expires_at: i64,
+    },
     /// Refused before any prompt.
     Denied { reason: DenyReason, message: String },
 }
@@ -542,8 +546,14 @@ pub struct LoginVerify {
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum LoginVerified {
     /// The code was right and the reservation is now consumed by this login.
-    Granted { person: PersonName, reservation_id: i64 },
-    Denied { reason: DenyReason, message: String },
+    Granted {
+        person: PersonName,
+        reservation_id: i64,
+    },
+    Denied {
+        reason: DenyReason,
+        message: String,
+    },
 }
 
 /// An event a host reports: session open/close and decisions it made itself (an account-stage
@@ -603,6 +613,9 @@ mod tests {
             reservation_id: 7,
         })
         .unwrap();
-        assert_eq!(j, r#"{"outcome":"granted","person":"alice","reservation_id":7}"#);
+        assert_eq!(
+            j,
+            r#"{"outcome":"granted","person":"alice","reservation_id":7}"#
+        );
     }
 }

@@ -35,7 +35,11 @@ impl Fingerprint {
 
     /// Constant-time comparison (the fingerprint is public, but a habit worth keeping).
     pub fn matches(&self, other: &Fingerprint) -> bool {
-        self.0.iter().zip(other.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        self.0
+            .iter()
+            .zip(other.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 }
 
@@ -81,8 +85,13 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for bad in ["", "SHA256:", "SHA256:abcd", "SHA256:zz", &format!("SHA256:{}", "0".repeat(66))]
-        {
+        for bad in [
+            "",
+            "SHA256:",
+            "SHA256:abcd",
+            "SHA256:zz",
+            &format!("SHA256:{}", "0".repeat(66)),
+        ] {
             assert!(Fingerprint::parse(bad).is_err(), "{bad}");
         }
     }

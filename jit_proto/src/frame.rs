@@ -51,7 +51,10 @@ pub fn check_len(header: [u8; 4]) -> Result<usize, FrameError> {
         return Err(FrameError::Empty);
     }
     if len > MAX_FRAME {
-        return Err(FrameError::TooLarge { len, max: MAX_FRAME });
+        return Err(FrameError::TooLarge {
+            len,
+            max: MAX_FRAME,
+        });
     }
     Ok(len)
 }
@@ -61,7 +64,10 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
     let payload =
         Zeroizing::new(serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?);
     if payload.len() > MAX_FRAME {
-        return Err(FrameError::TooLarge { len: payload.len(), max: MAX_FRAME });
+        return Err(FrameError::TooLarge {
+            len: payload.len(),
+            max: MAX_FRAME,
+        });
     }
     let mut out = Zeroizing::new(Vec::with_capacity(4 + payload.len()));
     out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
@@ -122,7 +128,10 @@ mod tests {
         let msg = Request::AuthStart { ctx: ctx() };
         let mut buf = Vec::new();
         write_msg(&mut buf, &msg).unwrap();
-        assert_eq!(u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize, buf.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes(buf[..4].try_into().unwrap()) as usize,
+            buf.len() - 4
+        );
         let back: Request = read_msg(&mut &buf[..]).unwrap();
         assert_eq!(back, msg);
     }
@@ -132,19 +141,36 @@ mod tests {
         let mut buf = (u32::MAX).to_be_bytes().to_vec();
         buf.extend_from_slice(b"{}");
         let err = read_payload(&mut &buf[..]).unwrap_err();
-        assert!(matches!(err, FrameError::TooLarge { len, max: MAX_FRAME } if len == u32::MAX as usize));
+        assert!(
+            matches!(err, FrameError::TooLarge { len, max: MAX_FRAME } if len == u32::MAX as usize)
+        );
         let just_over = ((MAX_FRAME + 1) as u32).to_be_bytes();
-        assert!(matches!(check_len(just_over), Err(FrameError::TooLarge { .. })));
-        assert_eq!(check_len((MAX_FRAME as u32).to_be_bytes()).unwrap(), MAX_FRAME);
+        assert!(matches!(
+            check_len(just_over),
+            Err(FrameError::TooLarge { .. })
+        ));
+        assert_eq!(
+            check_len((MAX_FRAME as u32).to_be_bytes()).unwrap(),
+            MAX_FRAME
+        );
     }
 
     #[test]
     fn truncated_and_closed_are_told_apart() {
-        assert!(matches!(read_payload(&mut &b""[..]), Err(FrameError::Closed)));
-        assert!(matches!(read_payload(&mut &b"\0\0"[..]), Err(FrameError::Closed)));
+        assert!(matches!(
+            read_payload(&mut &b""[..]),
+            Err(FrameError::Closed)
+        ));
+        assert!(matches!(
+            read_payload(&mut &b"\0\0"[..]),
+            Err(FrameError::Closed)
+        ));
         let mut buf = 10u32.to_be_bytes().to_vec();
         buf.extend_from_slice(b"{\"a\"");
-        assert!(matches!(read_payload(&mut &buf[..]), Err(FrameError::Truncated)));
+        assert!(matches!(
+            read_payload(&mut &buf[..]),
+            Err(FrameError::Truncated)
+        ));
     }
 
     #[test]

@@ -24,7 +24,9 @@ pub struct JoinToken {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum JoinTokenError {
-    #[error("not a jit join token: it should start with {PREFIX:?}; copy it again from `jitctl host add`")]
+    #[error(
+        "not a jit join token: it should start with {PREFIX:?}; copy it again from `jitctl host add`"
+    )]
     Prefix,
     #[error("join token is damaged ({0}); copy it again from `jitctl host add`")]
     Damaged(String),
@@ -39,9 +41,14 @@ impl JoinToken {
     }
 
     pub fn decode(token: &str) -> Result<Self, JoinTokenError> {
-        let body = token.trim().strip_prefix(PREFIX).ok_or(JoinTokenError::Prefix)?;
+        let body = token
+            .trim()
+            .strip_prefix(PREFIX)
+            .ok_or(JoinTokenError::Prefix)?;
         let json = zeroize::Zeroizing::new(
-            URL_SAFE_NO_PAD.decode(body).map_err(|e| JoinTokenError::Damaged(e.to_string()))?,
+            URL_SAFE_NO_PAD
+                .decode(body)
+                .map_err(|e| JoinTokenError::Damaged(e.to_string()))?,
         );
         serde_json::from_slice(&json).map_err(|e| JoinTokenError::Damaged(e.to_string()))
     }
@@ -63,7 +70,13 @@ mod tests {
         assert!(enc.expose().starts_with("jit1_"));
         assert_eq!(JoinToken::decode(enc.expose()).unwrap(), t);
         assert_eq!(JoinToken::decode("hello"), Err(JoinTokenError::Prefix));
-        assert!(matches!(JoinToken::decode("jit1_!!!"), Err(JoinTokenError::Damaged(_))));
-        assert!(matches!(JoinToken::decode("jit1_e30"), Err(JoinTokenError::Damaged(_))));
+        assert!(matches!(
+            JoinToken::decode("jit1_!!!"),
+            Err(JoinTokenError::Damaged(_))
+        ));
+        assert!(matches!(
+            JoinToken::decode("jit1_e30"),
+            Err(JoinTokenError::Damaged(_))
+        ));
     }
 }

@@ -19,7 +19,11 @@ pub enum NameError {
     #[error("{kind} name is empty")]
     Empty { kind: &'static str },
     #[error("{kind} name is {len} bytes long; the limit is {max}")]
-    TooLong { kind: &'static str, len: usize, max: usize },
+    TooLong {
+        kind: &'static str,
+        len: usize,
+        max: usize,
+    },
     #[error(
         "{kind} name {shown:?} is not valid: use lowercase letters, digits, '_' and '-', starting with a letter or '_'"
     )]
@@ -40,7 +44,11 @@ fn check_user_like(kind: &'static str, s: &str) -> Result<(), NameError> {
         return Err(NameError::Empty { kind });
     }
     if s.len() > MAX_NAME_LEN {
-        return Err(NameError::TooLong { kind, len: s.len(), max: MAX_NAME_LEN });
+        return Err(NameError::TooLong {
+            kind,
+            len: s.len(),
+            max: MAX_NAME_LEN,
+        });
     }
     let b = s.as_bytes();
     let first_ok = b[0].is_ascii_lowercase() || b[0] == b'_';
@@ -50,7 +58,10 @@ fn check_user_like(kind: &'static str, s: &str) -> Result<(), NameError> {
     if first_ok && rest_ok {
         Ok(())
     } else {
-        Err(NameError::BadUserName { kind, shown: shown(s) })
+        Err(NameError::BadUserName {
+            kind,
+            shown: shown(s),
+        })
     }
 }
 
@@ -59,7 +70,11 @@ fn check_host(s: &str) -> Result<(), NameError> {
         return Err(NameError::Empty { kind: "host" });
     }
     if s.len() > MAX_HOST_LEN {
-        return Err(NameError::TooLong { kind: "host", len: s.len(), max: MAX_HOST_LEN });
+        return Err(NameError::TooLong {
+            kind: "host",
+            len: s.len(),
+            max: MAX_HOST_LEN,
+        });
     }
     let b = s.as_bytes();
     let first_ok = b[0].is_ascii_lowercase() || b[0].is_ascii_digit();
@@ -170,7 +185,15 @@ mod tests {
 
     #[test]
     fn accepts_linux_user_names() {
-        for ok in ["admin", "root", "_svc", "a", "deploy-bot", "x_1-2", &"a".repeat(32)] {
+        for ok in [
+            "admin",
+            "root",
+            "_svc",
+            "a",
+            "deploy-bot",
+            "x_1-2",
+            &"a".repeat(32),
+        ] {
             AccountName::new(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
         }
     }
@@ -200,7 +223,9 @@ mod tests {
 
     #[test]
     fn non_utf8_bytes_are_a_clear_error() {
-        let err = PersonName::from_bytes(b"al\xffice").unwrap_err().to_string();
+        let err = PersonName::from_bytes(b"al\xffice")
+            .unwrap_err()
+            .to_string();
         assert!(err.starts_with("person name"), "{err}");
     }
 
@@ -209,7 +234,15 @@ mod tests {
         for ok in ["web01", "db1.example.com", "10-0-0-1"] {
             HostName::new(ok).unwrap();
         }
-        for bad in ["", "Web01", "-web", "web..01", "web01.", "web_01", &"a".repeat(254)] {
+        for bad in [
+            "",
+            "Web01",
+            "-web",
+            "web..01",
+            "web01.",
+            "web_01",
+            &"a".repeat(254),
+        ] {
             assert!(HostName::new(bad).is_err(), "{bad:?} accepted");
         }
     }

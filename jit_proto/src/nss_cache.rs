@@ -71,8 +71,8 @@ pub const STALE_OFFSET: usize = 12;
 pub const STALE_MARK: u32 = 1;
 /// Size of the header.
 pub const HEADER_LEN: usize = 88;
-/// Readers refuse larger files (about 200 000 accounts), so a bad file cannot make them read or
-/// map without bound.
+/// Readers refuse larger files (that is hundreds of thousands of accounts), so a bad file cannot
+/// make them read or map without bound.
 pub const MAX_FILE_LEN: usize = 64 * 1024 * 1024;
 
 const CHECKSUM_OFFSET: usize = 16;
@@ -327,7 +327,6 @@ pub fn encode(contents: &CacheContents) -> Vec<u8> {
         out.extend_from_slice(&o.to_le_bytes());
     }
     out.extend_from_slice(&clamp32(strings.bytes.len()).to_le_bytes());
-    debug_assert_eq!(out.len(), HEADER_LEN);
     for t in tables {
         out.extend_from_slice(t);
     }
@@ -453,12 +452,13 @@ pub fn publish(path: &Path, contents: &CacheContents) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(e);
     }
+    // Readers switch as soon as the old file is marked, so that comes before the directory sync.
+    let marked = match old {
+        Some(old) => old.write_all_at(&STALE_MARK.to_le_bytes(), STALE_OFFSET as u64),
+        None => Ok(()),
+    };
     File::open(dir)?.sync_all()?;
-
-    if let Some(old) = old {
-        old.write_at(&STALE_MARK.to_le_bytes(), STALE_OFFSET as u64)?;
-    }
-    Ok(())
+    marked
 }
 
 /// Reads the file at `path` (not via mmap; this is for pam_jit's fallback, not the NSS hot path)
@@ -466,6 +466,10 @@ pub fn publish(path: &Path, contents: &CacheContents) -> io::Result<()> {
 ///
 /// A missing file is `CacheError::Io` with [`io::ErrorKind::NotFound`]: the host has not joined.
 pub fn is_shared_in_file(path: &Path, name: &[u8]) -> Result<bool, CacheError> {
+    // Checked before opening: opening a FIFO planted at the path would block pam_jit.
+    if !fs::metadata(path)?.is_file() {
+        return Err(corrupt(format!("{} is not a regular file", path.display())));
+    }
     let file = File::open(path)?;
     let mut bytes = Vec::new();
     file.take(MAX_FILE_LEN as u64 + 1).read_to_end(&mut bytes)?;
@@ -477,6 +481,15 @@ pub fn is_shared_in_file(path: &Path, name: &[u8]) -> Result<bool, CacheError> {
 
 // ---------------------------------------------------------------------------------------------
 // Reader
+
+/// The string whose StrRef (offset, length) is at `rec[at..]`, if it lies inside `strings`.
+fn str_in<'a>(strings: &'a [u8], rec: &[u8], at: usize) -> Option<&'a [u8]> {
+    let (off, len) = (
+        u32_at(rec, at) as usize,
+        u32_at(rec, at.wrapping_add(4)) as usize,
+    );
+    strings.get(off..off.checked_add(len)?)
+}
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     match b
@@ -548,12 +561,12 @@ pub struct User<'a> {
 pub struct Group<'a> {
     pub name: &'a [u8],
     pub gid: u32,
-    members: Members<'a>,
+    members: Names<'a>,
 }
 
 impl<'a> Group<'a> {
     /// The group's members, in the order jitd listed them.
-    pub fn members(&self) -> Members<'a> {
+    pub fn members(&self) -> Names<'a> {
         self.members
     }
 }
@@ -717,16 +730,19 @@ impl<'a> CacheView<'a> {
         Ok(())
     }
 
+    /// The string whose StrRef is at `rec[at..]`, if it lies inside the string table.
+    fn str_at(&self, rec: &'a [u8], at: usize) -> Option<&'a [u8]> {
+        str_in(self.strings, rec, at)
+    }
+
     fn checked_str(&self, rec: &'a [u8], at: usize, what: &str) -> Result<&'a [u8], CacheError> {
-        let (off, len) = (u32_at(rec, at) as usize, u32_at(rec, at + 4) as usize);
-        off.checked_add(len)
-            .and_then(|end| self.strings.get(off..end))
+        self.str_at(rec, at)
             .ok_or_else(|| corrupt(format!("{what} points outside the string table")))
     }
 
     /// The string at `rec[at..]`. Validated at parse time; empty if not.
     fn str(&self, rec: &'a [u8], at: usize) -> &'a [u8] {
-        self.checked_str(rec, at, "").unwrap_or_default()
+        self.str_at(rec, at).unwrap_or_default()
     }
 
     /// What the publisher put in the header: higher is newer.
@@ -763,7 +779,7 @@ impl<'a> CacheView<'a> {
         Some(Group {
             name: self.str(r, 0),
             gid: u32_at(r, 8),
-            members: Members {
+            members: Names {
                 strings: self.strings,
                 list: Table {
                     bytes: list,
@@ -851,8 +867,8 @@ impl<'a> CacheView<'a> {
     }
 
     /// Every shared account name, sorted.
-    pub fn shared(&self) -> Members<'a> {
-        Members {
+    pub fn shared(&self) -> Names<'a> {
+        Names {
             strings: self.strings,
             list: self.shared,
             next: 0,
@@ -977,23 +993,18 @@ impl ExactSizeIterator for Groups<'_> {}
 
 /// Iterator over a list of names (a group's members, the shared names).
 #[derive(Debug, Clone, Copy)]
-pub struct Members<'a> {
+pub struct Names<'a> {
     strings: &'a [u8],
     list: Table<'a>,
     next: usize,
 }
 
-impl<'a> Iterator for Members<'a> {
+impl<'a> Iterator for Names<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
         let r = self.list.get(self.next)?;
         self.next += 1;
-        let (off, len) = (u32_at(r, 0) as usize, u32_at(r, 4) as usize);
-        Some(
-            off.checked_add(len)
-                .and_then(|end| self.strings.get(off..end))
-                .unwrap_or_default(),
-        )
+        Some(str_in(self.strings, r, 0).unwrap_or_default())
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = self.list.len().saturating_sub(self.next);
@@ -1001,7 +1012,7 @@ impl<'a> Iterator for Members<'a> {
     }
 }
 
-impl ExactSizeIterator for Members<'_> {}
+impl ExactSizeIterator for Names<'_> {}
 
 /// Iterator over the groups that list one member.
 #[derive(Debug, Clone)]
@@ -1624,6 +1635,11 @@ mod tests {
         fs::write(&path, &bytes).unwrap();
         assert!(matches!(
             is_shared_in_file(&path, b"root"),
+            Err(CacheError::Corrupt(_))
+        ));
+        // Not a regular file: refused before opening (a FIFO would block the read).
+        assert!(matches!(
+            is_shared_in_file(&tmp.0, b"root"),
             Err(CacheError::Corrupt(_))
         ));
     }

@@ -62,11 +62,20 @@ pub enum Request {
     /// Acknowledges an [`Step::Info`] or [`Step::Error`].
     Continue,
     /// PAM `account`: is this login allowed? `ticket` is present if this transaction passed auth.
-    Account { ctx: LoginContext, ticket: Option<Ticket> },
+    Account {
+        ctx: LoginContext,
+        ticket: Option<Ticket>,
+    },
     /// PAM `open_session`.
-    SessionOpen { ctx: LoginContext, ticket: Option<Ticket> },
+    SessionOpen {
+        ctx: LoginContext,
+        ticket: Option<Ticket>,
+    },
     /// PAM `close_session`.
-    SessionClose { ctx: LoginContext, ticket: Option<Ticket> },
+    SessionClose {
+        ctx: LoginContext,
+        ticket: Option<Ticket>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,7 +114,10 @@ pub enum Step {
 impl Step {
     /// True when the exchange for the current request is over.
     pub fn is_final(&self) -> bool {
-        !matches!(self, Step::Prompt { .. } | Step::Info { .. } | Step::Error { .. })
+        !matches!(
+            self,
+            Step::Prompt { .. } | Step::Info { .. } | Step::Error { .. }
+        )
     }
 }
 
@@ -115,7 +127,11 @@ mod tests {
 
     #[test]
     fn wire_shape_is_stable() {
-        let j = serde_json::to_string(&Step::Prompt { echo: false, text: "Code: ".into() }).unwrap();
+        let j = serde_json::to_string(&Step::Prompt {
+            echo: false,
+            text: "Code: ".into(),
+        })
+        .unwrap();
         assert_eq!(j, r#"{"step":"prompt","echo":false,"text":"Code: "}"#);
         let j = serde_json::to_string(&Request::Continue).unwrap();
         assert_eq!(j, r#"{"type":"continue"}"#);
@@ -131,7 +147,9 @@ mod tests {
 
     #[test]
     fn answers_do_not_leak_through_debug() {
-        let r = Request::Answer { text: Secret::new("123456") };
+        let r = Request::Answer {
+            text: Secret::new("123456"),
+        };
         assert!(!format!("{r:?}").contains("123456"));
     }
 }

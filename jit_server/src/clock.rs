@@ -5,5 +5,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 #[allow(clippy::disallowed_methods)]
 pub fn now() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
 }

@@ -16,7 +16,10 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -29,7 +32,9 @@ impl<'de> Deserialize<'de> for Span {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         humantime::parse_duration(&s).map(Span).map_err(|e| {
-            serde::de::Error::custom(format!("{s:?} is not a duration ({e}); write e.g. \"90s\", \"15m\", \"1h\""))
+            serde::de::Error::custom(format!(
+                "{s:?} is not a duration ({e}); write e.g. \"90s\", \"15m\", \"1h\""
+            ))
         })
     }
 }
@@ -106,7 +111,9 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8443))),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 8443))),
             public_url: None,
             database_url: None,
             issuer: "jit".into(),
@@ -138,34 +145,49 @@ impl Default for LockoutSettings {
 
 impl Default for EnrollmentSettings {
     fn default() -> Self {
-        Self { code_ttl: Span(Duration::from_secs(24 * 3600)) }
+        Self {
+            code_ttl: Span(Duration::from_secs(24 * 3600)),
+        }
     }
 }
 
 impl Default for HostSettings {
     fn default() -> Self {
-        Self { join_ttl: Span(Duration::from_secs(24 * 3600)) }
+        Self {
+            join_ttl: Span(Duration::from_secs(24 * 3600)),
+        }
     }
 }
 
 impl Default for LoginSettings {
     fn default() -> Self {
-        Self { attempt_ttl: Span(Duration::from_secs(5 * 60)) }
+        Self {
+            attempt_ttl: Span(Duration::from_secs(5 * 60)),
+        }
     }
 }
 
 impl Settings {
     /// Parses server.toml text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let settings: Settings = toml::from_str(text)
-            .map_err(|e| ConfigError::Invalid { path: path.to_owned(), message: describe(&e, text) })?;
-        settings.validate().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        let settings: Settings = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            path: path.to_owned(),
+            message: describe(&e, text),
+        })?;
+        settings
+            .validate()
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(settings)
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -193,7 +215,10 @@ impl Settings {
     pub fn database_url(&self) -> String {
         match &self.database_url {
             Some(u) => u.clone(),
-            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("jit.db").display()),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("jit.db").display()
+            ),
         }
     }
 }
@@ -226,7 +251,10 @@ mod tests {
         assert_eq!(s.lockout.max_failures, 5);
         assert_eq!(s.lockout.window.secs(), 900);
         assert_eq!(s.totp.skew_steps, 1);
-        assert_eq!(s.database_url(), "sqlite:///var/lib/jit-server/jit.db?mode=rwc");
+        assert_eq!(
+            s.database_url(),
+            "sqlite:///var/lib/jit-server/jit.db?mode=rwc"
+        );
     }
 
     #[test]
@@ -239,7 +267,10 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let err = parse("[lockout]\nwindow = \"soon\"\n").unwrap_err();
-        assert!(err.contains("line 2") && err.contains("\"soon\" is not a duration"), "{err}");
+        assert!(
+            err.contains("line 2") && err.contains("\"soon\" is not a duration"),
+            "{err}"
+        );
         let err = parse("listen = \"nowhere\"\n").unwrap_err();
         assert!(err.contains("line 1"), "{err}");
         let err = parse("public_url = \"http://x\"\n").unwrap_err();

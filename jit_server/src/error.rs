@@ -17,7 +17,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        Self { code, message: message.into(), until: None }
+        Self {
+            code,
+            message: message.into(),
+            until: None,
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -52,7 +56,10 @@ impl ApiError {
     /// Logs `cause` and answers 500 without details.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(%cause, "internal error");
-        Self::new(ErrorCode::Internal, "internal server error; the server log has the details")
+        Self::new(
+            ErrorCode::Internal,
+            "internal server error; the server log has the details",
+        )
     }
 }
 
@@ -76,10 +83,14 @@ impl From<crate::rules::RuleError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let status = StatusCode::from_u16(self.code.http_status())
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorResponse {
-            error: ErrorBody { code: self.code, message: self.message, until: self.until },
+            error: ErrorBody {
+                code: self.code,
+                message: self.message,
+                until: self.until,
+            },
         };
         (status, Json(body)).into_response()
     }

@@ -18,7 +18,10 @@ pub enum InitError {
     )]
     AlreadyInitialized(String, &'static str),
     #[error("cannot create {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error(transparent)]
@@ -38,7 +41,11 @@ pub fn certificate_names(extra: &[String]) -> Vec<String> {
     if let Some(h) = hostname() {
         names.push(h);
     }
-    names.extend(["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()]);
+    names.extend([
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ]);
     let mut seen = std::collections::HashSet::new();
     names.retain(|n| seen.insert(n.clone()));
     names
@@ -53,8 +60,11 @@ fn hostname() -> Option<String> {
     }
     let end = buf.iter().position(|b| *b == 0)?;
     let name = std::str::from_utf8(&buf[..end]).ok()?.to_ascii_lowercase();
-    (!name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
-        .then_some(name)
+    (!name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.'))
+    .then_some(name)
 }
 
 pub async fn init(
@@ -64,23 +74,37 @@ pub async fn init(
     now: i64,
 ) -> Result<Initialized, InitError> {
     let shown = data_dir.display().to_string();
-    for (file, what) in [("jit.db", "a database"), (keys::KEY_FILE, "an at-rest key"), ("tls", "TLS material")] {
+    for (file, what) in [
+        ("jit.db", "a database"),
+        (keys::KEY_FILE, "an at-rest key"),
+        ("tls", "TLS material"),
+    ] {
         if data_dir.join(file).exists() {
             return Err(InitError::AlreadyInitialized(shown, what));
         }
     }
     std::fs::create_dir_all(data_dir)
         .and_then(|_| std::fs::set_permissions(data_dir, std::fs::Permissions::from_mode(0o700)))
-        .map_err(|source| InitError::Dir { path: data_dir.to_owned(), source })?;
+        .map_err(|source| InitError::Dir {
+            path: data_dir.to_owned(),
+            source,
+        })?;
 
     let key = AtRestKey::generate();
     key.save(&data_dir.join(keys::KEY_FILE))?;
-    let ca_fingerprint = tls::create(&TlsPaths::new(data_dir), &certificate_names(extra_names), now)?;
+    let ca_fingerprint = tls::create(
+        &TlsPaths::new(data_dir),
+        &certificate_names(extra_names),
+        now,
+    )?;
 
     let store = Store::open(database_url).await?;
     let admin_token = mint_admin_token(&store, now, false).await?;
     store.close().await;
-    Ok(Initialized { admin_token, ca_fingerprint })
+    Ok(Initialized {
+        admin_token,
+        ca_fingerprint,
+    })
 }
 
 /// A new admin token. Earlier ones keep working unless `revoke_others` is set.

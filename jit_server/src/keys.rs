@@ -26,11 +26,17 @@ pub const KEY_FILE: &str = "at-rest.key";
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read the at-rest key {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("the at-rest key {path} is damaged: expected 32 bytes, found {len}")]
     Length { path: String, len: usize },
     #[error("cannot write the at-rest key {path}: {source}")]
-    Write { path: String, source: std::io::Error },
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("a stored secret does not decrypt with this server's at-rest key")]
     Decrypt,
 }
@@ -47,13 +53,14 @@ impl AtRestKey {
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let bytes = Zeroizing::new(
-            std::fs::read(path).map_err(|source| KeyError::Read { path: shown.clone(), source })?,
-        );
-        let arr: [u8; 32] = bytes
-            .as_slice()
-            .try_into()
-            .map_err(|_| KeyError::Length { path: shown, len: bytes.len() })?;
+        let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::Read {
+            path: shown.clone(),
+            source,
+        })?);
+        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Length {
+            path: shown,
+            len: bytes.len(),
+        })?;
         Ok(Self(Zeroizing::new(arr)))
     }
 
@@ -65,10 +72,16 @@ impl AtRestKey {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| KeyError::Write { path: shown.clone(), source })?;
+            .map_err(|source| KeyError::Write {
+                path: shown.clone(),
+                source,
+            })?;
         f.write_all(&*self.0)
             .and_then(|_| f.sync_all())
-            .map_err(|source| KeyError::Write { path: shown, source })
+            .map_err(|source| KeyError::Write {
+                path: shown,
+                source,
+            })
     }
 
     pub fn seal(&self, plaintext: &[u8], aad: &str) -> Vec<u8> {
@@ -77,7 +90,13 @@ impl AtRestKey {
         rand::rng().fill_bytes(&mut nonce);
         // Encryption with a valid key and nonce cannot fail for in-memory buffers.
         let ct = cipher
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plaintext, aad: aad.as_bytes() })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plaintext,
+                    aad: aad.as_bytes(),
+                },
+            )
             .unwrap_or_default();
         let mut out = nonce.to_vec();
         out.extend_from_slice(&ct);
@@ -91,7 +110,13 @@ impl AtRestKey {
         let (nonce, ct) = sealed.split_at(24);
         let cipher = XChaCha20Poly1305::new((&*self.0).into());
         cipher
-            .decrypt(XNonce::from_slice(nonce), Payload { msg: ct, aad: aad.as_bytes() })
+            .decrypt(
+                XNonce::from_slice(nonce),
+                Payload {
+                    msg: ct,
+                    aad: aad.as_bytes(),
+                },
+            )
             .map(Zeroizing::new)
             .map_err(|_| KeyError::Decrypt)
     }
@@ -118,9 +143,14 @@ impl TokenKind {
     }
 
     pub fn of(token: &str) -> Option<TokenKind> {
-        [TokenKind::Admin, TokenKind::Person, TokenKind::Host, TokenKind::JoinSecret]
-            .into_iter()
-            .find(|k| token.starts_with(k.prefix()))
+        [
+            TokenKind::Admin,
+            TokenKind::Person,
+            TokenKind::Host,
+            TokenKind::JoinSecret,
+        ]
+        .into_iter()
+        .find(|k| token.starts_with(k.prefix()))
     }
 }
 
@@ -180,7 +210,10 @@ mod tests {
         let sealed = k.seal(b"JBSWY3DPEHPK3PXP", "person:1");
         assert_eq!(&**k.open(&sealed, "person:1").unwrap(), b"JBSWY3DPEHPK3PXP");
         assert!(k.open(&sealed, "person:2").is_err(), "bound to its row");
-        assert!(AtRestKey::generate().open(&sealed, "person:1").is_err(), "bound to its key");
+        assert!(
+            AtRestKey::generate().open(&sealed, "person:1").is_err(),
+            "bound to its key"
+        );
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
@@ -195,12 +228,18 @@ mod tests {
         let path = dir.path().join(KEY_FILE);
         let k = AtRestKey::generate();
         k.save(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert!(AtRestKey::generate().save(&path).is_err());
         let back = AtRestKey::load(&path).unwrap();
         assert_eq!(&**back.open(&k.seal(b"x", "a"), "a").unwrap(), b"x");
         std::fs::write(dir.path().join("bad"), b"short").unwrap();
-        let err = AtRestKey::load(&dir.path().join("bad")).err().unwrap().to_string();
+        let err = AtRestKey::load(&dir.path().join("bad"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(err.contains("expected 32 bytes, found 5"), "{err}");
     }
 
@@ -213,7 +252,10 @@ mod tests {
         let c = new_enrollment_code();
         assert_eq!(c.expose().len(), 23);
         let typed = c.expose().to_lowercase().replace('-', " ");
-        assert_eq!(*normalize_enrollment_code(&typed), c.expose().replace('-', ""));
+        assert_eq!(
+            *normalize_enrollment_code(&typed),
+            c.expose().replace('-', "")
+        );
         assert_eq!(token_hash("abc").len(), 64);
     }
 }

@@ -10,7 +10,11 @@ use jit_server::config::{self, Settings};
 use jit_server::{clock, init, serve, tls};
 
 #[derive(Parser)]
-#[command(name = "jit-server", version, about = "jit central service: just-in-time two-factor access to shared Linux accounts")]
+#[command(
+    name = "jit-server",
+    version,
+    about = "jit central service: just-in-time two-factor access to shared Linux accounts"
+)]
 struct Cli {
     /// server.toml to read (default /etc/jit/server.toml when it exists).
     #[arg(long, global = true, value_name = "FILE")]
@@ -61,7 +65,11 @@ fn load_settings(path: Option<&PathBuf>) -> Result<Settings, config::ConfigError
         Some(p) => Settings::load(p),
         None => {
             let default = PathBuf::from(config::DEFAULT_CONFIG);
-            if default.exists() { Settings::load(&default) } else { Ok(Settings::default()) }
+            if default.exists() {
+                Settings::load(&default)
+            } else {
+                Ok(Settings::default())
+            }
         }
     }
 }
@@ -83,7 +91,10 @@ fn main() -> ExitCode {
             return ExitCode::from(3);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("jit-server: cannot start the async runtime: {e}");

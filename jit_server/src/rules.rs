@@ -60,7 +60,8 @@ pub fn host_allowed(
 pub fn check_host_pattern(p: &str) -> Result<(), RuleError> {
     let ok = !p.is_empty()
         && p.len() <= 253
-        && p.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.*?".contains(&b));
+        && p.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-.*?".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -97,7 +98,10 @@ pub fn account_ttls(default: Option<u32>, max: Option<u32>) -> Result<(u32, u32)
         return Err(invalid(format!("--ttl must be at least {MIN_TTL_SECS} s")));
     }
     if max > MAX_TTL_CAP_SECS {
-        return Err(invalid(format!("--max-ttl must be at most {}", human_secs(MAX_TTL_CAP_SECS.into()))));
+        return Err(invalid(format!(
+            "--max-ttl must be at most {}",
+            human_secs(MAX_TTL_CAP_SECS.into())
+        )));
     }
     if default > max {
         return Err(invalid(format!(
@@ -112,7 +116,9 @@ pub fn account_ttls(default: Option<u32>, max: Option<u32>) -> Result<(u32, u32)
 pub fn check_reason(reason: &Option<String>) -> Result<(), RuleError> {
     if let Some(r) = reason {
         if r.chars().count() > MAX_REASON_CHARS {
-            return Err(invalid(format!("the reason is longer than {MAX_REASON_CHARS} characters")));
+            return Err(invalid(format!(
+                "the reason is longer than {MAX_REASON_CHARS} characters"
+            )));
         }
         if r.chars().any(|c| c.is_control()) {
             return Err(invalid("the reason contains control characters"));
@@ -153,7 +159,10 @@ pub fn check_posix(p: &PosixIdentity) -> Result<(), RuleError> {
             return Err(invalid(format!("unix group {} cannot have gid 0", g.name)));
         }
         if !seen.insert(g.gid) {
-            return Err(invalid(format!("gid {} is listed twice in --unix-group", g.gid)));
+            return Err(invalid(format!(
+                "gid {} is listed twice in --unix-group",
+                g.gid
+            )));
         }
     }
     Ok(())
@@ -198,8 +207,15 @@ mod tests {
     fn ttl_bounds() {
         assert_eq!(reservation_ttl(None, 300, 300), Ok(300));
         assert_eq!(reservation_ttl(Some(60), 300, 300), Ok(60));
-        assert!(reservation_ttl(Some(59), 300, 300).unwrap_err().to_string().contains("at least 60 s"));
-        let e = reservation_ttl(Some(3600), 300, 1800).unwrap_err().to_string();
+        assert!(
+            reservation_ttl(Some(59), 300, 300)
+                .unwrap_err()
+                .to_string()
+                .contains("at least 60 s")
+        );
+        let e = reservation_ttl(Some(3600), 300, 1800)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at most 30m") && e.contains("1h"), "{e}");
         assert_eq!(account_ttls(None, None), Ok((300, 300)));
         assert_eq!(account_ttls(Some(300), Some(1800)), Ok((300, 1800)));
@@ -222,10 +238,22 @@ mod tests {
         };
         check_posix(&ok).unwrap();
         for bad in [
-            PosixIdentity { uid: 0, ..ok.clone() },
-            PosixIdentity { gecos: "a:b".into(), ..ok.clone() },
-            PosixIdentity { home: "home/admin".into(), ..ok.clone() },
-            PosixIdentity { shell: "/bin/sh\n".into(), ..ok.clone() },
+            PosixIdentity {
+                uid: 0,
+                ..ok.clone()
+            },
+            PosixIdentity {
+                gecos: "a:b".into(),
+                ..ok.clone()
+            },
+            PosixIdentity {
+                home: "home/admin".into(),
+                ..ok.clone()
+            },
+            PosixIdentity {
+                shell: "/bin/sh\n".into(),
+                ..ok.clone()
+            },
         ] {
             assert!(check_posix(&bad).is_err(), "{bad:?}");
         }

@@ -33,7 +33,10 @@ pub enum ServeError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
     #[error("cannot listen on {addr}: {source}")]
-    Bind { addr: std::net::SocketAddr, source: std::io::Error },
+    Bind {
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
 }
 
 pub async fn run(settings: Settings) -> Result<(), ServeError> {
@@ -43,12 +46,24 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let key = AtRestKey::load(&settings.data_dir.join(keys::KEY_FILE))?;
     let store = Store::open(&settings.database_url()).await?;
     let listen = settings.listen;
-    let state = Arc::new(AppState { store: store.clone(), key, settings, ca_fingerprint });
+    let state = Arc::new(AppState {
+        store: store.clone(),
+        key,
+        settings,
+        ca_fingerprint,
+    });
     let app = api::router(state.clone());
 
-    let listener =
-        TcpListener::bind(listen).await.map_err(|source| ServeError::Bind { addr: listen, source })?;
-    let local = listener.local_addr().map_err(|source| ServeError::Bind { addr: listen, source })?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: listen,
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: listen,
+        source,
+    })?;
     tracing::info!(%local, ca = %ca_fingerprint, "jit-server listening");
     // One line on stdout once the port is open, for scripts and tests that wait for readiness.
     println!("listening on https://{local}");
@@ -89,9 +104,15 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
                 }
             };
             let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder.http1().timer(TokioTimer::new()).header_read_timeout(HEADER_TIMEOUT);
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
             let service = TowerToHyperService::new(app);
-            if let Err(e) = builder.serve_connection(TokioIo::new(stream), service).await {
+            if let Err(e) = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
         });

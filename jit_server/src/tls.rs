@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use jit_proto::fingerprint::Fingerprint;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
@@ -27,9 +27,15 @@ pub enum TlsError {
     #[error("cannot make certificates: {0}")]
     Generate(#[from] rcgen::Error),
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read {path}: {source}; was `jit-server init --data DIR` run?")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a valid PEM {what}")]
     Pem { path: PathBuf, what: &'static str },
     #[error("TLS setup failed: {0}")]
@@ -42,7 +48,9 @@ pub struct TlsPaths {
 
 impl TlsPaths {
     pub fn new(data_dir: &Path) -> Self {
-        Self { dir: data_dir.join("tls") }
+        Self {
+            dir: data_dir.join("tls"),
+        }
     }
     pub fn ca_cert(&self) -> PathBuf {
         self.dir.join("ca.pem")
@@ -71,17 +79,25 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
         .create_new(true)
         .mode(mode)
         .open(path)
-        .map_err(|source| TlsError::Write { path: path.to_owned(), source })?;
+        .map_err(|source| TlsError::Write {
+            path: path.to_owned(),
+            source,
+        })?;
     f.write_all(contents)
         .and_then(|_| f.sync_all())
-        .map_err(|source| TlsError::Write { path: path.to_owned(), source })
+        .map_err(|source| TlsError::Write {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 /// Creates the CA and a server certificate for `names` (DNS names or IP addresses). Returns the
 /// CA's fingerprint.
 pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprint, TlsError> {
-    std::fs::create_dir_all(&paths.dir)
-        .map_err(|source| TlsError::Write { path: paths.dir.clone(), source })?;
+    std::fs::create_dir_all(&paths.dir).map_err(|source| TlsError::Write {
+        path: paths.dir.clone(),
+        source,
+    })?;
 
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
@@ -97,7 +113,10 @@ pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprin
     let server_key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, names.first().map(String::as_str).unwrap_or("jit-server"));
+    dn.push(
+        DnType::CommonName,
+        names.first().map(String::as_str).unwrap_or("jit-server"),
+    );
     params.distinguished_name = dn;
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -107,39 +126,64 @@ pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprin
     let server_cert = params.signed_by(&server_key, &issuer)?;
 
     write_file(&paths.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
-    write_file(&paths.ca_key(), issuer.key().serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &paths.ca_key(),
+        issuer.key().serialize_pem().as_bytes(),
+        0o600,
+    )?;
     // The chain carries the CA so clients can find the certificate they pinned.
     let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
     write_file(&paths.server_cert(), chain.as_bytes(), 0o644)?;
-    write_file(&paths.server_key(), server_key.serialize_pem().as_bytes(), 0o600)?;
+    write_file(
+        &paths.server_key(),
+        server_key.serialize_pem().as_bytes(),
+        0o600,
+    )?;
     Ok(Fingerprint::of_der(ca_cert.der()))
 }
 
 /// The CA fingerprint of an initialized data directory.
 pub fn ca_fingerprint(paths: &TlsPaths) -> Result<Fingerprint, TlsError> {
     let path = paths.ca_cert();
-    let pem = std::fs::read(&path).map_err(|source| TlsError::Read { path: path.clone(), source })?;
-    let der = CertificateDer::from_pem_slice(&pem)
-        .map_err(|_| TlsError::Pem { path, what: "certificate" })?;
+    let pem = std::fs::read(&path).map_err(|source| TlsError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let der = CertificateDer::from_pem_slice(&pem).map_err(|_| TlsError::Pem {
+        path,
+        what: "certificate",
+    })?;
     Ok(Fingerprint::of_der(&der))
 }
 
 /// rustls configuration for the listener.
 pub fn server_config(paths: &TlsPaths) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     let cert_path = paths.server_cert();
-    let pem =
-        std::fs::read(&cert_path).map_err(|source| TlsError::Read { path: cert_path.clone(), source })?;
+    let pem = std::fs::read(&cert_path).map_err(|source| TlsError::Read {
+        path: cert_path.clone(),
+        source,
+    })?;
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::Pem { path: cert_path.clone(), what: "certificate chain" })?;
+        .map_err(|_| TlsError::Pem {
+            path: cert_path.clone(),
+            what: "certificate chain",
+        })?;
     if chain.is_empty() {
-        return Err(TlsError::Pem { path: cert_path, what: "certificate chain" });
+        return Err(TlsError::Pem {
+            path: cert_path,
+            what: "certificate chain",
+        });
     }
     let key_path = paths.server_key();
-    let key_pem =
-        std::fs::read(&key_path).map_err(|source| TlsError::Read { path: key_path.clone(), source })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .map_err(|_| TlsError::Pem { path: key_path, what: "private key" })?;
+    let key_pem = std::fs::read(&key_path).map_err(|source| TlsError::Read {
+        path: key_path.clone(),
+        source,
+    })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
+        path: key_path,
+        what: "private key",
+    })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?

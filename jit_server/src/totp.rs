@@ -95,7 +95,14 @@ mod tests {
         let code = code_at(RFC_SECRET, now).unwrap();
         let spaced = format!("{} {}", &code[..3], &code[3..]);
         assert!(check(RFC_SECRET, &spaced, now, 1).is_some());
-        for bad in ["", "12345", "1234567", "abcdef", "12345\u{663}", &format!("{}\n", *code)] {
+        for bad in [
+            "",
+            "12345",
+            "1234567",
+            "abcdef",
+            "12345\u{663}",
+            &format!("{}\n", *code),
+        ] {
             assert!(check(RFC_SECRET, bad, now, 1).is_none(), "{bad:?}");
         }
         assert!(check(RFC_SECRET, &code, -5, 1).is_none());

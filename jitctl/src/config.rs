@@ -41,7 +41,9 @@ pub fn dir() -> CliResult<PathBuf> {
     }
     match std::env::var_os("HOME").filter(|d| !d.is_empty()) {
         Some(h) => Ok(PathBuf::from(h).join(".config").join("jit")),
-        None => Err(CliError::Local(format!("cannot find a home directory: set {ENV_DIR}"))),
+        None => Err(CliError::Local(format!(
+            "cannot find a home directory: set {ENV_DIR}"
+        ))),
     }
 }
 
@@ -59,7 +61,12 @@ pub fn load() -> CliResult<Credentials> {
                 path.display()
             )));
         }
-        Err(e) => return Err(CliError::Local(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(CliError::Local(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
     };
     serde_json::from_str(&text).map_err(|e| {
         CliError::Local(format!(
@@ -78,7 +85,11 @@ pub fn save(creds: &Credentials) -> CliResult<PathBuf> {
 
 fn save_in(dir: &Path, creds: &Credentials) -> CliResult<()> {
     let local = |e: std::io::Error| CliError::Local(format!("cannot write {}: {e}", dir.display()));
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(local)?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(local)?;
     let meta = std::fs::metadata(dir).map_err(local)?;
     if meta.permissions().mode() & 0o077 != 0 {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(local)?;
@@ -95,7 +106,9 @@ fn save_in(dir: &Path, creds: &Credentials) -> CliResult<()> {
             .mode(0o600)
             .open(&tmp)
             .map_err(local)?;
-        f.write_all(&body).and_then(|_| f.sync_all()).map_err(local)?;
+        f.write_all(&body)
+            .and_then(|_| f.sync_all())
+            .map_err(local)?;
     }
     std::fs::rename(&tmp, dir.join(FILE)).map_err(local)?;
     Ok(())
@@ -106,7 +119,10 @@ pub fn remove() -> CliResult<bool> {
     match std::fs::remove_file(&path) {
         Ok(()) => Ok(true),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(CliError::Local(format!("cannot remove {}: {e}", path.display()))),
+        Err(e) => Err(CliError::Local(format!(
+            "cannot remove {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -128,9 +144,16 @@ mod tests {
         };
         save_in(&dir, &creds).unwrap();
         let file = dir.join(FILE);
-        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
-        let back: Credentials = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+        let back: Credentials =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(back.name, "alice");
         std::fs::remove_dir_all(&base).unwrap();
     }

@@ -44,11 +44,15 @@ impl CliError {
             CliError::NotLoggedIn(_) => code::AUTH,
             CliError::Local(_) => code::FAILURE,
             CliError::Client(c) => match c {
-                ClientError::Unreachable { .. } | ClientError::Untrusted { .. } => code::UNREACHABLE,
+                ClientError::Unreachable { .. } | ClientError::Untrusted { .. } => {
+                    code::UNREACHABLE
+                }
                 ClientError::BadUrl { .. } | ClientError::BadFingerprint(_) => code::USAGE,
                 ClientError::Setup(_) | ClientError::Protocol(_) => code::FAILURE,
                 ClientError::Api { code: api, .. } => match api {
-                    ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::NotAllowed => code::AUTH,
+                    ErrorCode::Unauthorized | ErrorCode::Forbidden | ErrorCode::NotAllowed => {
+                        code::AUTH
+                    }
                     ErrorCode::NotFound => code::NOT_FOUND,
                     ErrorCode::AlreadyExists | ErrorCode::ReservationTaken => code::CONFLICT,
                     ErrorCode::BadRequest | ErrorCode::PayloadTooLarge => code::INVALID,

@@ -11,7 +11,11 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
-            let code = if e.use_stderr() { exit::code::USAGE } else { exit::code::OK };
+            let code = if e.use_stderr() {
+                exit::code::USAGE
+            } else {
+                exit::code::OK
+            };
             let _ = e.print();
             return ExitCode::from(code);
         }

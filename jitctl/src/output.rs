@@ -15,8 +15,15 @@ pub fn json<T: Serialize>(value: &T) {
 /// An aligned table with a header row. Cells never contain newlines (control characters are
 /// replaced), so a hostile reason cannot forge rows.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let clean = |s: &str| s.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>();
-    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| clean(c)).collect()).collect();
+    let clean = |s: &str| {
+        s.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect::<String>()
+    };
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| clean(c)).collect())
+        .collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for r in &rows {
         for (i, c) in r.iter().enumerate() {

@@ -19,7 +19,8 @@ pub fn render(data: &str) -> Option<String> {
 mod tests {
     #[test]
     fn renders_a_block_of_lines() {
-        let q = super::render("otpauth://totp/jit:alice?secret=JBSWY3DPEHPK3PXP&issuer=jit").unwrap();
+        let q =
+            super::render("otpauth://totp/jit:alice?secret=JBSWY3DPEHPK3PXP&issuer=jit").unwrap();
         assert!(q.lines().count() > 10);
         assert!(q.contains('█') || q.contains('▀') || q.contains('▄'));
     }

@@ -6,7 +6,9 @@ use crate::exit::{CliError, CliResult};
 /// A duration like `5m` or `300s`, in whole seconds.
 pub fn duration_secs(s: &str) -> CliResult<u32> {
     let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        CliError::Usage(format!("{s:?} is not a duration ({e}); write e.g. 90s, 5m, 1h"))
+        CliError::Usage(format!(
+            "{s:?} is not a duration ({e}); write e.g. 90s, 5m, 1h"
+        ))
     })?;
     u32::try_from(d.as_secs()).map_err(|_| CliError::Usage(format!("{s:?} is too long")))
 }
@@ -41,7 +43,10 @@ mod tests {
         assert!(duration_secs("soon").is_err());
         assert_eq!(point_in_time("1h", 10_000).unwrap(), 6400);
         assert_eq!(point_in_time("1700000000", 0).unwrap(), 1_700_000_000);
-        assert_eq!(point_in_time("2000-01-01T00:00:00Z", 0).unwrap(), 946_684_800);
+        assert_eq!(
+            point_in_time("2000-01-01T00:00:00Z", 0).unwrap(),
+            946_684_800
+        );
         assert!(point_in_time("yesterday-ish", 0).is_err());
     }
 }

@@ -8,7 +8,6 @@
 
 use std::ffi::CStr;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::Once;
 
 use libc::{c_char, c_int, c_long, gid_t, size_t, uid_t};
 
@@ -24,12 +23,26 @@ const BAD_ARGUMENT: Outcome = Outcome::Unavailable(libc::EINVAL);
 /// # Safety
 /// `errnop` is null or valid for a write.
 unsafe fn guard(errnop: *mut c_int, f: impl FnOnce() -> Outcome) -> NssStatus {
-    static QUIET: Once = Once::new();
     // The default hook writes to fd 2, which in a daemon may be a socket or a log that is not
     // ours. This hook belongs to the std linked into this module only, not to the host process.
-    QUIET.call_once(|| panic::set_hook(Box::new(|_| {})));
-    let outcome =
-        panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(Outcome::Unavailable(libc::EIO));
+    // Unit tests keep the default, or their own failure messages would vanish.
+    #[cfg(not(test))]
+    {
+        static QUIET: std::sync::Once = std::sync::Once::new();
+        QUIET.call_once(|| panic::set_hook(Box::new(|_| {})));
+    }
+    // SAFETY: the caller's contract.
+    unsafe { report(catch(f), errnop) }
+}
+
+/// `f`'s outcome, or `EIO` if it panicked: a bug, but one that must not abort sshd.
+fn catch(f: impl FnOnce() -> Outcome) -> Outcome {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or(Outcome::Unavailable(libc::EIO))
+}
+
+/// # Safety
+/// `errnop` is null or valid for a write.
+unsafe fn report(outcome: Outcome, errnop: *mut c_int) -> NssStatus {
     let (status, errno) = outcome.to_nss();
     if let Some(errno) = errno {
         // SAFETY: the caller's contract.
@@ -42,14 +55,14 @@ unsafe fn guard(errnop: *mut c_int, f: impl FnOnce() -> Outcome) -> NssStatus {
 
 /// # Safety
 /// `p` is null or a NUL-terminated string that outlives `'a`.
-unsafe fn name<'a>(p: *const c_char) -> Option<&'a [u8]> {
+unsafe fn c_name<'a>(p: *const c_char) -> Option<&'a [u8]> {
     // SAFETY: the caller's contract.
     (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_bytes())
 }
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _nss_jit_getpwnam_r(
-    name_: *const c_char,
+    name: *const c_char,
     result: *mut libc::passwd,
     buffer: *mut c_char,
     buflen: size_t,
@@ -58,7 +71,7 @@ pub unsafe extern "C" fn _nss_jit_getpwnam_r(
     // SAFETY (all blocks in this file): see the module comment.
     unsafe {
         guard(errnop, || {
-            let (Some(n), Some(out)) = (name(name_), result.as_mut()) else {
+            let (Some(n), Some(out)) = (c_name(name), result.as_mut()) else {
                 return BAD_ARGUMENT;
             };
             state::with(|s| s.getpwnam(n, out, &mut Buffer::from_raw(buffer, buflen)))
@@ -118,7 +131,7 @@ pub unsafe extern "C" fn _nss_jit_endpwent() -> NssStatus {
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _nss_jit_getgrnam_r(
-    name_: *const c_char,
+    name: *const c_char,
     result: *mut libc::group,
     buffer: *mut c_char,
     buflen: size_t,
@@ -126,7 +139,7 @@ pub unsafe extern "C" fn _nss_jit_getgrnam_r(
 ) -> NssStatus {
     unsafe {
         guard(errnop, || {
-            let (Some(n), Some(out)) = (name(name_), result.as_mut()) else {
+            let (Some(n), Some(out)) = (c_name(name), result.as_mut()) else {
                 return BAD_ARGUMENT;
             };
             state::with(|s| s.getgrnam(n, out, &mut Buffer::from_raw(buffer, buflen)))
@@ -200,7 +213,7 @@ pub unsafe extern "C" fn _nss_jit_initgroups_dyn(
     unsafe {
         guard(errnop, || {
             let (Some(user), Some(mut list)) =
-                (name(user), GidList::from_raw(start, size, groupsp, limit))
+                (c_name(user), GidList::from_raw(start, size, groupsp, limit))
             else {
                 return BAD_ARGUMENT;
             };
@@ -211,7 +224,7 @@ pub unsafe extern "C" fn _nss_jit_initgroups_dyn(
 
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn _nss_jit_getspnam_r(
-    name_: *const c_char,
+    name: *const c_char,
     result: *mut libc::spwd,
     buffer: *mut c_char,
     buflen: size_t,
@@ -219,10 +232,73 @@ pub unsafe extern "C" fn _nss_jit_getspnam_r(
 ) -> NssStatus {
     unsafe {
         guard(errnop, || {
-            let (Some(n), Some(out)) = (name(name_), result.as_mut()) else {
+            let (Some(n), Some(out)) = (c_name(name), result.as_mut()) else {
                 return BAD_ARGUMENT;
             };
             state::with(|s| s.getspnam(n, out, &mut Buffer::from_raw(buffer, buflen)))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_unavail_with_eio() {
+        let outcome = catch(|| panic!("a bug in a lookup"));
+        assert_eq!(outcome, Outcome::Unavailable(libc::EIO));
+        let mut errno = 0;
+        assert_eq!(unsafe { report(outcome, &mut errno) }, NssStatus::Unavail);
+        assert_eq!(errno, libc::EIO);
+        assert_eq!(catch(|| Outcome::Found), Outcome::Found);
+    }
+
+    #[test]
+    fn errno_is_left_alone_on_success_and_a_null_errnop_is_tolerated() {
+        let mut errno = 1234;
+        assert_eq!(
+            unsafe { report(Outcome::Found, &mut errno) },
+            NssStatus::Success
+        );
+        assert_eq!(errno, 1234);
+        assert_eq!(
+            unsafe { report(Outcome::TooSmall, &mut errno) },
+            NssStatus::TryAgain
+        );
+        assert_eq!(errno, libc::ERANGE);
+        let null = std::ptr::null_mut();
+        assert_eq!(
+            unsafe { report(Outcome::NotFound, null) },
+            NssStatus::NotFound
+        );
+    }
+
+    #[test]
+    fn null_arguments_are_refused_not_followed() {
+        let mut errno = 0;
+        let status = unsafe {
+            _nss_jit_getpwnam_r(
+                std::ptr::null(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+                &mut errno,
+            )
+        };
+        assert_eq!((status, errno), (NssStatus::Unavail, libc::EINVAL));
+        let mut errno = 0;
+        let status = unsafe {
+            _nss_jit_initgroups_dyn(
+                c"admin".as_ptr(),
+                0,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+                0,
+                &mut errno,
+            )
+        };
+        assert_eq!((status, errno), (NssStatus::Unavail, libc::EINVAL));
     }
 }

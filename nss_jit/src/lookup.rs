@@ -2,7 +2,7 @@
 //! and buffer. Pure functions of their arguments; no I/O, no allocation.
 
 use jit_proto::nss_cache::{CacheView, Group, User};
-use libc::{c_long, c_ulong, gid_t};
+use libc::{c_ulong, gid_t};
 
 use crate::buffer::{Buffer, TooSmall};
 use crate::gid_list::{GidList, NoMemory, Push};
@@ -67,7 +67,7 @@ pub fn fill_shadow(
     let pwdp = buf.str(LOCKED)?;
     out.sp_namp = name;
     out.sp_pwdp = pwdp;
-    out.sp_lstchg = -1 as c_long;
+    out.sp_lstchg = -1;
     out.sp_min = -1;
     out.sp_max = -1;
     out.sp_warn = -1;
@@ -175,7 +175,7 @@ mod tests {
     use std::ffi::CStr;
 
     use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, encode};
-    use libc::c_char;
+    use libc::{c_char, c_long};
 
     use super::*;
 

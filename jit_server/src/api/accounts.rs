@@ -27,7 +27,10 @@ async fn to_api(conn: &mut AnyConnection, row: &AccountRow) -> ApiResult<Account
     Ok(row.to_api(groups)?)
 }
 
-async fn group_ids(conn: &mut AnyConnection, names: &[jit_proto::GroupName]) -> ApiResult<Vec<i64>> {
+async fn group_ids(
+    conn: &mut AnyConnection,
+    names: &[jit_proto::GroupName],
+) -> ApiResult<Vec<i64>> {
     if names.is_empty() {
         return Err(ApiError::bad_request(
             "a shared account needs at least one group of persons who may reserve it (--group)",
@@ -52,7 +55,11 @@ fn check_where(patterns: &[String], labels: &[jit_proto::Label]) -> ApiResult<()
     Ok(())
 }
 
-pub async fn add(_: Admin, St(state): St<State>, Body(req): Body<NewAccount>) -> ApiResult<Json<Account>> {
+pub async fn add(
+    _: Admin,
+    St(state): St<State>,
+    Body(req): Body<NewAccount>,
+) -> ApiResult<Json<Account>> {
     let (default_ttl, max_ttl) = rules::account_ttls(req.default_ttl_secs, req.max_ttl_secs)?;
     check_where(&req.host_patterns, &req.host_labels)?;
     if let Some(p) = &req.posix {
@@ -64,7 +71,10 @@ pub async fn add(_: Admin, St(state): St<State>, Body(req): Body<NewAccount>) ->
     if let Some(p) = &req.posix
         && let Some(other) = accounts::uid_taken(&mut tx, p.uid).await?
     {
-        return Err(ApiError::exists(format!("uid {} is already used by shared account {other}", p.uid)));
+        return Err(ApiError::exists(format!(
+            "uid {} is already used by shared account {other}",
+            p.uid
+        )));
     }
     let row = NewAccountRow {
         name: req.name.as_str(),
@@ -78,21 +88,24 @@ pub async fn add(_: Admin, St(state): St<State>, Body(req): Body<NewAccount>) ->
     let id = match accounts::insert(&mut tx, &row, now).await {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::exists(format!("shared account {} already exists", req.name)));
+            return Err(ApiError::exists(format!(
+                "shared account {} already exists",
+                req.name
+            )));
         }
         Err(e) => return Err(ApiError::internal(e)),
     };
     accounts::set_groups(&mut tx, id, &gids).await?;
-    let e = Event::new(now, "admin", "account.add", AuditResult::Ok).account(req.name.as_str()).detail(
-        serde_json::json!({
+    let e = Event::new(now, "admin", "account.add", AuditResult::Ok)
+        .account(req.name.as_str())
+        .detail(serde_json::json!({
             "virtual": req.posix.is_some(),
             "groups": req.groups,
             "hosts": req.host_patterns,
             "labels": req.host_labels,
             "default_ttl_secs": default_ttl,
             "max_ttl_secs": max_ttl,
-        }),
-    );
+        }));
     audit::record(&mut tx, &e).await?;
     let row = find(&mut tx, req.name.as_str()).await?;
     let out = to_api(&mut tx, &row).await?;
@@ -109,7 +122,11 @@ pub async fn list(_: Admin, St(state): St<State>) -> ApiResult<Json<Vec<Account>
     Ok(Json(out))
 }
 
-pub async fn show(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Account>> {
+pub async fn show(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Account>> {
     let name: AccountName = path_name(&name)?;
     let mut tx = state.store.read().await?;
     let row = find(&mut tx, name.as_str()).await?;
@@ -166,18 +183,33 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     let mut row = find(&mut tx, name.as_str()).await?;
     row.active = i64::from(active);
     accounts::update(&mut tx, &row).await?;
-    let action = if active { "account.enable" } else { "account.disable" };
-    audit::record(&mut tx, &Event::new(now, "admin", action, AuditResult::Ok).account(&row.name))
-        .await?;
+    let action = if active {
+        "account.enable"
+    } else {
+        "account.disable"
+    };
+    audit::record(
+        &mut tx,
+        &Event::new(now, "admin", action, AuditResult::Ok).account(&row.name),
+    )
+    .await?;
     let out = to_api(&mut tx, &row).await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(Json(out))
 }
 
-pub async fn disable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Account>> {
+pub async fn disable(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Account>> {
     set_active(state, name, false).await
 }
 
-pub async fn enable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Account>> {
+pub async fn enable(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Account>> {
     set_active(state, name, true).await
 }

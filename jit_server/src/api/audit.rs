@@ -9,7 +9,13 @@ use super::{Params, State};
 use crate::error::ApiResult;
 use crate::store::audit;
 
-pub async fn query(_: Admin, St(state): St<State>, Params(q): Params<AuditQuery>) -> ApiResult<Json<AuditEvents>> {
+pub async fn query(
+    _: Admin,
+    St(state): St<State>,
+    Params(q): Params<AuditQuery>,
+) -> ApiResult<Json<AuditEvents>> {
     let mut tx = state.store.read().await?;
-    Ok(Json(AuditEvents { events: audit::query(&mut tx, &q).await? }))
+    Ok(Json(AuditEvents {
+        events: audit::query(&mut tx, &q).await?,
+    }))
 }

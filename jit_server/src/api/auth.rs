@@ -38,7 +38,11 @@ fn bearer(parts: &Parts) -> ApiResult<&str> {
     };
     let value = parts.headers.get(AUTHORIZATION).ok_or_else(missing)?;
     let value = value.to_str().map_err(|_| missing())?;
-    value.strip_prefix("Bearer ").map(str::trim).filter(|t| !t.is_empty()).ok_or_else(missing)
+    value
+        .strip_prefix("Bearer ")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(missing)
 }
 
 impl FromRequestParts<State> for Caller {
@@ -50,7 +54,12 @@ impl FromRequestParts<State> for Caller {
         let hash = token_hash(token);
         match TokenKind::of(token) {
             Some(TokenKind::Admin) => {
-                let mut conn = state.store.pool().acquire().await.map_err(ApiError::internal)?;
+                let mut conn = state
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(ApiError::internal)?;
                 if persons::admin_token_valid(&mut conn, &hash).await? {
                     Ok(Caller::Admin)
                 } else {
@@ -58,8 +67,15 @@ impl FromRequestParts<State> for Caller {
                 }
             }
             Some(TokenKind::Person) => {
-                let mut conn = state.store.pool().acquire().await.map_err(ApiError::internal)?;
-                let person = persons::by_token(&mut conn, &hash).await?.ok_or_else(unknown)?;
+                let mut conn = state
+                    .store
+                    .pool()
+                    .acquire()
+                    .await
+                    .map_err(ApiError::internal)?;
+                let person = persons::by_token(&mut conn, &hash)
+                    .await?
+                    .ok_or_else(unknown)?;
                 if !person.is_active() {
                     return Err(ApiError::not_allowed(format!(
                         "person {} is disabled; ask an admin to run `jitctl person enable {}`",
@@ -70,8 +86,15 @@ impl FromRequestParts<State> for Caller {
             }
             Some(TokenKind::Host) => {
                 let host = {
-                    let mut conn = state.store.pool().acquire().await.map_err(ApiError::internal)?;
-                    hosts::by_credential(&mut conn, &hash).await?.ok_or_else(unknown)?
+                    let mut conn = state
+                        .store
+                        .pool()
+                        .acquire()
+                        .await
+                        .map_err(ApiError::internal)?;
+                    hosts::by_credential(&mut conn, &hash)
+                        .await?
+                        .ok_or_else(unknown)?
                 };
                 if !host.is_active() {
                     return Err(ApiError::not_allowed(format!(
@@ -132,15 +155,26 @@ impl FromRequestParts<State> for HostCaller {
     async fn from_request_parts(parts: &mut Parts, state: &State) -> Result<Self, Self::Rejection> {
         match Caller::from_request_parts(parts, state).await? {
             Caller::Host(h) => Ok(HostCaller(h)),
-            _ => Err(ApiError::forbidden("this needs a host credential (jitd join)")),
+            _ => Err(ApiError::forbidden(
+                "this needs a host credential (jitd join)",
+            )),
         }
     }
 }
 
 pub async fn whoami(caller: Caller) -> Json<WhoAmI> {
     Json(match caller {
-        Caller::Admin => WhoAmI { kind: CallerKind::Admin, name: "admin".into() },
-        Caller::Person(p) => WhoAmI { kind: CallerKind::Person, name: p.name },
-        Caller::Host(h) => WhoAmI { kind: CallerKind::Host, name: h.name },
+        Caller::Admin => WhoAmI {
+            kind: CallerKind::Admin,
+            name: "admin".into(),
+        },
+        Caller::Person(p) => WhoAmI {
+            kind: CallerKind::Person,
+            name: p.name,
+        },
+        Caller::Host(h) => WhoAmI {
+            kind: CallerKind::Host,
+            name: h.name,
+        },
     })
 }

@@ -17,7 +17,11 @@ use crate::store::persons::{self, PersonRow};
 use crate::totp;
 
 /// Finds the person an enrollment code belongs to, if the code is still good.
-async fn redeem(conn: &mut AnyConnection, code: &Secret, now: i64) -> ApiResult<(String, PersonRow)> {
+async fn redeem(
+    conn: &mut AnyConnection,
+    code: &Secret,
+    now: i64,
+) -> ApiResult<(String, PersonRow)> {
     let normalized = keys::normalize_enrollment_code(code.expose());
     let hash = keys::token_hash(&normalized);
     let row = persons::enrollment_by_code(conn, &hash).await?.ok_or_else(|| {
@@ -41,7 +45,10 @@ async fn redeem(conn: &mut AnyConnection, code: &Secret, now: i64) -> ApiResult<
         .await?
         .ok_or_else(|| ApiError::internal("enrollment code without a person"))?;
     if !person.is_active() {
-        return Err(ApiError::not_allowed(format!("person {} is disabled", person.name)));
+        return Err(ApiError::not_allowed(format!(
+            "person {} is disabled",
+            person.name
+        )));
     }
     Ok((hash, person))
 }
@@ -50,7 +57,10 @@ fn name(p: &PersonRow) -> ApiResult<PersonName> {
     PersonName::new(&p.name).map_err(|e| StoreError::Corrupt(e.to_string()).into())
 }
 
-pub async fn start(St(state): St<State>, Body(req): Body<EnrollStart>) -> ApiResult<Json<EnrollStarted>> {
+pub async fn start(
+    St(state): St<State>,
+    Body(req): Body<EnrollStart>,
+) -> ApiResult<Json<EnrollStarted>> {
     let now = now();
     let mut tx = state.store.write().await?;
     let (_, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
@@ -59,14 +69,25 @@ pub async fn start(St(state): St<State>, Body(req): Body<EnrollStart>) -> ApiRes
     persons::set_pending_secret(&mut tx, person.id, &sealed).await?;
     let uri = totp::otpauth_uri(&secret, &state.settings.issuer, &person.name)
         .ok_or_else(|| ApiError::internal("cannot build otpauth URI"))?;
-    let e = Event::new(now, format!("enroll:{}", person.name), "person.enroll_start", AuditResult::Ok)
-        .person(&person.name);
+    let e = Event::new(
+        now,
+        format!("enroll:{}", person.name),
+        "person.enroll_start",
+        AuditResult::Ok,
+    )
+    .person(&person.name);
     audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(EnrollStarted { person: name(&person)?, otpauth_uri: uri }))
+    Ok(Json(EnrollStarted {
+        person: name(&person)?,
+        otpauth_uri: uri,
+    }))
 }
 
-pub async fn confirm(St(state): St<State>, Body(req): Body<EnrollConfirm>) -> ApiResult<Json<Enrolled>> {
+pub async fn confirm(
+    St(state): St<State>,
+    Body(req): Body<EnrollConfirm>,
+) -> ApiResult<Json<Enrolled>> {
     let now = now();
     let mut tx = state.store.write().await?;
     let (hash, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
@@ -79,7 +100,10 @@ pub async fn confirm(St(state): St<State>, Body(req): Body<EnrollConfirm>) -> Ap
         CodeOutcome::LockedOut(until) => {
             return Err(ApiError::new(
                 ErrorCode::LockedOut,
-                format!("too many wrong codes; try again after {}", crate::rules::utc(until)),
+                format!(
+                    "too many wrong codes; try again after {}",
+                    crate::rules::utc(until)
+                ),
             )
             .with_until(until));
         }
@@ -90,14 +114,23 @@ pub async fn confirm(St(state): St<State>, Body(req): Body<EnrollConfirm>) -> Ap
             audit::record(&mut tx, &e).await?;
             tx.commit().await.map_err(ApiError::internal)?;
             let mut msg = "that code is not right: check that your phone's clock is correct and type the code showing now".to_owned();
-            if let CodeOutcome::Wrong { locked_until: Some(u) } = outcome {
-                msg.push_str(&format!("; too many wrong codes, locked until {}", crate::rules::utc(u)));
+            if let CodeOutcome::Wrong {
+                locked_until: Some(u),
+            } = outcome
+            {
+                msg.push_str(&format!(
+                    "; too many wrong codes, locked until {}",
+                    crate::rules::utc(u)
+                ));
             }
             return Err(ApiError::unauthorized(msg));
         }
     }
     if !persons::use_enrollment_code(&mut tx, &hash, now).await? {
-        return Err(ApiError::new(ErrorCode::Expired, "this enrollment code was already used"));
+        return Err(ApiError::new(
+            ErrorCode::Expired,
+            "this enrollment code was already used",
+        ));
     }
     persons::activate_factor(&mut tx, person.id).await?;
     let token = keys::new_token(TokenKind::Person);
@@ -105,5 +138,8 @@ pub async fn confirm(St(state): St<State>, Body(req): Body<EnrollConfirm>) -> Ap
     let e = Event::new(now, actor, "person.enroll", AuditResult::Ok).person(&person.name);
     audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(Enrolled { person: name(&person)?, token }))
+    Ok(Json(Enrolled {
+        person: name(&person)?,
+        token,
+    }))
 }

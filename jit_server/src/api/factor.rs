@@ -41,7 +41,10 @@ pub async fn check(
     if let Some(until) = person.locked_at(now) {
         return Ok(CodeOutcome::LockedOut(until));
     }
-    let secret = state.key.open(sealed, &secret_aad(person.id)).map_err(ApiError::internal)?;
+    let secret = state
+        .key
+        .open(sealed, &secret_aad(person.id))
+        .map_err(ApiError::internal)?;
     match totp::check(&secret, code.expose(), now, state.settings.totp.skew_steps) {
         Some(step) => {
             let step = i64::try_from(step).map_err(ApiError::internal)?;
@@ -67,7 +70,9 @@ pub async fn check(
                         crate::rules::utc(until)
                     ));
                 audit::record(conn, &e).await?;
-                Ok(CodeOutcome::Wrong { locked_until: Some(until) })
+                Ok(CodeOutcome::Wrong {
+                    locked_until: Some(until),
+                })
             } else {
                 Ok(CodeOutcome::Wrong { locked_until: None })
             }

@@ -14,7 +14,9 @@ use crate::store::{StoreError, groups, is_unique_violation};
 
 pub(super) async fn find_id(conn: &mut AnyConnection, name: &str) -> ApiResult<i64> {
     groups::id_by_name(conn, name).await?.ok_or_else(|| {
-        ApiError::not_found(format!("no group named {name}; create it with `jitctl group add {name}`"))
+        ApiError::not_found(format!(
+            "no group named {name}; create it with `jitctl group add {name}`"
+        ))
     })
 }
 
@@ -26,16 +28,26 @@ async fn to_api(conn: &mut AnyConnection, id: i64, name: &str) -> ApiResult<Grou
         .map(|m| PersonName::new(m))
         .collect::<Result<Vec<_>, _>>()
         .map_err(corrupt)?;
-    Ok(Group { name: GroupName::new(name).map_err(corrupt)?, members })
+    Ok(Group {
+        name: GroupName::new(name).map_err(corrupt)?,
+        members,
+    })
 }
 
-pub async fn add(_: Admin, St(state): St<State>, Body(req): Body<NewGroup>) -> ApiResult<Json<Group>> {
+pub async fn add(
+    _: Admin,
+    St(state): St<State>,
+    Body(req): Body<NewGroup>,
+) -> ApiResult<Json<Group>> {
     let now = now();
     let mut tx = state.store.write().await?;
     let id = match groups::insert(&mut tx, req.name.as_str(), now).await {
         Ok(id) => id,
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::exists(format!("group {} already exists", req.name)));
+            return Err(ApiError::exists(format!(
+                "group {} already exists",
+                req.name
+            )));
         }
         Err(e) => return Err(ApiError::internal(e)),
     };
@@ -57,7 +69,11 @@ pub async fn list(_: Admin, St(state): St<State>) -> ApiResult<Json<Vec<Group>>>
     Ok(Json(out))
 }
 
-pub async fn show(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Group>> {
+pub async fn show(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Group>> {
     let name: GroupName = path_name(&name)?;
     let mut tx = state.store.read().await?;
     let id = find_id(&mut tx, name.as_str()).await?;
@@ -98,7 +114,9 @@ pub async fn remove_member(
     let gid = find_id(&mut tx, name.as_str()).await?;
     let row = person_api::find(&mut tx, person.as_str()).await?;
     if !groups::remove_member(&mut tx, gid, row.id).await? {
-        return Err(ApiError::not_found(format!("{person} is not a member of {name}")));
+        return Err(ApiError::not_found(format!(
+            "{person} is not a member of {name}"
+        )));
     }
     let e = Event::new(now, "admin", "group.remove_member", AuditResult::Ok)
         .person(&row.name)

@@ -32,7 +32,10 @@ fn how_to_reserve(account: &str, host: &str) -> String {
     format!("Reserve it first: jitctl reserve {account} --host {host}")
 }
 
-pub async fn accounts(HostCaller(host): HostCaller, St(state): St<State>) -> ApiResult<Json<HostAccounts>> {
+pub async fn accounts(
+    HostCaller(host): HostCaller,
+    St(state): St<State>,
+) -> ApiResult<Json<HostAccounts>> {
     let mut tx = state.store.read().await?;
     let labels = host.labels()?;
     let name = host.host_name()?;
@@ -46,13 +49,22 @@ pub async fn accounts(HostCaller(host): HostCaller, St(state): St<State>) -> Api
             });
         }
     }
-    Ok(Json(HostAccounts { host: name, accounts: out, now: now() }))
+    Ok(Json(HostAccounts {
+        host: name,
+        accounts: out,
+        now: now(),
+    }))
 }
 
 fn base_event(now: i64, host: &HostRow, action: &'static str, account: &str) -> Event {
-    Event::new(now, format!("host:{}", host.name), action, AuditResult::Denied)
-        .account(account)
-        .host(&host.name)
+    Event::new(
+        now,
+        format!("host:{}", host.name),
+        action,
+        AuditResult::Denied,
+    )
+    .account(account)
+    .host(&host.name)
 }
 
 async fn deny_begin(
@@ -108,9 +120,15 @@ pub async fn begin(
         .await?
         .ok_or_else(|| ApiError::internal("reservation without a person"))?;
     if !person.is_active() || !person.is_enrolled() {
-        let reason =
-            if person.is_active() { DenyReason::NotEnrolled } else { DenyReason::PersonDisabled };
-        let msg = format!("The reservation of {} on {} cannot be used.", account.name, host.name);
+        let reason = if person.is_active() {
+            DenyReason::NotEnrolled
+        } else {
+            DenyReason::PersonDisabled
+        };
+        let msg = format!(
+            "The reservation of {} on {} cannot be used.",
+            account.name, host.name
+        );
         return deny_begin(tx, ev, reason, msg).await;
     }
     if let Some(until) = person.locked_at(now) {
@@ -132,7 +150,11 @@ pub async fn begin(
     ok.result = AuditResult::Ok;
     audit::record(&mut tx, &ok.reason("code requested")).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(LoginBegun::Challenge { attempt: attempt.id, factor: Factor::Totp, expires_at: res.expires_at }))
+    Ok(Json(LoginBegun::Challenge {
+        attempt: attempt.id,
+        factor: Factor::Totp,
+        expires_at: res.expires_at,
+    }))
 }
 
 pub async fn verify(
@@ -155,7 +177,9 @@ pub async fn verify(
     let origin: serde_json::Value = serde_json::from_str(&attempt.origin).unwrap_or_default();
     let ev = base_event(now, &host, "login.verify", &res.account)
         .person(&res.person)
-        .detail(serde_json::json!({ "origin": origin, "attempt": attempt.id, "reservation": res.id }));
+        .detail(
+            serde_json::json!({ "origin": origin, "attempt": attempt.id, "reservation": res.id }),
+        );
 
     // Every refusal ends the attempt and is audited; the person sees `message`.
     let refusal = |reason: DenyReason, message: String| (reason, message);
@@ -178,13 +202,19 @@ pub async fn verify(
             ReservationState::Consumed => {
                 return Ok(Err(refusal(
                     DenyReason::AlreadyUsed,
-                    format!("The reservation of {} on {} was already used by a login. {again}", res.account, res.host),
+                    format!(
+                        "The reservation of {} on {} was already used by a login. {again}",
+                        res.account, res.host
+                    ),
                 )));
             }
             ReservationState::Expired => {
                 return Ok(Err(refusal(
                     DenyReason::Expired,
-                    format!("The reservation of {} on {} has expired. {again}", res.account, res.host),
+                    format!(
+                        "The reservation of {} on {} has expired. {again}",
+                        res.account, res.host
+                    ),
                 )));
             }
             ReservationState::Released => {
@@ -206,7 +236,10 @@ pub async fn verify(
         let person = persons::by_id(&mut tx, res.person_id)
             .await?
             .ok_or_else(|| ApiError::internal("reservation without a person"))?;
-        let cannot = format!("The reservation of {} on {} cannot be used.", res.account, res.host);
+        let cannot = format!(
+            "The reservation of {} on {} cannot be used.",
+            res.account, res.host
+        );
         if !person.is_active() {
             return Ok(Err(refusal(DenyReason::PersonDisabled, cannot)));
         }
@@ -241,7 +274,10 @@ pub async fn verify(
         if !reservations::consume(&mut tx, res.id, now, &format!("host:{}", host.name)).await? {
             return Ok(Err(refusal(
                 DenyReason::AlreadyUsed,
-                format!("The reservation of {} on {} was already used by a login.", res.account, res.host),
+                format!(
+                    "The reservation of {} on {} was already used by a login.",
+                    res.account, res.host
+                ),
             )));
         }
         let name = PersonName::new(&person.name).map_err(|e| StoreError::Corrupt(e.to_string()))?;
@@ -256,11 +292,16 @@ pub async fn verify(
             ok.result = AuditResult::Ok;
             audit::record(&mut tx, &ok.reason("code accepted; reservation consumed")).await?;
             tx.commit().await.map_err(ApiError::internal)?;
-            Ok(Json(LoginVerified::Granted { person, reservation_id: res.id }))
+            Ok(Json(LoginVerified::Granted {
+                person,
+                reservation_id: res.id,
+            }))
         }
         Err((reason, message)) => {
             reservations::finish_attempt(&mut tx, &attempt.id, "denied").await?;
-            let why = serde_json::to_value(reason).ok().and_then(|v| v.as_str().map(str::to_owned));
+            let why = serde_json::to_value(reason)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned));
             let e = ev.reason(format!("{}: {message}", why.unwrap_or_default()));
             audit::record(&mut tx, &e).await?;
             tx.commit().await.map_err(ApiError::internal)?;
@@ -284,7 +325,9 @@ pub async fn events(
     Body(req): Body<HostEvents>,
 ) -> ApiResult<Json<EventsStored>> {
     if req.events.len() > MAX_EVENTS {
-        return Err(ApiError::bad_request(format!("at most {MAX_EVENTS} events per request")));
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_EVENTS} events per request"
+        )));
     }
     let now = now();
     let mut tx = state.store.write().await?;
@@ -298,7 +341,9 @@ pub async fn events(
             )));
         };
         if ev.id.is_empty() || ev.id.len() > 100 {
-            return Err(ApiError::bad_request("event id must be 1 to 100 characters"));
+            return Err(ApiError::bad_request(
+                "event id must be 1 to 100 characters",
+            ));
         }
         if let Some(r) = &ev.reason {
             rules::check_reason(&Some(r.chars().take(rules::MAX_REASON_CHARS).collect()))?;

@@ -18,7 +18,9 @@ use crate::store::is_unique_violation;
 
 async fn find(conn: &mut sqlx::AnyConnection, name: &str) -> ApiResult<HostRow> {
     hosts::by_name(conn, name).await?.ok_or_else(|| {
-        ApiError::not_found(format!("no host named {name}; list them with `jitctl host list`"))
+        ApiError::not_found(format!(
+            "no host named {name}; list them with `jitctl host list`"
+        ))
     })
 }
 
@@ -30,8 +32,16 @@ fn public_url(state: &State, headers: &HeaderMap, uri: &Uri) -> ApiResult<String
     let authority = uri
         .authority()
         .map(|a| a.as_str().to_owned())
-        .or_else(|| headers.get("host").and_then(|h| h.to_str().ok()).map(str::to_owned))
-        .filter(|a| a.bytes().all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b)))
+        .or_else(|| {
+            headers
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_owned)
+        })
+        .filter(|a| {
+            a.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+        })
         .ok_or_else(|| {
             ApiError::bad_request("cannot tell the server's address: set public_url in server.toml")
         })?;
@@ -89,7 +99,9 @@ pub async fn add(
 pub async fn list(_: Admin, St(state): St<State>) -> ApiResult<Json<Vec<Host>>> {
     let mut tx = state.store.read().await?;
     let rows = hosts::list(&mut tx).await?;
-    Ok(Json(rows.iter().map(HostRow::to_api).collect::<Result<_, _>>()?))
+    Ok(Json(
+        rows.iter().map(HostRow::to_api).collect::<Result<_, _>>()?,
+    ))
 }
 
 pub async fn rejoin(
@@ -126,18 +138,34 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
     hosts::set_active(&mut tx, row.id, active).await?;
-    let action = if active { "host.enable" } else { "host.disable" };
-    audit::record(&mut tx, &Event::new(now, "admin", action, AuditResult::Ok).host(&row.name)).await?;
+    let action = if active {
+        "host.enable"
+    } else {
+        "host.disable"
+    };
+    audit::record(
+        &mut tx,
+        &Event::new(now, "admin", action, AuditResult::Ok).host(&row.name),
+    )
+    .await?;
     let row = find(&mut tx, name.as_str()).await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(Json(row.to_api()?))
 }
 
-pub async fn disable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Host>> {
+pub async fn disable(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Host>> {
     set_active(state, name, false).await
 }
 
-pub async fn enable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Host>> {
+pub async fn enable(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Host>> {
     set_active(state, name, true).await
 }
 
@@ -146,7 +174,9 @@ pub async fn join(St(state): St<State>, Body(req): Body<JoinRequest>) -> ApiResu
     let now = now();
     let invalid = || ApiError::unauthorized("join token is not valid for this host");
     let mut tx = state.store.write().await?;
-    let row = hosts::by_name(&mut tx, req.host.as_str()).await?.ok_or_else(invalid)?;
+    let row = hosts::by_name(&mut tx, req.host.as_str())
+        .await?
+        .ok_or_else(invalid)?;
     let presented = keys::token_hash(req.secret.expose());
     let Some(expected) = row.join_secret_hash.as_deref() else {
         return Err(ApiError::new(
@@ -158,9 +188,14 @@ pub async fn join(St(state): St<State>, Body(req): Body<JoinRequest>) -> ApiResu
         ));
     };
     if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
-        let e = Event::new(now, format!("host:{}", row.name), "host.join", AuditResult::Denied)
-            .host(&row.name)
-            .reason("wrong join secret");
+        let e = Event::new(
+            now,
+            format!("host:{}", row.name),
+            "host.join",
+            AuditResult::Denied,
+        )
+        .host(&row.name)
+        .reason("wrong join secret");
         audit::record(&mut tx, &e).await?;
         tx.commit().await.map_err(ApiError::internal)?;
         return Err(invalid());
@@ -168,17 +203,38 @@ pub async fn join(St(state): St<State>, Body(req): Body<JoinRequest>) -> ApiResu
     if row.join_expires_at.is_some_and(|t| t <= now) {
         return Err(ApiError::new(
             ErrorCode::Expired,
-            format!("this join token has expired; make a new one with `jitctl host rejoin {}`", row.name),
+            format!(
+                "this join token has expired; make a new one with `jitctl host rejoin {}`",
+                row.name
+            ),
         ));
     }
     let credential = keys::new_token(TokenKind::Host);
-    if !hosts::complete_join(&mut tx, row.id, &presented, &keys::token_hash(credential.expose()), now)
-        .await?
+    if !hosts::complete_join(
+        &mut tx,
+        row.id,
+        &presented,
+        &keys::token_hash(credential.expose()),
+        now,
+    )
+    .await?
     {
-        return Err(ApiError::new(ErrorCode::Expired, "this join token was already used"));
+        return Err(ApiError::new(
+            ErrorCode::Expired,
+            "this join token was already used",
+        ));
     }
-    let e = Event::new(now, format!("host:{}", row.name), "host.join", AuditResult::Ok).host(&row.name);
+    let e = Event::new(
+        now,
+        format!("host:{}", row.name),
+        "host.join",
+        AuditResult::Ok,
+    )
+    .host(&row.name);
     audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(Joined { host: req.host, credential }))
+    Ok(Json(Joined {
+        host: req.host,
+        credential,
+    }))
 }

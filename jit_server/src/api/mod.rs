@@ -54,16 +54,25 @@ pub fn router(state: State) -> Router {
         .route("/groups", post(groups::add).get(groups::list))
         .route("/groups/{name}", get(groups::show))
         .route("/groups/{name}/members", post(groups::add_member))
-        .route("/groups/{name}/members/{person}", delete(groups::remove_member))
+        .route(
+            "/groups/{name}/members/{person}",
+            delete(groups::remove_member),
+        )
         .route("/accounts", post(accounts::add).get(accounts::list))
-        .route("/accounts/{name}", get(accounts::show).patch(accounts::change))
+        .route(
+            "/accounts/{name}",
+            get(accounts::show).patch(accounts::change),
+        )
         .route("/accounts/{name}/disable", post(accounts::disable))
         .route("/accounts/{name}/enable", post(accounts::enable))
         .route("/hosts", post(hosts::add).get(hosts::list))
         .route("/hosts/{name}/rejoin", post(hosts::rejoin))
         .route("/hosts/{name}/disable", post(hosts::disable))
         .route("/hosts/{name}/enable", post(hosts::enable))
-        .route("/reservations", post(reservations::reserve).get(reservations::list))
+        .route(
+            "/reservations",
+            post(reservations::reserve).get(reservations::list),
+        )
         .route("/reservations/release", post(reservations::release))
         .route("/audit", get(audit::query))
         .route("/enroll/start", post(enroll::start))
@@ -116,7 +125,10 @@ fn json_rejection(r: JsonRejection) -> ApiError {
         }
         JsonRejection::BytesRejection(e) => {
             if e.status().as_u16() == 413 {
-                ApiError::new(ErrorCode::PayloadTooLarge, "request body is over the size limit")
+                ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "request body is over the size limit",
+                )
             } else {
                 ApiError::bad_request(format!("cannot read request body: {}", e.body_text()))
             }
@@ -138,9 +150,9 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(v)) => Ok(Params(v)),
-            Err(QueryRejection::FailedToDeserializeQueryString(e)) => {
-                Err(ApiError::bad_request(format!("bad query parameters: {}", e.body_text())))
-            }
+            Err(QueryRejection::FailedToDeserializeQueryString(e)) => Err(ApiError::bad_request(
+                format!("bad query parameters: {}", e.body_text()),
+            )),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }

@@ -14,7 +14,11 @@ use crate::store::audit::{self, Event};
 use crate::store::persons::{self, PersonRow};
 use crate::store::{StoreError, is_unique_violation, reservations};
 
-pub(super) async fn to_api(conn: &mut AnyConnection, row: &PersonRow, now: i64) -> ApiResult<Person> {
+pub(super) async fn to_api(
+    conn: &mut AnyConnection,
+    row: &PersonRow,
+    now: i64,
+) -> ApiResult<Person> {
     let groups = persons::groups_of(conn, row.id)
         .await?
         .iter()
@@ -34,7 +38,9 @@ pub(super) async fn to_api(conn: &mut AnyConnection, row: &PersonRow, now: i64) 
 
 pub(super) async fn find(conn: &mut AnyConnection, name: &str) -> ApiResult<PersonRow> {
     persons::by_name(conn, name).await?.ok_or_else(|| {
-        ApiError::not_found(format!("no person named {name}; list them with `jitctl person list`"))
+        ApiError::not_found(format!(
+            "no person named {name}; list them with `jitctl person list`"
+        ))
     })
 }
 
@@ -59,8 +65,14 @@ async fn issue_code(
     let code = keys::new_enrollment_code();
     let expires_at = now + state.settings.enrollment.code_ttl.secs();
     let normalized = keys::normalize_enrollment_code(code.expose());
-    persons::issue_enrollment_code(conn, person.id, &keys::token_hash(&normalized), now, expires_at)
-        .await?;
+    persons::issue_enrollment_code(
+        conn,
+        person.id,
+        &keys::token_hash(&normalized),
+        now,
+        expires_at,
+    )
+    .await?;
     Ok(EnrollmentIssued {
         person: PersonName::new(&person.name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         enrollment_code: code.expose().to_owned(),
@@ -79,14 +91,20 @@ pub async fn add(
     match persons::insert(&mut tx, req.name.as_str(), req.display_name.as_deref(), now).await {
         Ok(_) => {}
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::exists(format!("person {} already exists", req.name)));
+            return Err(ApiError::exists(format!(
+                "person {} already exists",
+                req.name
+            )));
         }
         Err(e) => return Err(ApiError::internal(e)),
     }
     let row = find(&mut tx, req.name.as_str()).await?;
     let issued = issue_code(&state, &mut tx, &row, now).await?;
-    audit::record(&mut tx, &Event::new(now, "admin", "person.add", AuditResult::Ok).person(&row.name))
-        .await?;
+    audit::record(
+        &mut tx,
+        &Event::new(now, "admin", "person.add", AuditResult::Ok).person(&row.name),
+    )
+    .await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(Json(issued))
 }
@@ -101,7 +119,11 @@ pub async fn list(_: Admin, St(state): St<State>) -> ApiResult<Json<Vec<Person>>
     Ok(Json(out))
 }
 
-pub async fn show(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Person>> {
+pub async fn show(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Person>> {
     let name: PersonName = path_name(&name)?;
     let mut tx = state.store.read().await?;
     let row = find(&mut tx, name.as_str()).await?;
@@ -114,9 +136,16 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
     persons::set_active(&mut tx, row.id, active).await?;
-    let action = if active { "person.enable" } else { "person.disable" };
-    audit::record(&mut tx, &Event::new(now, "admin", action, AuditResult::Ok).person(&row.name))
-        .await?;
+    let action = if active {
+        "person.enable"
+    } else {
+        "person.disable"
+    };
+    audit::record(
+        &mut tx,
+        &Event::new(now, "admin", action, AuditResult::Ok).person(&row.name),
+    )
+    .await?;
     if !active {
         // A disabled person's reservations end now: nobody may log in on their behalf.
         for r in reservations::list(&mut tx, Some(row.id), false, now).await? {
@@ -136,11 +165,19 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     Ok(Json(out))
 }
 
-pub async fn disable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Person>> {
+pub async fn disable(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Person>> {
     set_active(state, name, false).await
 }
 
-pub async fn enable(_: Admin, St(state): St<State>, Path(name): Path<String>) -> ApiResult<Json<Person>> {
+pub async fn enable(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Person>> {
     set_active(state, name, true).await
 }
 

@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State as St;
 use jit_proto::api::{
-    AuditResult, ErrorCode, NewReservation, ReleaseRequest, Released, Reservation, ReservationQuery,
-    Reservations,
+    AuditResult, ErrorCode, NewReservation, ReleaseRequest, Released, Reservation,
+    ReservationQuery, Reservations,
 };
 use sqlx::{Any, AnyConnection, Transaction};
 
@@ -43,10 +43,15 @@ pub async fn reserve(
     rules::check_reason(&req.reason)?;
     let now = now();
     let mut tx = state.store.write().await?;
-    let ev = Event::new(now, format!("person:{}", person.name), "reservation.create", AuditResult::Denied)
-        .person(&person.name)
-        .account(req.account.as_str())
-        .host(req.host.as_str());
+    let ev = Event::new(
+        now,
+        format!("person:{}", person.name),
+        "reservation.create",
+        AuditResult::Denied,
+    )
+    .person(&person.name)
+    .account(req.account.as_str())
+    .host(req.host.as_str());
     let account = account_api::find(&mut tx, req.account.as_str()).await?;
     let Some(host) = hosts::by_name(&mut tx, req.host.as_str()).await? else {
         return Err(ApiError::not_found(format!(
@@ -62,7 +67,12 @@ pub async fn reserve(
         let err = ApiError::not_allowed(format!("host {} is disabled", host.name));
         return refuse(tx, ev, err).await;
     }
-    if !rules::host_allowed(&req.host, &host.labels()?, &account.patterns()?, &account.labels()?) {
+    if !rules::host_allowed(
+        &req.host,
+        &host.labels()?,
+        &account.patterns()?,
+        &account.labels()?,
+    ) {
         let err = ApiError::not_allowed(format!(
             "shared account {} does not exist on {}",
             account.name, host.name
@@ -122,7 +132,10 @@ pub async fn reserve(
         Err(e) if is_unique_violation(&e) => {
             return Err(ApiError::new(
                 ErrorCode::ReservationTaken,
-                format!("{} on {} was just reserved by someone else", account.name, host.name),
+                format!(
+                    "{} on {} was just reserved by someone else",
+                    account.name, host.name
+                ),
             ));
         }
         Err(e) => return Err(ApiError::internal(e)),
@@ -132,7 +145,9 @@ pub async fn reserve(
     if let Some(r) = &req.reason {
         ok = ok.reason(r.clone());
     }
-    ok = ok.detail(serde_json::json!({ "reservation": id, "duration_secs": ttl, "expires_at": expires_at }));
+    ok = ok.detail(
+        serde_json::json!({ "reservation": id, "duration_secs": ttl, "expires_at": expires_at }),
+    );
     audit::record(&mut tx, &ok).await?;
     let row = reservations::by_id(&mut tx, id)
         .await?
@@ -149,12 +164,19 @@ pub async fn list(
     let person_id = match &caller {
         Caller::Admin => None,
         Caller::Person(p) => Some(p.id),
-        Caller::Host(_) => return Err(ApiError::forbidden("this needs a person or the admin token")),
+        Caller::Host(_) => {
+            return Err(ApiError::forbidden(
+                "this needs a person or the admin token",
+            ));
+        }
     };
     let now = now();
     let mut tx = state.store.read().await?;
     let rows = reservations::list(&mut tx, person_id, q.all, now).await?;
-    let reservations = rows.iter().map(|r| r.to_api(now)).collect::<Result<_, _>>()?;
+    let reservations = rows
+        .iter()
+        .map(|r| r.to_api(now))
+        .collect::<Result<_, _>>()?;
     Ok(Json(Reservations { reservations, now }))
 }
 
@@ -166,7 +188,11 @@ pub async fn release(
     let (person_id, by, action) = match &caller {
         Caller::Admin => (None, "admin".to_owned(), "reservation.force_release"),
         Caller::Person(p) => (Some(p.id), p.name.clone(), "reservation.release"),
-        Caller::Host(_) => return Err(ApiError::forbidden("this needs a person or the admin token")),
+        Caller::Host(_) => {
+            return Err(ApiError::forbidden(
+                "this needs a person or the admin token",
+            ));
+        }
     };
     let now = now();
     let mut tx = state.store.write().await?;
@@ -182,8 +208,16 @@ pub async fn release(
     };
     let live = reservations::live_for_account(&mut tx, account.id, host_id, person_id, now).await?;
     if live.is_empty() {
-        let whose = if person_id.is_some() { "you hold no" } else { "there is no" };
-        let where_ = req.host.as_ref().map(|h| format!(" on {h}")).unwrap_or_default();
+        let whose = if person_id.is_some() {
+            "you hold no"
+        } else {
+            "there is no"
+        };
+        let where_ = req
+            .host
+            .as_ref()
+            .map(|h| format!(" on {h}"))
+            .unwrap_or_default();
         return Err(ApiError::not_found(format!(
             "{whose} live reservation of {}{where_}",
             account.name
@@ -198,7 +232,10 @@ pub async fn release(
                 .host(&r.host)
                 .detail(serde_json::json!({ "reservation": r.id }));
             if person_id.is_none() {
-                e = e.reason(format!("forced release by admin; it was held by {}", r.person));
+                e = e.reason(format!(
+                    "forced release by admin; it was held by {}",
+                    r.person
+                ));
             }
             audit::record(&mut tx, &e).await?;
             if let Some(row) = reservations::by_id(&mut tx, r.id).await? {

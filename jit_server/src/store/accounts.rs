@@ -35,7 +35,10 @@ impl AccountRow {
     }
 
     pub fn posix(&self) -> StoreResult<Option<PosixIdentity>> {
-        self.posix.as_deref().map(|s| from_json("account posix", s)).transpose()
+        self.posix
+            .as_deref()
+            .map(|s| from_json("account posix", s))
+            .transpose()
     }
 
     pub fn patterns(&self) -> StoreResult<Vec<String>> {
@@ -133,23 +136,35 @@ pub async fn update(conn: &mut AnyConnection, row: &AccountRow) -> StoreResult<(
 }
 
 pub async fn by_name(conn: &mut AnyConnection, name: &str) -> StoreResult<Option<AccountRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM accounts WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_cols!(),
+        " FROM accounts WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<AccountRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM accounts WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_cols!(),
+        " FROM accounts WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn list(conn: &mut AnyConnection) -> StoreResult<Vec<AccountRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", account_cols!(), " FROM accounts ORDER BY name"))
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        account_cols!(),
+        " FROM accounts ORDER BY name"
+    ))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Any other account already using this uid (virtual accounts must not share a uid).

@@ -23,7 +23,12 @@ pub struct Event {
 }
 
 impl Event {
-    pub fn new(at: i64, actor: impl Into<String>, action: &'static str, result: AuditResult) -> Self {
+    pub fn new(
+        at: i64,
+        actor: impl Into<String>,
+        action: &'static str,
+        result: AuditResult,
+    ) -> Self {
         Self {
             at,
             actor: actor.into(),

@@ -23,8 +23,9 @@ pub async fn id_by_name(conn: &mut AnyConnection, name: &str) -> StoreResult<Opt
 }
 
 pub async fn names(conn: &mut AnyConnection) -> StoreResult<Vec<String>> {
-    let rows: Vec<(String,)> =
-        sqlx::query_as("SELECT name FROM groups ORDER BY name").fetch_all(conn).await?;
+    let rows: Vec<(String,)> = sqlx::query_as("SELECT name FROM groups ORDER BY name")
+        .fetch_all(conn)
+        .await?;
     Ok(rows.into_iter().map(|(n,)| n).collect())
 }
 
@@ -40,7 +41,11 @@ pub async fn members(conn: &mut AnyConnection, group_id: i64) -> StoreResult<Vec
 }
 
 /// Adds a member; false if the person already was one.
-pub async fn add_member(conn: &mut AnyConnection, group_id: i64, person_id: i64) -> StoreResult<bool> {
+pub async fn add_member(
+    conn: &mut AnyConnection,
+    group_id: i64,
+    person_id: i64,
+) -> StoreResult<bool> {
     let r = sqlx::query(
         "INSERT INTO group_members (group_id, person_id) VALUES ($1, $2) \
          ON CONFLICT (group_id, person_id) DO NOTHING",

@@ -75,23 +75,35 @@ pub async fn insert(
 }
 
 pub async fn by_name(conn: &mut AnyConnection, name: &str) -> StoreResult<Option<HostRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", host_cols!(), " FROM hosts WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        host_cols!(),
+        " FROM hosts WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn by_credential(conn: &mut AnyConnection, hash: &str) -> StoreResult<Option<HostRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", host_cols!(), " FROM hosts WHERE credential_hash = $1"))
-        .bind(hash)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        host_cols!(),
+        " FROM hosts WHERE credential_hash = $1"
+    ))
+    .bind(hash)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn list(conn: &mut AnyConnection) -> StoreResult<Vec<HostRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", host_cols!(), " FROM hosts ORDER BY name"))
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        host_cols!(),
+        " FROM hosts ORDER BY name"
+    ))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// A new join secret; the old credential stops working at once.

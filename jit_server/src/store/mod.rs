@@ -46,7 +46,6 @@ pub struct Store {
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 
-
 impl Store {
     /// Opens the database at `url`, applying pending migrations.
     pub async fn open(url: &str) -> StoreResult<Self> {
@@ -67,8 +66,7 @@ impl Store {
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         // A writer waits up to 30 s for the write lock before giving up.
-                        conn.execute("PRAGMA busy_timeout = 30000")
-                            .await?;
+                        conn.execute("PRAGMA busy_timeout = 30000").await?;
                     }
                     Ok(())
                 })
@@ -105,7 +103,8 @@ impl Store {
 
 /// True when `e` is a unique-constraint violation (someone else won the race).
 pub fn is_unique_violation(e: &sqlx::Error) -> bool {
-    e.as_database_error().is_some_and(|d| d.is_unique_violation())
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
 }
 
 /// JSON text column helpers: lists and small records are stored as JSON.

@@ -37,8 +37,24 @@ impl PersonRow {
 macro_rules! person_cols {
     ($p:literal) => {
         concat!(
-            $p, "id, ", $p, "name, ", $p, "display_name, ", $p, "active, ", $p, "totp_secret, ",
-            $p, "totp_pending, ", $p, "totp_last_step, ", $p, "locked_until, ", $p, "created_at"
+            $p,
+            "id, ",
+            $p,
+            "name, ",
+            $p,
+            "display_name, ",
+            $p,
+            "active, ",
+            $p,
+            "totp_secret, ",
+            $p,
+            "totp_pending, ",
+            $p,
+            "totp_last_step, ",
+            $p,
+            "locked_until, ",
+            $p,
+            "created_at"
         )
     };
 }
@@ -62,23 +78,35 @@ pub async fn insert(
 }
 
 pub async fn by_name(conn: &mut AnyConnection, name: &str) -> StoreResult<Option<PersonRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", person_cols!(""), " FROM persons WHERE name = $1"))
-        .bind(name)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        person_cols!(""),
+        " FROM persons WHERE name = $1"
+    ))
+    .bind(name)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<PersonRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", person_cols!(""), " FROM persons WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        person_cols!(""),
+        " FROM persons WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
 }
 
 pub async fn list(conn: &mut AnyConnection) -> StoreResult<Vec<PersonRow>> {
-    Ok(sqlx::query_as(concat!("SELECT ", person_cols!(""), " FROM persons ORDER BY name"))
-        .fetch_all(conn)
-        .await?)
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        person_cols!(""),
+        " FROM persons ORDER BY name"
+    ))
+    .fetch_all(conn)
+    .await?)
 }
 
 /// Names of the groups the person belongs to, sorted.
@@ -119,11 +147,13 @@ pub async fn issue_enrollment_code(
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
-    sqlx::query("UPDATE enrollment_codes SET used_at = $1 WHERE person_id = $2 AND used_at IS NULL")
-        .bind(now)
-        .bind(person_id)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE enrollment_codes SET used_at = $1 WHERE person_id = $2 AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(person_id)
+    .execute(&mut *conn)
+    .await?;
     sqlx::query(
         "INSERT INTO enrollment_codes (code_hash, person_id, created_at, expires_at) \
          VALUES ($1, $2, $3, $4)",
@@ -190,7 +220,10 @@ pub async fn activate_factor(conn: &mut AnyConnection, id: i64) -> StoreResult<(
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -203,7 +236,10 @@ pub async fn reset_factor(conn: &mut AnyConnection, id: i64, now: i64) -> StoreR
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     revoke_tokens(conn, id, now).await
 }
 
@@ -254,12 +290,18 @@ pub async fn lock_until(conn: &mut AnyConnection, id: i64, until: i64) -> StoreR
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
 pub async fn clear_failures(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
-    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1").bind(id).execute(conn).await?;
+    sqlx::query("DELETE FROM totp_failures WHERE person_id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -271,12 +313,14 @@ pub async fn insert_token(
     token_hash: &str,
     now: i64,
 ) -> StoreResult<()> {
-    sqlx::query("INSERT INTO person_tokens (token_hash, person_id, created_at) VALUES ($1, $2, $3)")
-        .bind(token_hash)
-        .bind(person_id)
-        .bind(now)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "INSERT INTO person_tokens (token_hash, person_id, created_at) VALUES ($1, $2, $3)",
+    )
+    .bind(token_hash)
+    .bind(person_id)
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 
@@ -291,7 +335,10 @@ pub async fn revoke_tokens(conn: &mut AnyConnection, person_id: i64, now: i64) -
     Ok(())
 }
 
-pub async fn by_token(conn: &mut AnyConnection, token_hash: &str) -> StoreResult<Option<PersonRow>> {
+pub async fn by_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+) -> StoreResult<Option<PersonRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",
         person_cols!("p."),
@@ -319,12 +366,11 @@ pub async fn insert_admin_token(
 }
 
 pub async fn admin_token_valid(conn: &mut AnyConnection, token_hash: &str) -> StoreResult<bool> {
-    let row: Option<(i64,)> = sqlx::query_as(
-        "SELECT 1 FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
-    )
-    .bind(token_hash)
-    .fetch_optional(conn)
-    .await?;
+    let row: Option<(i64,)> =
+        sqlx::query_as("SELECT 1 FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(token_hash)
+            .fetch_optional(conn)
+            .await?;
     Ok(row.is_some())
 }
 

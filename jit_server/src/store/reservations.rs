@@ -60,7 +60,11 @@ impl ReservationRow {
             reason: self.reason.clone(),
             created_at: self.created_at,
             expires_at: self.expires_at,
-            remaining_secs: if state == ReservationState::Active { self.expires_at - now } else { 0 },
+            remaining_secs: if state == ReservationState::Active {
+                self.expires_at - now
+            } else {
+                0
+            },
             ended_at: match (state, self.ended_at) {
                 (ReservationState::Expired, None) => Some(self.expires_at),
                 (_, e) => e,
@@ -72,11 +76,13 @@ impl ReservationRow {
 
 /// Marks every reservation that ran out as expired and returns them (for the audit log).
 pub async fn expire_due(conn: &mut AnyConnection, now: i64) -> StoreResult<Vec<ReservationRow>> {
-    let due: Vec<ReservationRow> =
-        sqlx::query_as(concat!(select_reservations!(), " WHERE r.state = 'active' AND r.expires_at <= $1"))
-            .bind(now)
-            .fetch_all(&mut *conn)
-            .await?;
+    let due: Vec<ReservationRow> = sqlx::query_as(concat!(
+        select_reservations!(),
+        " WHERE r.state = 'active' AND r.expires_at <= $1"
+    ))
+    .bind(now)
+    .fetch_all(&mut *conn)
+    .await?;
     let mut swept = Vec::with_capacity(due.len());
     for r in due {
         let done = sqlx::query(
@@ -100,7 +106,9 @@ pub async fn active_for(
     host_id: i64,
     now: i64,
 ) -> StoreResult<Option<ReservationRow>> {
-    Ok(sqlx::query_as(concat!(select_reservations!(), " WHERE r.account_id = $1 AND r.host_id = $2 AND r.state = 'active' \
+    Ok(sqlx::query_as(concat!(
+        select_reservations!(),
+        " WHERE r.account_id = $1 AND r.host_id = $2 AND r.state = 'active' \
          AND r.expires_at > $3"
     ))
     .bind(account_id)
@@ -111,10 +119,12 @@ pub async fn active_for(
 }
 
 pub async fn by_id(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<ReservationRow>> {
-    Ok(sqlx::query_as(concat!(select_reservations!(), " WHERE r.id = $1"))
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
+    Ok(
+        sqlx::query_as(concat!(select_reservations!(), " WHERE r.id = $1"))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }
 
 /// Inserts an active reservation. A unique violation means somebody else holds the account on

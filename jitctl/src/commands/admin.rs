@@ -29,9 +29,15 @@ fn show_enrollment(ctx: &Ctx, e: &EnrollmentIssued, what: &str) {
         output::json(e);
     } else {
         println!("{what} {}.", e.person);
-        println!("One-time enrollment code (valid until {}):", utc(e.enrollment_expires_at));
+        println!(
+            "One-time enrollment code (valid until {}):",
+            utc(e.enrollment_expires_at)
+        );
         println!("  {}", e.enrollment_code);
-        println!("Give it to {} privately; they run: jitctl enroll CODE --server URL --ca-fingerprint SHA256:…", e.person);
+        println!(
+            "Give it to {} privately; they run: jitctl enroll CODE --server URL --ca-fingerprint SHA256:…",
+            e.person
+        );
     }
 }
 
@@ -43,7 +49,11 @@ fn person_rows(list: &[Person]) -> Vec<Vec<String>> {
                 or_dash(p.display_name.as_deref()),
                 if p.active { "active" } else { "disabled" }.into(),
                 if p.enrolled { "yes" } else { "no" }.into(),
-                p.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(","),
+                p.groups
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 p.locked_until.map(utc).unwrap_or_else(|| "-".into()),
             ]
         })
@@ -54,29 +64,57 @@ fn print_persons(ctx: &Ctx, list: &[Person]) {
     if ctx.json {
         output::json(&list);
     } else {
-        output::table(&["NAME", "DISPLAY NAME", "STATE", "ENROLLED", "GROUPS", "LOCKED UNTIL"], &person_rows(list));
+        output::table(
+            &[
+                "NAME",
+                "DISPLAY NAME",
+                "STATE",
+                "ENROLLED",
+                "GROUPS",
+                "LOCKED UNTIL",
+            ],
+            &person_rows(list),
+        );
     }
 }
 
 pub fn person(ctx: &Ctx, cmd: PersonCmd) -> CliResult<()> {
     let (client, _) = ctx.client()?;
     match cmd {
-        PersonCmd::Add { name: n, display_name } => {
-            let e = ctx.block_on(client.add_person(&NewPerson { name: name(&n)?, display_name }))?;
+        PersonCmd::Add {
+            name: n,
+            display_name,
+        } => {
+            let e = ctx.block_on(client.add_person(&NewPerson {
+                name: name(&n)?,
+                display_name,
+            }))?;
             show_enrollment(ctx, &e, "Added person");
         }
         PersonCmd::List => print_persons(ctx, &ctx.block_on(client.persons())?),
         PersonCmd::Show { name: n } => {
             let p = ctx.block_on(client.person(&name(&n)?))?;
-            if ctx.json { output::json(&p) } else { print_persons(ctx, &[p]) }
+            if ctx.json {
+                output::json(&p)
+            } else {
+                print_persons(ctx, &[p])
+            }
         }
         PersonCmd::Disable { name: n } => {
             let p = ctx.block_on(client.set_person_active(&name(&n)?, false))?;
-            if ctx.json { output::json(&p) } else { println!("Disabled {}; their reservations ended.", p.name) }
+            if ctx.json {
+                output::json(&p)
+            } else {
+                println!("Disabled {}; their reservations ended.", p.name)
+            }
         }
         PersonCmd::Enable { name: n } => {
             let p = ctx.block_on(client.set_person_active(&name(&n)?, true))?;
-            if ctx.json { output::json(&p) } else { println!("Enabled {}.", p.name) }
+            if ctx.json {
+                output::json(&p)
+            } else {
+                println!("Enabled {}.", p.name)
+            }
         }
         PersonCmd::ResetFactor { name: n } => {
             let e = ctx.block_on(client.reset_factor(&name(&n)?))?;
@@ -92,7 +130,16 @@ fn print_groups(ctx: &Ctx, list: &[Group]) {
     } else {
         let rows: Vec<Vec<String>> = list
             .iter()
-            .map(|g| vec![g.name.to_string(), g.members.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(",")])
+            .map(|g| {
+                vec![
+                    g.name.to_string(),
+                    g.members
+                        .iter()
+                        .map(|m| m.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ]
+            })
             .collect();
         output::table(&["GROUP", "MEMBERS"], &rows);
     }
@@ -101,41 +148,72 @@ fn print_groups(ctx: &Ctx, list: &[Group]) {
 pub fn group(ctx: &Ctx, cmd: GroupCmd) -> CliResult<()> {
     let (client, _) = ctx.client()?;
     let (g, verb) = match cmd {
-        GroupCmd::Add { name: n } => (ctx.block_on(client.add_group(&NewGroup { name: name(&n)? }))?, "Added group"),
+        GroupCmd::Add { name: n } => (
+            ctx.block_on(client.add_group(&NewGroup { name: name(&n)? }))?,
+            "Added group",
+        ),
         GroupCmd::List => {
             print_groups(ctx, &ctx.block_on(client.groups())?);
             return Ok(());
         }
         GroupCmd::Show { name: n } => {
             let g = ctx.block_on(client.group(&name::<GroupName>(&n)?))?;
-            if ctx.json { output::json(&g) } else { print_groups(ctx, &[g]) }
+            if ctx.json {
+                output::json(&g)
+            } else {
+                print_groups(ctx, &[g])
+            }
             return Ok(());
         }
         GroupCmd::AddMember { group, person } => (
-            ctx.block_on(client.add_member(&name(&group)?, &NewMember { person: name(&person)? }))?,
+            ctx.block_on(client.add_member(
+                &name(&group)?,
+                &NewMember {
+                    person: name(&person)?,
+                },
+            ))?,
             "Updated group",
         ),
-        GroupCmd::RemoveMember { group, person } => {
-            (ctx.block_on(client.remove_member(&name(&group)?, &name(&person)?))?, "Updated group")
-        }
+        GroupCmd::RemoveMember { group, person } => (
+            ctx.block_on(client.remove_member(&name(&group)?, &name(&person)?))?,
+            "Updated group",
+        ),
     };
     if ctx.json {
         output::json(&g);
     } else {
-        let members = g.members.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(", ");
-        println!("{verb} {}; members: {}", g.name, if members.is_empty() { "none".into() } else { members });
+        let members = g
+            .members
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!(
+            "{verb} {}; members: {}",
+            g.name,
+            if members.is_empty() {
+                "none".into()
+            } else {
+                members
+            }
+        );
     }
     Ok(())
 }
 
 fn unix_group(s: &str) -> CliResult<UnixGroup> {
-    let (n, gid) = s
-        .split_once(':')
-        .ok_or_else(|| CliError::Usage(format!("--unix-group {s:?}: write NAME:GID, e.g. jitops:60100")))?;
+    let (n, gid) = s.split_once(':').ok_or_else(|| {
+        CliError::Usage(format!(
+            "--unix-group {s:?}: write NAME:GID, e.g. jitops:60100"
+        ))
+    })?;
     let gid = gid
         .parse::<u32>()
         .map_err(|_| CliError::Usage(format!("--unix-group {s:?}: {gid:?} is not a gid")))?;
-    Ok(UnixGroup { name: name(n)?, gid })
+    Ok(UnixGroup {
+        name: name(n)?,
+        gid,
+    })
 }
 
 fn account_rows(list: &[Account]) -> Vec<Vec<String>> {
@@ -149,9 +227,17 @@ fn account_rows(list: &[Account]) -> Vec<Vec<String>> {
                     Some(p) => format!("virtual uid={} gid={}", p.uid, p.gid),
                     None => "existing".into(),
                 },
-                a.groups.iter().map(|g| g.as_str()).collect::<Vec<_>>().join(","),
+                a.groups
+                    .iter()
+                    .map(|g| g.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
                 where_.join(","),
-                format!("{} (max {})", human_secs(a.default_ttl_secs.into()), human_secs(a.max_ttl_secs.into())),
+                format!(
+                    "{} (max {})",
+                    human_secs(a.default_ttl_secs.into()),
+                    human_secs(a.max_ttl_secs.into())
+                ),
                 match a.offline {
                     OfflinePolicy::Deny => "deny",
                     OfflinePolicy::Cached => "cached",
@@ -167,7 +253,12 @@ fn print_accounts(ctx: &Ctx, list: &[Account]) {
     if ctx.json {
         output::json(&list);
     } else {
-        output::table(&["ACCOUNT", "KIND", "GROUPS", "HOSTS", "TTL", "OFFLINE", "STATE"], &account_rows(list));
+        output::table(
+            &[
+                "ACCOUNT", "KIND", "GROUPS", "HOSTS", "TTL", "OFFLINE", "STATE",
+            ],
+            &account_rows(list),
+        );
     }
 }
 
@@ -175,14 +266,22 @@ fn account_add(ctx: &Ctx, a: AccountAdd) -> CliResult<Account> {
     let posix = if a.existing {
         None
     } else {
-        let missing = |f: &str| CliError::Usage(format!("--{f} is needed for a virtual account (or use --existing)"));
+        let missing = |f: &str| {
+            CliError::Usage(format!(
+                "--{f} is needed for a virtual account (or use --existing)"
+            ))
+        };
         Some(PosixIdentity {
             uid: a.uid.ok_or_else(|| missing("uid"))?,
             gid: a.gid.ok_or_else(|| missing("gid"))?,
             gecos: a.gecos.unwrap_or_default(),
             home: a.home.ok_or_else(|| missing("home"))?,
             shell: a.shell.ok_or_else(|| missing("shell"))?,
-            unix_groups: a.unix_groups.iter().map(|s| unix_group(s)).collect::<CliResult<_>>()?,
+            unix_groups: a
+                .unix_groups
+                .iter()
+                .map(|s| unix_group(s))
+                .collect::<CliResult<_>>()?,
         })
     };
     let req = NewAccount {
@@ -224,16 +323,26 @@ pub fn account(ctx: &Ctx, cmd: AccountCmd) -> CliResult<()> {
         AccountCmd::Show { name: n } => {
             let (client, _) = ctx.client()?;
             let a = ctx.block_on(client.account(&name(&n)?))?;
-            if ctx.json { output::json(&a) } else { print_accounts(ctx, &[a]) }
+            if ctx.json {
+                output::json(&a)
+            } else {
+                print_accounts(ctx, &[a])
+            }
             return Ok(());
         }
         AccountCmd::Disable { name: n } => {
             let (client, _) = ctx.client()?;
-            (ctx.block_on(client.set_account_active(&name(&n)?, false))?, "Disabled shared account")
+            (
+                ctx.block_on(client.set_account_active(&name(&n)?, false))?,
+                "Disabled shared account",
+            )
         }
         AccountCmd::Enable { name: n } => {
             let (client, _) = ctx.client()?;
-            (ctx.block_on(client.set_account_active(&name(&n)?, true))?, "Enabled shared account")
+            (
+                ctx.block_on(client.set_account_active(&name(&n)?, true))?,
+                "Enabled shared account",
+            )
         }
     };
     if ctx.json {
@@ -254,7 +363,11 @@ fn print_hosts(ctx: &Ctx, list: &[Host]) {
             .map(|h| {
                 vec![
                     h.name.to_string(),
-                    h.labels.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(","),
+                    h.labels
+                        .iter()
+                        .map(|l| l.as_str())
+                        .collect::<Vec<_>>()
+                        .join(","),
                     if h.joined { "yes" } else { "no" }.into(),
                     if h.active { "active" } else { "disabled" }.into(),
                     h.last_seen.map(utc).unwrap_or_else(|| "-".into()),
@@ -268,9 +381,10 @@ fn print_hosts(ctx: &Ctx, list: &[Host]) {
 pub fn host(ctx: &Ctx, cmd: HostCmd) -> CliResult<()> {
     let (client, _) = ctx.client()?;
     let created = match cmd {
-        HostCmd::Add { name: n, labels } => {
-            ctx.block_on(client.add_host(&NewHost { name: name(&n)?, labels: names(&labels)? }))?
-        }
+        HostCmd::Add { name: n, labels } => ctx.block_on(client.add_host(&NewHost {
+            name: name(&n)?,
+            labels: names(&labels)?,
+        }))?,
         HostCmd::Rejoin { name: n } => ctx.block_on(client.rejoin_host(&name(&n)?))?,
         HostCmd::List => {
             print_hosts(ctx, &ctx.block_on(client.hosts())?);
@@ -278,12 +392,20 @@ pub fn host(ctx: &Ctx, cmd: HostCmd) -> CliResult<()> {
         }
         HostCmd::Disable { name: n } => {
             let h = ctx.block_on(client.set_host_active(&name(&n)?, false))?;
-            if ctx.json { output::json(&h) } else { println!("Disabled host {}.", h.name) }
+            if ctx.json {
+                output::json(&h)
+            } else {
+                println!("Disabled host {}.", h.name)
+            }
             return Ok(());
         }
         HostCmd::Enable { name: n } => {
             let h = ctx.block_on(client.set_host_active(&name(&n)?, true))?;
-            if ctx.json { output::json(&h) } else { println!("Enabled host {}.", h.name) }
+            if ctx.json {
+                output::json(&h)
+            } else {
+                println!("Enabled host {}.", h.name)
+            }
             return Ok(());
         }
     };
@@ -291,7 +413,10 @@ pub fn host(ctx: &Ctx, cmd: HostCmd) -> CliResult<()> {
         output::json(&created);
     } else {
         println!("Host {} is ready to join.", created.host.name);
-        println!("One-time join token (valid until {}):", utc(created.join_expires_at));
+        println!(
+            "One-time join token (valid until {}):",
+            utc(created.join_expires_at)
+        );
         println!("  {}", created.join_token);
         println!("On {}, as root: jitd join --token TOKEN", created.host.name);
     }

@@ -15,8 +15,16 @@ pub fn audit(ctx: &Ctx, a: Audit) -> CliResult<()> {
         person: a.person.as_deref().map(name).transpose()?,
         account: a.account.as_deref().map(name).transpose()?,
         host: a.host.as_deref().map(name).transpose()?,
-        since: a.since.as_deref().map(|s| when::point_in_time(s, now)).transpose()?,
-        until: a.until.as_deref().map(|s| when::point_in_time(s, now)).transpose()?,
+        since: a
+            .since
+            .as_deref()
+            .map(|s| when::point_in_time(s, now))
+            .transpose()?,
+        until: a
+            .until
+            .as_deref()
+            .map(|s| when::point_in_time(s, now))
+            .transpose()?,
         limit: a.limit,
     };
     let (client, _) = ctx.client()?;
@@ -46,6 +54,11 @@ pub fn audit(ctx: &Ctx, a: Audit) -> CliResult<()> {
             ]
         })
         .collect();
-    output::table(&["TIME", "ACTOR", "ACTION", "PERSON", "ACCOUNT", "HOST", "RESULT", "REASON"], &rows);
+    output::table(
+        &[
+            "TIME", "ACTOR", "ACTION", "PERSON", "ACCOUNT", "HOST", "RESULT", "REASON",
+        ],
+        &rows,
+    );
     Ok(())
 }

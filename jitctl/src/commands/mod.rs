@@ -49,7 +49,11 @@ pub fn run(cli: Cli) -> CliResult<()> {
         .enable_all()
         .build()
         .map_err(|e| CliError::Local(format!("cannot start: {e}")))?;
-    let ctx = Ctx { json: cli.json, timeout: Duration::from_secs(cli.timeout.clamp(1, 600)), runtime };
+    let ctx = Ctx {
+        json: cli.json,
+        timeout: Duration::from_secs(cli.timeout.clamp(1, 600)),
+        runtime,
+    };
     match cli.command {
         Command::Login(a) => session::login(&ctx, a),
         Command::Logout => session::logout(&ctx),

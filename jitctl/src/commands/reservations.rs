@@ -56,7 +56,10 @@ pub fn release(ctx: &Ctx, a: Release) -> CliResult<()> {
         return Err(CliError::Local("nothing was released".into()));
     } else {
         for r in &done.released {
-            println!("Released {} on {} (held by {}).", r.account, r.host, r.person);
+            println!(
+                "Released {} on {} (held by {}).",
+                r.account, r.host, r.person
+            );
         }
     }
     Ok(())
@@ -70,7 +73,14 @@ pub fn status(ctx: &Ctx, a: Status) -> CliResult<()> {
         return Ok(());
     }
     if list.reservations.is_empty() {
-        println!("{}", if a.all { "No reservations." } else { "No live reservations." });
+        println!(
+            "{}",
+            if a.all {
+                "No reservations."
+            } else {
+                "No live reservations."
+            }
+        );
         return Ok(());
     }
     let rows: Vec<Vec<String>> = list
@@ -83,11 +93,20 @@ pub fn status(ctx: &Ctx, a: Status) -> CliResult<()> {
                 r.person.to_string(),
                 state_word(r.state).to_owned(),
                 utc(r.expires_at),
-                if r.state == ReservationState::Active { human_secs(r.remaining_secs) } else { "-".into() },
+                if r.state == ReservationState::Active {
+                    human_secs(r.remaining_secs)
+                } else {
+                    "-".into()
+                },
                 or_dash(r.reason.as_deref()),
             ]
         })
         .collect();
-    output::table(&["ACCOUNT", "HOST", "PERSON", "STATE", "EXPIRES", "LEFT", "REASON"], &rows);
+    output::table(
+        &[
+            "ACCOUNT", "HOST", "PERSON", "STATE", "EXPIRES", "LEFT", "REASON",
+        ],
+        &rows,
+    );
     Ok(())
 }

@@ -30,9 +30,19 @@ fn read_line(prompt: &str) -> CliResult<Secret> {
     Ok(secret)
 }
 
-fn first_contact(ctx: &Ctx, server: &str, fingerprint: &str, token: Option<Secret>) -> CliResult<Client> {
+fn first_contact(
+    ctx: &Ctx,
+    server: &str,
+    fingerprint: &str,
+    token: Option<Secret>,
+) -> CliResult<Client> {
     let pin = parse_fingerprint(fingerprint)?;
-    Ok(Client::new(server, Trust::Fingerprint(pin), token, ctx.timeout)?)
+    Ok(Client::new(
+        server,
+        Trust::Fingerprint(pin),
+        token,
+        ctx.timeout,
+    )?)
 }
 
 fn captured_ca(client: &Client) -> CliResult<String> {
@@ -49,7 +59,9 @@ pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
     let client = first_contact(ctx, &a.server, &a.ca_fingerprint, Some(token.clone()))?;
     let who = ctx.block_on(client.whoami())?;
     if who.kind == CallerKind::Host {
-        return Err(CliError::Usage("that is a host credential; jitctl needs an admin or person token".into()));
+        return Err(CliError::Usage(
+            "that is a host credential; jitctl needs an admin or person token".into(),
+        ));
     }
     let creds = Credentials {
         server: client.server().to_owned(),
@@ -65,7 +77,12 @@ pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
             "server": creds.server, "kind": who.kind, "name": who.name, "config": path,
         }));
     } else {
-        println!("Logged in to {} as {}. Credentials saved in {}.", creds.server, who.name, path.display());
+        println!(
+            "Logged in to {} as {}. Credentials saved in {}.",
+            creds.server,
+            who.name,
+            path.display()
+        );
     }
     Ok(())
 }
@@ -86,7 +103,9 @@ pub fn whoami(ctx: &Ctx) -> CliResult<()> {
     let (client, creds) = ctx.client()?;
     let who = ctx.block_on(client.whoami())?;
     if ctx.json {
-        output::json(&serde_json::json!({ "kind": who.kind, "name": who.name, "server": creds.server }));
+        output::json(
+            &serde_json::json!({ "kind": who.kind, "name": who.name, "server": creds.server }),
+        );
     } else {
         let kind = match who.kind {
             CallerKind::Admin => "admin",
@@ -101,8 +120,9 @@ pub fn whoami(ctx: &Ctx) -> CliResult<()> {
 pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
     let client = first_contact(ctx, &a.server, &a.ca_fingerprint, None)?;
     let enrollment_code = Secret::new(a.code);
-    let started =
-        ctx.block_on(client.enroll_start(&EnrollStart { enrollment_code: enrollment_code.clone() }))?;
+    let started = ctx.block_on(client.enroll_start(&EnrollStart {
+        enrollment_code: enrollment_code.clone(),
+    }))?;
     let interactive = std::io::stdin().is_terminal();
     if ctx.json {
         output::json(&serde_json::json!({
@@ -125,7 +145,10 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
     // Scripts read the URI above before they answer, so it must leave our buffer now.
     let _ = std::io::stdout().flush();
     let code = read_line("Code shown by the app: ")?;
-    let enrolled = ctx.block_on(client.enroll_confirm(&EnrollConfirm { enrollment_code, code }))?;
+    let enrolled = ctx.block_on(client.enroll_confirm(&EnrollConfirm {
+        enrollment_code,
+        code,
+    }))?;
     let creds = Credentials {
         server: client.server().to_owned(),
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),

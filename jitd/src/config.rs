@@ -1,0 +1,300 @@
+//! `jitd.toml`: every option, its documented default, and errors that name the file, line and key.
+//!
+//! Unknown keys are errors (`deny_unknown_fields`), so a typo never silently keeps a default.
+//! Every path jitd touches comes from here, so tests (and unusual hosts) never need /etc or /run.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default location of the configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
+/// Default prompt for a TOTP code. It names nobody: who holds a reservation is not shown at the
+/// login prompt (`jitctl status` is where people see that).
+pub const DEFAULT_PROMPT: &str = "Verification code: ";
+/// Longest Unix socket path (`sun_path` holds 108 bytes including the NUL).
+const MAX_SOCKET_PATH: usize = 107;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+/// A duration written as `30s`, `5m`, `1h30m`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl<'de> Deserialize<'de> for Span {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map(Span).map_err(|e| {
+            serde::de::Error::custom(format!(
+                "{s:?} is not a duration ({e}); write e.g. \"10s\", \"5m\""
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Host credential, server URL and host name written by `jitd join` (0600).
+    /// Default /etc/jit/host.key.
+    pub host_key: PathBuf,
+    /// The server's CA certificate captured (and pinned) by `jitd join`. Default /etc/jit/ca.pem.
+    pub ca: PathBuf,
+    /// The PAM socket (root only). Default /run/jitd/pam.sock.
+    pub socket: PathBuf,
+    /// Where the NSS cache is published for nss_jit. Default /run/jitd/nss.cache.
+    pub nss_cache: PathBuf,
+    /// Persistent state: the copy of the NSS cache that survives a reboot (`nss.cache`) and the
+    /// local audit queue (`audit-queue.jsonl`). Default /var/lib/jitd.
+    pub state_dir: PathBuf,
+    /// How often the shared accounts are fetched from the server. Default 10s; at most 30s.
+    pub refresh_interval: Span,
+    /// Bound on each call to the server. Default 5s. Keep it below pam_jit's `timeout=`
+    /// (default 10 s), or the module gives up before jitd can answer.
+    pub server_timeout: Span,
+    /// Prompt shown for a TOTP code. Default "Verification code: ".
+    pub prompt: String,
+    /// Most PAM connections served at once; more are refused with an error. Default 64.
+    pub max_connections: usize,
+    /// Bound on each frame from pam_jit while no person is typing. Default 10s.
+    pub request_timeout: Span,
+    /// Bound on the person's answer to a prompt. Default 5m.
+    pub answer_timeout: Span,
+    pub services: Services,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Services {
+    /// PAM services that only show messages at the next prompt (OpenSSH, bug 2876): a denial is
+    /// delivered as a prompt ("…\n(press Enter)") before the final refusal. Default ["sshd"].
+    pub deny_as_prompt: BTreeSet<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            host_key: PathBuf::from("/etc/jit/host.key"),
+            ca: PathBuf::from("/etc/jit/ca.pem"),
+            socket: PathBuf::from(jit_proto::pam::DEFAULT_SOCKET),
+            nss_cache: PathBuf::from(jit_proto::nss_cache::DEFAULT_RUN_PATH),
+            state_dir: PathBuf::from("/var/lib/jitd"),
+            refresh_interval: Span(Duration::from_secs(10)),
+            server_timeout: Span(Duration::from_secs(5)),
+            prompt: DEFAULT_PROMPT.to_owned(),
+            max_connections: 64,
+            request_timeout: Span(Duration::from_secs(10)),
+            answer_timeout: Span(Duration::from_secs(300)),
+            services: Services::default(),
+        }
+    }
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Self { deny_as_prompt: BTreeSet::from(["sshd".to_owned()]) }
+    }
+}
+
+impl Config {
+    /// Parses jitd.toml text; `path` is only used in error messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let invalid = |message| ConfigError::Invalid { path: path.to_owned(), message };
+        let config: Config = toml::from_str(text).map_err(|e| invalid(describe(&e, text)))?;
+        config.validate().map_err(|(key, why)| {
+            let message = match line_of_key(text, key) {
+                Some(line) => format!("line {line}, {key}: {why}"),
+                None => format!("{key}: {why}"),
+            };
+            invalid(message)
+        })?;
+        Ok(config)
+    }
+
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// The copy of the NSS cache that survives a reboot.
+    pub fn state_cache(&self) -> PathBuf {
+        self.state_dir.join("nss.cache")
+    }
+
+    /// The local audit queue.
+    pub fn audit_queue(&self) -> PathBuf {
+        self.state_dir.join("audit-queue.jsonl")
+    }
+
+    /// Checks values toml cannot; the error is (dotted key, what is wrong and what to write).
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        for (key, p) in [
+            ("host_key", &self.host_key),
+            ("ca", &self.ca),
+            ("socket", &self.socket),
+            ("nss_cache", &self.nss_cache),
+            ("state_dir", &self.state_dir),
+        ] {
+            if !p.is_absolute() {
+                return Err((key, format!("{} must be an absolute path", p.display())));
+            }
+        }
+        if self.socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err((
+                "socket",
+                format!("longer than {MAX_SOCKET_PATH} bytes, the limit for a Unix socket path"),
+            ));
+        }
+        if self.nss_cache == self.state_cache() {
+            return Err(("nss_cache", "must differ from STATE_DIR/nss.cache".into()));
+        }
+        let secs = |s: Span| s.0.as_secs_f64();
+        if !(1.0..=30.0).contains(&secs(self.refresh_interval)) {
+            return Err((
+                "refresh_interval",
+                "must be between 1s and 30s (the NSS cache must follow the server within 30 s)"
+                    .into(),
+            ));
+        }
+        if !(0.1..=60.0).contains(&secs(self.server_timeout)) {
+            return Err(("server_timeout", "must be between 100ms and 60s".into()));
+        }
+        if !(1.0..=120.0).contains(&secs(self.request_timeout)) {
+            return Err(("request_timeout", "must be between 1s and 120s".into()));
+        }
+        if !(10.0..=3600.0).contains(&secs(self.answer_timeout)) {
+            return Err(("answer_timeout", "must be between 10s and 1h".into()));
+        }
+        if !(1..=4096).contains(&self.max_connections) {
+            return Err(("max_connections", "must be between 1 and 4096".into()));
+        }
+        if self.prompt.trim().is_empty()
+            || self.prompt.len() > 200
+            || self.prompt.chars().any(char::is_control)
+        {
+            return Err((
+                "prompt",
+                "must be 1 to 200 characters of text without control characters".into(),
+            ));
+        }
+        if let Some(bad) =
+            self.services.deny_as_prompt.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace))
+        {
+            return Err(("services.deny_as_prompt", format!("{bad:?} is not a PAM service name")));
+        }
+        Ok(())
+    }
+}
+
+/// Turns a toml error into "line N (the line): what"; toml's message names the key.
+fn describe(e: &toml::de::Error, text: &str) -> String {
+    let msg = e.message().trim().to_owned();
+    match e.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!("line {line} ({snippet}): {msg}")
+        }
+        None => msg,
+    }
+}
+
+/// The line on which a (possibly dotted, `table.key`) key is set, for validation errors.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let (table, key) = match dotted.rsplit_once('.') {
+        Some((t, k)) => (Some(t), k),
+        None => (None, dotted),
+    };
+    let mut current: Option<String> = None;
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = Some(name.trim().to_owned());
+            continue;
+        }
+        let Some((k, _)) = line.split_once('=') else { continue };
+        if k.trim() == key && current.as_deref() == table {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(t: &str) -> Result<Config, String> {
+        Config::parse(t, Path::new("/etc/jit/jitd.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn empty_file_gives_documented_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.socket, PathBuf::from("/run/jitd/pam.sock"));
+        assert_eq!(c.nss_cache, PathBuf::from("/run/jitd/nss.cache"));
+        assert_eq!(c.state_cache(), PathBuf::from("/var/lib/jitd/nss.cache"));
+        assert_eq!(c.refresh_interval.0, Duration::from_secs(10));
+        assert_eq!(c.server_timeout.0, Duration::from_secs(5));
+        assert_eq!(c.prompt, "Verification code: ");
+        assert!(c.services.deny_as_prompt.contains("sshd"));
+    }
+
+    #[test]
+    fn every_option_can_be_set() {
+        let c = parse(
+            "host_key = \"/t/host.key\"\nca = \"/t/ca.pem\"\nsocket = \"/t/pam.sock\"\n\
+             nss_cache = \"/t/run/nss.cache\"\nstate_dir = \"/t/state\"\n\
+             refresh_interval = \"1s\"\nserver_timeout = \"2s\"\nprompt = \"Code: \"\n\
+             max_connections = 8\nrequest_timeout = \"3s\"\nanswer_timeout = \"1m\"\n\
+             [services]\ndeny_as_prompt = []\n",
+        )
+        .unwrap();
+        assert_eq!(c.state_cache(), PathBuf::from("/t/state/nss.cache"));
+        assert_eq!(c.audit_queue(), PathBuf::from("/t/state/audit-queue.jsonl"));
+        assert_eq!(c.refresh_interval.0, Duration::from_secs(1));
+        assert_eq!(c.prompt, "Code: ");
+        assert!(c.services.deny_as_prompt.is_empty());
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let err = parse("prompt = \"Code: \"\n\n[services]\ndeny_as_promt = []\n").unwrap_err();
+        assert!(err.starts_with("/etc/jit/jitd.toml: line 4"), "{err}");
+        assert!(err.contains("deny_as_promt"), "{err}");
+        let err = parse("refresh = \"5s\"\n").unwrap_err();
+        assert!(err.contains("line 1") && err.contains("refresh"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_line_and_key() {
+        let cases = [
+            ("refresh_interval = \"soon\"\n", "line 1", "\"soon\" is not a duration"),
+            ("\nrefresh_interval = \"1m\"\n", "line 2, refresh_interval", "between 1s and 30s"),
+            ("socket = \"pam.sock\"\n", "line 1, socket", "absolute path"),
+            ("max_connections = 0\n", "line 1, max_connections", "between 1 and 4096"),
+            ("max_connections = -1\n", "line 1", "max_connections"),
+            ("prompt = \"\"\n", "line 1, prompt", "1 to 200 characters"),
+            ("prompt = \"a\\nb\"\n", "line 1, prompt", "control characters"),
+            ("server_timeout = \"2m\"\n", "line 1, server_timeout", "60s"),
+            ("[services]\ndeny_as_prompt = [\"\"]\n", "line 2, services.deny_as_prompt", "not a PAM"),
+            ("[services]\ndeny_as_prompt = \"sshd\"\n", "line 2", "sequence"),
+        ];
+        for (text, line, why) in cases {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(line) && err.contains(why), "{text:?}: {err}");
+        }
+        let long = format!("socket = \"/{}\"\n", "s".repeat(120));
+        assert!(parse(&long).unwrap_err().contains("longer than 107 bytes"));
+    }
+}

@@ -1,0 +1,465 @@
+//! The conversation driver: what jitd answers to each request from pam_jit. Plain Rust, no
+//! sockets: [`Conversation::handle`] takes one [`Request`] and returns the next [`Step`]; the
+//! server sits behind [`Server`] and the side effects (syslog lines, audit-queue events) behind
+//! [`Record`], so every case is tested against a scripted server.
+//!
+//! Policy, in short (see docs/jitd.md):
+//! - A name that is not a valid account name, or not in this host's shared set, is `NotShared`
+//!   at once, without a server round trip: every other login on the host is untouched and fast.
+//! - auth: the server decides (`login_begin`, then `login_verify` with the code). The prompt never
+//!   names the holder of a reservation. The server unreachable (or failing) means deny: fail
+//!   closed, and the refusal goes to the local audit queue.
+//! - For services in `deny_as_prompt` (sshd), a denial is shown as an echoing prompt ending in
+//!   "(press Enter)" before the final `Denied`, because OpenSSH shows PAM messages only at the next
+//!   prompt (OpenSSH bug 2876).
+//! - account and session: only a ticket jitd itself granted (same attempt, account, person and
+//!   reservation; at most [`TICKET_TTL`] old) passes. A public-key login skips auth, has no
+//!   ticket, and is refused in the account stage.
+//!
+//! Never logs or stores the person's answer.
+
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex, RwLock};
+
+use jit_client::ClientError;
+use jit_proto::api::{
+    AuditResult, DenyReason, HostEvent, LoginBegin, LoginBegun, LoginOrigin, LoginVerified,
+    LoginVerify,
+};
+use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
+use jit_proto::{AccountName, PersonName};
+
+use crate::audit_queue::new_event_id;
+use crate::syslog::Decision;
+use crate::upstream::Server;
+
+/// How long jitd remembers a ticket it granted (the account and session stages of that login).
+pub const TICKET_TTL: i64 = 24 * 3600;
+/// Most tickets remembered; the oldest are forgotten first beyond this.
+const MAX_TICKETS: usize = 100_000;
+/// Longest PAM item passed on to the server and the logs.
+const MAX_ITEM: usize = 256;
+
+/// Where decisions go: syslog (authpriv) and stderr, and the local audit queue.
+pub trait Record: Send + Sync + 'static {
+    /// One auth decision, for syslog. Never carries a code.
+    fn decision(&self, d: &Decision);
+    /// An event jitd decided itself, for the local audit queue.
+    fn event(&self, ev: HostEvent);
+}
+
+/// The shared account names of this host, from the server's latest answer (or the persisted
+/// cache until the first answer). `None` until anything is known: then no name is shared, as
+/// for pam_jit on a host without a cache file.
+#[derive(Debug, Default)]
+pub struct SharedAccounts(RwLock<Option<HashSet<String>>>);
+
+impl SharedAccounts {
+    pub fn set(&self, names: impl IntoIterator<Item = String>) {
+        let names = names.into_iter().collect();
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(names);
+    }
+
+    pub fn contains(&self, name: &str) -> bool {
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|s| s.contains(name))
+    }
+
+    pub fn is_known(&self) -> bool {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+}
+
+/// Tickets jitd granted, by attempt id, with the time they were granted.
+#[derive(Debug, Default)]
+pub struct Tickets(Mutex<HashMap<String, (Ticket, i64)>>);
+
+impl Tickets {
+    pub fn grant(&self, ticket: Ticket, now: i64) {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        map.retain(|_, (_, at)| now - *at < TICKET_TTL);
+        while map.len() >= MAX_TICKETS {
+            let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone())
+            else {
+                break;
+            };
+            map.remove(&oldest);
+        }
+        map.insert(ticket.attempt.clone(), (ticket, now));
+    }
+
+    /// True if jitd granted exactly this ticket, for `account`, less than [`TICKET_TTL`] ago.
+    pub fn valid(&self, ticket: &Ticket, account: &str, now: i64) -> bool {
+        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(&ticket.attempt) {
+            Some((granted, at)) => {
+                granted == ticket && granted.account == account && now - *at < TICKET_TTL && now >= *at
+            }
+            None => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    /// This host's name, for messages and logs.
+    pub host: String,
+    /// The prompt for a TOTP code.
+    pub prompt: String,
+    /// Services that get a denial as a prompt (see the module docs).
+    pub deny_as_prompt: BTreeSet<String>,
+}
+
+/// What every connection shares.
+pub struct Core<S: Server, R: Record> {
+    pub server: Arc<S>,
+    pub record: R,
+    pub settings: Settings,
+    pub shared: Arc<SharedAccounts>,
+    pub tickets: Tickets,
+}
+
+impl<S: Server, R: Record> Core<S, R> {
+    pub fn new(server: Arc<S>, record: R, settings: Settings, shared: Arc<SharedAccounts>) -> Self {
+        Self { server, record, settings, shared, tickets: Tickets::default() }
+    }
+}
+
+#[derive(Debug)]
+enum State {
+    /// Nothing received yet: the first frame must be `Hello`.
+    New,
+    /// Between requests.
+    Ready,
+    /// A code prompt is out; the answer goes to `login_verify` for `attempt`.
+    AwaitCode { ctx: LoginContext, account: AccountName, attempt: String },
+    /// A denial was shown as a prompt; its answer (Enter) ends the auth with `Denied`.
+    AwaitDenyAck,
+}
+
+/// One connection's conversation.
+pub struct Conversation<S: Server, R: Record> {
+    core: Arc<Core<S, R>>,
+    state: State,
+}
+
+impl<S: Server, R: Record> Conversation<S, R> {
+    pub fn new(core: Arc<Core<S, R>>) -> Self {
+        Self { core, state: State::New }
+    }
+
+    /// True while a prompt is out: the next frame waits on a person typing, not on a program.
+    pub fn awaiting_person(&self) -> bool {
+        matches!(self.state, State::AwaitCode { .. } | State::AwaitDenyAck)
+    }
+
+    /// The answer to `req`. A `Failed` step ends the connection.
+    pub async fn handle(&mut self, req: Request, now: i64) -> Step {
+        let state = std::mem::replace(&mut self.state, State::Ready);
+        match (state, req) {
+            (State::New, Request::Hello { version }) if version == PROTOCOL_VERSION => {
+                Step::Hello { version: PROTOCOL_VERSION }
+            }
+            (State::New, Request::Hello { version }) => failed(format!(
+                "pam_jit speaks protocol version {version}, jitd speaks version {PROTOCOL_VERSION}; \
+                 upgrade both together"
+            )),
+            (State::New, other) => failed(format!(
+                "the first message must be hello, not {}",
+                request_kind(&other)
+            )),
+            (State::Ready, Request::AuthStart { ctx }) => self.auth_start(ctx, now).await,
+            (State::Ready, Request::Account { ctx, ticket }) => self.account(ctx, ticket, now),
+            (State::Ready, Request::SessionOpen { ctx, ticket }) => {
+                self.session(ctx, ticket, true, now)
+            }
+            (State::Ready, Request::SessionClose { ctx, ticket }) => {
+                self.session(ctx, ticket, false, now)
+            }
+            (State::AwaitCode { ctx, account, attempt }, Request::Answer { text }) => {
+                self.verify(ctx, account, attempt, text, now).await
+            }
+            (State::AwaitDenyAck, Request::Answer { .. } | Request::Continue) => {
+                Step::Denied { message: String::new() }
+            }
+            (State::AwaitCode { .. } | State::AwaitDenyAck, other) => failed(format!(
+                "expected the answer to the prompt, not {}",
+                request_kind(&other)
+            )),
+            (State::Ready, other) => failed(format!(
+                "{} makes no sense here: no prompt is outstanding",
+                request_kind(&other)
+            )),
+        }
+    }
+
+    /// The account name, if it is a shared account of this host.
+    fn shared_account(&self, ctx: &LoginContext) -> Option<AccountName> {
+        let name = AccountName::new(&ctx.account).ok()?;
+        self.core.shared.contains(name.as_str()).then_some(name)
+    }
+
+    async fn auth_start(&mut self, ctx: LoginContext, now: i64) -> Step {
+        let Some(account) = self.shared_account(&ctx) else {
+            return Step::NotShared;
+        };
+        let req = LoginBegin { account: account.clone(), origin: origin(&ctx) };
+        match self.core.server.login_begin(&req).await {
+            Ok(LoginBegun::Challenge { attempt, .. }) => {
+                self.decide(&ctx, None, "challenge", "code requested".into());
+                let text = self.core.settings.prompt.clone();
+                self.state = State::AwaitCode { ctx, account, attempt };
+                Step::Prompt { echo: false, text }
+            }
+            Ok(LoginBegun::Denied { reason: DenyReason::NotShared, .. }) => {
+                tracing::info!(account = %account, "the server says this account is not shared here");
+                Step::NotShared
+            }
+            Ok(LoginBegun::Denied { reason, message }) => {
+                self.decide(&ctx, None, "denied", format!("{}: {message}", reason_name(reason)));
+                self.deny(&ctx, message)
+            }
+            Err(e) => self.server_failed(&ctx, &account, None, &e, now),
+        }
+    }
+
+    async fn verify(
+        &mut self,
+        ctx: LoginContext,
+        account: AccountName,
+        attempt: String,
+        code: jit_proto::Secret,
+        now: i64,
+    ) -> Step {
+        let req = LoginVerify { code };
+        match self.core.server.login_verify(&attempt, &req).await {
+            Ok(LoginVerified::Granted { person, reservation_id }) => {
+                let ticket = Ticket {
+                    account: account.to_string(),
+                    person: person.to_string(),
+                    reservation_id,
+                    attempt,
+                };
+                self.core.tickets.grant(ticket.clone(), now);
+                self.decide(&ctx, Some(person.as_str()), "granted", "code accepted".into());
+                Step::Granted { ticket }
+            }
+            Ok(LoginVerified::Denied { reason, message }) => {
+                self.decide(&ctx, None, "denied", format!("{}: {message}", reason_name(reason)));
+                self.deny(&ctx, message)
+            }
+            Err(e) => self.server_failed(&ctx, &account, Some(attempt), &e, now),
+        }
+    }
+
+    /// The server could not be asked: deny (fail closed), record it, say why.
+    fn server_failed(
+        &mut self,
+        ctx: &LoginContext,
+        account: &AccountName,
+        attempt: Option<String>,
+        e: &ClientError,
+        now: i64,
+    ) -> Step {
+        let (message, reason) = if e.is_unreachable() {
+            (
+                format!(
+                    "the jit server cannot be reached; logins to {account} are refused. \
+                     Try again later, or ask an admin to check the jit server."
+                ),
+                "server_unreachable: the jit server cannot be reached".to_owned(),
+            )
+        } else {
+            (
+                format!(
+                    "the jit server could not check this login to {account}; the login is \
+                     refused. Ask an admin to check the system log on {}.",
+                    self.core.settings.host
+                ),
+                format!("server_error: {e}"),
+            )
+        };
+        tracing::warn!(account = %account, "login refused: {e}");
+        self.decide(ctx, None, "denied", reason.clone());
+        self.event(ctx, account, "login.denied", AuditResult::Denied, &reason, None, attempt, now);
+        self.deny(ctx, message)
+    }
+
+    /// A denial, as a prompt first for services that only show messages at a prompt.
+    fn deny(&mut self, ctx: &LoginContext, message: String) -> Step {
+        if !message.is_empty() && self.core.settings.deny_as_prompt.contains(&ctx.service) {
+            self.state = State::AwaitDenyAck;
+            Step::Prompt { echo: true, text: format!("{message}\n(press Enter)") }
+        } else {
+            Step::Denied { message }
+        }
+    }
+
+    fn account(&mut self, ctx: LoginContext, ticket: Option<Ticket>, now: i64) -> Step {
+        let Some(account) = self.shared_account(&ctx) else {
+            return Step::NotShared;
+        };
+        match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
+            Some(t) => {
+                self.decide_stage("account", &ctx, Some(&t.person), "allowed", String::new());
+                Step::Allowed
+            }
+            None => {
+                let host = &self.core.settings.host;
+                let reason = "no verification code in this login (public key or another method \
+                              that skips the code)";
+                self.decide_stage("account", &ctx, None, "denied", reason.into());
+                self.event(&ctx, &account, "account.denied", AuditResult::Denied, reason, None, None, now);
+                Step::Denied {
+                    message: format!(
+                        "{account} is a shared account: log in with keyboard-interactive \
+                         authentication and your verification code, after reserving it with \
+                         `jitctl reserve {account} --host {host}`. Logins that skip the code, \
+                         such as a public key, are refused."
+                    ),
+                }
+            }
+        }
+    }
+
+    fn session(&mut self, ctx: LoginContext, ticket: Option<Ticket>, open: bool, now: i64) -> Step {
+        let Some(account) = self.shared_account(&ctx) else {
+            return Step::NotShared;
+        };
+        let (stage, action) =
+            if open { ("session_open", "session.open") } else { ("session_close", "session.close") };
+        match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
+            Some(t) => {
+                let person = PersonName::new(&t.person).ok();
+                self.decide_stage(stage, &ctx, Some(&t.person), if open { "open" } else { "close" }, String::new());
+                let reason = if open { "session opened" } else { "session closed" };
+                self.event_full(&ctx, &account, action, AuditResult::Ok, reason, person, Some(t.reservation_id), Some(t.attempt.clone()), now);
+                let env = if open {
+                    vec![EnvVar { name: "JIT_PERSON".into(), value: t.person }]
+                } else {
+                    Vec::new()
+                };
+                Step::Session { env }
+            }
+            None => {
+                let reason = "no ticket: this login did not pass jit's verification code";
+                self.decide_stage(stage, &ctx, None, "denied", reason.into());
+                self.event(&ctx, &account, action, AuditResult::Denied, reason, None, None, now);
+                Step::Denied {
+                    message: format!(
+                        "{account} is a shared account: a session needs a login that passed \
+                         jit's verification code."
+                    ),
+                }
+            }
+        }
+    }
+
+    fn decide(&self, ctx: &LoginContext, person: Option<&str>, result: &'static str, reason: String) {
+        self.decide_stage("auth", ctx, person, result, reason);
+    }
+
+    fn decide_stage(
+        &self,
+        stage: &'static str,
+        ctx: &LoginContext,
+        person: Option<&str>,
+        result: &'static str,
+        reason: String,
+    ) {
+        self.core.record.decision(&Decision {
+            stage,
+            account: ctx.account.clone(),
+            person: person.map(str::to_owned),
+            host: self.core.settings.host.clone(),
+            service: clip(&ctx.service),
+            rhost: ctx.rhost.as_deref().map(clip),
+            result,
+            reason,
+        });
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event(
+        &self,
+        ctx: &LoginContext,
+        account: &AccountName,
+        action: &str,
+        result: AuditResult,
+        reason: &str,
+        person: Option<PersonName>,
+        attempt: Option<String>,
+        now: i64,
+    ) {
+        self.event_full(ctx, account, action, result, reason, person, None, attempt, now);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn event_full(
+        &self,
+        ctx: &LoginContext,
+        account: &AccountName,
+        action: &str,
+        result: AuditResult,
+        reason: &str,
+        person: Option<PersonName>,
+        reservation_id: Option<i64>,
+        attempt: Option<String>,
+        now: i64,
+    ) {
+        self.core.record.event(HostEvent {
+            id: new_event_id(),
+            at: now,
+            action: action.to_owned(),
+            account: account.clone(),
+            person,
+            result,
+            reason: Some(reason.to_owned()),
+            origin: origin(ctx),
+            reservation_id,
+            attempt,
+        });
+    }
+}
+
+fn failed(message: String) -> Step {
+    Step::Failed { message }
+}
+
+/// At most [`MAX_ITEM`] characters of a PAM item.
+fn clip(s: &str) -> String {
+    s.chars().take(MAX_ITEM).collect()
+}
+
+fn origin(ctx: &LoginContext) -> LoginOrigin {
+    LoginOrigin {
+        service: clip(&ctx.service),
+        rhost: ctx.rhost.as_deref().map(clip),
+        tty: ctx.tty.as_deref().map(clip),
+        ruser: ctx.ruser.as_deref().map(clip),
+    }
+}
+
+fn reason_name(r: DenyReason) -> String {
+    serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
+/// The request's name for error messages: never its contents.
+pub fn request_kind(r: &Request) -> &'static str {
+    match r {
+        Request::Hello { .. } => "hello",
+        Request::AuthStart { .. } => "auth_start",
+        Request::Answer { .. } => "answer",
+        Request::Continue => "continue",
+        Request::Account { .. } => "account",
+        Request::SessionOpen { .. } => "session_open",
+        Request::SessionClose { .. } => "session_close",
+    }
+}
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

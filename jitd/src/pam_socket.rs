@@ -1,0 +1,217 @@
+//! The PAM socket: where pam_jit talks to jitd. Root only (SO_PEERCRED), one [`Conversation`] per
+//! connection, frames capped at 64 KiB *before* allocating, a timeout on every read and write.
+//!
+//! Whatever a client sends (garbage, an oversized or truncated frame, the wrong version, the
+//! wrong uid) it gets a `Failed` reply where one can still be written, its connection is closed,
+//! and the daemon goes on serving everyone else. Never panics on input, never blocks the accept
+//! loop on one client.
+
+use std::io;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use jit_proto::frame::{self, FrameError};
+use jit_proto::pam::{Request, Step};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
+
+use crate::clock;
+use crate::driver::{Conversation, Core, Record};
+use crate::peer::Peer;
+use crate::upstream::Server;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SocketError {
+    #[error("cannot create the socket directory {path}: {source}")]
+    Dir { path: PathBuf, source: io::Error },
+    #[error("{path} exists and is not a socket; remove it or set another `socket` in jitd.toml")]
+    NotASocket { path: PathBuf },
+    #[error("cannot remove the stale socket {path}: {source}")]
+    Stale { path: PathBuf, source: io::Error },
+    #[error("cannot listen on {path}: {source}")]
+    Bind { path: PathBuf, source: io::Error },
+}
+
+/// Per-connection bounds.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// For every frame while no prompt is out, and for every write.
+    pub request: Duration,
+    /// For the answer to a prompt: a person is typing.
+    pub answer: Duration,
+    /// Connections served at once; more get `Failed` at once.
+    pub max_connections: usize,
+}
+
+/// Creates the parent directory (0755), removes a stale socket, binds, and makes the socket 0600.
+pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+    if let Some(dir) = path.parent() {
+        crate::files::ensure_dir(dir, 0o755)
+            .map_err(|source| SocketError::Dir { path: dir.to_owned(), source })?;
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)
+            .map_err(|source| SocketError::Stale { path: path.to_owned(), source })?,
+        Ok(_) => return Err(SocketError::NotASocket { path: path.to_owned() }),
+        Err(_) => {}
+    }
+    let bind_err = |source| SocketError::Bind { path: path.to_owned(), source };
+    // The socket is created with the umask's mode: make it 0600 from the start (SO_PEERCRED is
+    // checked anyway, this only keeps other users from connecting at all).
+    // SAFETY: umask has no preconditions; this runs at startup before connections are served.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = std::os::unix::net::UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let std_listener = bound.map_err(bind_err)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
+    std_listener.set_nonblocking(true).map_err(bind_err)?;
+    UnixListener::from_std(std_listener).map_err(bind_err)
+}
+
+/// Accepts connections until `shutdown` resolves.
+pub async fn serve<S: Server, R: Record>(
+    listener: UnixListener,
+    core: Arc<Core<S, R>>,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            _ = &mut shutdown => return,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted {
+            Ok((s, _)) => s,
+            Err(e) => {
+                // Out of descriptors, say: wait a little rather than spin.
+                tracing::warn!("accept on the PAM socket failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        match slots.clone().try_acquire_owned() {
+            Ok(permit) => {
+                let core = core.clone();
+                tokio::spawn(async move {
+                    connection(stream, core, limits).await;
+                    drop(permit);
+                });
+            }
+            Err(_) => {
+                tokio::spawn(async move {
+                    let msg = format!(
+                        "jitd is busy ({} connections at once); try again",
+                        limits.max_connections
+                    );
+                    tracing::warn!("{msg}");
+                    let mut stream = stream;
+                    let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
+                });
+            }
+        }
+    }
+}
+
+/// Serves one connection to its end.
+pub async fn connection<S: Server, R: Record>(
+    mut stream: UnixStream,
+    core: Arc<Core<S, R>>,
+    limits: Limits,
+) {
+    let peer = match Peer::of(&stream) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!("cannot read the PAM client's credentials (SO_PEERCRED): {e}");
+            let msg = "jitd cannot tell who is connecting; refused".to_owned();
+            let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
+            return;
+        }
+    };
+    if let Err(msg) = peer.check() {
+        tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a PAM client that is not root");
+        let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
+        return;
+    }
+    let mut conv = Conversation::new(core);
+    loop {
+        let limit = if conv.awaiting_person() { limits.answer } else { limits.request };
+        let payload = match tokio::time::timeout(limit, read_frame(&mut stream)).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(FrameError::Closed)) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(pid = ?peer.pid, "bad frame from a PAM client: {e}");
+                let _ = reply(&mut stream, &Step::Failed { message: e.to_string() }, limits.request).await;
+                return;
+            }
+            Err(_) => {
+                let what = if conv.awaiting_person() { "the answer to the prompt" } else { "a request" };
+                let msg = format!("timed out after {}s waiting for {what}", limit.as_secs());
+                tracing::info!(pid = ?peer.pid, "{msg}");
+                let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
+                return;
+            }
+        };
+        let req: Request = match frame::decode(&payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(pid = ?peer.pid, "malformed request from a PAM client: {e}");
+                let _ = reply(&mut stream, &Step::Failed { message: e.to_string() }, limits.request).await;
+                return;
+            }
+        };
+        drop(payload);
+        let step = conv.handle(req, clock::now()).await;
+        let last = matches!(step, Step::Failed { .. });
+        if let Step::Failed { message } = &step {
+            tracing::warn!(pid = ?peer.pid, "refused a PAM request: {message}");
+        }
+        if let Err(e) = reply(&mut stream, &step, limits.request).await {
+            tracing::info!(pid = ?peer.pid, "cannot answer the PAM client (gone?): {e}");
+            return;
+        }
+        if last {
+            return;
+        }
+    }
+}
+
+/// Reads one frame: the 4-byte length is checked against the cap before the payload buffer is
+/// allocated. A clean EOF before the first byte is `Closed`; EOF anywhere else is `Truncated`.
+async fn read_frame(stream: &mut UnixStream) -> Result<Zeroizing<Vec<u8>>, FrameError> {
+    let mut header = [0u8; 4];
+    let mut got = 0;
+    while got < header.len() {
+        let n = stream.read(&mut header[got..]).await.map_err(FrameError::Io)?;
+        if n == 0 {
+            return Err(if got == 0 { FrameError::Closed } else { FrameError::Truncated });
+        }
+        got += n;
+    }
+    let len = frame::check_len(header)?;
+    let mut payload = Zeroizing::new(vec![0u8; len]);
+    stream.read_exact(&mut payload).await.map_err(|e| match e.kind() {
+        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+        _ => FrameError::Io(e),
+    })?;
+    Ok(payload)
+}
+
+/// Writes one step, within `limit`.
+async fn reply(stream: &mut UnixStream, step: &Step, limit: Duration) -> Result<(), FrameError> {
+    let bytes = frame::encode(step)?;
+    match tokio::time::timeout(limit, stream.write_all(&bytes)).await {
+        Ok(r) => r.map_err(FrameError::Io),
+        Err(_) => Err(FrameError::TimedOut),
+    }
+}
+
+#[cfg(test)]
+#[path = "pam_socket_tests.rs"]
+mod tests;

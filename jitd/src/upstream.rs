@@ -1,0 +1,69 @@
+//! The jit server as jitd sees it: the four host-facing calls, behind a small trait so the
+//! conversation driver, the NSS refresher and the audit queue can be tested against a scripted
+//! server. [`Upstream`] is the real one: HTTPS through `jit_client`, trusting only the CA pinned at
+//! join time, with the host credential, every call bounded by `server_timeout`.
+
+use std::future::Future;
+use std::time::Duration;
+
+use jit_client::{Client, ClientError, Trust};
+use jit_proto::api::{
+    EventsStored, HostAccounts, HostEvents, LoginBegin, LoginBegun, LoginVerified, LoginVerify,
+};
+
+use crate::host_key::HostKey;
+
+/// The server calls jitd makes. Futures are `Send` so they can run on tokio's worker threads.
+pub trait Server: Send + Sync + 'static {
+    fn host_accounts(&self) -> impl Future<Output = Result<HostAccounts, ClientError>> + Send;
+    fn login_begin(
+        &self,
+        req: &LoginBegin,
+    ) -> impl Future<Output = Result<LoginBegun, ClientError>> + Send;
+    fn login_verify(
+        &self,
+        attempt: &str,
+        req: &LoginVerify,
+    ) -> impl Future<Output = Result<LoginVerified, ClientError>> + Send;
+    fn host_events(
+        &self,
+        req: &HostEvents,
+    ) -> impl Future<Output = Result<EventsStored, ClientError>> + Send;
+}
+
+/// The real server.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    client: Client,
+}
+
+impl Upstream {
+    /// A client for the server in `key`, trusting only `ca_pem`.
+    pub fn new(key: &HostKey, ca_pem: String, timeout: Duration) -> Result<Self, ClientError> {
+        let client =
+            Client::new(&key.server, Trust::CaPem(ca_pem), Some(key.credential.clone()), timeout)?;
+        Ok(Self { client })
+    }
+}
+
+impl Server for Upstream {
+    async fn host_accounts(&self) -> Result<HostAccounts, ClientError> {
+        self.client.host_accounts().await
+    }
+
+    async fn login_begin(&self, req: &LoginBegin) -> Result<LoginBegun, ClientError> {
+        self.client.login_begin(req).await
+    }
+
+    async fn login_verify(
+        &self,
+        attempt: &str,
+        req: &LoginVerify,
+    ) -> Result<LoginVerified, ClientError> {
+        self.client.login_verify(attempt, req).await
+    }
+
+    async fn host_events(&self, req: &HostEvents) -> Result<EventsStored, ClientError> {
+        self.client.host_events(req).await
+    }
+}

@@ -1,0 +1,347 @@
+//! The host-facing API: verify-and-consume is atomic and single-use, exclusivity holds under
+//! concurrency and across two server processes on one database, TOTP replays and lockout.
+
+use jit_proto::api::{
+    DenyReason, LoginBegin, LoginBegun, LoginOrigin, LoginVerified, LoginVerify, NewReservation,
+};
+use jit_proto::{AccountName, HostName, Secret};
+use jit_tests::{World, client_for, enroll, join_host, runtime};
+
+fn begin(account: &str) -> LoginBegin {
+    LoginBegin {
+        account: AccountName::new(account).unwrap(),
+        origin: LoginOrigin {
+            service: "sshd".into(),
+            rhost: Some("10.0.0.9".into()),
+            tty: None,
+            ruser: None,
+        },
+    }
+}
+
+fn attempt_of(b: LoginBegun) -> String {
+    match b {
+        LoginBegun::Challenge { attempt, .. } => attempt,
+        other => panic!("expected a challenge, got {other:?}"),
+    }
+}
+
+fn verify(code: &str) -> LoginVerify {
+    LoginVerify {
+        code: Secret::new(code),
+    }
+}
+
+#[test]
+fn verify_consumes_once_and_a_second_login_is_refused() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    // No reservation: refused before any code, with how to reserve; the holder is never named.
+    match rt.block_on(host.login_begin(&begin("admin"))).unwrap() {
+        LoginBegun::Denied { reason, message } => {
+            assert_eq!(reason, DenyReason::NoReservation);
+            assert!(
+                message.contains("jitctl reserve admin --host web01"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // Not a shared account here: the host must leave it alone.
+    match rt.block_on(host.login_begin(&begin("postgres"))).unwrap() {
+        LoginBegun::Denied { reason, .. } => assert_eq!(reason, DenyReason::NotShared),
+        other => panic!("{other:?}"),
+    }
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    match rt
+        .block_on(host.login_verify(&attempt, &verify(&w.alice.next_code())))
+        .unwrap()
+    {
+        LoginVerified::Granted { person, .. } => assert_eq!(person.as_str(), "alice"),
+        other => panic!("{other:?}"),
+    }
+    let s = w.alice.jitctl.json(&["status", "--all"]);
+    assert_eq!(s["reservations"][0]["state"], "consumed");
+    // The same attempt cannot be answered twice.
+    match rt
+        .block_on(host.login_verify(&attempt, &verify(&w.alice.next_code())))
+        .unwrap()
+    {
+        LoginVerified::Denied { reason, .. } => assert_eq!(reason, DenyReason::AttemptExpired),
+        other => panic!("{other:?}"),
+    }
+    // And a new login finds no reservation.
+    match rt.block_on(host.login_begin(&begin("admin"))).unwrap() {
+        LoginBegun::Denied { reason, .. } => assert_eq!(reason, DenyReason::NoReservation),
+        other => panic!("{other:?}"),
+    }
+    let audit = w.admin.json(&["audit", "--account", "admin"]);
+    let granted = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "login.verify" && e["result"] == "ok");
+    let granted = granted.expect("granted login audited");
+    assert_eq!(granted["person"], "alice");
+    assert_eq!(granted["host"], "web01");
+    assert_eq!(granted["detail"]["origin"]["rhost"], "10.0.0.9");
+}
+
+#[test]
+fn wrong_and_replayed_codes_and_someone_elses_reservation() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    w.bob.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    // alice types her own (valid) code while bob holds the account.
+    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    match rt
+        .block_on(host.login_verify(&attempt, &verify(&w.alice.code())))
+        .unwrap()
+    {
+        LoginVerified::Denied { reason, message } => {
+            assert_eq!(reason, DenyReason::WrongCode);
+            assert!(
+                !message.contains("bob"),
+                "the holder must not be revealed: {message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    // bob's code works once...
+    let code = w.bob.next_code();
+    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    assert!(matches!(
+        rt.block_on(host.login_verify(&attempt, &verify(&code)))
+            .unwrap(),
+        LoginVerified::Granted { .. }
+    ));
+    // ...and the same code on a fresh reservation is a replay.
+    w.bob.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    match rt
+        .block_on(host.login_verify(&attempt, &verify(&code)))
+        .unwrap()
+    {
+        LoginVerified::Denied { reason, message } => {
+            assert_eq!(reason, DenyReason::ReplayedCode);
+            assert!(message.contains("already used"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // The replay did not burn the reservation: the next code still logs in.
+    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    assert!(matches!(
+        rt.block_on(host.login_verify(&attempt, &verify(&w.bob.next_code())))
+            .unwrap(),
+        LoginVerified::Granted { .. }
+    ));
+}
+
+#[test]
+fn five_wrong_codes_lock_the_person_out_and_it_is_audited() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let right = w.alice.code();
+    let wrong = if right == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    for i in 1..=5 {
+        let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+        match rt
+            .block_on(host.login_verify(&attempt, &verify(wrong)))
+            .unwrap()
+        {
+            LoginVerified::Denied { reason, message } => {
+                assert_eq!(reason, DenyReason::WrongCode);
+                assert_eq!(
+                    message.contains("locked until"),
+                    i == 5,
+                    "attempt {i}: {message}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // Locked: refused before any prompt, and the right code does not help.
+    match rt.block_on(host.login_begin(&begin("admin"))).unwrap() {
+        LoginBegun::Denied { reason, .. } => assert_eq!(reason, DenyReason::LockedOut),
+        other => panic!("{other:?}"),
+    }
+    let p = w.admin.json(&["person", "show", "alice"]);
+    assert!(p["locked_until"].as_i64().unwrap() > jit_tests::now());
+    let audit = w.admin.json(&["audit", "--person", "alice"]);
+    let lock = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "person.lockout");
+    assert!(
+        lock.expect("lockout audited")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("5 wrong codes")
+    );
+    // Wrong codes are never written anywhere.
+    assert!(!w.server.log().contains(wrong));
+    assert!(!w.server.log().contains(&right));
+}
+
+#[test]
+fn two_hundred_concurrent_reservations_one_winner_across_two_servers() {
+    let w = World::new();
+    let second = second_process(&w);
+
+    let mut persons = vec![w.alice, w.bob];
+    for i in 0..6 {
+        let p = enroll(&w.server, &w.admin, &format!("p{i}"));
+        w.admin
+            .ok(&["group", "add-member", "ops", &format!("p{i}")]);
+        persons.push(p);
+    }
+    let rt = runtime();
+    let clients: Vec<_> = persons.iter().map(|p| client_for(&p.jitctl)).collect();
+    // Half of the clients talk to the second process.
+    let clients: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            if i % 2 == 0 {
+                c
+            } else {
+                retarget(c, &second.url, &persons[i].jitctl)
+            }
+        })
+        .collect();
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..200 {
+            let c = clients[i % clients.len()].clone();
+            tasks.push(tokio::spawn(async move {
+                c.reserve(&NewReservation {
+                    account: AccountName::new("admin").unwrap(),
+                    host: HostName::new("web01").unwrap(),
+                    duration_secs: None,
+                    reason: None,
+                })
+                .await
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap());
+        }
+        out
+    });
+    let wins = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "exactly one reservation must win");
+    for r in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert_eq!(
+            r.code(),
+            Some(jit_proto::api::ErrorCode::ReservationTaken),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        w.server
+            .sql("SELECT COUNT(*) FROM reservations WHERE state = 'active'"),
+        "1"
+    );
+}
+
+#[test]
+fn one_hundred_concurrent_verifies_consume_once_across_two_servers() {
+    let w = World::new();
+    let rt = runtime();
+    let second = second_process(&w);
+    let creds = jit_tests::join_host_creds(&rt, &w.join_token);
+    let host = creds.client();
+    let host2 = creds.client_at(&second.url);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let mut attempts = Vec::new();
+    for _ in 0..100 {
+        attempts.push(attempt_of(
+            rt.block_on(host.login_begin(&begin("admin"))).unwrap(),
+        ));
+    }
+    // Two different valid codes (this step and the next) so replay protection alone could not
+    // explain a single winner: the reservation's consumption must. Forget the step enrollment
+    // used, so both are fresh without waiting for the clock.
+    w.server
+        .sql("UPDATE persons SET totp_last_step = NULL WHERE name = 'alice'");
+    let codes = [w.alice.code(), w.alice.code_in(1)];
+    let results = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for (i, a) in attempts.into_iter().enumerate() {
+            let c = if i % 2 == 0 {
+                host.clone()
+            } else {
+                host2.clone()
+            };
+            let code = codes[i % 2].clone();
+            tasks.push(tokio::spawn(async move {
+                c.login_verify(&a, &verify(&code)).await
+            }));
+        }
+        let mut out = Vec::new();
+        for t in tasks {
+            out.push(t.await.unwrap().unwrap());
+        }
+        out
+    });
+    let granted = results
+        .iter()
+        .filter(|r| matches!(r, LoginVerified::Granted { .. }))
+        .count();
+    assert_eq!(
+        granted, 1,
+        "exactly one login may consume the reservation: {results:?}"
+    );
+    assert_eq!(w.server.sql("SELECT state FROM reservations"), "consumed");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+/// The same person's credential, pointed at another server process (same CA, same database).
+fn retarget(_c: jit_client::Client, url: &str, j: &jit_tests::Jitctl) -> jit_client::Client {
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(j.dir.path().join("config.json")).unwrap())
+            .unwrap();
+    jit_client::Client::new(
+        url,
+        jit_client::Trust::CaPem(cfg["ca_pem"].as_str().unwrap().to_owned()),
+        Some(Secret::new(cfg["token"].as_str().unwrap())),
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap()
+}
+
+/// A second `jit-server run` on the same data directory (and so the same SQLite database).
+fn second_process(w: &World) -> jit_tests::Server {
+    let mut second = jit_tests::Server::start();
+    second.kill();
+    let dir2 = second.data_dir();
+    std::fs::remove_dir_all(&dir2).unwrap();
+    copy_dir(&w.server.data_dir(), &dir2);
+    std::fs::remove_file(dir2.join("jit.db")).unwrap();
+    std::os::unix::fs::symlink(w.server.db_path(), dir2.join("jit.db")).unwrap();
+    second.run("127.0.0.1:0");
+    second
+}

@@ -1,0 +1,403 @@
+//! Bad input gets a clear error and loses nothing; TLS is pinned; secrets and tokens are not
+//! stored in clear; configuration errors name the file, line and key.
+
+use std::os::unix::ffi::OsStrExt;
+use std::process::Command;
+
+use jit_tests::{Jitctl, Server, World, bin};
+
+#[test]
+fn over_long_and_malformed_names_are_refused_with_the_reason() {
+    let w = World::new();
+    let long = "a".repeat(33);
+    let err = w.admin.fails(2, &["person", "add", &long]);
+    assert!(
+        err.contains("person name is 33 bytes long; the limit is 32"),
+        "{err}"
+    );
+    let err = w.admin.fails(2, &["group", "add", "Ops"]);
+    assert!(err.contains("group name \"Ops\" is not valid"), "{err}");
+    // Non-UTF-8 on the command line.
+    let out = w
+        .admin
+        .command()
+        .arg("person")
+        .arg("add")
+        .arg(std::ffi::OsStr::from_bytes(b"al\xffce"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    // The same through the raw API: the server validates too.
+    let t = Some(w.server.admin_token.as_str());
+    let (code, body) = w.server.curl(
+        "POST",
+        "/v1/persons",
+        t,
+        Some(format!("{{\"name\":\"{long}\"}}").as_bytes()),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("33 bytes long"), "{body}");
+    let (code, body) = w
+        .server
+        .curl("POST", "/v1/persons", t, Some(b"{\"name\":\"al\xffce\"}"));
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("bad_request"), "{body}");
+    let (code, body) = w.server.curl("GET", "/v1/persons/ALICE", t, None);
+    assert_eq!(code, 400, "{body}");
+}
+
+#[test]
+fn malformed_bodies_get_a_4xx_that_says_what_was_wrong() {
+    let w = World::new();
+    let t = Some(w.server.admin_token.as_str());
+    let cases: &[(&[u8], u16, &str)] = &[
+        (b"{\"name\":", 400, "not valid JSON"),
+        (
+            b"{\"name\":\"carol\",\"admin\":true}",
+            400,
+            "unknown field `admin`",
+        ),
+        (b"{\"name\":42}", 400, "does not fit"),
+        (b"[]", 400, "does not fit"),
+    ];
+    for (body, status, why) in cases {
+        let (code, text) = w.server.curl("POST", "/v1/persons", t, Some(body));
+        assert_eq!(code, *status, "{}: {text}", String::from_utf8_lossy(body));
+        assert!(
+            text.contains(why),
+            "{}: {text}",
+            String::from_utf8_lossy(body)
+        );
+    }
+    let huge = format!(
+        "{{\"name\":\"carol\",\"display_name\":\"{}\"}}",
+        "x".repeat(200_000)
+    );
+    let (code, text) = w
+        .server
+        .curl("POST", "/v1/persons", t, Some(huge.as_bytes()));
+    assert_eq!(code, 413, "{text}");
+    assert!(text.contains("payload_too_large"), "{text}");
+    let (code, text) = w.server.curl("GET", "/v1/nowhere", t, None);
+    assert_eq!(code, 404, "{text}");
+    assert!(text.contains("docs/api.md"), "{text}");
+    // The server is still fine and nothing was created.
+    let persons = w.admin.json(&["person", "list"]);
+    assert_eq!(persons.as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn wrong_or_missing_credentials() {
+    let w = World::new();
+    let (code, body) = w.server.curl("GET", "/v1/persons", None, None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("needs a credential"), "{body}");
+    let (code, body) = w
+        .server
+        .curl("GET", "/v1/persons", Some("jita_not-a-real-token"), None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("unknown or revoked credential"), "{body}");
+    let (code, _) = w.server.curl("GET", "/v1/persons", Some("garbage"), None);
+    assert_eq!(code, 401);
+    // A host credential on an admin endpoint is forbidden, and an admin token on a host one.
+    let rt = jit_tests::runtime();
+    let host = jit_tests::join_host_creds(&rt, &w.join_token);
+    let (code, _) = w
+        .server
+        .curl("GET", "/v1/persons", Some(host.credential.expose()), None);
+    assert_eq!(code, 403);
+    let (code, _) = w.server.curl(
+        "GET",
+        "/v1/host/accounts",
+        Some(&w.server.admin_token),
+        None,
+    );
+    assert_eq!(code, 403);
+    // A join token works once.
+    let token = jit_proto::join_token::JoinToken::decode(&w.join_token).unwrap();
+    let body =
+        serde_json::json!({ "host": token.host, "secret": token.secret.expose() }).to_string();
+    let (code, text) = w
+        .server
+        .curl("POST", "/v1/join", None, Some(body.as_bytes()));
+    assert_eq!(code, 410, "{text}");
+    assert!(text.contains("jitctl host rejoin web01"), "{text}");
+}
+
+#[test]
+fn enrollment_codes_expire_and_wrong_ones_are_refused() {
+    let w = World::new();
+    let code = w.admin.json(&["person", "add", "carol"])["enrollment_code"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let enroll = |c: &str| {
+        Jitctl::new()
+            .command()
+            .args([
+                "enroll",
+                c,
+                "--server",
+                &w.server.url,
+                "--ca-fingerprint",
+                &w.server.fingerprint,
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = enroll("AAAAA-BBBBB-CCCCC-DDDDD");
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("enrollment code is not valid"));
+    w.server.sql("UPDATE enrollment_codes SET expires_at = 1");
+    let out = enroll(&code);
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has expired"));
+    // Typed in lower case with spaces, a fresh code still works.
+    let fresh = w.admin.json(&["person", "reset-factor", "carol"])["enrollment_code"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    let p = jit_tests::enroll_with_code(&w.server, "carol", &fresh.replace('-', " "));
+    p.jitctl.ok(&["whoami"]);
+}
+
+#[test]
+fn the_server_certificate_is_pinned() {
+    let w = World::new();
+    let other = Server::start();
+    // Right address, wrong fingerprint.
+    let err = Jitctl::new().fails(
+        6,
+        &[
+            "login",
+            "--server",
+            &w.server.url,
+            "--ca-fingerprint",
+            &other.fingerprint,
+            "--token",
+            &w.server.admin_token,
+        ],
+    );
+    assert!(err.contains("not the one you pinned"), "{err}");
+    // A stored identity refuses a different server on the same address.
+    let mut w = w;
+    let addr = w.server.addr();
+    w.server.kill();
+    let err = w.alice.jitctl.fails(6, &["status"]);
+    assert!(err.contains("cannot reach the jit server"), "{err}");
+    drop(other);
+    let mut impostor = Server::start();
+    impostor.kill();
+    impostor.run(&addr);
+    let err = w.alice.jitctl.fails(6, &["status"]);
+    assert!(err.contains("not the one you pinned"), "{err}");
+    // Plain HTTP is refused before any connection.
+    let err = Jitctl::new().fails(
+        2,
+        &[
+            "login",
+            "--server",
+            "http://127.0.0.1:1",
+            "--ca-fingerprint",
+            &w.server.fingerprint,
+            "--token",
+            "x",
+        ],
+    );
+    assert!(err.contains("HTTPS only"), "{err}");
+    let err = Jitctl::new().fails(
+        2,
+        &[
+            "login",
+            "--server",
+            &w.server.url,
+            "--ca-fingerprint",
+            "SHA256:nope",
+            "--token",
+            "x",
+        ],
+    );
+    assert!(err.contains("not valid"), "{err}");
+}
+
+#[test]
+fn secrets_and_tokens_are_not_stored_in_clear() {
+    let w = World::new();
+    let dump = Command::new("sqlite3")
+        .arg(w.server.db_path())
+        .arg(".dump")
+        .output()
+        .unwrap();
+    let dump = String::from_utf8_lossy(&dump.stdout).to_lowercase();
+    assert!(
+        !dump.contains(&w.server.admin_token.to_lowercase()),
+        "admin token in clear"
+    );
+    let cfg: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(w.alice.jitctl.dir.path().join("config.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        !dump.contains(&cfg["token"].as_str().unwrap().to_lowercase()),
+        "person token in clear"
+    );
+    assert!(
+        !dump.contains(&hex(&w.alice.secret)),
+        "TOTP secret in clear"
+    );
+    let b32 = jit_tests::totp_at(&w.alice.secret, 0); // sanity: the secret is usable
+    assert_eq!(b32.len(), 6);
+    // The database runs in WAL mode with foreign keys declared.
+    assert_eq!(w.server.sql("PRAGMA journal_mode"), "wal");
+    // The at-rest key and TLS keys are private.
+    use std::os::unix::fs::PermissionsExt;
+    for f in ["at-rest.key", "tls/ca.key", "tls/server.key"] {
+        let mode = std::fs::metadata(w.server.data_dir().join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{f} is readable by others");
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_config_errors_name_file_line_and_key() {
+    let w = World::new();
+    let out = Command::new(bin("jit-server"))
+        .args(["init", "--data"])
+        .arg(w.server.data_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already initialized"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        "listen = \"127.0.0.1:0\"\n[lockout]\nmax_failure = 3\n",
+    )
+    .unwrap();
+    let out = Command::new(bin("jit-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("{}: line 3", cfg.display())) && err.contains("max_failure"),
+        "{err}"
+    );
+    std::fs::write(&cfg, "[lockout]\nmax_failures = 3\nwindow = \"10m\"\n").unwrap();
+    let out = Command::new(bin("jit-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(bin("jit-server"))
+        .args(["--config", "/nonexistent/server.toml", "check-config"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/server.toml"));
+}
+
+#[test]
+fn lockout_threshold_comes_from_server_toml() {
+    // Tried as an admin who wants a stricter policy: 2 failures lock for 1 hour.
+    let mut server = Server::start();
+    server.kill();
+    let cfg = server.dir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n[lockout]\nmax_failures = 2\nduration = \"1h\"\n",
+            server.data_dir().display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(bin("jit-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    server.url = line.trim().trim_start_matches("listening on ").to_owned();
+    let admin = Jitctl::admin(&server);
+    admin.ok(&["group", "add", "ops"]);
+    let alice = jit_tests::enroll(&server, &admin, "alice");
+    admin.ok(&["group", "add-member", "ops", "alice"]);
+    admin.ok(&[
+        "account",
+        "add",
+        "root",
+        "--existing",
+        "--group",
+        "ops",
+        "--hosts",
+        "*",
+    ]);
+    let token = admin.json(&["host", "add", "h1"])["join_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    alice.jitctl.ok(&["reserve", "root", "--host", "h1"]);
+    let rt = jit_tests::runtime();
+    let host = jit_tests::join_host(&rt, &token);
+    let begin = jit_proto::api::LoginBegin {
+        account: jit_proto::AccountName::new("root").unwrap(),
+        origin: jit_proto::api::LoginOrigin {
+            service: "su".into(),
+            ..Default::default()
+        },
+    };
+    let wrong = if alice.code() == "123456" {
+        "654321"
+    } else {
+        "123456"
+    };
+    for _ in 0..2 {
+        let b = rt.block_on(host.login_begin(&begin)).unwrap();
+        let jit_proto::api::LoginBegun::Challenge { attempt, .. } = b else {
+            panic!("{b:?}")
+        };
+        rt.block_on(host.login_verify(
+            &attempt,
+            &jit_proto::api::LoginVerify {
+                code: jit_proto::Secret::new(wrong),
+            },
+        ))
+        .unwrap();
+    }
+    let p = admin.json(&["person", "show", "alice"]);
+    let until = p["locked_until"].as_i64().expect("locked after 2 failures");
+    assert!(until - jit_tests::now() > 3000, "locked for about an hour");
+    let _ = child.kill();
+    let _ = child.wait();
+}

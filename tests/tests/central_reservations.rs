@@ -1,0 +1,391 @@
+//! The central service driven through the real jitctl binary, tried as a new user would:
+//! the quick start, reservation rules, exclusivity, release, status and audit.
+
+use jit_tests::{Jitctl, World, enroll};
+
+#[test]
+fn quick_start_fields_keep_their_names() {
+    let w = World::new();
+    // init → admin_token, ca_fingerprint (used by World); person add → enrollment_code;
+    // host add → join_token; enroll → otpauth_uri (used by enroll()).
+    assert!(w.server.admin_token.starts_with("jita_"));
+    assert!(w.server.fingerprint.starts_with("SHA256:") && w.server.fingerprint.len() == 71);
+    assert!(w.join_token.starts_with("jit1_"));
+    let carol = w.admin.json(&["person", "add", "carol"]);
+    assert!(carol["enrollment_code"].as_str().unwrap().len() >= 20);
+    let who = w.alice.jitctl.json(&["whoami"]);
+    assert_eq!(who["kind"], "person");
+    assert_eq!(who["name"], "alice");
+    let who = w.admin.json(&["whoami"]);
+    assert_eq!(who["kind"], "admin");
+}
+
+#[test]
+fn reserve_status_release_as_in_the_readme() {
+    let w = World::new();
+    let out = w.alice.jitctl.ok(&[
+        "reserve",
+        "admin",
+        "--host",
+        "web01",
+        "--for",
+        "5m",
+        "--reason",
+        "patch openssl",
+    ]);
+    assert!(out.contains("Reserved admin on web01 until"), "{out}");
+    let status = w.alice.jitctl.ok(&["status"]);
+    assert!(
+        status.contains("admin") && status.contains("web01") && status.contains("patch openssl"),
+        "{status}"
+    );
+    let s = w.alice.jitctl.json(&["status"]);
+    let r = &s["reservations"][0];
+    assert_eq!(r["person"], "alice");
+    assert_eq!(r["state"], "active");
+    let left = r["remaining_secs"].as_i64().unwrap();
+    assert!((250..=300).contains(&left), "{left}");
+    // bob sees only his own (none); the admin sees everybody's.
+    assert_eq!(
+        w.bob.jitctl.json(&["status"])["reservations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        w.admin.json(&["status"])["reservations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let out = w.alice.jitctl.ok(&["release", "admin"]);
+    assert!(out.contains("Released admin on web01"), "{out}");
+    assert_eq!(
+        w.alice.jitctl.json(&["status"])["reservations"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let all = w.alice.jitctl.json(&["status", "--all"]);
+    assert_eq!(all["reservations"][0]["state"], "released");
+    // Nothing left to release: not found.
+    w.alice.jitctl.fails(4, &["release", "admin"]);
+
+    let audit = w
+        .admin
+        .json(&["audit", "--account", "admin", "--since", "1h"]);
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"reservation.create") && actions.contains(&"reservation.release"),
+        "{actions:?}"
+    );
+    let create = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "reservation.create")
+        .unwrap();
+    assert_eq!(create["person"], "alice");
+    assert_eq!(create["actor"], "person:alice");
+    assert_eq!(create["reason"], "patch openssl");
+    assert_eq!(create["result"], "ok");
+}
+
+#[test]
+fn exclusive_with_a_message_that_says_until_when() {
+    let w = World::new();
+    let r = w
+        .alice
+        .jitctl
+        .json(&["reserve", "admin", "--host", "web01"]);
+    let until = r["expires_at"].as_i64().unwrap();
+    assert_eq!(
+        r["expires_at"].as_i64().unwrap() - r["created_at"].as_i64().unwrap(),
+        300,
+        "default ttl 5m"
+    );
+    let err = w
+        .bob
+        .jitctl
+        .fails(5, &["reserve", "admin", "--host", "web01"]);
+    assert!(
+        err.contains("admin on web01 is reserved by alice until"),
+        "{err}"
+    );
+    assert!(err.contains(&jit_proto::timefmt::utc(until)), "{err}");
+    // The JSON error carries the end time for scripts.
+    let out = w
+        .bob
+        .jitctl
+        .run(&["--json", "reserve", "admin", "--host", "web01"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "reservation_taken");
+    assert_eq!(v["error"]["until"], until);
+    // alice reserving again is a conflict too, with its own hint.
+    let err = w
+        .alice
+        .jitctl
+        .fails(5, &["reserve", "admin", "--host", "web01"]);
+    assert!(err.contains("you already hold admin on web01"), "{err}");
+
+    // An admin force-releases; it is audited as forced; then bob gets it.
+    let out = w.admin.ok(&["release", "admin", "--host", "web01"]);
+    assert!(out.contains("held by alice"), "{out}");
+    w.bob.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let audit = w.admin.json(&["audit", "--account", "admin"]);
+    let forced = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "reservation.force_release");
+    let forced = forced.expect("force release audited");
+    assert_eq!(forced["actor"], "admin");
+    assert_eq!(forced["person"], "alice");
+    let denied = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "reservation.create" && e["result"] == "denied");
+    assert!(
+        denied.expect("refused reservation audited")["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reserved by alice")
+    );
+}
+
+#[test]
+fn another_host_is_another_reservation() {
+    let w = World::new();
+    w.admin.ok(&["host", "add", "web02"]);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    w.bob.jitctl.ok(&["reserve", "admin", "--host", "web02"]);
+}
+
+#[test]
+fn reservation_rules_each_refused_with_a_reason() {
+    let w = World::new();
+    // Not in any of the account's groups.
+    let carol = enroll(&w.server, &w.admin, "carol");
+    let err = carol
+        .jitctl
+        .fails(3, &["reserve", "admin", "--host", "web01"]);
+    assert!(
+        err.contains("not in a group allowed to reserve admin"),
+        "{err}"
+    );
+    // A host the account does not exist on.
+    w.admin.ok(&["host", "add", "db01", "--label", "db"]);
+    let err = w
+        .alice
+        .jitctl
+        .fails(3, &["reserve", "admin", "--host", "db01"]);
+    assert!(err.contains("does not exist on db01"), "{err}");
+    // ...but a label makes it exist there.
+    w.admin.ok(&["account", "set", "admin", "--label", "db"]);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "db01"]);
+    // Unknown host, unknown account.
+    w.alice
+        .jitctl
+        .fails(4, &["reserve", "admin", "--host", "nosuch"]);
+    w.alice
+        .jitctl
+        .fails(4, &["reserve", "nosuch", "--host", "web01"]);
+    // Durations: at least 60 s, at most the account's max (30m here).
+    let err = w
+        .alice
+        .jitctl
+        .fails(7, &["reserve", "admin", "--host", "web01", "--for", "59s"]);
+    assert!(err.contains("at least 60 s"), "{err}");
+    let err = w
+        .alice
+        .jitctl
+        .fails(7, &["reserve", "admin", "--host", "web01", "--for", "31m"]);
+    assert!(err.contains("at most 30m"), "{err}");
+    let r = w
+        .alice
+        .jitctl
+        .json(&["reserve", "admin", "--host", "web01", "--for", "30m"]);
+    assert_eq!(
+        r["expires_at"].as_i64().unwrap() - r["created_at"].as_i64().unwrap(),
+        1800
+    );
+    w.alice.jitctl.ok(&["release", "admin"]);
+    // A disabled account.
+    w.admin.ok(&["account", "disable", "admin"]);
+    let err = w
+        .alice
+        .jitctl
+        .fails(3, &["reserve", "admin", "--host", "web01"]);
+    assert!(err.contains("admin is disabled"), "{err}");
+    w.admin.ok(&["account", "enable", "admin"]);
+    // An account with the default maximum (300 s).
+    w.admin.ok(&[
+        "account",
+        "add",
+        "deploy",
+        "--existing",
+        "--group",
+        "ops",
+        "--hosts",
+        "*",
+    ]);
+    w.alice
+        .jitctl
+        .fails(7, &["reserve", "deploy", "--host", "web01", "--for", "6m"]);
+    w.alice.jitctl.ok(&["reserve", "deploy", "--host", "web01"]);
+}
+
+#[test]
+fn disabled_person_cannot_reserve_and_loses_reservations() {
+    let w = World::new();
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    w.admin.ok(&["person", "disable", "alice"]);
+    let err = w
+        .alice
+        .jitctl
+        .fails(3, &["reserve", "admin", "--host", "web01"]);
+    assert!(err.contains("alice is disabled"), "{err}");
+    // Her reservation ended, so bob can have the account.
+    w.bob.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    w.admin.ok(&["person", "enable", "alice"]);
+    w.alice.jitctl.ok(&["whoami"]);
+    let audit = w.admin.json(&["audit", "--person", "alice"]);
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(
+        actions.contains(&"person.disable") && actions.contains(&"person.enable"),
+        "{actions:?}"
+    );
+}
+
+#[test]
+fn reset_factor_revokes_and_reenrolls() {
+    let w = World::new();
+    let reset = w.admin.json(&["person", "reset-factor", "alice"]);
+    let code = reset["enrollment_code"].as_str().unwrap().to_owned();
+    // Her old token is revoked at once.
+    let err = w.alice.jitctl.fails(3, &["whoami"]);
+    assert!(err.contains("unknown or revoked credential"), "{err}");
+    let p = w.admin.json(&["person", "show", "alice"]);
+    assert_eq!(p["enrolled"], false);
+    let again = jit_tests::enroll_with_code(&w.server, "alice", &code);
+    again.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    // The code is single-use.
+    let j = Jitctl::new();
+    let out = j
+        .command()
+        .args([
+            "enroll",
+            &code,
+            "--server",
+            &w.server.url,
+            "--ca-fingerprint",
+            &w.server.fingerprint,
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already used"));
+}
+
+#[test]
+fn audit_filters_by_person_account_host_and_time() {
+    let w = World::new();
+    w.admin.ok(&["host", "add", "web02"]);
+    w.admin.ok(&[
+        "account",
+        "add",
+        "deploy",
+        "--existing",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+    ]);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    w.bob.jitctl.ok(&["reserve", "deploy", "--host", "web02"]);
+    let events = |args: &[&str]| {
+        let mut a = vec!["audit"];
+        a.extend_from_slice(args);
+        w.admin.json(&a)["events"].as_array().unwrap().clone()
+    };
+    let by_bob = events(&["--person", "bob"]);
+    assert!(!by_bob.is_empty() && by_bob.iter().all(|e| e["person"] == "bob"));
+    let deploy = events(&["--account", "deploy"]);
+    assert!(deploy.iter().all(|e| e["account"] == "deploy"));
+    assert!(deploy.iter().any(|e| e["action"] == "reservation.create"));
+    let web02 = events(&["--host", "web02"]);
+    assert!(!web02.is_empty() && web02.iter().all(|e| e["host"] == "web02"));
+    let combined = events(&["--person", "alice", "--account", "admin", "--host", "web01"]);
+    assert!(combined.iter().any(|e| e["action"] == "reservation.create"));
+    assert!(events(&["--since", "2099-01-01T00:00:00Z"]).is_empty());
+    assert!(!events(&["--since", "1h"]).is_empty());
+    assert!(
+        events(&["--until", "1h"]).is_empty(),
+        "nothing happened more than an hour ago"
+    );
+    assert_eq!(events(&["--limit", "2"]).len(), 2);
+    // Persons cannot read the audit log.
+    w.alice.jitctl.fails(3, &["audit"]);
+    // Text output is a table.
+    let text = w.admin.ok(&["audit", "--person", "alice"]);
+    assert!(text.starts_with("TIME"), "{text}");
+}
+
+#[test]
+fn persons_cannot_administer() {
+    let w = World::new();
+    for args in [
+        vec!["person", "add", "mallory"],
+        vec!["group", "add-member", "ops", "mallory"],
+        vec!["account", "list"],
+        vec!["host", "add", "evil01"],
+    ] {
+        let err = w.alice.jitctl.fails(3, &args);
+        assert!(err.contains("admin token"), "{args:?}: {err}");
+    }
+    // And the admin token cannot hold reservations.
+    let err = w.admin.fails(3, &["reserve", "admin", "--host", "web01"]);
+    assert!(err.contains("cannot hold reservations"), "{err}");
+}
+
+#[test]
+fn several_identities_from_one_machine() {
+    let w = World::new();
+    // Three config directories, three identities, no interference.
+    assert_eq!(w.admin.json(&["whoami"])["name"], "admin");
+    assert_eq!(w.alice.jitctl.json(&["whoami"])["name"], "alice");
+    assert_eq!(w.bob.jitctl.json(&["whoami"])["name"], "bob");
+    let nobody = Jitctl::new();
+    let err = nobody.fails(3, &["status"]);
+    assert!(err.contains("not logged in"), "{err}");
+    // Credentials are private.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(w.alice.jitctl.dir.path().join("config.json"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    w.alice.jitctl.ok(&["logout"]);
+    w.alice.jitctl.fails(3, &["status"]);
+}

@@ -199,7 +199,7 @@ mod tests {
         let web = Label::new("web").unwrap();
         let db = Label::new("db").unwrap();
         assert!(host_allowed(&h, &[], &["web*".into()], &[]));
-        assert!(host_allowed(&h, &[web.clone()], &[], &[web.clone()]));
+        assert!(host_allowed(&h, std::slice::from_ref(&web), &[], std::slice::from_ref(&web)));
         assert!(!host_allowed(&h, &[web], &["db*".into()], &[db]));
     }
 

@@ -72,14 +72,7 @@ impl AuditQueue {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
             Err(source) => return Err(QueueError::Open { path: path.to_owned(), source }),
         };
-        if !pending.is_empty() {
-            tracing::info!(count = pending.len(), path = %path.display(), "audit events queued from before");
-        }
         Ok(Self { path: path.to_owned(), pending: Mutex::new(pending), wake: Notify::new() })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Number of events not yet delivered.
@@ -91,7 +84,8 @@ impl AuditQueue {
         self.len() == 0
     }
 
-    /// Ids of the events not yet delivered, oldest first (for tests and diagnostics).
+    /// Ids of the events not yet delivered, oldest first.
+    #[cfg(test)]
     pub fn ids(&self) -> Vec<String> {
         self.lock().iter().map(|e| e.id.clone()).collect()
     }

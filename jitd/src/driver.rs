@@ -71,6 +71,11 @@ impl SharedAccounts {
     pub fn is_known(&self) -> bool {
         self.0.read().unwrap_or_else(|p| p.into_inner()).is_some()
     }
+
+    /// How many names are shared (0 while unknown).
+    pub fn len(&self) -> usize {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, HashSet::len)
+    }
 }
 
 /// Tickets jitd granted, by attempt id, with the time they were granted.

@@ -1,1 +1,153 @@
-fn main() {}
+//! jitd: the jit host daemon.
+//!
+//! It serves `pam_jit.so` over a root-only Unix socket and drives each login's conversation (the
+//! server decides; jitd asks, relays and records), publishes the NSS cache that `libnss_jit.so.2`
+//! maps, keeps the local audit queue, and joins the host to the server (`jitd join`).
+//! It must never let a shared account in without the server's word, and never get in the way
+//! of a login to any other name.
+
+mod audit_queue;
+mod clock;
+mod config;
+mod daemon;
+mod driver;
+mod files;
+mod host_key;
+mod join;
+mod notify;
+mod nss_publish;
+mod pam_socket;
+mod peer;
+mod record;
+mod syslog;
+#[cfg(test)]
+mod testing;
+mod upstream;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{Config, DEFAULT_CONFIG};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "jitd",
+    version,
+    about = "jit host daemon: just-in-time two-factor access to shared accounts",
+    after_help = "Exit codes: 0 success, 1 failure, 2 bad usage or configuration."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Join this host to the jit server with a one-time token from `jitctl host add`.
+    Join {
+        /// The `jit1_…` token (or set JITD_JOIN_TOKEN, which keeps it out of `ps`).
+        #[arg(long, env = "JITD_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+        config: PathBuf,
+        /// Replace an existing host key (after `jitctl host rejoin`).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the daemon.
+    Run {
+        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Check the configuration file and show the settings in force.
+    CheckConfig {
+        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+        config: PathBuf,
+    },
+}
+
+/// A missing default config file means "all defaults"; a named one must exist.
+fn load_config(path: &PathBuf) -> Result<Config, config::ConfigError> {
+    if path.as_os_str() == DEFAULT_CONFIG && !path.exists() {
+        return Ok(Config::default());
+    }
+    Config::load(path)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let config_path = match &cli.command {
+        Command::Join { config, .. } | Command::Run { config } | Command::CheckConfig { config } => {
+            config.clone()
+        }
+    };
+    let config = match load_config(&config_path) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("jitd: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("jitd: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::CheckConfig { .. } => {
+            println!("{}: OK", config_path.display());
+            println!("{config:#?}");
+            match host_key::HostKey::load(&config.host_key) {
+                Ok(k) => println!("joined as {} to {}", k.host, k.server),
+                Err(e) => println!("not usable yet: {e}"),
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Join { token, force, .. } => {
+            let timeout = config.server_timeout.0.max(std::time::Duration::from_secs(10));
+            match runtime.block_on(join::join(&config, &token, force, timeout)) {
+                Ok(j) => {
+                    println!(
+                        "Joined {} to {}. Host key: {}; server CA: {}.",
+                        j.host,
+                        j.server,
+                        config.host_key.display(),
+                        config.ca.display()
+                    );
+                    match j.accounts {
+                        Ok(n) => println!(
+                            "Published {n} shared account(s) to {}. Now start jitd (systemctl enable --now jitd).",
+                            config.nss_cache.display()
+                        ),
+                        Err(e) => println!(
+                            "Could not fetch the shared accounts yet ({e}); jitd will retry when it runs."
+                        ),
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("jitd: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Run { .. } => match runtime.block_on(daemon::run(config)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("jitd: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}

@@ -72,7 +72,6 @@ fn escape(v: &str) -> String {
 pub enum Severity {
     Info,
     Notice,
-    Warning,
     Err,
 }
 
@@ -86,7 +85,6 @@ pub fn authpriv(severity: Severity, line: &str) {
     let level = match severity {
         Severity::Info => libc::LOG_INFO,
         Severity::Notice => libc::LOG_NOTICE,
-        Severity::Warning => libc::LOG_WARNING,
         Severity::Err => libc::LOG_ERR,
     };
     let Ok(msg) = CString::new(line.replace('\0', "\\x00")) else { return };

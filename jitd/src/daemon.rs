@@ -1,0 +1,117 @@
+//! `jitd run`: wires the parts together on a tokio runtime.
+//!
+//! Order at startup: read the host key and CA (fail fast with what to do), open the audit queue,
+//! restore the NSS cache from the persisted copy if /run is empty (after a reboot), try one
+//! refresh from the server (bounded by `server_timeout`; a server that is down does not stop
+//! jitd), listen on the PAM socket, then tell systemd READY=1. SIGTERM or SIGINT: STOPPING=1,
+//! stop accepting, remove the socket.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use jit_client::ClientError;
+
+use crate::audit_queue::{AuditQueue, QueueError};
+use crate::config::Config;
+use crate::driver::{Core, Settings, SharedAccounts};
+use crate::host_key::{HostKey, HostKeyError};
+use crate::nss_publish::{self, Publisher};
+use crate::pam_socket::{self, Limits, SocketError};
+use crate::record::Recorder;
+use crate::upstream::Upstream;
+use crate::{files, notify};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    HostKey(#[from] HostKeyError),
+    #[error("cannot read the server's CA certificate {path}: {source}; run `jitd join` again")]
+    Ca { path: PathBuf, source: std::io::Error },
+    #[error("cannot set up the connection to the server: {0}")]
+    Client(#[from] ClientError),
+    #[error("cannot create the state directory {path}: {source}")]
+    StateDir { path: PathBuf, source: std::io::Error },
+    #[error("{0}")]
+    Queue(#[from] QueueError),
+    #[error("{0}")]
+    Socket(#[from] SocketError),
+    #[error("cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+}
+
+pub async fn run(config: Config) -> Result<(), RunError> {
+    let key = HostKey::load(&config.host_key)?;
+    let ca = std::fs::read_to_string(&config.ca)
+        .map_err(|source| RunError::Ca { path: config.ca.clone(), source })?;
+    let server = Arc::new(Upstream::new(&key, ca, config.server_timeout.0)?);
+    files::ensure_dir(&config.state_dir, 0o755)
+        .map_err(|source| RunError::StateDir { path: config.state_dir.clone(), source })?;
+    let queue = Arc::new(AuditQueue::open(&config.audit_queue())?);
+    if !queue.is_empty() {
+        tracing::info!(count = queue.len(), "audit events from before the restart are queued for delivery");
+    }
+
+    let shared = Arc::new(SharedAccounts::default());
+    let mut publisher = Publisher::open(&config.nss_cache, &config.state_cache());
+    match publisher.restore() {
+        Ok(Some(names)) => shared.set(names),
+        Ok(None) => {}
+        Err(e) => tracing::error!("cannot restore the NSS cache from the persisted copy: {e}"),
+    }
+    match nss_publish::refresh_once(&*server, &mut publisher, &shared).await {
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "cannot fetch the shared accounts at startup ({e}); serving what the persisted cache \
+             knows ({} shared accounts) and retrying every {}s",
+            shared.len(),
+            config.refresh_interval.0.as_secs()
+        ),
+    }
+    if !shared.is_known() {
+        tracing::warn!(
+            "no list of shared accounts yet: every name is treated as not shared until the \
+             server answers"
+        );
+    }
+
+    let listener = pam_socket::bind(&config.socket)?;
+    let settings = Settings {
+        host: key.host.to_string(),
+        prompt: config.prompt.clone(),
+        deny_as_prompt: config.services.deny_as_prompt.clone(),
+    };
+    let core = Arc::new(Core::new(server.clone(), Recorder { queue: queue.clone() }, settings, shared.clone()));
+    tokio::spawn(nss_publish::run(server.clone(), publisher, shared, config.refresh_interval.0));
+    {
+        let server = server.clone();
+        tokio::spawn(async move { queue.run(&*server).await });
+    }
+    let limits = Limits {
+        request: config.request_timeout.0,
+        answer: config.answer_timeout.0,
+        max_connections: config.max_connections,
+    };
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(RunError::Signals)?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(RunError::Signals)?;
+    tracing::info!(
+        host = %key.host,
+        server = %key.server,
+        socket = %config.socket.display(),
+        nss_cache = %config.nss_cache.display(),
+        "jitd is ready"
+    );
+    notify::notify("READY=1");
+    let shutdown = async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        notify::notify("STOPPING=1");
+        tracing::info!("stopping");
+    };
+    pam_socket::serve(listener, core, limits, shutdown).await;
+    let _ = std::fs::remove_file(&config.socket);
+    Ok(())
+}

@@ -1,0 +1,292 @@
+//! Frame abuse against the real socket server: each bad client gets `Failed` (where a reply can
+//! still be written) and a closed connection, and the daemon then serves a good client.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream as StdStream;
+use std::os::unix::process::CommandExt;
+use std::process::Command;
+use std::sync::Arc;
+
+use jit_proto::api::{Factor, LoginBegun, LoginVerified};
+use jit_proto::pam::{LoginContext, PROTOCOL_VERSION, Request, Step};
+use jit_proto::{PersonName, Secret};
+
+use super::*;
+use crate::driver::{Settings, SharedAccounts};
+use crate::testing::{Answer, FakeServer, Recorded};
+
+struct Daemon {
+    dir: tempfile::TempDir,
+    server: Arc<FakeServer>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Daemon {
+    fn start(limits: Limits) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/pam.sock");
+        let server = Arc::new(FakeServer::new());
+        let shared = Arc::new(SharedAccounts::default());
+        shared.set(["admin".to_string()]);
+        let settings = Settings {
+            host: "web01".into(),
+            prompt: "Verification code: ".into(),
+            deny_as_prompt: BTreeSet::new(),
+        };
+        let core = Arc::new(Core::new(server.clone(), Arc::new(Recorded::default()), settings, shared));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = bind(&path).unwrap();
+                ready_tx.send(()).unwrap();
+                serve(listener, core, limits, async {
+                    let _ = stopped.await;
+                })
+                .await;
+            });
+        });
+        ready_rx.recv().unwrap();
+        Daemon { dir, server, stop: Some(stop), thread: Some(thread) }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        self.dir.path().join("run/pam.sock")
+    }
+
+    fn connect(&self) -> StdStream {
+        let s = StdStream::connect(self.path()).unwrap();
+        // Only so a broken test cannot hang; nothing asserts on time.
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s
+    }
+
+    /// A good client: hello, then a whole TOTP login.
+    fn good_login(&self) {
+        self.server
+            .on_begin(Answer::Ok(LoginBegun::Challenge {
+                attempt: "a1".into(),
+                factor: Factor::Totp,
+                expires_at: 0,
+            }))
+            .on_verify(Answer::Ok(LoginVerified::Granted {
+                person: PersonName::new("alice").unwrap(),
+                reservation_id: 1,
+            }));
+        let mut s = self.connect();
+        assert_eq!(exchange(&mut s, &hello()), Step::Hello { version: PROTOCOL_VERSION });
+        let step = exchange(&mut s, &Request::AuthStart { ctx: ctx("admin") });
+        assert!(matches!(step, Step::Prompt { echo: false, .. }), "{step:?}");
+        let step = exchange(&mut s, &Request::Answer { text: Secret::new("123456") });
+        assert!(matches!(step, Step::Granted { .. }), "{step:?}");
+        // Several requests on one connection are fine too.
+        let step = exchange(&mut s, &Request::AuthStart { ctx: ctx("alice") });
+        assert_eq!(step, Step::NotShared);
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn limits() -> Limits {
+    Limits { request: Duration::from_secs(10), answer: Duration::from_secs(60), max_connections: 8 }
+}
+
+fn hello() -> Request {
+    Request::Hello { version: PROTOCOL_VERSION }
+}
+
+fn ctx(account: &str) -> LoginContext {
+    LoginContext { account: account.into(), service: "login".into(), rhost: None, tty: None, ruser: None }
+}
+
+fn exchange(s: &mut StdStream, req: &Request) -> Step {
+    frame::write_msg(s, req).unwrap();
+    frame::read_msg(s).unwrap()
+}
+
+/// The reply to raw bytes, and whether the daemon then closed the connection.
+fn raw(d: &Daemon, bytes: &[u8], shutdown_write: bool) -> (Option<Step>, bool) {
+    let mut s = d.connect();
+    s.write_all(bytes).unwrap();
+    if shutdown_write {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let step = frame::read_msg::<_, Step>(&mut s).ok();
+    let mut rest = Vec::new();
+    let closed = matches!(s.read_to_end(&mut rest), Ok(0));
+    (step, closed)
+}
+
+fn failed(step: Option<Step>) -> String {
+    match step {
+        Some(Step::Failed { message }) => message,
+        other => panic!("expected a failed step, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_frames_get_failed_and_the_daemon_goes_on() {
+    let d = Daemon::start(limits());
+    d.good_login();
+
+    let mut garbage = 10u32.to_be_bytes().to_vec();
+    garbage.extend_from_slice(b"not json!!");
+    let (step, closed) = raw(&d, &garbage, false);
+    assert!(failed(step).contains("not a valid message"));
+    assert!(closed);
+
+    let (step, closed) = raw(&d, &u32::MAX.to_be_bytes(), false);
+    assert!(failed(step).contains("over the 65536-byte limit"));
+    assert!(closed);
+
+    let (step, closed) = raw(&d, &0u32.to_be_bytes(), false);
+    assert!(failed(step).contains("empty frame"));
+    assert!(closed);
+
+    // A header promising 100 bytes, 10 bytes, then the client stops sending.
+    let mut truncated = 100u32.to_be_bytes().to_vec();
+    truncated.extend_from_slice(b"{\"type\":\"h");
+    let (step, closed) = raw(&d, &truncated, true);
+    assert!(failed(step).contains("truncated"));
+    assert!(closed);
+
+    // Half a header.
+    let (step, closed) = raw(&d, &[0, 0], true);
+    assert!(failed(step).contains("truncated"));
+    assert!(closed);
+
+    // Valid JSON, unknown field.
+    let bad = br#"{"type":"hello","version":1,"extra":true}"#;
+    let mut frame_bytes = (bad.len() as u32).to_be_bytes().to_vec();
+    frame_bytes.extend_from_slice(bad);
+    let (step, closed) = raw(&d, &frame_bytes, false);
+    assert!(failed(step).contains("unknown field"));
+    assert!(closed);
+
+    // The wrong version.
+    let mut s = d.connect();
+    let step = exchange(&mut s, &Request::Hello { version: 2 });
+    let msg = failed(Some(step));
+    assert!(msg.contains("version 2") && msg.contains("version 1"), "{msg}");
+
+    d.good_login();
+}
+
+#[test]
+fn a_silent_client_times_out_with_a_reply() {
+    let d = Daemon::start(Limits { request: Duration::from_secs(1), ..limits() });
+    let mut s = d.connect();
+    let step = frame::read_msg::<_, Step>(&mut s).ok();
+    assert!(failed(step).contains("timed out"));
+    d.good_login();
+}
+
+#[test]
+fn connections_over_the_cap_are_refused_and_served_again_later() {
+    let d = Daemon::start(Limits { max_connections: 1, ..limits() });
+    let mut held = d.connect();
+    assert_eq!(exchange(&mut held, &hello()), Step::Hello { version: PROTOCOL_VERSION });
+    let mut s = d.connect();
+    let step = frame::read_msg::<_, Step>(&mut s).ok();
+    assert!(failed(step).contains("busy"));
+    drop(held);
+    // The slot frees when the daemon notices the close: poll for it.
+    let mut ok = false;
+    for _ in 0..200 {
+        let mut s = d.connect();
+        frame::write_msg(&mut s, &hello()).unwrap();
+        if let Ok(Step::Hello { .. }) = frame::read_msg::<_, Step>(&mut s) {
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ok, "the slot never came back");
+}
+
+const NONROOT_CLIENT: &str = r#"
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+msg = json.dumps({"type": "hello", "version": 1}).encode()
+s.sendall(struct.pack(">I", len(msg)) + msg)
+def read(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            break
+        b += c
+    return b
+(n,) = struct.unpack(">I", read(4))
+print(read(n).decode())
+"#;
+
+#[test]
+fn a_non_root_client_is_refused() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to connect as another user");
+        return;
+    }
+    let d = Daemon::start(limits());
+    // Let uid 65534 reach the socket at all, so that SO_PEERCRED is what refuses it.
+    for p in [d.dir.path().to_owned(), d.dir.path().join("run")] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = Command::new("python3")
+        .args(["-c", NONROOT_CLIENT])
+        .arg(d.path())
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let step: Step = serde_json::from_str(stdout.trim()).unwrap();
+    let msg = failed(Some(step));
+    assert!(msg.contains("root (uid 0) only") && msg.contains("65534"), "{msg}");
+    d.good_login();
+}
+
+#[test]
+fn bind_replaces_a_stale_socket_refuses_other_files_and_is_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new/pam.sock");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let l = bind(&path).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            0o755
+        );
+        drop(l);
+        // The socket file stays behind, as after a crash: bind again.
+        assert!(path.exists());
+        let _l = bind(&path).unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let err = bind(&file).unwrap_err().to_string();
+        assert!(err.contains("is not a socket"), "{err}");
+    });
+}

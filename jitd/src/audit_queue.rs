@@ -70,9 +70,18 @@ impl AuditQueue {
         let pending = match std::fs::read_to_string(path) {
             Ok(text) => parse_lines(path, &text),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
-            Err(source) => return Err(QueueError::Open { path: path.to_owned(), source }),
+            Err(source) => {
+                return Err(QueueError::Open {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
-        Ok(Self { path: path.to_owned(), pending: Mutex::new(pending), wake: Notify::new() })
+        Ok(Self {
+            path: path.to_owned(),
+            pending: Mutex::new(pending),
+            wake: Notify::new(),
+        })
     }
 
     /// Number of events not yet delivered.
@@ -116,12 +125,25 @@ impl AuditQueue {
     }
 
     /// Sends the oldest `max` events (at most [`BATCH`]) and removes them once stored.
-    pub async fn deliver_once<S: Server>(&self, server: &S, max: usize) -> Result<Round, ClientError> {
-        let batch: Vec<HostEvent> = self.lock().iter().take(max.clamp(1, BATCH)).cloned().collect();
+    pub async fn deliver_once<S: Server>(
+        &self,
+        server: &S,
+        max: usize,
+    ) -> Result<Round, ClientError> {
+        let batch: Vec<HostEvent> = self
+            .lock()
+            .iter()
+            .take(max.clamp(1, BATCH))
+            .cloned()
+            .collect();
         if batch.is_empty() {
             return Ok(Round::Empty);
         }
-        let result = server.host_events(&HostEvents { events: batch.clone() }).await;
+        let result = server
+            .host_events(&HostEvents {
+                events: batch.clone(),
+            })
+            .await;
         match result {
             Ok(_) => {
                 self.remove(&batch)?;
@@ -161,7 +183,7 @@ impl AuditQueue {
     }
 
     /// Delivers forever: right away when events are queued, with exponential backoff (1 s up to
-    /// 60 s) while the server is unreachable or failing.
+    /// 60 s, cut short by a new event) while the server is unreachable or failing.
     pub async fn run<S: Server>(&self, server: &S) {
         let mut backoff = Duration::from_secs(1);
         let mut max = BATCH;
@@ -187,7 +209,11 @@ impl AuditQueue {
                         "cannot deliver audit events (retrying in {}s): {e}",
                         backoff.as_secs()
                     );
-                    tokio::time::sleep(backoff).await;
+                    // A new event (a login happening) retries early: the server may be back.
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = self.wake.notified() => {}
+                    }
                     backoff = (backoff * 2).min(MAX_BACKOFF);
                 }
             }
@@ -196,7 +222,10 @@ impl AuditQueue {
 }
 
 fn is_malformed(e: &ClientError) -> bool {
-    matches!(e.code(), Some(ErrorCode::BadRequest | ErrorCode::PayloadTooLarge))
+    matches!(
+        e.code(),
+        Some(ErrorCode::BadRequest | ErrorCode::PayloadTooLarge)
+    )
 }
 
 fn append(path: &Path, ev: &HostEvent) -> io::Result<()> {
@@ -205,7 +234,11 @@ fn append(path: &Path, ev: &HostEvent) -> io::Result<()> {
     }
     let mut line = serde_json::to_vec(ev).map_err(|e| io::Error::other(e.to_string()))?;
     line.push(b'\n');
-    let mut f = OpenOptions::new().append(true).create(true).mode(0o600).open(path)?;
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(path)?;
     f.write_all(&line)?;
     f.sync_data()
 }
@@ -247,7 +280,10 @@ mod tests {
             person: None,
             result: AuditResult::Denied,
             reason: Some("no ticket".into()),
-            origin: LoginOrigin { service: "sshd".into(), ..Default::default() },
+            origin: LoginOrigin {
+                service: "sshd".into(),
+                ..Default::default()
+            },
             reservation_id: None,
             attempt: None,
         }
@@ -257,7 +293,11 @@ mod tests {
     async fn survives_a_restart_and_is_removed_only_once_stored() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("state/audit-queue.jsonl");
-        let (a, b, c) = (event("account.denied"), event("session.open"), event("session.close"));
+        let (a, b, c) = (
+            event("account.denied"),
+            event("session.open"),
+            event("session.close"),
+        );
         {
             let q = AuditQueue::open(&path).unwrap();
             q.push(a.clone());
@@ -265,7 +305,12 @@ mod tests {
             // The server is down: nothing leaves the queue.
             let server = FakeServer::new();
             server.fail_events_unreachable(true);
-            assert!(q.deliver_once(&server, BATCH).await.unwrap_err().is_unreachable());
+            assert!(
+                q.deliver_once(&server, BATCH)
+                    .await
+                    .unwrap_err()
+                    .is_unreachable()
+            );
             assert_eq!(q.len(), 2);
         }
         // jitd restarts: both events are still there, plus a torn line from a crash is skipped.
@@ -279,10 +324,19 @@ mod tests {
         assert_eq!(q.ids(), [a.id.clone(), b.id.clone()]);
         q.push(c.clone());
         let server = FakeServer::new();
-        assert_eq!(q.deliver_once(&server, 2).await.unwrap(), Round::Delivered(2));
-        assert_eq!(q.ids(), [c.id.clone()]);
-        assert_eq!(AuditQueue::open(&path).unwrap().ids(), [c.id.clone()]);
-        assert_eq!(q.deliver_once(&server, BATCH).await.unwrap(), Round::Delivered(1));
+        assert_eq!(
+            q.deliver_once(&server, 2).await.unwrap(),
+            Round::Delivered(2)
+        );
+        assert_eq!(q.ids(), std::slice::from_ref(&c.id));
+        assert_eq!(
+            AuditQueue::open(&path).unwrap().ids(),
+            std::slice::from_ref(&c.id)
+        );
+        assert_eq!(
+            q.deliver_once(&server, BATCH).await.unwrap(),
+            Round::Delivered(1)
+        );
         assert_eq!(q.deliver_once(&server, BATCH).await.unwrap(), Round::Empty);
         assert!(AuditQueue::open(&path).unwrap().is_empty());
         let sent: Vec<String> = server.events().iter().map(|e| e.id.clone()).collect();

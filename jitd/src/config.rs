@@ -20,7 +20,10 @@ const MAX_SOCKET_PATH: usize = 107;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
@@ -100,14 +103,19 @@ impl Default for Config {
 
 impl Default for Services {
     fn default() -> Self {
-        Self { deny_as_prompt: BTreeSet::from(["sshd".to_owned()]) }
+        Self {
+            deny_as_prompt: BTreeSet::from(["sshd".to_owned()]),
+        }
     }
 }
 
 impl Config {
     /// Parses jitd.toml text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |message| ConfigError::Invalid { path: path.to_owned(), message };
+        let invalid = |message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
         let config: Config = toml::from_str(text).map_err(|e| invalid(describe(&e, text)))?;
         config.validate().map_err(|(key, why)| {
             let message = match line_of_key(text, key) {
@@ -120,8 +128,10 @@ impl Config {
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -186,10 +196,16 @@ impl Config {
                 "must be 1 to 200 characters of text without control characters".into(),
             ));
         }
-        if let Some(bad) =
-            self.services.deny_as_prompt.iter().find(|s| s.is_empty() || s.contains(char::is_whitespace))
+        if let Some(bad) = self
+            .services
+            .deny_as_prompt
+            .iter()
+            .find(|s| s.is_empty() || s.contains(char::is_whitespace))
         {
-            return Err(("services.deny_as_prompt", format!("{bad:?} is not a PAM service name")));
+            return Err((
+                "services.deny_as_prompt",
+                format!("{bad:?} is not a PAM service name"),
+            ));
         }
         Ok(())
     }
@@ -221,7 +237,9 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
             current = Some(name.trim().to_owned());
             continue;
         }
-        let Some((k, _)) = line.split_once('=') else { continue };
+        let Some((k, _)) = line.split_once('=') else {
+            continue;
+        };
         if k.trim() == key && current.as_deref() == table {
             return Some(i + 1);
         }
@@ -279,16 +297,40 @@ mod tests {
     #[test]
     fn bad_values_name_line_and_key() {
         let cases = [
-            ("refresh_interval = \"soon\"\n", "line 1", "\"soon\" is not a duration"),
-            ("\nrefresh_interval = \"1m\"\n", "line 2, refresh_interval", "between 1s and 30s"),
+            (
+                "refresh_interval = \"soon\"\n",
+                "line 1",
+                "\"soon\" is not a duration",
+            ),
+            (
+                "\nrefresh_interval = \"1m\"\n",
+                "line 2, refresh_interval",
+                "between 1s and 30s",
+            ),
             ("socket = \"pam.sock\"\n", "line 1, socket", "absolute path"),
-            ("max_connections = 0\n", "line 1, max_connections", "between 1 and 4096"),
+            (
+                "max_connections = 0\n",
+                "line 1, max_connections",
+                "between 1 and 4096",
+            ),
             ("max_connections = -1\n", "line 1", "max_connections"),
             ("prompt = \"\"\n", "line 1, prompt", "1 to 200 characters"),
-            ("prompt = \"a\\nb\"\n", "line 1, prompt", "control characters"),
+            (
+                "prompt = \"a\\nb\"\n",
+                "line 1, prompt",
+                "control characters",
+            ),
             ("server_timeout = \"2m\"\n", "line 1, server_timeout", "60s"),
-            ("[services]\ndeny_as_prompt = [\"\"]\n", "line 2, services.deny_as_prompt", "not a PAM"),
-            ("[services]\ndeny_as_prompt = \"sshd\"\n", "line 2", "sequence"),
+            (
+                "[services]\ndeny_as_prompt = [\"\"]\n",
+                "line 2, services.deny_as_prompt",
+                "not a PAM",
+            ),
+            (
+                "[services]\ndeny_as_prompt = \"sshd\"\n",
+                "line 2",
+                "sequence",
+            ),
         ];
         for (text, line, why) in cases {
             let err = parse(text).unwrap_err();

@@ -26,11 +26,17 @@ pub enum RunError {
     #[error("{0}")]
     HostKey(#[from] HostKeyError),
     #[error("cannot read the server's CA certificate {path}: {source}; run `jitd join` again")]
-    Ca { path: PathBuf, source: std::io::Error },
+    Ca {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot set up the connection to the server: {0}")]
     Client(#[from] ClientError),
     #[error("cannot create the state directory {path}: {source}")]
-    StateDir { path: PathBuf, source: std::io::Error },
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Queue(#[from] QueueError),
     #[error("{0}")]
@@ -41,14 +47,21 @@ pub enum RunError {
 
 pub async fn run(config: Config) -> Result<(), RunError> {
     let key = HostKey::load(&config.host_key)?;
-    let ca = std::fs::read_to_string(&config.ca)
-        .map_err(|source| RunError::Ca { path: config.ca.clone(), source })?;
+    let ca = std::fs::read_to_string(&config.ca).map_err(|source| RunError::Ca {
+        path: config.ca.clone(),
+        source,
+    })?;
     let server = Arc::new(Upstream::new(&key, ca, config.server_timeout.0)?);
-    files::ensure_dir(&config.state_dir, 0o755)
-        .map_err(|source| RunError::StateDir { path: config.state_dir.clone(), source })?;
+    files::ensure_dir(&config.state_dir, 0o755).map_err(|source| RunError::StateDir {
+        path: config.state_dir.clone(),
+        source,
+    })?;
     let queue = Arc::new(AuditQueue::open(&config.audit_queue())?);
     if !queue.is_empty() {
-        tracing::info!(count = queue.len(), "audit events from before the restart are queued for delivery");
+        tracing::info!(
+            count = queue.len(),
+            "audit events from before the restart are queued for delivery"
+        );
     }
 
     let shared = Arc::new(SharedAccounts::default());
@@ -80,8 +93,20 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         prompt: config.prompt.clone(),
         deny_as_prompt: config.services.deny_as_prompt.clone(),
     };
-    let core = Arc::new(Core::new(server.clone(), Recorder { queue: queue.clone() }, settings, shared.clone()));
-    tokio::spawn(nss_publish::run(server.clone(), publisher, shared, config.refresh_interval.0));
+    let core = Arc::new(Core::new(
+        server.clone(),
+        Recorder {
+            queue: queue.clone(),
+        },
+        settings,
+        shared.clone(),
+    ));
+    tokio::spawn(nss_publish::run(
+        server.clone(),
+        publisher,
+        shared,
+        config.refresh_interval.0,
+    ));
     {
         let server = server.clone();
         tokio::spawn(async move { queue.run(&*server).await });

@@ -74,7 +74,11 @@ impl SharedAccounts {
 
     /// How many names are shared (0 while unknown).
     pub fn len(&self) -> usize {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).as_ref().map_or(0, HashSet::len)
+        self.0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map_or(0, HashSet::len)
     }
 }
 
@@ -87,7 +91,10 @@ impl Tickets {
         let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         map.retain(|_, (_, at)| now - *at < TICKET_TTL);
         while map.len() >= MAX_TICKETS {
-            let Some(oldest) = map.iter().min_by_key(|(_, (_, at))| *at).map(|(k, _)| k.clone())
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(k, _)| k.clone())
             else {
                 break;
             };
@@ -101,7 +108,10 @@ impl Tickets {
         let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
         match map.get(&ticket.attempt) {
             Some((granted, at)) => {
-                granted == ticket && granted.account == account && now - *at < TICKET_TTL && now >= *at
+                granted == ticket
+                    && granted.account == account
+                    && now - *at < TICKET_TTL
+                    && now >= *at
             }
             None => false,
         }
@@ -129,7 +139,13 @@ pub struct Core<S: Server, R: Record> {
 
 impl<S: Server, R: Record> Core<S, R> {
     pub fn new(server: Arc<S>, record: R, settings: Settings, shared: Arc<SharedAccounts>) -> Self {
-        Self { server, record, settings, shared, tickets: Tickets::default() }
+        Self {
+            server,
+            record,
+            settings,
+            shared,
+            tickets: Tickets::default(),
+        }
     }
 }
 
@@ -140,7 +156,11 @@ enum State {
     /// Between requests.
     Ready,
     /// A code prompt is out; the answer goes to `login_verify` for `attempt`.
-    AwaitCode { ctx: LoginContext, account: AccountName, attempt: String },
+    AwaitCode {
+        ctx: LoginContext,
+        account: AccountName,
+        attempt: String,
+    },
     /// A denial was shown as a prompt; its answer (Enter) ends the auth with `Denied`.
     AwaitDenyAck,
 }
@@ -153,7 +173,10 @@ pub struct Conversation<S: Server, R: Record> {
 
 impl<S: Server, R: Record> Conversation<S, R> {
     pub fn new(core: Arc<Core<S, R>>) -> Self {
-        Self { core, state: State::New }
+        Self {
+            core,
+            state: State::New,
+        }
     }
 
     /// True while a prompt is out: the next frame waits on a person typing, not on a program.
@@ -166,7 +189,9 @@ impl<S: Server, R: Record> Conversation<S, R> {
         let state = std::mem::replace(&mut self.state, State::Ready);
         match (state, req) {
             (State::New, Request::Hello { version }) if version == PROTOCOL_VERSION => {
-                Step::Hello { version: PROTOCOL_VERSION }
+                Step::Hello {
+                    version: PROTOCOL_VERSION,
+                }
             }
             (State::New, Request::Hello { version }) => failed(format!(
                 "pam_jit speaks protocol version {version}, jitd speaks version {PROTOCOL_VERSION}; \
@@ -184,12 +209,17 @@ impl<S: Server, R: Record> Conversation<S, R> {
             (State::Ready, Request::SessionClose { ctx, ticket }) => {
                 self.session(ctx, ticket, false, now)
             }
-            (State::AwaitCode { ctx, account, attempt }, Request::Answer { text }) => {
-                self.verify(ctx, account, attempt, text, now).await
-            }
-            (State::AwaitDenyAck, Request::Answer { .. } | Request::Continue) => {
-                Step::Denied { message: String::new() }
-            }
+            (
+                State::AwaitCode {
+                    ctx,
+                    account,
+                    attempt,
+                },
+                Request::Answer { text },
+            ) => self.verify(ctx, account, attempt, text, now).await,
+            (State::AwaitDenyAck, Request::Answer { .. } | Request::Continue) => Step::Denied {
+                message: String::new(),
+            },
             (State::AwaitCode { .. } | State::AwaitDenyAck, other) => failed(format!(
                 "expected the answer to the prompt, not {}",
                 request_kind(&other)
@@ -211,20 +241,35 @@ impl<S: Server, R: Record> Conversation<S, R> {
         let Some(account) = self.shared_account(&ctx) else {
             return Step::NotShared;
         };
-        let req = LoginBegin { account: account.clone(), origin: origin(&ctx) };
+        let req = LoginBegin {
+            account: account.clone(),
+            origin: origin(&ctx),
+        };
         match self.core.server.login_begin(&req).await {
             Ok(LoginBegun::Challenge { attempt, .. }) => {
                 self.decide(&ctx, None, "challenge", "code requested".into());
                 let text = self.core.settings.prompt.clone();
-                self.state = State::AwaitCode { ctx, account, attempt };
+                self.state = State::AwaitCode {
+                    ctx,
+                    account,
+                    attempt,
+                };
                 Step::Prompt { echo: false, text }
             }
-            Ok(LoginBegun::Denied { reason: DenyReason::NotShared, .. }) => {
+            Ok(LoginBegun::Denied {
+                reason: DenyReason::NotShared,
+                ..
+            }) => {
                 tracing::info!(account = %account, "the server says this account is not shared here");
                 Step::NotShared
             }
             Ok(LoginBegun::Denied { reason, message }) => {
-                self.decide(&ctx, None, "denied", format!("{}: {message}", reason_name(reason)));
+                self.decide(
+                    &ctx,
+                    None,
+                    "denied",
+                    format!("{}: {message}", reason_name(reason)),
+                );
                 self.deny(&ctx, message)
             }
             Err(e) => self.server_failed(&ctx, &account, None, &e, now),
@@ -241,7 +286,10 @@ impl<S: Server, R: Record> Conversation<S, R> {
     ) -> Step {
         let req = LoginVerify { code };
         match self.core.server.login_verify(&attempt, &req).await {
-            Ok(LoginVerified::Granted { person, reservation_id }) => {
+            Ok(LoginVerified::Granted {
+                person,
+                reservation_id,
+            }) => {
                 let ticket = Ticket {
                     account: account.to_string(),
                     person: person.to_string(),
@@ -249,11 +297,21 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     attempt,
                 };
                 self.core.tickets.grant(ticket.clone(), now);
-                self.decide(&ctx, Some(person.as_str()), "granted", "code accepted".into());
+                self.decide(
+                    &ctx,
+                    Some(person.as_str()),
+                    "granted",
+                    "code accepted".into(),
+                );
                 Step::Granted { ticket }
             }
             Ok(LoginVerified::Denied { reason, message }) => {
-                self.decide(&ctx, None, "denied", format!("{}: {message}", reason_name(reason)));
+                self.decide(
+                    &ctx,
+                    None,
+                    "denied",
+                    format!("{}: {message}", reason_name(reason)),
+                );
                 self.deny(&ctx, message)
             }
             Err(e) => self.server_failed(&ctx, &account, Some(attempt), &e, now),
@@ -289,7 +347,16 @@ impl<S: Server, R: Record> Conversation<S, R> {
         };
         tracing::warn!(account = %account, "login refused: {e}");
         self.decide(ctx, None, "denied", reason.clone());
-        self.event(ctx, account, "login.denied", AuditResult::Denied, &reason, None, attempt, now);
+        self.event(
+            ctx,
+            account,
+            "login.denied",
+            AuditResult::Denied,
+            &reason,
+            None,
+            attempt,
+            now,
+        );
         self.deny(ctx, message)
     }
 
@@ -297,7 +364,10 @@ impl<S: Server, R: Record> Conversation<S, R> {
     fn deny(&mut self, ctx: &LoginContext, message: String) -> Step {
         if !message.is_empty() && self.core.settings.deny_as_prompt.contains(&ctx.service) {
             self.state = State::AwaitDenyAck;
-            Step::Prompt { echo: true, text: format!("{message}\n(press Enter)") }
+            Step::Prompt {
+                echo: true,
+                text: format!("{message}\n(press Enter)"),
+            }
         } else {
             Step::Denied { message }
         }
@@ -317,7 +387,16 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 let reason = "no verification code in this login (public key or another method \
                               that skips the code)";
                 self.decide_stage("account", &ctx, None, "denied", reason.into());
-                self.event(&ctx, &account, "account.denied", AuditResult::Denied, reason, None, None, now);
+                self.event(
+                    &ctx,
+                    &account,
+                    "account.denied",
+                    AuditResult::Denied,
+                    reason,
+                    None,
+                    None,
+                    now,
+                );
                 Step::Denied {
                     message: format!(
                         "{account} is a shared account: log in with keyboard-interactive \
@@ -334,16 +413,42 @@ impl<S: Server, R: Record> Conversation<S, R> {
         let Some(account) = self.shared_account(&ctx) else {
             return Step::NotShared;
         };
-        let (stage, action) =
-            if open { ("session_open", "session.open") } else { ("session_close", "session.close") };
+        let (stage, action) = if open {
+            ("session_open", "session.open")
+        } else {
+            ("session_close", "session.close")
+        };
         match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
             Some(t) => {
                 let person = PersonName::new(&t.person).ok();
-                self.decide_stage(stage, &ctx, Some(&t.person), if open { "open" } else { "close" }, String::new());
-                let reason = if open { "session opened" } else { "session closed" };
-                self.event_full(&ctx, &account, action, AuditResult::Ok, reason, person, Some(t.reservation_id), Some(t.attempt.clone()), now);
+                self.decide_stage(
+                    stage,
+                    &ctx,
+                    Some(&t.person),
+                    if open { "open" } else { "close" },
+                    String::new(),
+                );
+                let reason = if open {
+                    "session opened"
+                } else {
+                    "session closed"
+                };
+                self.event_full(
+                    &ctx,
+                    &account,
+                    action,
+                    AuditResult::Ok,
+                    reason,
+                    person,
+                    Some(t.reservation_id),
+                    Some(t.attempt.clone()),
+                    now,
+                );
                 let env = if open {
-                    vec![EnvVar { name: "JIT_PERSON".into(), value: t.person }]
+                    vec![EnvVar {
+                        name: "JIT_PERSON".into(),
+                        value: t.person,
+                    }]
                 } else {
                     Vec::new()
                 };
@@ -352,7 +457,16 @@ impl<S: Server, R: Record> Conversation<S, R> {
             None => {
                 let reason = "no ticket: this login did not pass jit's verification code";
                 self.decide_stage(stage, &ctx, None, "denied", reason.into());
-                self.event(&ctx, &account, action, AuditResult::Denied, reason, None, None, now);
+                self.event(
+                    &ctx,
+                    &account,
+                    action,
+                    AuditResult::Denied,
+                    reason,
+                    None,
+                    None,
+                    now,
+                );
                 Step::Denied {
                     message: format!(
                         "{account} is a shared account: a session needs a login that passed \
@@ -363,7 +477,13 @@ impl<S: Server, R: Record> Conversation<S, R> {
         }
     }
 
-    fn decide(&self, ctx: &LoginContext, person: Option<&str>, result: &'static str, reason: String) {
+    fn decide(
+        &self,
+        ctx: &LoginContext,
+        person: Option<&str>,
+        result: &'static str,
+        reason: String,
+    ) {
         self.decide_stage("auth", ctx, person, result, reason);
     }
 
@@ -399,7 +519,9 @@ impl<S: Server, R: Record> Conversation<S, R> {
         attempt: Option<String>,
         now: i64,
     ) {
-        self.event_full(ctx, account, action, result, reason, person, None, attempt, now);
+        self.event_full(
+            ctx, account, action, result, reason, person, None, attempt, now,
+        );
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -449,7 +571,10 @@ fn origin(ctx: &LoginContext) -> LoginOrigin {
 }
 
 fn reason_name(r: DenyReason) -> String {
-    serde_json::to_value(r).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
 }
 
 /// The request's name for error messages: never its contents.

@@ -19,36 +19,55 @@ pub struct HostKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostKeyError {
-    #[error("{path} does not exist: this host has not joined jit yet; run `jitd join --token TOKEN`")]
+    #[error(
+        "{path} does not exist: this host has not joined jit yet; run `jitd join --token TOKEN`"
+    )]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is damaged ({why}); join again with a new token (`jitctl host rejoin HOST`)")]
     Damaged { path: PathBuf, why: String },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 impl HostKey {
     pub fn load(path: &Path) -> Result<Self, HostKeyError> {
         let bytes = std::fs::read(path).map_err(|source| {
             if source.kind() == std::io::ErrorKind::NotFound {
-                HostKeyError::Missing { path: path.to_owned() }
+                HostKeyError::Missing {
+                    path: path.to_owned(),
+                }
             } else {
-                HostKeyError::Read { path: path.to_owned(), source }
+                HostKeyError::Read {
+                    path: path.to_owned(),
+                    source,
+                }
             }
         })?;
         let bytes = zeroize::Zeroizing::new(bytes);
-        serde_json::from_slice(&bytes)
-            .map_err(|e| HostKeyError::Damaged { path: path.to_owned(), why: e.to_string() })
+        serde_json::from_slice(&bytes).map_err(|e| HostKeyError::Damaged {
+            path: path.to_owned(),
+            why: e.to_string(),
+        })
     }
 
     /// Writes the file (0600), atomically.
     pub fn save(&self, path: &Path) -> Result<(), HostKeyError> {
-        let write = |source| HostKeyError::Write { path: path.to_owned(), source };
-        let json = zeroize::Zeroizing::new(serde_json::to_vec_pretty(self).map_err(|e| {
-            write(std::io::Error::other(e.to_string()))
-        })?);
+        let write = |source| HostKeyError::Write {
+            path: path.to_owned(),
+            source,
+        };
+        let json = zeroize::Zeroizing::new(
+            serde_json::to_vec_pretty(self)
+                .map_err(|e| write(std::io::Error::other(e.to_string())))?,
+        );
         crate::files::replace(path, &json, 0o600).map_err(write)
     }
 }
@@ -71,7 +90,10 @@ mod tests {
             credential: Secret::new("jith_secret"),
         };
         k.save(&p).unwrap();
-        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         assert_eq!(HostKey::load(&p).unwrap(), k);
         std::fs::write(&p, b"{").unwrap();
         let err = HostKey::load(&p).unwrap_err().to_string();

@@ -26,13 +26,19 @@ use crate::upstream::Upstream;
 pub enum JoinError {
     #[error("{0}")]
     Token(#[from] JoinTokenError),
-    #[error("the join token holds a bad CA fingerprint: {0}; copy the token again from `jitctl host add`")]
+    #[error(
+        "the join token holds a bad CA fingerprint: {0}; copy the token again from `jitctl host add`"
+    )]
     Fingerprint(#[from] FingerprintError),
     #[error(
         "this host already joined as {host} ({server}); its key is {path}. To join again (after \
          `jitctl host rejoin {host}`), pass --force"
     )]
-    AlreadyJoined { path: PathBuf, host: String, server: String },
+    AlreadyJoined {
+        path: PathBuf,
+        host: String,
+        server: String,
+    },
     #[error("cannot join {host}: {source}")]
     Server { host: String, source: ClientError },
     #[error("the server did not present the pinned CA certificate; nothing was stored")]
@@ -40,7 +46,10 @@ pub enum JoinError {
     #[error("{0}")]
     HostKey(#[from] HostKeyError),
     #[error("cannot write the server's CA certificate to {path}: {source}")]
-    WriteCa { path: PathBuf, source: std::io::Error },
+    WriteCa {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What a successful join did.
@@ -52,7 +61,12 @@ pub struct Joined {
     pub accounts: Result<usize, String>,
 }
 
-pub async fn join(config: &Config, token: &str, force: bool, timeout: Duration) -> Result<Joined, JoinError> {
+pub async fn join(
+    config: &Config,
+    token: &str,
+    force: bool,
+    timeout: Duration,
+) -> Result<Joined, JoinError> {
     let token = JoinToken::decode(token)?;
     let pin = Fingerprint::parse(&token.ca_fingerprint)?;
     if !force && let Ok(old) = HostKey::load(&config.host_key) {
@@ -63,23 +77,47 @@ pub async fn join(config: &Config, token: &str, force: bool, timeout: Duration) 
         });
     }
     let host = token.host.to_string();
-    let server_err = |source| JoinError::Server { host: host.clone(), source };
-    let client = Client::new(&token.server, Trust::Fingerprint(pin), None, timeout).map_err(server_err)?;
+    let server_err = |source| JoinError::Server {
+        host: host.clone(),
+        source,
+    };
+    let client =
+        Client::new(&token.server, Trust::Fingerprint(pin), None, timeout).map_err(server_err)?;
     let joined = client
-        .join(&JoinRequest { host: token.host.clone(), secret: token.secret.clone() })
+        .join(&JoinRequest {
+            host: token.host.clone(),
+            secret: token.secret.clone(),
+        })
         .await
         .map_err(server_err)?;
     let ca = client.captured_ca_pem().ok_or(JoinError::NoCa)?;
-    crate::files::replace(&config.ca, ca.as_bytes(), 0o644)
-        .map_err(|source| JoinError::WriteCa { path: config.ca.clone(), source })?;
-    let key = HostKey { server: client.server().to_owned(), host: joined.host, credential: joined.credential };
+    crate::files::replace(&config.ca, ca.as_bytes(), 0o644).map_err(|source| {
+        JoinError::WriteCa {
+            path: config.ca.clone(),
+            source,
+        }
+    })?;
+    let key = HostKey {
+        server: client.server().to_owned(),
+        host: joined.host,
+        credential: joined.credential,
+    };
     key.save(&config.host_key)?;
 
     let accounts = publish_once(config, &key, ca, timeout).await;
-    Ok(Joined { host: key.host.to_string(), server: key.server, accounts })
+    Ok(Joined {
+        host: key.host.to_string(),
+        server: key.server,
+        accounts,
+    })
 }
 
-async fn publish_once(config: &Config, key: &HostKey, ca: String, timeout: Duration) -> Result<usize, String> {
+async fn publish_once(
+    config: &Config,
+    key: &HostKey,
+    ca: String,
+    timeout: Duration,
+) -> Result<usize, String> {
     let server = Upstream::new(key, ca, timeout).map_err(|e| e.to_string())?;
     let mut publisher = Publisher::open(&config.nss_cache, &config.state_cache());
     let shared = crate::driver::SharedAccounts::default();

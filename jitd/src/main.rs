@@ -6,6 +6,13 @@
 //! It must never let a shared account in without the server's word, and never get in the way
 //! of a login to any other name.
 
+// No unwrap, expect or panic outside tests: a daemon that aborts locks shared accounts out (and
+// pam_jit then refuses them), so every failure is an error with a message instead.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)
+)]
+
 mod audit_queue;
 mod clock;
 mod config;
@@ -24,7 +31,7 @@ mod syslog;
 mod testing;
 mod upstream;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -69,7 +76,7 @@ enum Command {
 }
 
 /// A missing default config file means "all defaults"; a named one must exist.
-fn load_config(path: &PathBuf) -> Result<Config, config::ConfigError> {
+fn load_config(path: &Path) -> Result<Config, config::ConfigError> {
     if path.as_os_str() == DEFAULT_CONFIG && !path.exists() {
         return Ok(Config::default());
     }
@@ -86,9 +93,9 @@ fn main() -> ExitCode {
         )
         .init();
     let config_path = match &cli.command {
-        Command::Join { config, .. } | Command::Run { config } | Command::CheckConfig { config } => {
-            config.clone()
-        }
+        Command::Join { config, .. }
+        | Command::Run { config }
+        | Command::CheckConfig { config } => config.clone(),
     };
     let config = match load_config(&config_path) {
         Ok(c) => c,
@@ -97,7 +104,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("jitd: cannot start the async runtime: {e}");
@@ -115,7 +125,10 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Join { token, force, .. } => {
-            let timeout = config.server_timeout.0.max(std::time::Duration::from_secs(10));
+            let timeout = config
+                .server_timeout
+                .0
+                .max(std::time::Duration::from_secs(10));
             match runtime.block_on(join::join(&config, &token, force, timeout)) {
                 Ok(j) => {
                     println!(

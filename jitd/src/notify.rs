@@ -7,7 +7,9 @@ use std::os::unix::net::UnixDatagram;
 
 /// Sends `state` (e.g. `READY=1`) if `NOTIFY_SOCKET` is set.
 pub fn notify(state: &str) {
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
     let target = target.to_string_lossy().into_owned();
     if let Err(e) = send(&target, state) {
         tracing::warn!("cannot notify systemd at {target:?} ({state}): {e}");

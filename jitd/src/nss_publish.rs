@@ -42,20 +42,24 @@ pub fn contents_from(accounts: &HostAccounts) -> CacheContents {
             home: p.home.clone(),
             shell: p.shell.clone(),
         });
-        groups.entry(a.name.to_string()).or_insert_with(|| CacheGroup {
-            name: a.name.to_string(),
-            gid: p.gid,
-            members: Vec::new(),
-        });
+        groups
+            .entry(a.name.to_string())
+            .or_insert_with(|| CacheGroup {
+                name: a.name.to_string(),
+                gid: p.gid,
+                members: Vec::new(),
+            });
     }
     for a in &list {
         let Some(p) = &a.posix else { continue };
         for g in &p.unix_groups {
-            let entry = groups.entry(g.name.to_string()).or_insert_with(|| CacheGroup {
-                name: g.name.to_string(),
-                gid: g.gid,
-                members: Vec::new(),
-            });
+            let entry = groups
+                .entry(g.name.to_string())
+                .or_insert_with(|| CacheGroup {
+                    name: g.name.to_string(),
+                    gid: g.gid,
+                    members: Vec::new(),
+                });
             if entry.gid == g.gid {
                 entry.members.push(a.name.to_string());
             } else {
@@ -76,7 +80,12 @@ pub fn contents_from(accounts: &HostAccounts) -> CacheContents {
     }
     let mut shared: Vec<String> = list.iter().map(|a| a.name.to_string()).collect();
     shared.dedup();
-    CacheContents { generation: 0, users, groups, shared }
+    CacheContents {
+        generation: 0,
+        users,
+        groups,
+        shared,
+    }
 }
 
 fn same(a: &CacheContents, b: &CacheContents) -> bool {
@@ -115,7 +124,13 @@ impl Publisher {
             .map(|c| c.generation)
             .max()
             .unwrap_or(0);
-        Self { run: run.to_owned(), state: state.to_owned(), on_run, on_state, generation }
+        Self {
+            run: run.to_owned(),
+            state: state.to_owned(),
+            on_run,
+            on_state,
+            generation,
+        }
     }
 
     /// At startup, before the server answered: if the run path has no valid cache but the
@@ -133,7 +148,11 @@ impl Publisher {
             );
             self.on_run = Some(saved);
         }
-        Ok(self.on_run.as_ref().or(self.on_state.as_ref()).map(|c| c.shared.clone()))
+        Ok(self
+            .on_run
+            .as_ref()
+            .or(self.on_state.as_ref())
+            .map(|c| c.shared.clone()))
     }
 
     /// Publishes `new` to each path whose contents differ. True if anything was written.
@@ -172,7 +191,9 @@ pub async fn refresh_once<S: Server>(
     let accounts = server.host_accounts().await.map_err(|e| e.to_string())?;
     let contents = contents_from(&accounts);
     shared.set(contents.shared.iter().cloned());
-    let changed = publisher.update(contents).map_err(|e| format!("cannot publish the NSS cache: {e}"))?;
+    let changed = publisher
+        .update(contents)
+        .map_err(|e| format!("cannot publish the NSS cache: {e}"))?;
     if changed {
         tracing::info!(
             generation = publisher.generation(),
@@ -230,7 +251,10 @@ mod tests {
                 shell: "/bin/bash".into(),
                 unix_groups: groups
                     .iter()
-                    .map(|(g, gid)| UnixGroup { name: GroupName::new(g).unwrap(), gid: *gid })
+                    .map(|(g, gid)| UnixGroup {
+                        name: GroupName::new(g).unwrap(),
+                        gid: *gid,
+                    })
                     .collect(),
             }),
             offline: OfflinePolicy::Deny,
@@ -238,11 +262,19 @@ mod tests {
     }
 
     fn existing(name: &str) -> HostAccount {
-        HostAccount { name: AccountName::new(name).unwrap(), posix: None, offline: OfflinePolicy::Deny }
+        HostAccount {
+            name: AccountName::new(name).unwrap(),
+            posix: None,
+            offline: OfflinePolicy::Deny,
+        }
     }
 
     fn answer(accounts: Vec<HostAccount>) -> HostAccounts {
-        HostAccounts { host: HostName::new("web01").unwrap(), accounts, now: 0 }
+        HostAccounts {
+            host: HostName::new("web01").unwrap(),
+            accounts,
+            now: 0,
+        }
     }
 
     #[test]
@@ -260,7 +292,13 @@ mod tests {
         let groups: Vec<(&str, u32, Vec<&str>)> = c
             .groups
             .iter()
-            .map(|g| (g.name.as_str(), g.gid, g.members.iter().map(String::as_str).collect()))
+            .map(|g| {
+                (
+                    g.name.as_str(),
+                    g.gid,
+                    g.members.iter().map(String::as_str).collect(),
+                )
+            })
             .collect();
         assert_eq!(
             groups,
@@ -277,30 +315,51 @@ mod tests {
     #[test]
     fn publishes_only_changes_and_reads_back_equal() {
         let d = tempfile::tempdir().unwrap();
-        let (run, state) = (d.path().join("run/nss.cache"), d.path().join("state/nss.cache"));
+        let (run, state) = (
+            d.path().join("run/nss.cache"),
+            d.path().join("state/nss.cache"),
+        );
         let mut p = Publisher::open(&run, &state);
         assert_eq!(p.restore().unwrap(), None);
-        let one = contents_from(&answer(vec![virt("admin", 60001, &[("jitweb", 60010)]), existing("root")]));
+        let one = contents_from(&answer(vec![
+            virt("admin", 60001, &[("jitweb", 60010)]),
+            existing("root"),
+        ]));
         assert!(p.update(one.clone()).unwrap());
         assert_eq!(p.generation(), 1);
-        assert!(!p.update(one.clone()).unwrap(), "unchanged contents are not published again");
+        assert!(
+            !p.update(one.clone()).unwrap(),
+            "unchanged contents are not published again"
+        );
         // A restart reads both files back as equal: nothing is rewritten.
         let mut p = Publisher::open(&run, &state);
-        assert_eq!(p.restore().unwrap(), Some(vec!["admin".into(), "root".into()]));
+        assert_eq!(
+            p.restore().unwrap(),
+            Some(vec!["admin".into(), "root".into()])
+        );
         assert!(!p.update(one.clone()).unwrap());
         let two = contents_from(&answer(vec![virt("admin", 60001, &[]), existing("root")]));
         assert!(p.update(two.clone()).unwrap());
         for path in [&run, &state] {
             let bytes = std::fs::read(path).unwrap();
             let back = CacheView::parse(&bytes).unwrap().to_contents();
-            assert_eq!(back, CacheContents { generation: 2, ..two.clone() });
+            assert_eq!(
+                back,
+                CacheContents {
+                    generation: 2,
+                    ..two.clone()
+                }
+            );
         }
     }
 
     #[test]
     fn after_a_reboot_the_state_copy_is_restored_to_the_run_path() {
         let d = tempfile::tempdir().unwrap();
-        let (run, state) = (d.path().join("run/nss.cache"), d.path().join("state/nss.cache"));
+        let (run, state) = (
+            d.path().join("run/nss.cache"),
+            d.path().join("state/nss.cache"),
+        );
         let one = contents_from(&answer(vec![virt("admin", 60001, &[])]));
         Publisher::open(&run, &state).update(one.clone()).unwrap();
         std::fs::remove_file(&run).unwrap();
@@ -320,7 +379,10 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let mut p = Publisher::open(&d.path().join("run"), &d.path().join("state"));
         let server = FakeServer::new();
-        server.on_accounts(Answer::Ok(answer(vec![virt("admin", 60001, &[]), existing("root")])));
+        server.on_accounts(Answer::Ok(answer(vec![
+            virt("admin", 60001, &[]),
+            existing("root"),
+        ])));
         server.on_accounts(Answer::Unreachable);
         let shared = SharedAccounts::default();
         assert!(refresh_once(&server, &mut p, &shared).await.unwrap());

@@ -50,16 +50,29 @@ pub struct Limits {
 /// Creates the parent directory (0755), removes a stale socket, binds, and makes the socket 0600.
 pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     if let Some(dir) = path.parent() {
-        crate::files::ensure_dir(dir, 0o755)
-            .map_err(|source| SocketError::Dir { path: dir.to_owned(), source })?;
+        crate::files::ensure_dir(dir, 0o755).map_err(|source| SocketError::Dir {
+            path: dir.to_owned(),
+            source,
+        })?;
     }
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path)
-            .map_err(|source| SocketError::Stale { path: path.to_owned(), source })?,
-        Ok(_) => return Err(SocketError::NotASocket { path: path.to_owned() }),
+        Ok(m) if m.file_type().is_socket() => {
+            std::fs::remove_file(path).map_err(|source| SocketError::Stale {
+                path: path.to_owned(),
+                source,
+            })?
+        }
+        Ok(_) => {
+            return Err(SocketError::NotASocket {
+                path: path.to_owned(),
+            });
+        }
         Err(_) => {}
     }
-    let bind_err = |source| SocketError::Bind { path: path.to_owned(), source };
+    let bind_err = |source| SocketError::Bind {
+        path: path.to_owned(),
+        source,
+    };
     // The socket is created with the umask's mode: make it 0600 from the start (SO_PEERCRED is
     // checked anyway, this only keeps other users from connecting at all).
     // SAFETY: umask has no preconditions; this runs at startup before connections are served.
@@ -112,7 +125,8 @@ pub async fn serve<S: Server, R: Record>(
                     );
                     tracing::warn!("{msg}");
                     let mut stream = stream;
-                    let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
+                    let _ =
+                        reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
                 });
             }
         }
@@ -141,17 +155,32 @@ pub async fn connection<S: Server, R: Record>(
     }
     let mut conv = Conversation::new(core);
     loop {
-        let limit = if conv.awaiting_person() { limits.answer } else { limits.request };
+        let limit = if conv.awaiting_person() {
+            limits.answer
+        } else {
+            limits.request
+        };
         let payload = match tokio::time::timeout(limit, read_frame(&mut stream)).await {
             Ok(Ok(p)) => p,
             Ok(Err(FrameError::Closed)) => return,
             Ok(Err(e)) => {
                 tracing::warn!(pid = ?peer.pid, "bad frame from a PAM client: {e}");
-                let _ = reply(&mut stream, &Step::Failed { message: e.to_string() }, limits.request).await;
+                let _ = reply(
+                    &mut stream,
+                    &Step::Failed {
+                        message: e.to_string(),
+                    },
+                    limits.request,
+                )
+                .await;
                 return;
             }
             Err(_) => {
-                let what = if conv.awaiting_person() { "the answer to the prompt" } else { "a request" };
+                let what = if conv.awaiting_person() {
+                    "the answer to the prompt"
+                } else {
+                    "a request"
+                };
                 let msg = format!("timed out after {}s waiting for {what}", limit.as_secs());
                 tracing::info!(pid = ?peer.pid, "{msg}");
                 let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
@@ -162,7 +191,14 @@ pub async fn connection<S: Server, R: Record>(
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(pid = ?peer.pid, "malformed request from a PAM client: {e}");
-                let _ = reply(&mut stream, &Step::Failed { message: e.to_string() }, limits.request).await;
+                let _ = reply(
+                    &mut stream,
+                    &Step::Failed {
+                        message: e.to_string(),
+                    },
+                    limits.request,
+                )
+                .await;
                 return;
             }
         };
@@ -188,18 +224,28 @@ async fn read_frame(stream: &mut UnixStream) -> Result<Zeroizing<Vec<u8>>, Frame
     let mut header = [0u8; 4];
     let mut got = 0;
     while got < header.len() {
-        let n = stream.read(&mut header[got..]).await.map_err(FrameError::Io)?;
+        let n = stream
+            .read(&mut header[got..])
+            .await
+            .map_err(FrameError::Io)?;
         if n == 0 {
-            return Err(if got == 0 { FrameError::Closed } else { FrameError::Truncated });
+            return Err(if got == 0 {
+                FrameError::Closed
+            } else {
+                FrameError::Truncated
+            });
         }
         got += n;
     }
     let len = frame::check_len(header)?;
     let mut payload = Zeroizing::new(vec![0u8; len]);
-    stream.read_exact(&mut payload).await.map_err(|e| match e.kind() {
-        io::ErrorKind::UnexpectedEof => FrameError::Truncated,
-        _ => FrameError::Io(e),
-    })?;
+    stream
+        .read_exact(&mut payload)
+        .await
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::UnexpectedEof => FrameError::Truncated,
+            _ => FrameError::Io(e),
+        })?;
     Ok(payload)
 }
 

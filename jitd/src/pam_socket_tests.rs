@@ -36,7 +36,12 @@ impl Daemon {
             prompt: "Verification code: ".into(),
             deny_as_prompt: BTreeSet::new(),
         };
-        let core = Arc::new(Core::new(server.clone(), Arc::new(Recorded::default()), settings, shared));
+        let core = Arc::new(Core::new(
+            server.clone(),
+            Arc::new(Recorded::default()),
+            settings,
+            shared,
+        ));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -55,7 +60,12 @@ impl Daemon {
             });
         });
         ready_rx.recv().unwrap();
-        Daemon { dir, server, stop: Some(stop), thread: Some(thread) }
+        Daemon {
+            dir,
+            server,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
     }
 
     fn path(&self) -> std::path::PathBuf {
@@ -82,10 +92,20 @@ impl Daemon {
                 reservation_id: 1,
             }));
         let mut s = self.connect();
-        assert_eq!(exchange(&mut s, &hello()), Step::Hello { version: PROTOCOL_VERSION });
+        assert_eq!(
+            exchange(&mut s, &hello()),
+            Step::Hello {
+                version: PROTOCOL_VERSION
+            }
+        );
         let step = exchange(&mut s, &Request::AuthStart { ctx: ctx("admin") });
         assert!(matches!(step, Step::Prompt { echo: false, .. }), "{step:?}");
-        let step = exchange(&mut s, &Request::Answer { text: Secret::new("123456") });
+        let step = exchange(
+            &mut s,
+            &Request::Answer {
+                text: Secret::new("123456"),
+            },
+        );
         assert!(matches!(step, Step::Granted { .. }), "{step:?}");
         // Several requests on one connection are fine too.
         let step = exchange(&mut s, &Request::AuthStart { ctx: ctx("alice") });
@@ -105,15 +125,27 @@ impl Drop for Daemon {
 }
 
 fn limits() -> Limits {
-    Limits { request: Duration::from_secs(10), answer: Duration::from_secs(60), max_connections: 8 }
+    Limits {
+        request: Duration::from_secs(10),
+        answer: Duration::from_secs(60),
+        max_connections: 8,
+    }
 }
 
 fn hello() -> Request {
-    Request::Hello { version: PROTOCOL_VERSION }
+    Request::Hello {
+        version: PROTOCOL_VERSION,
+    }
 }
 
 fn ctx(account: &str) -> LoginContext {
-    LoginContext { account: account.into(), service: "login".into(), rhost: None, tty: None, ruser: None }
+    LoginContext {
+        account: account.into(),
+        service: "login".into(),
+        rhost: None,
+        tty: None,
+        ruser: None,
+    }
 }
 
 fn exchange(s: &mut StdStream, req: &Request) -> Step {
@@ -184,14 +216,20 @@ fn bad_frames_get_failed_and_the_daemon_goes_on() {
     let mut s = d.connect();
     let step = exchange(&mut s, &Request::Hello { version: 2 });
     let msg = failed(Some(step));
-    assert!(msg.contains("version 2") && msg.contains("version 1"), "{msg}");
+    assert!(
+        msg.contains("version 2") && msg.contains("version 1"),
+        "{msg}"
+    );
 
     d.good_login();
 }
 
 #[test]
 fn a_silent_client_times_out_with_a_reply() {
-    let d = Daemon::start(Limits { request: Duration::from_secs(1), ..limits() });
+    let d = Daemon::start(Limits {
+        request: Duration::from_secs(1),
+        ..limits()
+    });
     let mut s = d.connect();
     let step = frame::read_msg::<_, Step>(&mut s).ok();
     assert!(failed(step).contains("timed out"));
@@ -200,9 +238,17 @@ fn a_silent_client_times_out_with_a_reply() {
 
 #[test]
 fn connections_over_the_cap_are_refused_and_served_again_later() {
-    let d = Daemon::start(Limits { max_connections: 1, ..limits() });
+    let d = Daemon::start(Limits {
+        max_connections: 1,
+        ..limits()
+    });
     let mut held = d.connect();
-    assert_eq!(exchange(&mut held, &hello()), Step::Hello { version: PROTOCOL_VERSION });
+    assert_eq!(
+        exchange(&mut held, &hello()),
+        Step::Hello {
+            version: PROTOCOL_VERSION
+        }
+    );
     let mut s = d.connect();
     let step = frame::read_msg::<_, Step>(&mut s).ok();
     assert!(failed(step).contains("busy"));
@@ -227,7 +273,10 @@ s = socket.socket(socket.AF_UNIX)
 s.settimeout(30)
 s.connect(sys.argv[1])
 msg = json.dumps({"type": "hello", "version": 1}).encode()
-s.sendall(struct.pack(">I", len(msg)) + msg)
+try:
+    s.sendall(struct.pack(">I", len(msg)) + msg)
+except (BrokenPipeError, ConnectionResetError):
+    pass  # jitd may refuse and close before reading anything; its reply is still queued
 def read(n):
     b = b""
     while len(b) < n:
@@ -261,10 +310,17 @@ fn a_non_root_client_is_refused() {
         .output()
         .expect("python3");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let step: Step = serde_json::from_str(stdout.trim()).unwrap();
     let msg = failed(Some(step));
-    assert!(msg.contains("root (uid 0) only") && msg.contains("65534"), "{msg}");
+    assert!(
+        msg.contains("root (uid 0) only") && msg.contains("65534"),
+        "{msg}"
+    );
     d.good_login();
 }
 
@@ -272,12 +328,22 @@ fn a_non_root_client_is_refused() {
 fn bind_replaces_a_stale_socket_refuses_other_files_and_is_0600() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new/pam.sock");
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let l = bind(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(
-            std::fs::metadata(path.parent().unwrap()).unwrap().permissions().mode() & 0o777,
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            std::fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
             0o755
         );
         drop(l);

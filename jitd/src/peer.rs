@@ -14,7 +14,10 @@ pub struct Peer {
 impl Peer {
     pub fn of(stream: &UnixStream) -> std::io::Result<Peer> {
         let cred = stream.peer_cred()?;
-        Ok(Peer { uid: cred.uid(), pid: cred.pid() })
+        Ok(Peer {
+            uid: cred.uid(),
+            pid: cred.pid(),
+        })
     }
 
     /// `Err(message for the peer)` unless the peer is root.
@@ -36,8 +39,20 @@ mod tests {
 
     #[test]
     fn only_root_passes() {
-        assert!(Peer { uid: 0, pid: Some(1) }.check().is_ok());
-        let err = Peer { uid: 65534, pid: None }.check().unwrap_err();
+        assert!(
+            Peer {
+                uid: 0,
+                pid: Some(1)
+            }
+            .check()
+            .is_ok()
+        );
+        let err = Peer {
+            uid: 65534,
+            pid: None,
+        }
+        .check()
+        .unwrap_err();
         assert!(err.contains("uid 0") && err.contains("65534"), "{err}");
     }
 

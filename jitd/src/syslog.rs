@@ -80,14 +80,22 @@ pub fn authpriv(severity: Severity, line: &str) {
     static OPEN: Once = Once::new();
     OPEN.call_once(|| {
         // SAFETY: the ident is a 'static C string, as openlog keeps the pointer.
-        unsafe { libc::openlog(c"jitd".as_ptr(), libc::LOG_PID | libc::LOG_NDELAY, libc::LOG_AUTHPRIV) };
+        unsafe {
+            libc::openlog(
+                c"jitd".as_ptr(),
+                libc::LOG_PID | libc::LOG_NDELAY,
+                libc::LOG_AUTHPRIV,
+            )
+        };
     });
     let level = match severity {
         Severity::Info => libc::LOG_INFO,
         Severity::Notice => libc::LOG_NOTICE,
         Severity::Err => libc::LOG_ERR,
     };
-    let Ok(msg) = CString::new(line.replace('\0', "\\x00")) else { return };
+    let Ok(msg) = CString::new(line.replace('\0', "\\x00")) else {
+        return;
+    };
     // SAFETY: both pointers are valid NUL-terminated strings; "%s" takes exactly one argument.
     unsafe { libc::syslog(libc::LOG_AUTHPRIV | level, c"%s".as_ptr(), msg.as_ptr()) };
 }
@@ -115,7 +123,16 @@ mod tests {
              rhost=\"10.0.0.1\\x0aresult=granted x\" result=denied reason=\"The code is not valid.\""
         );
         assert!(!line.contains('\n'));
-        let d = Decision { person: None, rhost: None, reason: String::new(), ..d };
-        assert!(d.line().contains("person=- ") && d.line().contains("rhost=- "), "{}", d.line());
+        let d = Decision {
+            person: None,
+            rhost: None,
+            reason: String::new(),
+            ..d
+        };
+        assert!(
+            d.line().contains("person=- ") && d.line().contains("rhost=- "),
+            "{}",
+            d.line()
+        );
     }
 }

@@ -36,7 +36,10 @@ impl<T> Answer<T> {
 }
 
 pub fn unreachable() -> ClientError {
-    ClientError::Unreachable { server: "https://127.0.0.1:1".into(), detail: "connection refused".into() }
+    ClientError::Unreachable {
+        server: "https://127.0.0.1:1".into(),
+        detail: "connection refused".into(),
+    }
 }
 
 /// What the server was asked.
@@ -138,7 +141,8 @@ impl Server for FakeServer {
         req: &LoginVerify,
     ) -> Result<LoginVerified, ClientError> {
         let mut i = self.lock();
-        i.calls.push(Call::Verify(attempt.into(), req.code.expose().into()));
+        i.calls
+            .push(Call::Verify(attempt.into(), req.code.expose().into()));
         let a = i.verifies.pop_front();
         drop(i);
         match a {
@@ -152,11 +156,19 @@ impl Server for FakeServer {
         if i.events_unreachable {
             return Err(unreachable());
         }
-        if req.events.iter().any(|e| i.refused_actions.contains(&e.action)) {
+        if req
+            .events
+            .iter()
+            .any(|e| i.refused_actions.contains(&e.action))
+        {
             return Answer::Api(ErrorCode::BadRequest, "unknown event action").into_result();
         }
-        let new: Vec<HostEvent> =
-            req.events.iter().filter(|e| !i.events.iter().any(|s| s.id == e.id)).cloned().collect();
+        let new: Vec<HostEvent> = req
+            .events
+            .iter()
+            .filter(|e| !i.events.iter().any(|s| s.id == e.id))
+            .cloned()
+            .collect();
         let stored = new.len() as u32;
         i.events.extend(new);
         Ok(EventsStored { stored })
@@ -172,20 +184,32 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn decisions(&self) -> Vec<Decision> {
-        self.decisions.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.decisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn events(&self) -> Vec<HostEvent> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 }
 
 impl Record for std::sync::Arc<Recorded> {
     fn decision(&self, d: &Decision) {
-        self.decisions.lock().unwrap_or_else(|p| p.into_inner()).push(d.clone());
+        self.decisions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(d.clone());
     }
 
     fn event(&self, ev: HostEvent) {
-        self.events.lock().unwrap_or_else(|p| p.into_inner()).push(ev);
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(ev);
     }
 }

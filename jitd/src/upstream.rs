@@ -40,8 +40,12 @@ pub struct Upstream {
 impl Upstream {
     /// A client for the server in `key`, trusting only `ca_pem`.
     pub fn new(key: &HostKey, ca_pem: String, timeout: Duration) -> Result<Self, ClientError> {
-        let client =
-            Client::new(&key.server, Trust::CaPem(ca_pem), Some(key.credential.clone()), timeout)?;
+        let client = Client::new(
+            &key.server,
+            Trust::CaPem(ca_pem),
+            Some(key.credential.clone()),
+            timeout,
+        )?;
         Ok(Self { client })
     }
 }

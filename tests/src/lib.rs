@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod host;
 /// `target/debug` (or whichever profile dir the tests were built in).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");

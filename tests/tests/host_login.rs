@@ -1,0 +1,254 @@
+//! Issue 3, scenarios 1-8 (and a public-key-like login): a shared-account login through real
+//! libpam (pamtester + pam_wrapper + libpam_jit.so), the real jitd and the real jit-server.
+//! Each test has its own server, jitd and temp dirs.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use jit_tests::host::{
+    Host, PAM_WRAPPER, PATIENCE, PROMPT, SERVICE, audit, fresh_code, has_event, reserve,
+    wait_for_event, wrong_code,
+};
+use jit_tests::{World, now, wait_for};
+
+const ALL_STAGES: &[&str] = &["authenticate", "acct_mgmt", "open_session", "close_session"];
+
+/// Scenario 1: Happy path with TOTP: the session sees JIT_PERSON, the audit log names alice.
+#[test]
+fn happy_path_with_totp() {
+    let w = World::new();
+    let host = Host::start(&w);
+    reserve(&w.alice, "admin");
+    host.login("admin", &fresh_code(&w.alice))
+        .assert_ok()
+        .assert_shows(PROMPT)
+        .assert_shows("JIT_PERSON=alice")
+        .assert_hides("bob");
+    assert!(
+        has_event(&w.admin, "admin", "login.verify", "ok", Some("alice")),
+        "{:#?}",
+        audit(&w.admin, "admin")
+    );
+    wait_for_event(&w.admin, "admin", "session.open", "ok", Some("alice"));
+    wait_for_event(&w.admin, "admin", "session.close", "ok", Some("alice"));
+    let events = audit(&w.admin, "admin");
+    let open = events
+        .iter()
+        .find(|e| e["action"] == "session.open")
+        .expect("session.open");
+    assert_eq!(open["actor"], "host:web01");
+    assert_eq!(open["detail"]["origin"]["service"], SERVICE);
+    assert_eq!(open["detail"]["origin"]["rhost"], "192.0.2.10");
+}
+
+/// Scenario 2: Wrong code: denied, the message is visible, the audit log says why.
+#[test]
+fn wrong_code_is_denied() {
+    let w = World::new();
+    let host = Host::start(&w);
+    reserve(&w.alice, "admin");
+    host.login("admin", &wrong_code(&w.alice))
+        .assert_failed()
+        .assert_shows(PROMPT)
+        .assert_shows("The code is not valid for the current reservation of admin on web01")
+        .assert_hides("JIT_PERSON");
+    let events = audit(&w.admin, "admin");
+    assert!(
+        events.iter().any(|e| e["action"] == "login.verify"
+            && e["result"] == "denied"
+            && e["reason"].as_str().unwrap_or("").starts_with("wrong_code")),
+        "{events:#?}"
+    );
+}
+
+/// Scenario 3: Replayed code: the code of a successful login does not open a new reservation.
+#[test]
+fn replayed_code_is_denied() {
+    let w = World::new();
+    let host = Host::start(&w);
+    let code = fresh_code(&w.alice);
+    reserve(&w.alice, "admin");
+    host.login("admin", &code).assert_ok();
+    reserve(&w.alice, "admin");
+    host.login("admin", &code)
+        .assert_failed()
+        .assert_shows("That code was already used")
+        .assert_hides("JIT_PERSON");
+    let events = audit(&w.admin, "admin");
+    assert!(
+        events.iter().any(|e| e["action"] == "login.verify"
+            && e["result"] == "denied"
+            && e["reason"]
+                .as_str()
+                .unwrap_or("")
+                .starts_with("replayed_code")),
+        "{events:#?}"
+    );
+}
+
+/// Scenario 4: No reservation: denied before any prompt, with how to reserve.
+#[test]
+fn no_reservation_is_denied_before_any_prompt() {
+    let w = World::new();
+    let host = Host::start(&w);
+    host.pamtester(SERVICE, "admin", &["authenticate"], "")
+        .assert_failed()
+        .assert_shows("admin is not reserved on web01")
+        .assert_shows("jitctl reserve admin --host web01")
+        .assert_hides(PROMPT);
+}
+
+/// Scenario 5: Someone else's reservation: bob holds it, alice's code is refused, and nothing shown at
+/// the login names bob.
+#[test]
+fn someone_elses_reservation_is_denied_without_naming_the_holder() {
+    let w = World::new();
+    let host = Host::start(&w);
+    reserve(&w.bob, "admin");
+    host.login("admin", &fresh_code(&w.alice))
+        .assert_failed()
+        .assert_shows(PROMPT)
+        .assert_shows("The code is not valid")
+        .assert_hides("bob")
+        .assert_hides("JIT_PERSON");
+    assert!(
+        !host.log().contains(&fresh_code(&w.alice)),
+        "a code reached jitd's log"
+    );
+}
+
+/// Scenario 6: A consumed reservation cannot log in twice.
+#[test]
+fn consumed_reservation_cannot_log_in_twice() {
+    let w = World::new();
+    let host = Host::start(&w);
+    reserve(&w.alice, "admin");
+    host.login("admin", &fresh_code(&w.alice)).assert_ok();
+    host.login("admin", &w.alice.code_in(2))
+        .assert_failed()
+        .assert_shows("admin is not reserved on web01")
+        .assert_hides(PROMPT);
+}
+
+/// Scenario 7: An expired reservation: before the login starts (no prompt), and while the person is
+/// typing the code (the server refuses the code).
+#[test]
+fn expired_reservation_is_denied() {
+    let w = World::new();
+    let host = Host::start(&w);
+    reserve(&w.alice, "admin");
+    w.server.sql(&format!(
+        "UPDATE reservations SET expires_at = {} WHERE state = 'active'",
+        now() - 1
+    ));
+    host.pamtester(SERVICE, "admin", &["authenticate"], "")
+        .assert_failed()
+        .assert_shows("admin is not reserved on web01")
+        .assert_hides(PROMPT);
+
+    // Expires after the prompt appeared: wait for the server's pending attempt, expire the
+    // reservation, then type the code.
+    reserve(&w.alice, "admin");
+    let mut child = Command::new("pamtester")
+        .args(["-I", "rhost=192.0.2.10", SERVICE, "admin", "authenticate"])
+        .env("LD_PRELOAD", PAM_WRAPPER)
+        .env("PAM_WRAPPER", "1")
+        .env("PAM_WRAPPER_SERVICE_DIR", host.path().join("pam.d"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pamtester");
+    wait_for("the login attempt to start", PATIENCE, || {
+        w.server
+            .sql("SELECT count(*) FROM login_attempts WHERE state = 'pending'")
+            == "1"
+    });
+    w.server.sql(&format!(
+        "UPDATE reservations SET expires_at = {} WHERE state = 'active'",
+        now() - 1
+    ));
+    let code = fresh_code(&w.alice);
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{code}\n").as_bytes())
+        .expect("type code");
+    let out = child.wait_with_output().expect("pamtester");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("The reservation of admin on web01 has expired"),
+        "{text}"
+    );
+    let events = audit(&w.admin, "admin");
+    assert!(
+        events.iter().any(|e| e["action"] == "login.verify"
+            && e["result"] == "denied"
+            && e["reason"].as_str().unwrap_or("").starts_with("expired")),
+        "{events:#?}"
+    );
+}
+
+/// Scenario 8: A name that is not shared is untouched: pam_jit ignores it and the next module decides.
+#[test]
+fn non_shared_users_are_untouched() {
+    let w = World::new();
+    let host = Host::start(&w);
+    host.service("permit-next", "pam_permit.so");
+    for user in ["alice", "root", "nobody", "Not A Name"] {
+        host.pamtester("permit-next", user, ALL_STAGES, "")
+            .assert_ok()
+            .assert_hides(PROMPT)
+            .assert_hides("jit:")
+            .assert_hides("shared account")
+            .assert_hides("JIT_PERSON");
+        // The standard service has pam_deny after pam_jit: it decides, and says no.
+        host.pamtester(SERVICE, user, &["authenticate"], "")
+            .assert_failed()
+            .assert_hides(PROMPT);
+    }
+    // Nothing reached the server for them.
+    let events = w.admin.json(&["audit"]);
+    let logins: Vec<_> = events["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["action"].as_str().unwrap_or("").starts_with("login."))
+        .cloned()
+        .collect();
+    assert!(logins.is_empty(), "{logins:#?}");
+}
+
+/// A login that skipped the auth stack (an ssh public key) is refused in the account stage,
+/// even with a live reservation, and the refusal reaches the audit log.
+#[test]
+fn account_stage_without_auth_is_denied() {
+    let w = World::new();
+    let host = Host::start(&w);
+    reserve(&w.alice, "admin");
+    host.pamtester(SERVICE, "admin", &["acct_mgmt"], "")
+        .assert_failed()
+        .assert_shows("admin is a shared account")
+        .assert_shows("keyboard-interactive");
+    wait_for_event(&w.admin, "admin", "account.denied", "denied", None);
+    // The reservation is untouched: a real login still works.
+    host.login("admin", &fresh_code(&w.alice)).assert_ok();
+}
+
+/// sshd shows PAM messages only at a prompt: jitd sends the refusal as one.
+#[test]
+fn sshd_gets_the_refusal_as_a_prompt() {
+    let w = World::new();
+    let host = Host::start(&w);
+    host.service("sshd", "pam_deny.so");
+    host.pamtester("sshd", "admin", &["authenticate"], "\n")
+        .assert_failed()
+        .assert_shows("admin is not reserved on web01")
+        .assert_shows("(press Enter)");
+}

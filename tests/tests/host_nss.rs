@@ -1,0 +1,89 @@
+//! Issue 3, scenario 13: `getent` and `id` through real glibc with `passwd: files jit`, from the
+//! cache jitd wrote from the server's data, and the cache following the server.
+
+use jit_tests::World;
+use jit_tests::host::{Host, PATIENCE};
+
+#[test]
+fn getent_and_id_through_real_glibc() {
+    let w = World::new();
+    let host = Host::start(&w);
+    assert_eq!(
+        host.nss_ok(&["getent", "passwd", "admin"]),
+        "admin:x:60001:60001::/home/admin:/bin/bash"
+    );
+    assert_eq!(
+        host.nss_ok(&["getent", "passwd", "60001"]),
+        "admin:x:60001:60001::/home/admin:/bin/bash"
+    );
+    assert_eq!(host.nss_ok(&["getent", "group", "admin"]), "admin:x:60001:");
+    assert_eq!(
+        host.nss_ok(&["id", "admin"]),
+        "uid=60001(admin) gid=60001(admin) groups=60001(admin)"
+    );
+    assert!(
+        host.nss_ok(&["getent", "shadow", "admin"])
+            .starts_with("admin:*:")
+    );
+    // The host's own files still come first, and an unknown name is unknown.
+    assert_eq!(
+        host.nss_ok(&["getent", "passwd", "root"]),
+        "root:x:0:0:root:/root:/bin/bash"
+    );
+    assert_eq!(
+        host.nss(&["getent", "passwd", "deploy"]).status.code(),
+        Some(2)
+    );
+
+    // The admin adds a second account: the cache follows within a few refreshes.
+    w.admin.ok(&[
+        "account",
+        "add",
+        "deploy",
+        "--uid",
+        "60002",
+        "--gid",
+        "60002",
+        "--home",
+        "/srv/deploy",
+        "--shell",
+        "/bin/sh",
+        "--gecos",
+        "Deploy bot",
+        "--unix-group",
+        "jitweb:60010",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+    ]);
+    jit_tests::wait_for("deploy in the NSS cache", PATIENCE, || {
+        host.nss(&["getent", "passwd", "deploy"]).status.success()
+    });
+    assert_eq!(
+        host.nss_ok(&["getent", "passwd", "deploy"]),
+        "deploy:x:60002:60002:Deploy bot:/srv/deploy:/bin/sh"
+    );
+    assert_eq!(
+        host.nss_ok(&["getent", "group", "jitweb"]),
+        "jitweb:x:60010:deploy"
+    );
+    assert_eq!(
+        host.nss_ok(&["id", "deploy"]),
+        "uid=60002(deploy) gid=60002(deploy) groups=60002(deploy),60010(jitweb)"
+    );
+    // Both copies were written, and the new account is shared for pam_jit's fallback too.
+    for path in [host.nss_cache(), host.state_cache()] {
+        assert!(
+            jit_proto::nss_cache::is_shared_in_file(&path, b"deploy").expect("cache"),
+            "{}",
+            path.display()
+        );
+    }
+
+    // Disabled on the server: gone from NSS too.
+    w.admin.ok(&["account", "disable", "deploy"]);
+    jit_tests::wait_for("deploy gone from the NSS cache", PATIENCE, || {
+        host.nss(&["getent", "passwd", "deploy"]).status.code() == Some(2)
+    });
+}

@@ -465,12 +465,15 @@ pub struct HostAccount {
     /// `None` when the account exists in the host's own files.
     pub posix: Option<PosixIdentity>,
     pub offline: OfflinePolicy,
+    /// A disabled account is still listed: the host must keep guarding it (a disabled `root`
+    /// must not fall back to its local password), and the server refuses its logins.
+    pub active: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostAccounts {
     pub host: HostName,
-    /// Every active shared account that exists on this host, sorted by name.
+    /// Every shared account that exists on this host (disabled ones too), sorted by name.
     pub accounts: Vec<HostAccount>,
     pub now: i64,
 }

@@ -127,6 +127,29 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), RuleError> {
     Ok(())
 }
 
+/// Longest service, rhost, tty or ruser a host may report for a login.
+pub const MAX_ORIGIN_CHARS: usize = 256;
+
+/// Where a login came from is stored in the audit log: bounded, printable.
+pub fn check_origin(o: &jit_proto::api::LoginOrigin) -> Result<(), RuleError> {
+    let fields = [
+        ("service", Some(&o.service)),
+        ("rhost", o.rhost.as_ref()),
+        ("tty", o.tty.as_ref()),
+        ("ruser", o.ruser.as_ref()),
+    ];
+    for (what, v) in fields {
+        if let Some(v) = v
+            && (v.chars().count() > MAX_ORIGIN_CHARS || v.chars().any(char::is_control))
+        {
+            return Err(invalid(format!(
+                "login origin {what}: at most {MAX_ORIGIN_CHARS} characters, no control characters"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// A field that ends up in a passwd line must not break the line's format.
 fn passwd_field(what: &str, v: &str, max: usize) -> Result<(), RuleError> {
     if v.len() > max || v.contains(':') || v.chars().any(|c| c.is_control()) {
@@ -199,7 +222,12 @@ mod tests {
         let web = Label::new("web").unwrap();
         let db = Label::new("db").unwrap();
         assert!(host_allowed(&h, &[], &["web*".into()], &[]));
-        assert!(host_allowed(&h, std::slice::from_ref(&web), &[], std::slice::from_ref(&web)));
+        assert!(host_allowed(
+            &h,
+            std::slice::from_ref(&web),
+            &[],
+            std::slice::from_ref(&web)
+        ));
         assert!(!host_allowed(&h, &[web], &["db*".into()], &[db]));
     }
 
@@ -257,6 +285,32 @@ mod tests {
         ] {
             assert!(check_posix(&bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn origins_are_bounded() {
+        use jit_proto::api::LoginOrigin;
+        let ok = LoginOrigin {
+            service: "sshd".into(),
+            rhost: Some("10.0.0.1".into()),
+            ..Default::default()
+        };
+        assert!(check_origin(&ok).is_ok());
+        let long = LoginOrigin {
+            rhost: Some("h".repeat(257)),
+            ..ok.clone()
+        };
+        assert!(
+            check_origin(&long)
+                .unwrap_err()
+                .to_string()
+                .contains("rhost")
+        );
+        let ctl = LoginOrigin {
+            tty: Some("pts/1\n".into()),
+            ..ok
+        };
+        assert!(check_origin(&ctl).unwrap_err().to_string().contains("tty"));
     }
 
     #[test]

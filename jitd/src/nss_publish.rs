@@ -258,6 +258,7 @@ mod tests {
                     .collect(),
             }),
             offline: OfflinePolicy::Deny,
+            active: true,
         }
     }
 
@@ -266,6 +267,7 @@ mod tests {
             name: AccountName::new(name).unwrap(),
             posix: None,
             offline: OfflinePolicy::Deny,
+            active: true,
         }
     }
 

@@ -19,6 +19,8 @@ use jit_proto::nss_cache::{self, CacheContents};
 use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 
 const PAM_WRAPPER: &str = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so";
+/// Serializes every pam_wrapper process of these tests (see `pamtester`).
+const WRAPPER_LOCK: &str = "/tmp/jit-tests-pam_wrapper.lock";
 const SERVICE: &str = "jit-test";
 const CODE_PROMPT: &str = "Verification code for alice: ";
 
@@ -113,7 +115,11 @@ impl TestDir {
             Path::new(PAM_WRAPPER).exists(),
             "{PAM_WRAPPER} missing: apt-get install libpam-wrapper"
         );
-        let mut child = Command::new("pamtester")
+        // pam_wrapper picks its /tmp/pam.X directory with a check-then-mkdir, so two processes
+        // starting together can share one and overwrite each other's stacks: take turns.
+        let mut child = Command::new("flock")
+            .arg(WRAPPER_LOCK)
+            .arg("pamtester")
             .args(["-I", "rhost=192.0.2.10", "-I", "tty=ssh", SERVICE, user])
             .args(ops)
             .env("LD_PRELOAD", PAM_WRAPPER)
@@ -597,7 +603,9 @@ fn setcred_after_jit_auth_succeeds() {
         ])],
     );
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pam_driver.py");
-    let mut child = Command::new("python3")
+    let mut child = Command::new("flock")
+        .arg(WRAPPER_LOCK)
+        .arg("python3")
         .arg(driver)
         .args([SERVICE, "admin", "authenticate", "setcred"])
         .env("LD_PRELOAD", PAM_WRAPPER)

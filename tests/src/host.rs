@@ -1,12 +1,13 @@
 //! Harness for the host side: the real `jitd` (joined to a real `jit-server` with a `World`'s join
-//! token), `pamtester` driving the real `libpam_jit.so` through pam_wrapper, and commands under
+//! token), `pamtester` driving the real `libpam_jit.so` through real libpam (this host's pam.d
+//! bind-mounted on /etc/pam.d in a private mount namespace), and commands under
 //! real glibc NSS with `libnss_jit.so.2` in a private mount namespace.
 //!
 //! Every path lives in one temp dir per host (config, host key, CA, run dir with the PAM socket
 //! and the NSS cache, state dir, pam.d, nss files), so tests run in parallel and never touch the
 //! host's /etc. The one thing created outside it is the empty mount point `/run/jitd`.
 //!
-//! Needs root and (Debian) pamtester, libpam-wrapper, libpam-modules, util-linux (unshare), python3.
+//! Needs root and (Debian) pamtester, libpam-modules, util-linux (unshare), python3.
 //! Build first: `cargo build --workspace` (the binaries and both modules are found in the
 //! target dir next to the test executable).
 
@@ -22,8 +23,6 @@ use serde_json::Value;
 
 use crate::{Jitctl, Person, World, bin, target_dir, wait_for};
 
-/// pam_wrapper, as Debian's libpam-wrapper installs it.
-pub const PAM_WRAPPER: &str = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so";
 /// The service every test stack is installed as (unless a test asks for another, like sshd).
 pub const SERVICE: &str = "jit-test";
 /// jitd's default prompt.
@@ -245,21 +244,13 @@ impl Host {
 
     /// `pamtester SERVICE USER OPS…` under pam_wrapper, with `stdin` as the person's typing.
     pub fn pamtester(&self, service: &str, user: &str, ops: &[&str], stdin: &str) -> Run {
-        assert!(
-            Path::new(PAM_WRAPPER).exists(),
-            "{PAM_WRAPPER} missing: apt-get install libpam-wrapper"
-        );
-        let mut child = Command::new("pamtester")
-            .args(["-I", "rhost=192.0.2.10", "-I", "tty=ssh", service, user])
-            .args(ops)
-            .env("LD_PRELOAD", PAM_WRAPPER)
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", self.path().join("pam.d"))
+        let mut child = self
+            .pam_command(service, user, ops)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("pamtester missing: apt-get install pamtester");
+            .expect("spawn pamtester");
         // Closing stdin after the answers makes an unexpected extra prompt fail, not hang.
         let _ = child
             .stdin
@@ -267,6 +258,28 @@ impl Host {
             .expect("stdin")
             .write_all(stdin.as_bytes());
         Run(child.wait_with_output().expect("pamtester output"))
+    }
+
+    /// `pamtester SERVICE USER OPS…` under real libpam with this host's pam.d bind-mounted on
+    /// /etc/pam.d in a private mount namespace. (pam_wrapper is not used here: concurrent
+    /// processes can pick the same /tmp/pam.X directory and overwrite each other's stacks.)
+    pub fn pam_command(&self, service: &str, user: &str, ops: &[&str]) -> Command {
+        assert!(
+            Path::new("/usr/bin/pamtester").exists(),
+            "pamtester missing: apt-get install pamtester"
+        );
+        let mut cmd = Command::new("unshare");
+        cmd.args([
+            "-m",
+            "sh",
+            "-ec",
+            "mount --bind \"$PAMD\" /etc/pam.d; exec pamtester \"$@\"",
+            "sh",
+        ])
+        .args(["-I", "rhost=192.0.2.10", "-I", "tty=ssh", service, user])
+        .args(ops)
+        .env("PAMD", self.path().join("pam.d"));
+        cmd
     }
 
     /// The whole login: auth, account, session open and close, answering `code`.
@@ -392,11 +405,6 @@ pub fn wrong_code(p: &Person) -> String {
         .map(|n: u32| format!("{:06}", n * 111_111 % 1_000_000 + n / 10))
         .find(|c| !valid.contains(c))
         .unwrap_or_default()
-}
-
-/// A code that is valid and not yet used: the person's enrollment used the current step.
-pub fn fresh_code(p: &Person) -> String {
-    p.code_in(1)
 }
 
 /// `jitctl reserve ACCOUNT --host web01` as `p`.

@@ -1,13 +1,12 @@
 //! Issue 3, scenarios 1-8 (and a public-key-like login): a shared-account login through real
-//! libpam (pamtester + pam_wrapper + libpam_jit.so), the real jitd and the real jit-server.
+//! libpam (pamtester + libpam_jit.so, pam.d bind-mounted in a private mount namespace), the real jitd and the real jit-server.
 //! Each test has its own server, jitd and temp dirs.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 use jit_tests::host::{
-    Host, PAM_WRAPPER, PATIENCE, PROMPT, SERVICE, audit, fresh_code, has_event, reserve,
-    wait_for_event, wrong_code,
+    Host, PATIENCE, PROMPT, SERVICE, audit, has_event, reserve, wait_for_event, wrong_code,
 };
 use jit_tests::{World, now, wait_for};
 
@@ -19,7 +18,7 @@ fn happy_path_with_totp() {
     let w = World::new();
     let host = Host::start(&w);
     reserve(&w.alice, "admin");
-    host.login("admin", &fresh_code(&w.alice))
+    host.login("admin", &w.alice.next_code())
         .assert_ok()
         .assert_shows(PROMPT)
         .assert_shows("JIT_PERSON=alice")
@@ -66,7 +65,7 @@ fn wrong_code_is_denied() {
 fn replayed_code_is_denied() {
     let w = World::new();
     let host = Host::start(&w);
-    let code = fresh_code(&w.alice);
+    let code = w.alice.next_code();
     reserve(&w.alice, "admin");
     host.login("admin", &code).assert_ok();
     reserve(&w.alice, "admin");
@@ -105,16 +104,14 @@ fn someone_elses_reservation_is_denied_without_naming_the_holder() {
     let w = World::new();
     let host = Host::start(&w);
     reserve(&w.bob, "admin");
-    host.login("admin", &fresh_code(&w.alice))
+    let code = w.alice.next_code();
+    host.login("admin", &code)
         .assert_failed()
         .assert_shows(PROMPT)
         .assert_shows("The code is not valid")
         .assert_hides("bob")
         .assert_hides("JIT_PERSON");
-    assert!(
-        !host.log().contains(&fresh_code(&w.alice)),
-        "a code reached jitd's log"
-    );
+    assert!(!host.log().contains(&code), "a code reached jitd's log");
 }
 
 /// Scenario 6: A consumed reservation cannot log in twice.
@@ -123,7 +120,7 @@ fn consumed_reservation_cannot_log_in_twice() {
     let w = World::new();
     let host = Host::start(&w);
     reserve(&w.alice, "admin");
-    host.login("admin", &fresh_code(&w.alice)).assert_ok();
+    host.login("admin", &w.alice.next_code()).assert_ok();
     host.login("admin", &w.alice.code_in(2))
         .assert_failed()
         .assert_shows("admin is not reserved on web01")
@@ -149,11 +146,8 @@ fn expired_reservation_is_denied() {
     // Expires after the prompt appeared: wait for the server's pending attempt, expire the
     // reservation, then type the code.
     reserve(&w.alice, "admin");
-    let mut child = Command::new("pamtester")
-        .args(["-I", "rhost=192.0.2.10", SERVICE, "admin", "authenticate"])
-        .env("LD_PRELOAD", PAM_WRAPPER)
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", host.path().join("pam.d"))
+    let mut child = host
+        .pam_command(SERVICE, "admin", &["authenticate"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -168,7 +162,7 @@ fn expired_reservation_is_denied() {
         "UPDATE reservations SET expires_at = {} WHERE state = 'active'",
         now() - 1
     ));
-    let code = fresh_code(&w.alice);
+    let code = w.alice.next_code();
     child
         .stdin
         .take()
@@ -238,7 +232,7 @@ fn account_stage_without_auth_is_denied() {
         .assert_shows("keyboard-interactive");
     wait_for_event(&w.admin, "admin", "account.denied", "denied", None);
     // The reservation is untouched: a real login still works.
-    host.login("admin", &fresh_code(&w.alice)).assert_ok();
+    host.login("admin", &w.alice.next_code()).assert_ok();
 }
 
 /// sshd shows PAM messages only at a prompt: jitd sends the refusal as one.

@@ -81,9 +81,32 @@ fn getent_and_id_through_real_glibc() {
         );
     }
 
-    // Disabled on the server: gone from NSS too.
+    // Disabled on the server: it stays a guarded shared account (a disabled root must not fall
+    // back to its local password) and keeps resolving; logins are refused as disabled.
     w.admin.ok(&["account", "disable", "deploy"]);
-    jit_tests::wait_for("deploy gone from the NSS cache", PATIENCE, || {
-        host.nss(&["getent", "passwd", "deploy"]).status.code() == Some(2)
+    let rt = jit_tests::runtime();
+    let host_api = jit_tests::join_host(
+        &rt,
+        &w.admin.json(&["host", "add", "web09"])["join_token"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    jit_tests::wait_for("the server to report deploy disabled", PATIENCE, || {
+        rt.block_on(host_api.host_accounts())
+            .unwrap()
+            .accounts
+            .iter()
+            .any(|a| a.name.as_str() == "deploy" && !a.active)
     });
+    host.login("deploy", "123456")
+        .assert_failed()
+        .assert_shows("deploy is disabled");
+    assert!(
+        jit_proto::nss_cache::is_shared_in_file(&host.state_cache(), b"deploy").expect("cache")
+    );
+    assert_eq!(
+        host.nss_ok(&["getent", "passwd", "deploy"]),
+        "deploy:x:60002:60002:Deploy bot:/srv/deploy:/bin/sh"
+    );
 }

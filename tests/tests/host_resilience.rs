@@ -3,7 +3,7 @@
 use jit_proto::pam::PROTOCOL_VERSION;
 use jit_tests::World;
 use jit_tests::host::{
-    Host, PROMPT, SERVICE, frame, fresh_code, hello_as, raw_exchange, reserve, wait_for_event,
+    Host, PROMPT, SERVICE, frame, hello_as, raw_exchange, reserve, wait_for_event,
 };
 
 const ADMIN_PASSWD: &str = "admin:x:60001:60001::/home/admin:/bin/bash";
@@ -16,7 +16,7 @@ fn jitd_killed_fails_closed_for_shared_accounts_only() {
     let mut host = Host::start(&w);
     reserve(&w.alice, "admin");
     host.kill();
-    host.login("admin", &fresh_code(&w.alice))
+    host.login("admin", &w.alice.next_code())
         .assert_failed()
         .assert_shows("cannot reach jitd")
         .assert_hides(PROMPT)
@@ -47,7 +47,7 @@ fn server_killed_after_a_login() {
     let mut w = World::new();
     let mut host = Host::start(&w);
     reserve(&w.alice, "admin");
-    host.login("admin", &fresh_code(&w.alice))
+    host.login("admin", &w.alice.next_code())
         .assert_ok()
         .assert_shows("JIT_PERSON=alice");
     w.server.kill();
@@ -138,7 +138,7 @@ fn bad_frames_leave_the_daemon_serving() {
 
     // Still serving, and still alive as a process.
     reserve(&w.alice, "admin");
-    host.login("admin", &fresh_code(&w.alice))
+    host.login("admin", &w.alice.next_code())
         .assert_ok()
         .assert_shows("JIT_PERSON=alice");
 }
@@ -156,5 +156,5 @@ fn non_root_client_is_refused() {
         "{msg}"
     );
     reserve(&w.alice, "admin");
-    host.login("admin", &fresh_code(&w.alice)).assert_ok();
+    host.login("admin", &w.alice.next_code()).assert_ok();
 }

@@ -41,11 +41,12 @@ pub async fn accounts(
     let name = host.host_name()?;
     let mut out = Vec::new();
     for a in accounts::list(&mut tx).await? {
-        if a.is_active() && rules::host_allowed(&name, &labels, &a.patterns()?, &a.labels()?) {
+        if rules::host_allowed(&name, &labels, &a.patterns()?, &a.labels()?) {
             out.push(HostAccount {
                 name: AccountName::new(&a.name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
                 posix: a.posix()?,
                 offline: a.offline(),
+                active: a.is_active(),
             });
         }
     }
@@ -83,6 +84,7 @@ pub async fn begin(
     St(state): St<State>,
     Body(req): Body<LoginBegin>,
 ) -> ApiResult<Json<LoginBegun>> {
+    rules::check_origin(&req.origin)?;
     let now = now();
     let mut tx = state.store.write().await?;
     let host_name = host.host_name()?;

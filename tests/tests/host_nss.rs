@@ -85,13 +85,8 @@ fn getent_and_id_through_real_glibc() {
     // back to its local password) and keeps resolving; logins are refused as disabled.
     w.admin.ok(&["account", "disable", "deploy"]);
     let rt = jit_tests::runtime();
-    let host_api = jit_tests::join_host(
-        &rt,
-        &w.admin.json(&["host", "add", "web09"])["join_token"]
-            .as_str()
-            .unwrap()
-            .to_owned(),
-    );
+    let web09 = w.admin.json(&["host", "add", "web09"]);
+    let host_api = jit_tests::join_host(&rt, web09["join_token"].as_str().unwrap());
     jit_tests::wait_for("the server to report deploy disabled", PATIENCE, || {
         rt.block_on(host_api.host_accounts())
             .unwrap()

@@ -1,5 +1,5 @@
-//! jitctl's errors and the exit code each one maps to (documented in `jitctl --help` and
-//! docs/jitctl.md, so scripts can branch on them).
+//! jitctl's errors and the exit code each one maps to (documented in `jitctl --help`, the man
+//! page and the README, so scripts can branch on them).
 
 use jit_client::ClientError;
 use jit_proto::api::ErrorCode;

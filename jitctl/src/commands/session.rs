@@ -12,11 +12,49 @@ use crate::config::{self, Credentials};
 use crate::exit::{CliError, CliResult};
 use crate::output;
 
+/// Turns terminal echo off while it lives (for typing a token), and back on when dropped.
+struct NoEcho(Option<libc::termios>);
+
+impl NoEcho {
+    fn new() -> NoEcho {
+        // SAFETY: tcgetattr/tcsetattr on fd 0 with a valid, initialized termios.
+        unsafe {
+            let mut t: libc::termios = std::mem::zeroed();
+            if libc::tcgetattr(0, &mut t) != 0 {
+                return NoEcho(None);
+            }
+            let saved = t;
+            t.c_lflag &= !libc::ECHO;
+            if libc::tcsetattr(0, libc::TCSANOW, &t) != 0 {
+                return NoEcho(None);
+            }
+            NoEcho(Some(saved))
+        }
+    }
+}
+
+impl Drop for NoEcho {
+    fn drop(&mut self) {
+        if let Some(saved) = self.0 {
+            // SAFETY: restores the settings read in `new`.
+            unsafe { libc::tcsetattr(0, libc::TCSANOW, &saved) };
+            eprintln!();
+        }
+    }
+}
+
 fn read_line(prompt: &str) -> CliResult<Secret> {
-    if std::io::stdin().is_terminal() {
+    read_input(prompt, false)
+}
+
+/// Reads one line from stdin, prompting on a terminal; `hidden` turns echo off meanwhile.
+fn read_input(prompt: &str, hidden: bool) -> CliResult<Secret> {
+    let tty = std::io::stdin().is_terminal();
+    if tty {
         eprint!("{prompt}");
         let _ = std::io::stderr().flush();
     }
+    let _echo = (tty && hidden).then(NoEcho::new);
     let mut line = String::new();
     std::io::stdin()
         .lock()
@@ -54,7 +92,7 @@ fn captured_ca(client: &Client) -> CliResult<String> {
 pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
     let token = match a.token {
         Some(t) => Secret::new(t),
-        None => read_line("Token: ")?,
+        None => read_input("Token (not shown): ", true)?,
     };
     let client = first_contact(ctx, &a.server, &a.ca_fingerprint, Some(token.clone()))?;
     let who = ctx.block_on(client.whoami())?;

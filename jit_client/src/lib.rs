@@ -367,6 +367,11 @@ impl Client {
     pub async fn host_events(&self, body: &HostEvents) -> Result<EventsStored, ClientError> {
         self.post("/host/events", body).await
     }
+
+    /// Hashed codes for this host's live reservations of `offline = "cached"` accounts.
+    pub async fn offline_grants(&self) -> Result<OfflineGrants, ClientError> {
+        self.get("/host/offline").await
+    }
 }
 
 pub use jit_proto::fingerprint::Fingerprint as CaFingerprint;

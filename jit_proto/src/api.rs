@@ -559,6 +559,38 @@ pub enum LoginVerified {
     },
 }
 
+/// The hashed code of one TOTP time step (see `jit_proto::offline`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepHash {
+    pub step: i64,
+    /// base64 of the 32-byte hash.
+    pub hash: String,
+}
+
+/// What a host keeps so it can decide a login to an `offline = "cached"` account while the
+/// server is unreachable: the holder, the expiry, and hashed codes for the window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineGrant {
+    pub reservation_id: i64,
+    pub account: AccountName,
+    pub person: PersonName,
+    pub expires_at: i64,
+    /// `pbkdf2-hmac-sha256`.
+    pub kdf: String,
+    pub iterations: u32,
+    /// base64.
+    pub salt: String,
+    /// One hash per time step of the window (one step of skew either side).
+    pub codes: Vec<StepHash>,
+}
+
+/// `GET /v1/host/offline`: grants for this host's live reservations of cached accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfflineGrants {
+    pub grants: Vec<OfflineGrant>,
+    pub now: i64,
+}
+
 /// An event a host reports: session open/close and decisions it made itself (an account-stage
 /// refusal, an offline decision). `POST /v1/host/events` takes a batch, so a host can deliver
 /// what it queued while the server was unreachable.
@@ -581,6 +613,9 @@ pub struct HostEvent {
     pub reservation_id: Option<i64>,
     #[serde(default)]
     pub attempt: Option<String>,
+    /// For `login.offline`: the TOTP time step the code matched, so the server refuses it later.
+    #[serde(default)]
+    pub totp_step: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

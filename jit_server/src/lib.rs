@@ -5,11 +5,13 @@
 //! in plain functions that take `now` as an argument; the database enforces exclusivity and
 //! single use, so several server processes can share one database.
 //!
-//! Map: [`config`] (server.toml), [`init`] (data directory, CA, keys, admin token), [`serve`]
-//! (TLS listener), [`api`] (HTTP handlers), [`store`] (SQL), [`rules`] (reservation rules),
-//! [`totp`] (codes), [`keys`] (at-rest encryption and token hashing).
+//! Map: [`cli`] (the command line, also rendered into jit-server(8)), [`config`] (server.toml),
+//! [`init`] (data directory, CA, keys, admin token), [`serve`] (TLS listener), [`api`] (HTTP
+//! handlers), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes), [`keys`] (at-rest
+//! encryption and token hashing).
 
 pub mod api;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;

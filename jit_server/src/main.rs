@@ -5,60 +5,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
+use jit_server::cli::{Cli, Command};
 use jit_server::config::{self, Settings};
 use jit_server::{clock, init, serve, tls};
-
-#[derive(Parser)]
-#[command(
-    name = "jit-server",
-    version,
-    about = "jit central service: just-in-time two-factor access to shared Linux accounts"
-)]
-struct Cli {
-    /// server.toml to read (default /etc/jit/server.toml when it exists).
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Create a data directory: database, TLS CA and server certificate, at-rest key, admin token.
-    Init {
-        /// Data directory (default: data_dir from the config, else /var/lib/jit-server).
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// Extra DNS name or IP address for the server certificate (repeatable). Loopback and
-        /// this machine's host name are always included.
-        #[arg(long = "san", value_name = "NAME")]
-        sans: Vec<String>,
-        /// Print a JSON object (admin_token, ca_fingerprint, data_dir) instead of text.
-        #[arg(long)]
-        json: bool,
-    },
-    /// Run the service (HTTPS only).
-    Run {
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free port).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<std::net::SocketAddr>,
-    },
-    /// Mint a new admin token (for example when the first one was lost).
-    AdminToken {
-        #[arg(long, value_name = "DIR")]
-        data: Option<PathBuf>,
-        /// Revoke every earlier admin token.
-        #[arg(long)]
-        revoke_others: bool,
-        #[arg(long)]
-        json: bool,
-    },
-    /// Check the configuration file and exit.
-    CheckConfig,
-}
 
 fn load_settings(path: Option<&PathBuf>) -> Result<Settings, config::ConfigError> {
     match path {

@@ -286,6 +286,7 @@ mod tests {
             },
             reservation_id: None,
             attempt: None,
+            totp_step: None,
         }
     }
 

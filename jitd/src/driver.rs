@@ -548,6 +548,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
             origin: origin(ctx),
             reservation_id,
             attempt,
+            totp_step: None,
         });
     }
 }

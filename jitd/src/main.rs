@@ -15,7 +15,6 @@
 
 mod audit_queue;
 mod clock;
-mod config;
 mod daemon;
 mod driver;
 mod files;
@@ -31,49 +30,15 @@ mod syslog;
 mod testing;
 mod upstream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::Parser;
 
-use crate::config::{Config, DEFAULT_CONFIG};
-
-#[derive(Parser, Debug)]
-#[command(
-    name = "jitd",
-    version,
-    about = "jit host daemon: just-in-time two-factor access to shared accounts",
-    after_help = "Exit codes: 0 success, 1 failure, 2 bad usage or configuration."
-)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand, Debug)]
-enum Command {
-    /// Join this host to the jit server with a one-time token from `jitctl host add`.
-    Join {
-        /// The `jit1_…` token (or set JITD_JOIN_TOKEN, which keeps it out of `ps`).
-        #[arg(long, env = "JITD_JOIN_TOKEN", hide_env_values = true)]
-        token: String,
-        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
-        config: PathBuf,
-        /// Replace an existing host key (after `jitctl host rejoin`).
-        #[arg(long)]
-        force: bool,
-    },
-    /// Run the daemon.
-    Run {
-        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
-        config: PathBuf,
-    },
-    /// Check the configuration file and show the settings in force.
-    CheckConfig {
-        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
-        config: PathBuf,
-    },
-}
+// The command line and the configuration live in the library half (lib.rs), so the man pages
+// and the packaged config are built from the same definitions. `crate::config` keeps working.
+use jitd::cli::{Cli, Command};
+use jitd::config::{self, Config, DEFAULT_CONFIG};
 
 /// A missing default config file means "all defaults"; a named one must exist.
 fn load_config(path: &Path) -> Result<Config, config::ConfigError> {

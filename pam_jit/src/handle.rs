@@ -20,6 +20,9 @@ use crate::options::Options;
 use crate::relay::{Code, Handler, Item, Level, Module, Msg};
 use crate::shims;
 
+/// Module data key of the break-glass record (see `relay`, Break-glass).
+const BREAK_GLASS_KEY: &str = "pam_jit_break_glass";
+
 /// The type `pam_hooks!` wires the six `pam_sm_*` entry points to.
 pub struct PamJit;
 
@@ -142,8 +145,34 @@ impl Handler for RealPam<'_> {
         shims::putenv(self.pamh, name, value).map_err(from_raw)
     }
 
+    fn getenv(&mut self, name: &str) -> Option<String> {
+        shims::getenv(self.pamh, name)
+    }
+
+    fn unsetenv(&mut self, name: &str) -> Result<(), Code> {
+        shims::unsetenv(self.pamh, name).map_err(from_raw)
+    }
+
+    fn break_glass(&mut self) -> Option<String> {
+        // SAFETY: only pam_jit stores data under BREAK_GLASS_KEY, and it always stores a
+        // Box<String> (see `set_break_glass`). An empty string means "cleared".
+        unsafe { self.pamh.get_data::<String>(BREAK_GLASS_KEY) }
+            .ok()
+            .filter(|a| !a.is_empty())
+            .cloned()
+    }
+
+    fn set_break_glass(&mut self, account: Option<&str>) -> Result<(), Code> {
+        // pam-bindings cannot remove module data; an empty string stands for "none".
+        let value = account.unwrap_or_default().to_owned();
+        self.pamh
+            .set_data(BREAK_GLASS_KEY, Box::new(value))
+            .map_err(from_pam)
+    }
+
     fn log(&mut self, level: Level, msg: &str) {
         let level = match level {
+            Level::Alert => libc::LOG_ALERT,
             Level::Err => libc::LOG_ERR,
             Level::Warning => libc::LOG_WARNING,
             Level::Info => libc::LOG_INFO,

@@ -1,4 +1,5 @@
-//! The module's arguments from the `/etc/pam.d` line: `socket=PATH timeout=SECONDS cache=PATH debug`.
+//! The module's arguments from the `/etc/pam.d` line:
+//! `socket=PATH timeout=SECONDS cache=PATH local_password debug`.
 //!
 //! Parsing never fails: a bad or unknown argument becomes a [`Options::problems`] entry and the
 //! default stays in force. What the module does about problems is decided in [`crate::relay`]
@@ -32,6 +33,10 @@ pub struct Options {
     pub cache: Vec<PathBuf>,
     /// Log each step of the exchange (kinds only, never texts typed by the person) to syslog.
     pub debug: bool,
+    /// Break-glass opt-in for this line's service: when jit refuses a shared account (or cannot
+    /// decide), step aside so that the stack's next module (pam_unix: the account's local
+    /// password) decides. Local logins only; see [`crate::relay`] (Break-glass).
+    pub local_password: bool,
     /// Arguments that were unknown or invalid, as messages for the system log. Not empty means
     /// the module is misconfigured.
     pub problems: Vec<String>,
@@ -47,6 +52,7 @@ impl Default for Options {
                 PathBuf::from(DEFAULT_STATE_PATH),
             ],
             debug: false,
+            local_password: false,
             problems: Vec::new(),
         }
     }
@@ -70,6 +76,7 @@ impl Options {
             };
             match (key, value) {
                 ("debug", None) => o.debug = true,
+                ("local_password", None) => o.local_password = true,
                 ("socket", Some(v)) => match absolute_path(v) {
                     Some(p) if v.len() <= MAX_SOCKET_PATH => o.socket = p,
                     Some(_) => o.problems.push(format!(
@@ -98,7 +105,7 @@ impl Options {
                 },
                 _ => o.problems.push(format!(
                     "unknown argument `{arg}` (known: socket=PATH, timeout=SECONDS, cache=PATH, \
-                     debug); ignored"
+                     local_password, debug); ignored"
                 )),
             }
         }
@@ -147,6 +154,7 @@ mod tests {
             ]
         );
         assert!(!o.debug);
+        assert!(!o.local_password, "break-glass is opt-in");
         assert!(!o.misconfigured());
     }
 
@@ -156,12 +164,14 @@ mod tests {
             "socket=/tmp/x/pam.sock",
             "timeout=0.25",
             "cache=/tmp/x/nss.cache",
+            "local_password",
             "debug",
         ]);
         assert_eq!(o.socket, PathBuf::from("/tmp/x/pam.sock"));
         assert_eq!(o.timeout, Duration::from_millis(250));
         assert_eq!(o.cache, vec![PathBuf::from("/tmp/x/nss.cache")]);
         assert!(o.debug);
+        assert!(o.local_password);
         assert!(!o.misconfigured(), "{:?}", o.problems);
     }
 
@@ -173,6 +183,11 @@ mod tests {
                 "unknown argument `sokcet=/tmp/pam.sock`",
             ),
             ("debug=yes", "unknown argument `debug=yes`"),
+            (
+                "local_password=yes",
+                "unknown argument `local_password=yes`",
+            ),
+            ("local_pasword", "unknown argument `local_pasword`"),
             ("socket", "unknown argument `socket`"),
             ("socket=relative.sock", "not an absolute path"),
             ("cache=", "not an absolute path"),

@@ -45,6 +45,38 @@
 //! returns `PAM_IGNORE` fails; sshd treats a failed `pam_setcred` as fatal. Without a ticket we
 //! authenticated nothing, so we stay out of the way.
 //!
+//! # The ticket crosses processes through the PAM environment
+//! A successful auth stores jitd's ticket as module data (`pam_set_data`), which only modules can
+//! read or write, and also puts it, as JSON, in the PAM environment as [`TICKET_ENV`]. Module data
+//! never leaves the process, and OpenSSH runs keyboard-interactive auth (and the account stage)
+//! in a child process it forks for the conversation, then opens the session in its monitor: the
+//! only thing it carries back is the PAM environment. Without the copy, every ssh login would be
+//! refused at `open_session` ("a session needs a login that passed jit's verification code").
+//! The copy is trusted no more than the data: jitd accepts a ticket only if it granted exactly
+//! that ticket, for that account, in the last 24 h; the PAM environment of a transaction is
+//! written only by modules of its stack and by the application. setcred, open_session and
+//! close_session adopt it (move it into module data) and delete the variable, so it never
+//! reaches the session's environment; the account stage only reads it, because in sshd's child
+//! the variable must survive until the child hands the environment back.
+//!
+//! # Break-glass (`local_password`)
+//! An admin may put `local_password` on the pam_jit auth line of a console service (login):
+//! when jit refuses a shared account (`PAM_AUTH_ERR`: not reserved, wrong code, server or jitd
+//! down) or cannot decide (`PAM_AUTHINFO_UNAVAIL`), that line shows jit's reason, says that the
+//! local password is accepted instead, records the step-aside for this account in module data,
+//! logs it at `alert`, and returns `PAM_IGNORE`, so the next module (pam_unix) decides with the
+//! account's local password. Every later pam_jit call in the same transaction for the same
+//! account then stands aside too: the pam_jit line of common-auth (no second prompt), the account
+//! stage and the sessions (`PAM_IGNORE`; there is no ticket, so no `JIT_PERSON` and no session
+//! events at jitd, only the syslog lines). An option line resets the record at the start of each
+//! auth, so a retry that passes jit is an ordinary jit login.
+//!
+//! The option is ignored (with an error in the log) for remote logins: a non-empty `PAM_RHOST`,
+//! the service `sshd`, or the tty `ssh`. sshd keeps one PAM transaction across authentication
+//! methods, so a failed password attempt followed by a public key would pass the account stage
+//! on the record; and break-glass is meant for someone at the console. A conversation failure
+//! (the client went away) is never a reason to step aside.
+//!
 //! # chauthtok
 //! No jitd round trip: a shared account (a ticket for it, or the cache lists it) gets
 //! `PAM_AUTHTOK_ERR` and a message saying it has no password to change (access is per login,
@@ -57,6 +89,11 @@ use jit_proto::pam::{LoginContext, Request, Step, Ticket};
 use crate::daemon::{Conn, Connect, DaemonError, step_kind};
 use crate::fallback::{self, Verdict};
 use crate::options::Options;
+
+/// The PAM environment variable that carries this transaction's ticket from the process that ran
+/// auth to the one that opens the session (see the module docs). Deleted before the session
+/// starts.
+pub const TICKET_ENV: &str = "PAM_JIT_TICKET";
 
 /// Most steps jitd may send for one request. A TOTP login needs 2-3 (prompt, maybe an error and
 /// a second prompt, then the final step); a confused daemon must not keep a login looping.
@@ -100,6 +137,8 @@ pub enum Item {
 /// Syslog severities used by the module.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Break-glass logins: someone should look at every one of them.
+    Alert,
     Err,
     Warning,
     Info,
@@ -122,6 +161,14 @@ pub trait Handler {
     fn store_ticket(&mut self, ticket: Ticket) -> Result<(), Code>;
     /// Adds `name=value` to the PAM environment (the session's environment).
     fn putenv(&mut self, name: &str, value: &str) -> Result<(), Code>;
+    /// A variable of the PAM environment, if set.
+    fn getenv(&mut self, name: &str) -> Option<String>;
+    /// Removes a variable from the PAM environment (not an error if unset).
+    fn unsetenv(&mut self, name: &str) -> Result<(), Code>;
+    /// The account a break-glass step-aside was recorded for in this transaction, if any.
+    fn break_glass(&mut self) -> Option<String>;
+    /// Records (`Some`) or clears (`None`) this transaction's break-glass step-aside.
+    fn set_break_glass(&mut self, account: Option<&str>) -> Result<(), Code>;
     /// Writes to syslog (authpriv). Callers never pass answers, codes or prompt texts.
     fn log(&mut self, level: Level, msg: &str);
 }
@@ -180,8 +227,108 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(ctx) => ctx,
             Err(code) => return code,
         };
+        if !self.opts.local_password {
+            if self.stood_aside_for(&ctx.account) {
+                self.debug(&format!(
+                    "auth for {}: a pam_jit line with local_password stood aside earlier in this \
+                     login; standing aside too",
+                    ctx.account
+                ));
+                return Code::Ignore;
+            }
+            return self.auth_with_jitd(&ctx);
+        }
+        if let Some(why) = remote_login(&ctx) {
+            self.pam.log(
+                Level::Err,
+                &format!(
+                    "local_password is ignored for {} (service {}): {why}; jit alone decides",
+                    ctx.account, ctx.service
+                ),
+            );
+            return self.auth_with_jitd(&ctx);
+        }
+        // A new attempt (login(1) retries on the same handle): an earlier step-aside no longer
+        // counts, so a retry that passes jit is an ordinary jit login.
+        let cleared = match self.pam.break_glass() {
+            Some(_) => self.pam.set_break_glass(None),
+            None => Ok(()),
+        };
+        if let Err(code) = cleared {
+            self.pam.log(
+                Level::Err,
+                &format!(
+                    "auth for {}: cannot clear an earlier break-glass record",
+                    ctx.account
+                ),
+            );
+            return not_success(code, Code::SystemErr);
+        }
+        let code = self.auth_with_jitd(&ctx);
+        match code {
+            Code::AuthErr | Code::AuthinfoUnavail => self.stand_aside(&ctx, code),
+            other => other,
+        }
+    }
+
+    /// Break-glass: jit refused (or cannot decide), and this line allows the local password.
+    fn stand_aside(&mut self, ctx: &LoginContext, refused: Code) -> Code {
+        if self.pam.set_break_glass(Some(&ctx.account)).is_err() {
+            // Without the record the account stage would refuse anyway: keep jit's refusal.
+            self.pam.log(
+                Level::Err,
+                &format!(
+                    "break-glass for {} not possible: cannot record it in the PAM handle; \
+                     refused",
+                    ctx.account
+                ),
+            );
+            return refused;
+        }
+        self.pam.log(
+            Level::Alert,
+            &format!(
+                "break-glass: jit refused {} ({refused:?}) on service {} tty {}; local_password \
+                 is set, so the local password decides",
+                ctx.account,
+                ctx.service,
+                ctx.tty.as_deref().unwrap_or("-")
+            ),
+        );
+        self.show_best_effort(
+            Msg::Info,
+            &format!(
+                "jit: break-glass: the local password of {} is accepted instead. This login is \
+                 logged.",
+                ctx.account
+            ),
+        );
+        Code::Ignore
+    }
+
+    /// True if a pam_jit line with `local_password` stood aside for `account` in this transaction.
+    fn stood_aside_for(&mut self, account: &str) -> bool {
+        self.pam.break_glass().is_some_and(|a| a == account)
+    }
+
+    /// The account, session and close stages of a break-glass login: no ticket, so jitd would
+    /// refuse; the host's own stack decides, as it did before jit.
+    fn break_glass_stage(&mut self, stage: &str, ctx: &LoginContext) -> Code {
+        self.pam.log(
+            Level::Warning,
+            &format!(
+                "break-glass: {stage} for {} on service {} passes to the rest of the stack (no \
+                 jit ticket; the local password was accepted)",
+                ctx.account, ctx.service
+            ),
+        );
+        Code::Ignore
+    }
+
+    /// auth as jitd decides (or the cache, when jitd cannot be asked).
+    fn auth_with_jitd(&mut self, ctx: &LoginContext) -> Code {
         if self.opts.misconfigured() {
-            return self.fallback(Stage::Auth, &ctx, Cause::Misconfigured, false);
+            return self.fallback(Stage::Auth, ctx, Cause::Misconfigured, false);
         }
         // Set once jitd treats the name as shared (it prompted, or granted): from then on a
         // failure refuses the login whatever the cache says.
@@ -189,21 +336,23 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         let result = self.ask(Request::AuthStart { ctx: ctx.clone() }, &mut engaged);
         let step = match result {
             Ok(step) => step,
-            Err(Failure::Conv(code)) => return self.conv_failed(&ctx, code),
+            Err(Failure::Conv(code)) => return self.conv_failed(ctx, code),
             Err(Failure::Daemon(e)) => {
-                return self.fallback(Stage::Auth, &ctx, Cause::Daemon(e), engaged);
+                return self.fallback(Stage::Auth, ctx, Cause::Daemon(e), engaged);
             }
         };
         match step {
             Step::Granted { ticket } => {
                 if ticket.account != ctx.account {
                     let e = DaemonError::Unexpected("granted (for another account)");
-                    return self.fallback(Stage::Auth, &ctx, Cause::Daemon(e), true);
+                    return self.fallback(Stage::Auth, ctx, Cause::Daemon(e), true);
                 }
                 let who = format!("{} (person {})", ticket.account, ticket.person);
+                let carried = serde_json::to_string(&ticket);
                 match self.pam.store_ticket(ticket) {
                     Ok(()) => {
                         self.debug(&format!("auth granted for {who}"));
+                        self.carry_ticket(carried, &who);
                         Code::Success
                     }
                     Err(code) => {
@@ -223,7 +372,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Step::NotShared => Code::Ignore,
             other => {
                 let e = DaemonError::Unexpected(step_kind(&other));
-                self.fallback(Stage::Auth, &ctx, Cause::Daemon(e), engaged)
+                self.fallback(Stage::Auth, ctx, Cause::Daemon(e), engaged)
             }
         }
     }
@@ -234,7 +383,11 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(ctx) => ctx,
             Err(code) => return code,
         };
-        let ticket = self.ticket_for(&ctx.account);
+        // Read only: in sshd's conversation child the carried ticket must survive this stage.
+        let ticket = self.ticket_for(&ctx.account, false);
+        if ticket.is_none() && self.stood_aside_for(&ctx.account) {
+            return self.break_glass_stage("account", &ctx);
+        }
         let has_ticket = ticket.is_some();
         if self.opts.misconfigured() {
             return self.fallback(Stage::Account, &ctx, Cause::Misconfigured, has_ticket);
@@ -271,7 +424,10 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(ctx) => ctx,
             Err(code) => return code,
         };
-        let ticket = self.ticket_for(&ctx.account);
+        let ticket = self.ticket_for(&ctx.account, true);
+        if ticket.is_none() && self.stood_aside_for(&ctx.account) {
+            return self.break_glass_stage("open_session", &ctx);
+        }
         let has_ticket = ticket.is_some();
         if self.opts.misconfigured() {
             return self.fallback(Stage::SessionOpen, &ctx, Cause::Misconfigured, has_ticket);
@@ -327,7 +483,14 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(ctx) => ctx,
             Err(code) => return code,
         };
-        let ticket = self.ticket_for(&ctx.account);
+        let ticket = self.ticket_for(&ctx.account, true);
+        if ticket.is_none() && self.stood_aside_for(&ctx.account) {
+            self.debug(&format!(
+                "close_session for {}: break-glass login, nothing to tell jitd",
+                ctx.account
+            ));
+            return Code::Ignore;
+        }
         let held = ticket.clone();
         if self.opts.misconfigured() {
             return self.close_untold(&ctx, held.as_ref(), "pam_jit is misconfigured");
@@ -367,7 +530,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(ctx) => ctx,
             Err(code) => return code,
         };
-        if self.ticket_for(&ctx.account).is_some() {
+        if self.ticket_for(&ctx.account, true).is_some() {
             Code::Success
         } else {
             Code::Ignore
@@ -380,7 +543,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(ctx) => ctx,
             Err(code) => return code,
         };
-        let shared = self.ticket_for(&ctx.account).is_some()
+        let shared = self.ticket_for(&ctx.account, false).is_some()
             || matches!(
                 fallback::lookup(&self.opts.cache, ctx.account.as_bytes()),
                 Verdict::Shared(_)
@@ -425,10 +588,64 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         })
     }
 
-    /// The ticket stored by this transaction's auth, if it is for `account`. A ticket for another
-    /// name (a module changed `PAM_USER` in between) proves nothing about this one.
-    fn ticket_for(&mut self, account: &str) -> Option<Ticket> {
-        let ticket = self.pam.ticket()?;
+    /// Copies the granted ticket into the PAM environment, for applications that open the session
+    /// in another process than the one that ran auth (sshd; see the module docs).
+    fn carry_ticket(&mut self, carried: Result<String, serde_json::Error>, who: &str) {
+        let result = match carried {
+            Ok(json) => self
+                .pam
+                .putenv(TICKET_ENV, &json)
+                .map_err(|c| format!("{c:?}")),
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(why) = result {
+            // su and login keep working on the module data; sshd would refuse the session.
+            self.pam.log(
+                Level::Err,
+                &format!(
+                    "auth for {who}: cannot copy the ticket into the PAM environment ({why}); a \
+                     session opened by another process (sshd) will be refused"
+                ),
+            );
+        }
+    }
+
+    /// The ticket stored by this transaction's auth, if it is for `account`: from the module
+    /// data, else from the copy in the PAM environment ([`TICKET_ENV`]). With `adopt`, the copy is
+    /// moved into the module data and the variable is deleted, so it never reaches the session.
+    /// A ticket for another name (a module changed `PAM_USER` in between) proves nothing about
+    /// this one.
+    fn ticket_for(&mut self, account: &str, adopt: bool) -> Option<Ticket> {
+        let carried = self.pam.getenv(TICKET_ENV);
+        if adopt && carried.is_some() && self.pam.unsetenv(TICKET_ENV).is_err() {
+            self.pam.log(
+                Level::Err,
+                &format!("cannot remove {TICKET_ENV} from the PAM environment"),
+            );
+        }
+        let ticket = match (self.pam.ticket(), carried) {
+            (Some(t), _) => t,
+            (None, None) => return None,
+            (None, Some(json)) => match serde_json::from_str::<Ticket>(&json) {
+                Ok(t) => {
+                    if adopt && t.account == account && self.pam.store_ticket(t.clone()).is_err() {
+                        self.pam.log(
+                            Level::Warning,
+                            "cannot move the carried ticket into the module data",
+                        );
+                    }
+                    t
+                }
+                Err(_) => {
+                    // Never log the value: it is a ticket.
+                    self.pam.log(
+                        Level::Warning,
+                        &format!("{TICKET_ENV} in the PAM environment is not a ticket; ignored"),
+                    );
+                    return None;
+                }
+            },
+        };
         if ticket.account == account {
             Some(ticket)
         } else {
@@ -620,6 +837,23 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
 /// A failure path must never turn into `PAM_SUCCESS`, even if libpam handed us a strange code.
 fn not_success(code: Code, instead: Code) -> Code {
     if code == Code::Success { instead } else { code }
+}
+
+/// Why `local_password` must not apply to this login, if it must not (see the module docs).
+fn remote_login(ctx: &LoginContext) -> Option<String> {
+    if let Some(rhost) = ctx.rhost.as_deref().filter(|r| !r.is_empty()) {
+        return Some(format!(
+            "the login comes from a remote host ({rhost}); break-glass is for local logins"
+        ));
+    }
+    if ctx.service == "sshd" || ctx.tty.as_deref() == Some("ssh") {
+        return Some(
+            "sshd keeps one PAM transaction across authentication methods, so a password attempt \
+             could lend its break-glass to a public key"
+                .to_string(),
+        );
+    }
+    None
 }
 
 /// What `pam_putenv` accepts sensibly: a shell-style name and a value without NUL.

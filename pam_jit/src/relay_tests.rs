@@ -41,6 +41,8 @@ struct FakePam {
     events: VecDeque<Ev>,
     ticket: Option<Ticket>,
     env: Vec<(String, String)>,
+    /// The break-glass record (module data in the real module).
+    break_glass: Option<String>,
     logs: Vec<(Level, String)>,
     /// Answers given: none may ever show up in a log line.
     answers: Vec<&'static str>,
@@ -59,6 +61,7 @@ impl FakePam {
             events: events.into(),
             ticket: None,
             env: Vec::new(),
+            break_glass: None,
             logs: Vec::new(),
             answers: Vec::new(),
         }
@@ -119,7 +122,32 @@ impl Handler for FakePam {
     }
 
     fn putenv(&mut self, name: &str, value: &str) -> Result<(), Code> {
-        self.env.push((name.into(), value.into()));
+        // As libpam: setting a name again replaces its value in place.
+        match self.env.iter_mut().find(|(n, _)| n == name) {
+            Some(slot) => slot.1 = value.into(),
+            None => self.env.push((name.into(), value.into())),
+        }
+        Ok(())
+    }
+
+    fn getenv(&mut self, name: &str) -> Option<String> {
+        self.env
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    }
+
+    fn unsetenv(&mut self, name: &str) -> Result<(), Code> {
+        self.env.retain(|(n, _)| n != name);
+        Ok(())
+    }
+
+    fn break_glass(&mut self) -> Option<String> {
+        self.break_glass.clone()
+    }
+
+    fn set_break_glass(&mut self, account: Option<&str>) -> Result<(), Code> {
+        self.break_glass = account.map(String::from);
         Ok(())
     }
 
@@ -1331,3 +1359,9 @@ fn chauthtok_uses_the_cache() {
         Code::Ignore
     );
 }
+
+#[path = "relay_carry_tests.rs"]
+mod carry;
+
+#[path = "relay_break_glass_tests.rs"]
+mod break_glass;

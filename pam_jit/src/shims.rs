@@ -1,6 +1,6 @@
 //! The few libpam calls pam-bindings 0.4 lacks: `pam_get_user` returning raw bytes (its own
 //! wrapper refuses non-UTF-8 names with `PAM_SYSTEM_ERR`, which we could not tell from a real
-//! error), `pam_putenv` and `pam_syslog`.
+//! error), `pam_putenv` (set and unset), `pam_getenv` and `pam_syslog`.
 //!
 //! Every return code is checked before a returned pointer is read.
 
@@ -14,6 +14,7 @@ unsafe extern "C" {
     fn pam_get_user(pamh: *mut PamHandle, user: *mut *const c_char, prompt: *const c_char)
     -> c_int;
     fn pam_putenv(pamh: *mut PamHandle, name_value: *const c_char) -> c_int;
+    fn pam_getenv(pamh: *mut PamHandle, name: *const c_char) -> *const c_char;
     fn pam_syslog(pamh: *const PamHandle, priority: c_int, fmt: *const c_char, ...);
 }
 
@@ -45,6 +46,35 @@ pub fn putenv(pamh: &mut PamHandle, name: &str, value: &str) -> Result<(), c_int
     } else {
         Err(rc)
     }
+}
+
+/// Removes `name` from the PAM environment (`pam_putenv` with a bare name). Removing a name that
+/// is not set is not an error.
+pub fn unsetenv(pamh: &mut PamHandle, name: &str) -> Result<(), c_int> {
+    let bare = CString::new(name).map_err(|_| PamResultCode::PAM_BUF_ERR as c_int)?;
+    // SAFETY: `pamh` is live; `bare` is a valid C string for the duration of the call.
+    let rc = unsafe { pam_putenv(pamh, bare.as_ptr()) };
+    // libpam answers PAM_BAD_ITEM when asked to delete a name it does not hold.
+    if rc == PamResultCode::PAM_SUCCESS as c_int || rc == PamResultCode::PAM_BAD_ITEM as c_int {
+        Ok(())
+    } else {
+        Err(rc)
+    }
+}
+
+/// The value of `name` in the PAM environment, copied out; `None` if unset (or not UTF-8).
+pub fn getenv(pamh: &mut PamHandle, name: &str) -> Option<String> {
+    let name = CString::new(name).ok()?;
+    // SAFETY: `pamh` is live; `name` is a valid C string. The result is checked for NULL before
+    // it is read.
+    let ptr = unsafe { pam_getenv(pamh, name.as_ptr()) };
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL results point into libpam's environment list, NUL-terminated and valid
+    // until the environment changes; we copy at once.
+    let value = unsafe { CStr::from_ptr(ptr) };
+    value.to_str().ok().map(str::to_owned)
 }
 
 /// Logs through `pam_syslog`, which prefixes `pam_jit(service:stage)` and writes to syslog.

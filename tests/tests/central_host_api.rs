@@ -345,3 +345,139 @@ fn second_process(w: &World) -> jit_tests::Server {
     second.run("127.0.0.1:0");
     second
 }
+
+#[test]
+fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    w.admin.ok(&[
+        "account",
+        "add",
+        "root",
+        "--existing",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+        "--offline",
+        "cached",
+    ]);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let r = w.alice.jitctl.json(&["reserve", "root", "--host", "web01"]);
+    let id = r["id"].as_i64().unwrap();
+    // The grant is computed in the background; only the cached account gets one.
+    jit_tests::wait_for(
+        "the offline grant",
+        std::time::Duration::from_secs(30),
+        || {
+            !rt.block_on(host.offline_grants())
+                .unwrap()
+                .grants
+                .is_empty()
+        },
+    );
+    let grants = rt.block_on(host.offline_grants()).unwrap().grants;
+    assert_eq!(grants.len(), 1);
+    let g = &grants[0];
+    assert_eq!(
+        (g.account.as_str(), g.person.as_str(), g.reservation_id),
+        ("root", "alice", id)
+    );
+    assert_eq!(g.kdf, "pbkdf2-hmac-sha256");
+    // The hashes verify the real code of their step, and nothing else.
+    let salt = base64_decode(&g.salt);
+    let now_step = jit_tests::now() / 30;
+    let h = g
+        .codes
+        .iter()
+        .find(|c| c.step == now_step)
+        .expect("a hash for now");
+    let code = jit_tests::totp_at(&w.alice.secret, now_step * 30);
+    assert!(jit_proto::offline::verify_code(
+        &code,
+        &salt,
+        h,
+        g.iterations
+    ));
+    let other = if code == "000000" { "111111" } else { "000000" };
+    assert!(!jit_proto::offline::verify_code(
+        other,
+        &salt,
+        h,
+        g.iterations
+    ));
+    assert!(g.codes.len() <= 13, "a 5-minute window: {}", g.codes.len());
+    // No other host gets it.
+    let other_host = jit_tests::join_host(
+        &rt,
+        w.admin.json(&["host", "add", "web02"])["join_token"]
+            .as_str()
+            .unwrap(),
+    );
+    assert!(
+        rt.block_on(other_host.offline_grants())
+            .unwrap()
+            .grants
+            .is_empty()
+    );
+
+    // The host reports a login it allowed offline: the reservation is consumed, once.
+    let ev = jit_proto::api::HostEvent {
+        id: "offline-1".into(),
+        at: jit_tests::now(),
+        action: "login.offline".into(),
+        account: jit_proto::AccountName::new("root").unwrap(),
+        person: Some(jit_proto::PersonName::new("alice").unwrap()),
+        result: jit_proto::api::AuditResult::Ok,
+        reason: Some("decided offline from the cached grant".into()),
+        origin: LoginOrigin {
+            service: "sshd".into(),
+            ..Default::default()
+        },
+        reservation_id: Some(id),
+        attempt: None,
+        totp_step: Some(now_step),
+    };
+    let batch = jit_proto::api::HostEvents {
+        events: vec![ev.clone()],
+    };
+    assert_eq!(rt.block_on(host.host_events(&batch)).unwrap().stored, 1);
+    assert_eq!(
+        rt.block_on(host.host_events(&batch)).unwrap().stored,
+        0,
+        "redelivery is ignored"
+    );
+    assert_eq!(
+        w.server
+            .sql(&format!("SELECT state FROM reservations WHERE id = {id}")),
+        "consumed"
+    );
+    assert!(
+        rt.block_on(host.offline_grants())
+            .unwrap()
+            .grants
+            .is_empty()
+    );
+    // The step used offline cannot be used online afterwards.
+    assert_eq!(
+        w.server
+            .sql("SELECT totp_last_step FROM persons WHERE name = 'alice'"),
+        now_step.to_string()
+    );
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let t: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut buf, mut bits) = (0u32, 0);
+    for c in s.bytes().filter(|c| *c != b'=') {
+        buf = (buf << 6) | t.iter().position(|x| *x == c).unwrap() as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buf >> bits) as u8);
+        }
+    }
+    out
+}

@@ -312,6 +312,45 @@ pub async fn verify(
     }
 }
 
+/// A login the host allowed while the server was unreachable: the reservation is used up now
+/// (if nothing else ended it meanwhile) and the code's time step can no longer be used anywhere.
+/// Runs once per event (only when the event was newly stored).
+async fn reconcile_offline_login(
+    conn: &mut sqlx::AnyConnection,
+    host: &HostRow,
+    ev: &jit_proto::api::HostEvent,
+    now: i64,
+) -> ApiResult<()> {
+    let Some(id) = ev.reservation_id else {
+        return Ok(());
+    };
+    let Some(res) = reservations::by_id(conn, id).await? else {
+        return Ok(());
+    };
+    if res.host_id != host.id {
+        tracing::warn!(host = %host.name, reservation = id, "offline login reported for another host's reservation");
+        return Ok(());
+    }
+    if let Some(step) = ev.totp_step {
+        persons::accept_step(conn, res.person_id, step).await?;
+    }
+    // `consume` checks the expiry against its `now`: use the time of the login.
+    let consumed = reservations::consume(
+        conn,
+        id,
+        ev.at.min(now),
+        &format!("host:{} (offline)", host.name),
+    )
+    .await?;
+    if !consumed && res.state == "active" && res.expires_at > now {
+        tracing::warn!(
+            reservation = id,
+            "offline login could not consume the reservation"
+        );
+    }
+    Ok(())
+}
+
 /// Event kinds a host may report.
 const HOST_ACTIONS: &[&str] = &[
     "session.open",
@@ -368,6 +407,9 @@ pub async fn events(
         }
         if audit::record(&mut tx, &e).await? {
             stored += 1;
+            if ev.action == "login.offline" && ev.result == AuditResult::Ok {
+                reconcile_offline_login(&mut tx, &host, ev, now).await?;
+            }
         }
     }
     tx.commit().await.map_err(ApiError::internal)?;

@@ -12,6 +12,7 @@ mod factor;
 mod groups;
 mod host;
 mod hosts;
+mod offline;
 mod persons;
 mod reservations;
 
@@ -81,7 +82,8 @@ pub fn router(state: State) -> Router {
         .route("/host/accounts", get(host::accounts))
         .route("/host/logins", post(host::begin))
         .route("/host/logins/{attempt}/verify", post(host::verify))
-        .route("/host/events", post(host::events));
+        .route("/host/events", post(host::events))
+        .route("/host/offline", get(offline::grants));
     Router::new()
         .nest(jit_proto::api::API_PREFIX, v1)
         .fallback(not_found)

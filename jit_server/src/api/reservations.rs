@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State as St;
 use jit_proto::api::{
-    AuditResult, ErrorCode, NewReservation, ReleaseRequest, Released, Reservation,
+    AuditResult, ErrorCode, NewReservation, OfflinePolicy, ReleaseRequest, Released, Reservation,
     ReservationQuery, Reservations,
 };
 use sqlx::{Any, AnyConnection, Transaction};
@@ -153,6 +153,11 @@ pub async fn reserve(
         .await?
         .ok_or_else(|| ApiError::internal("reservation vanished after insert"))?;
     tx.commit().await.map_err(ApiError::internal)?;
+    if account.offline() == OfflinePolicy::Cached
+        && let Some(sealed) = person.totp_secret.clone()
+    {
+        super::offline::issue_later(state.clone(), id, person.id, sealed, now, expires_at);
+    }
     Ok(Json(row.to_api(now)?))
 }
 

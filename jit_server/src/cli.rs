@@ -1,0 +1,62 @@
+//! jit-server's command line, in one place so that the binary parses it and the packaging
+//! renders the jit-server(8) man page from it (`jit_man`). It only describes arguments.
+
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "jit-server",
+    version,
+    about = "jit central service: just-in-time two-factor access to shared Linux accounts"
+)]
+pub struct Cli {
+    /// server.toml to read (default /etc/jit/server.toml when it exists).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Create a data directory: database, TLS CA and server certificate, at-rest key, admin token.
+    Init {
+        /// Data directory (default: data_dir from the config, else /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Extra DNS name or IP address for the server certificate (repeatable). Loopback and
+        /// this machine's host name are always included.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+        /// Print a JSON object (admin_token, ca_fingerprint, data_dir) instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the service (HTTPS only).
+    Run {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free port).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Mint a new admin token (for example when the first one was lost).
+    AdminToken {
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// Revoke every earlier admin token.
+        #[arg(long)]
+        revoke_others: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration file and exit.
+    CheckConfig,
+}
+
+/// The clap command, for man pages and completions.
+pub fn command() -> clap::Command {
+    Cli::command()
+}

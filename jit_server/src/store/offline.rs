@@ -1,0 +1,61 @@
+//! Offline grants (hashed codes a reservation's host keeps for when the server is unreachable).
+
+use sqlx::{AnyConnection, FromRow};
+
+use super::StoreResult;
+
+#[derive(Debug, Clone, FromRow)]
+pub struct GrantRow {
+    pub reservation_id: i64,
+    pub account: String,
+    pub person: String,
+    pub expires_at: i64,
+    pub kdf: String,
+    pub iterations: i64,
+    pub salt: Vec<u8>,
+    pub codes: String,
+}
+
+pub async fn insert(
+    conn: &mut AnyConnection,
+    reservation_id: i64,
+    kdf: &str,
+    iterations: u32,
+    salt: &[u8],
+    codes_json: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO offline_grants (reservation_id, kdf, iterations, salt, codes, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (reservation_id) DO NOTHING",
+    )
+    .bind(reservation_id)
+    .bind(kdf)
+    .bind(i64::from(iterations))
+    .bind(salt)
+    .bind(codes_json)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Grants of the live reservations on `host_id` whose account is (still) `cached`.
+pub async fn live_for_host(
+    conn: &mut AnyConnection,
+    host_id: i64,
+    now: i64,
+) -> StoreResult<Vec<GrantRow>> {
+    Ok(sqlx::query_as(
+        "SELECT g.reservation_id, a.name AS account, p.name AS person, r.expires_at, g.kdf, \
+         g.iterations, g.salt, g.codes FROM offline_grants g \
+         JOIN reservations r ON r.id = g.reservation_id \
+         JOIN accounts a ON a.id = r.account_id JOIN persons p ON p.id = r.person_id \
+         WHERE r.host_id = $1 AND r.state = 'active' AND r.expires_at > $2 \
+         AND a.offline = 'cached' AND a.active = 1 AND p.active = 1 ORDER BY g.reservation_id",
+    )
+    .bind(host_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}

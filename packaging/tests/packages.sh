@@ -1,0 +1,463 @@
+#!/bin/sh
+# Package tests (issue 5): the .deb and .rpm files in PKG_DIR, checked statically and then
+# installed, used and removed in a throwaway Debian 12 root.
+#
+#   packaging/tests/packages.sh PKG_DIR          (make test-packages runs it on the debug build)
+#
+# Static: shellcheck on the maintainer scripts, the package contents (dpkg -c, rpm -qlp), the
+# conffiles, lintian (no error or warning that is not overridden with a reason), rpmlint (no
+# error), the glibc symbol versions against the RPM's documented requirement.
+# In the chroot (debootstrap --variant=minbase bookworm, built once and cached under
+# target/pkgtest/, copied for each run): install jit-host and jit-server; a host that has not
+# joined behaves exactly as before; the packaged jit-server (as its own user) and jitd (started by
+# hand: there is no systemd in a chroot) serve `getent passwd admin` and a pamtester login through
+# the installed PAM stacks; remove and purge leave /etc/nsswitch.conf and /etc/pam.d byte-identical
+# to the snapshot taken before the install; remove keeps /var/lib/jitd, purge deletes it;
+# reinstalling after a remove restores the configuration. Then systemd-analyze verify on both
+# units, inside that root.
+#
+# Needs root, network access to deb.debian.org for the first run (JIT_PKGTEST_MIRROR overrides),
+# and: debootstrap lintian rpm rpmlint systemd shellcheck python3 util-linux.
+# Never touches the host's /etc: everything happens under the chroot, whose /proc, /dev and /run
+# are private mounts that the EXIT trap always unmounts. JIT_PKGTEST_KEEP=1 keeps the root.
+set -eu
+
+here=$(cd "$(dirname "$0")/../.." && pwd)
+pkgs=${1:?usage: packages.sh PKG_DIR}
+pkgs=$(cd "$pkgs" && pwd)
+cache=${JIT_PKGTEST_CACHE:-$here/target/pkgtest}
+mirror=${JIT_PKGTEST_MIRROR:-http://deb.debian.org/debian}
+suite=bookworm
+# Everything a run needs inside the root (systemd: its units, for systemd-analyze verify);
+# changing this list rebuilds the cached root.
+include=pamtester,adduser,init-system-helpers,libpam-modules,libpam-runtime,systemd
+arch=x86_64-linux-gnu
+
+step() { printf '\n== %s\n' "$*"; }
+fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || fail "$1 is missing (apt-get install $2)"; }
+
+[ "$(id -u)" = 0 ] || fail "run as root (debootstrap, chroot, mounts)"
+for t in debootstrap:debootstrap lintian:lintian rpm:rpm rpmlint:rpmlint \
+    systemd-analyze:systemd shellcheck:shellcheck python3:python3 dpkg-deb:dpkg; do
+    need "${t%%:*}" "${t#*:}"
+done
+
+one() {  # one GLOB: the single file matching it
+    # shellcheck disable=SC2086
+    set -- $1
+    if [ "$#" != 1 ] || [ ! -e "$1" ]; then fail "expected exactly one file, found: $*"; fi
+    printf '%s\n' "$1"
+}
+host_deb=$(one "$pkgs/jit-host_*_amd64.deb")
+server_deb=$(one "$pkgs/jit-server_*_amd64.deb")
+host_rpm=$(one "$pkgs/jit-host-*.x86_64.rpm")
+server_rpm=$(one "$pkgs/jit-server-*.x86_64.rpm")
+
+work=$(mktemp -d /tmp/jit-pkgtest.XXXXXX)
+root=
+mounts=""
+pids=""
+cleanup() {
+    status=$?
+    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids; do wait "$p" 2>/dev/null || true; done
+    # Unmount in reverse order of mounting; a busy mount is detached lazily.
+    for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
+    if [ -n "$root" ] && [ -d "$root" ]; then
+        if grep -q " $root/" /proc/self/mounts; then
+            echo "packages.sh: something is still mounted under $root; not deleting it" >&2
+        elif [ "${JIT_PKGTEST_KEEP:-0}" = 1 ] && [ "$status" != 0 ]; then
+            echo "packages.sh: kept the root at $root" >&2
+        else
+            rm -rf --one-file-system "$root"
+        fi
+    fi
+    rm -rf "$work"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ------------------------------------------------------------------------------------------
+step "shellcheck: maintainer scripts and this script"
+shellcheck -s sh "$here"/packaging/deb/jit-host/* "$here"/packaging/deb/jit-server/* \
+    "$here"/packaging/rpm/*/*.sh "$0"
+
+step "contents of the .deb files"
+dpkg-deb -c "$host_deb" | awk '{print $6}' | sed 's|^\./|/|' | sort > "$work/host.list"
+dpkg-deb -c "$server_deb" | awk '{print $6}' | sed 's|^\./|/|' | sort > "$work/server.list"
+for p in /usr/sbin/jitd /usr/bin/jitctl \
+    "/usr/lib/$arch/security/pam_jit.so" "/usr/lib/$arch/libnss_jit.so.2" \
+    /usr/lib/systemd/system/jitd.service /usr/share/pam-configs/jit \
+    /usr/share/jit/sshd_config.d/jit.conf /etc/jit/jitd.toml \
+    /usr/share/man/man8/jitd.8.gz /usr/share/man/man8/pam_jit.8.gz \
+    /usr/share/man/man8/nss_jit.8.gz /usr/share/man/man1/jitctl.1.gz \
+    /usr/share/man/man5/jitd.toml.5.gz /usr/share/doc/jit-host/copyright \
+    /usr/share/doc/jit-host/examples/pam.d/sshd; do
+    grep -qx "$p" "$work/host.list" || fail "jit-host.deb lacks $p"
+done
+for p in /usr/sbin/jit-server /usr/lib/systemd/system/jit-server.service /etc/jit/server.toml \
+    /usr/share/man/man8/jit-server.8.gz /usr/share/man/man5/server.toml.5.gz; do
+    grep -qx "$p" "$work/server.list" || fail "jit-server.deb lacks $p"
+done
+! grep -q '^/etc/ssh' "$work/host.list" || fail "the sshd drop-in must not be active (/etc/ssh)"
+dpkg-deb -I "$host_deb" conffiles | grep -qx /etc/jit/jitd.toml || fail "jitd.toml is no conffile"
+dpkg-deb -I "$server_deb" conffiles | grep -qx /etc/jit/server.toml \
+    || fail "server.toml is no conffile"
+dpkg-deb -f "$host_deb" Depends | grep -q 'libpam-runtime' || fail "jit-host must depend on libpam-runtime"
+dpkg-deb -f "$server_deb" Depends | grep -q 'adduser' || fail "jit-server must depend on adduser"
+version=$(dpkg-deb -f "$host_deb" Version)
+head -n1 "$here/packaging/deb/changelog" | grep -qF "($version)" \
+    || fail "packaging/deb/changelog's first entry is not $version: add an entry"
+dpkg-deb -c "$host_deb"
+dpkg-deb -c "$server_deb"
+
+step "nsswitch.conf edits of the maintainer scripts, case by case"
+# The functions exactly as postinst and postrm define them, run on sample files.
+sed -n '/^nss_add() {/,/^}/p' "$here/packaging/deb/jit-host/postinst" > "$work/nss.sh"
+sed -n '/^nss_remove() {/,/^}/p' "$here/packaging/deb/jit-host/postrm" >> "$work/nss.sh"
+if ! grep -q '^nss_add() {' "$work/nss.sh" || ! grep -q '^nss_remove() {' "$work/nss.sh"; then
+    fail "cannot find nss_add/nss_remove in the maintainer scripts"
+fi
+nss() {  # nss FILE FUNCTION...: runs the functions on FILE, as the scripts would on /etc
+    # shellcheck disable=SC1091,SC2034 # the functions read NSSWITCH
+    (NSSWITCH=$1; shift; . "$work/nss.sh"; for f in "$@"; do "$f"; done)
+}
+tab=$(printf '\t')
+while IFS='|' read -r given expected; do
+    [ -n "$given" ] || continue
+    printf '%s\ngroup: files\ngshadow: files\n#passwd: files\nnetgroup: nis\n' "$given" > "$work/nss.in"
+    cp "$work/nss.in" "$work/nss.conf"
+    nss "$work/nss.conf" nss_add nss_add
+    got=$(head -n1 "$work/nss.conf")
+    [ "$got" = "$expected" ] || fail "nsswitch add: '$given' became '$got', expected '$expected'"
+    sed -n '2,$p' "$work/nss.conf" | grep -qx 'group: files jit' || fail "group line not edited"
+    if tail -n3 "$work/nss.conf" | grep -q jit; then fail "gshadow, comments or netgroup edited"; fi
+    nss "$work/nss.conf" nss_remove nss_remove
+    cmp -s "$work/nss.in" "$work/nss.conf" || fail "nsswitch remove: '$given' not restored"
+    echo "ok: '$given' -> '$expected' -> restored"
+done <<EOF_CASES
+passwd:         files|passwd:         files jit
+passwd:${tab}files systemd|passwd:${tab}files jit systemd
+passwd: compat|passwd: compat jit
+passwd: sss files|passwd: sss files jit
+passwd: ldap|passwd: ldap jit
+passwd: files [NOTFOUND=return] db|passwd: files jit [NOTFOUND=return] db
+passwd: files   |passwd: files jit   
+passwd:files|passwd:files jit
+passwd: myfiles|passwd: myfiles jit
+EOF_CASES
+# Already there (the admin's or ours): never added twice.
+printf 'passwd: files jit systemd\n' > "$work/nss.conf"
+nss "$work/nss.conf" nss_add
+[ "$(cat "$work/nss.conf")" = 'passwd: files jit systemd' ] || fail "jit added twice"
+
+step "the units say what the packages promise"
+unit_has() {  # unit_has FILE LINE...
+    f=$1; shift
+    for l in "$@"; do grep -qxF "$l" "$f" || fail "$(basename "$f") lacks '$l'"; done
+}
+hardening="ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes
+CapabilityBoundingSet= RestrictAddressFamilies=AF_UNIX+AF_INET+AF_INET6 Restart=on-failure"
+for u in jitd jit-server; do
+    for l in $hardening; do unit_has "$here/packaging/systemd/$u.service" "$(echo "$l" | tr + ' ')"; done
+done
+unit_has "$here/packaging/systemd/jitd.service" Type=notify Before=nss-user-lookup.target \
+    Wants=network-online.target After=network-online.target \
+    ConditionPathExists=/etc/jit/host.key "ReadWritePaths=/var/lib/jitd /run/jitd"
+unit_has "$here/packaging/systemd/jit-server.service" User=jit-server Group=jit-server \
+    ReadWritePaths=/var/lib/jit-server
+
+step "lintian (errors and warnings fail unless overridden with a reason)"
+if lintian --fail-on error,warning --display-level '>=info' "$host_deb" "$server_deb" \
+    > "$work/lintian.out" 2>&1; then
+    cat "$work/lintian.out"
+else
+    cat "$work/lintian.out"
+    fail "lintian: an error, or a warning without an override (packaging/deb/*.lintian-overrides)"
+fi
+echo "overridden (packaging/deb/*.lintian-overrides):"
+grep -hv '^#' "$here"/packaging/deb/*.lintian-overrides
+
+step "contents of the .rpm files (rpm -qlp)"
+rpm -qlp "$host_rpm" | sort > "$work/host-rpm.list"
+rpm -qlp "$server_rpm" | sort > "$work/server-rpm.list"
+for p in /usr/sbin/jitd /usr/bin/jitctl /usr/lib64/security/pam_jit.so /usr/lib64/libnss_jit.so.2 \
+    /usr/lib/systemd/system/jitd.service /usr/share/jit/sshd_config.d/jit.conf /etc/jit/jitd.toml \
+    /usr/share/man/man8/jitd.8.gz /usr/share/man/man8/pam_jit.8.gz /usr/share/man/man8/nss_jit.8.gz \
+    /usr/share/man/man1/jitctl.1.gz /usr/share/man/man5/jitd.toml.5.gz \
+    /usr/share/doc/jit-host/examples/pam.d/sshd; do
+    grep -qx "$p" "$work/host-rpm.list" || fail "jit-host.rpm lacks $p"
+done
+for p in /usr/sbin/jit-server /usr/lib/systemd/system/jit-server.service /etc/jit/server.toml \
+    /usr/lib/sysusers.d/jit-server.conf /usr/share/man/man8/jit-server.8.gz \
+    /usr/share/man/man5/server.toml.5.gz; do
+    grep -qx "$p" "$work/server-rpm.list" || fail "jit-server.rpm lacks $p"
+done
+rpm -qp --configfiles "$host_rpm" | grep -qx /etc/jit/jitd.toml || fail "jitd.toml is no %config"
+rpm -qp --configfiles "$server_rpm" | grep -qx /etc/jit/server.toml || fail "server.toml is no %config"
+cat "$work/host-rpm.list" "$work/server-rpm.list"
+
+step "glibc: the binaries need no newer symbol than the RPM's documented requirement"
+rpm_glibc=$(rpm -qp --requires "$host_rpm" | sed -n 's/^glibc >= \([0-9.]*\)$/\1/p')
+[ -n "$rpm_glibc" ] || fail "jit-host.rpm has no 'glibc >= X' requirement"
+mkdir "$work/rpmroot"
+# (rpm2cpio exits 1 when its output is a file, even after writing it all: use a pipe.)
+for r in "$host_rpm" "$server_rpm"; do
+    rpm2cpio "$r" | (cd "$work/rpmroot" && cpio -idm --quiet)
+done
+needed=$(for f in usr/sbin/jitd usr/bin/jitctl usr/sbin/jit-server usr/lib64/security/pam_jit.so \
+    usr/lib64/libnss_jit.so.2; do
+    objdump -T "$work/rpmroot/$f" | grep -o 'GLIBC_[0-9.]*' | sed 's/GLIBC_//'
+done | sort -uV | tail -n1)
+echo "newest glibc symbol version used: $needed; the RPMs require glibc >= $rpm_glibc"
+[ "$(printf '%s\n%s\n' "$needed" "$rpm_glibc" | sort -V | tail -n1)" = "$rpm_glibc" ] \
+    || fail "the binaries need glibc $needed, but the RPMs promise $rpm_glibc: update the requirement and docs/packaging.md"
+rpm -qp --requires "$host_rpm"
+
+step "rpmlint (errors fail)"
+rpmlint -c "$here/packaging/rpm/rpmlint.toml" "$host_rpm" "$server_rpm"
+
+# ------------------------------------------------------------------------------------------
+step "the cached Debian 12 root"
+key=$(printf '%s %s %s' "$suite" "$include" "$mirror" | sha256sum | cut -c1-12)
+pristine="$cache/$suite-minbase-$key"
+if [ ! -f "$pristine/.complete" ]; then
+    echo "building $pristine (once; later runs reuse it)"
+    mkdir -p "$cache"
+    # Roots built from another package list or mirror are stale.
+    for old in "$cache/$suite-minbase-"*; do
+        [ -d "$old" ] && rm -rf --one-file-system "$old"
+    done
+    debootstrap --variant=minbase --include="$include" "$suite" "$pristine.tmp" "$mirror" \
+        > "$cache/debootstrap.log" 2>&1 || { tail -n 30 "$cache/debootstrap.log"; fail "debootstrap failed"; }
+    rm -rf "$pristine.tmp/var/cache/apt/archives/"*.deb "$pristine.tmp/var/lib/apt/lists/"*_Packages
+    touch "$pristine.tmp/.complete"
+    mv "$pristine.tmp" "$pristine"
+fi
+root=$(mktemp -d "$cache/run.XXXXXX")
+cp -a "$pristine/." "$root/"
+rm -f "$root/.complete"
+
+# Private /proc, /dev (a few device nodes bound from the host) and /run for the chroot.
+mount -t proc proc "$root/proc"; mounts="$root/proc $mounts"
+mount -t tmpfs -o mode=0755,nosuid devtmp "$root/dev"; mounts="$root/dev $mounts"
+for d in null zero full random urandom tty; do
+    : > "$root/dev/$d"
+    mount --bind "/dev/$d" "$root/dev/$d"; mounts="$root/dev/$d $mounts"
+done
+mount -t tmpfs -o mode=0755,nosuid,nodev runtmp "$root/run"; mounts="$root/run $mounts"
+mkdir -p "$root/run/lock"
+
+# Runs a command inside the root with a clean environment.
+in_root() {
+    env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
+        chroot "$root" "$@"
+}
+# stat inside the root, so that owners are the root's users, not the host's.
+rstat() { in_root stat -c "$1" "$2"; }
+
+# A local person with a password: her logins must not change while jit is installed.
+in_root useradd -m -s /bin/bash carol
+echo 'carol:carol-password' | in_root chpasswd
+
+snapshot() {  # snapshot DIR: nsswitch.conf and pam.d byte for byte, and a listing of all /etc
+    mkdir -p "$1"
+    cp -a "$root/etc/nsswitch.conf" "$root/etc/pam.d" "$1/"
+    (cd "$root/etc" && find . -xdev -printf '%y %m %u:%g %p %l\n' | LC_ALL=C sort > "$1/etc.list")
+    (cd "$root/etc" && find . -xdev -type f -exec sha256sum {} + | LC_ALL=C sort -k2 > "$1/etc.sums")
+}
+same_config() {  # same_config DIR WHEN: nsswitch.conf and /etc/pam.d as in DIR, byte for byte
+    cmp "$1/nsswitch.conf" "$root/etc/nsswitch.conf" || fail "$2: /etc/nsswitch.conf differs"
+    diff -r "$1/pam.d" "$root/etc/pam.d" || fail "$2: /etc/pam.d differs"
+    echo "$2: /etc/nsswitch.conf and /etc/pam.d are byte-identical to the snapshot"
+}
+
+pam() {  # pam USER INPUT: pamtester through the root's own stacks (service `other`)
+    printf '%s\n' "$2" | in_root pamtester -I rhost=192.0.2.10 jit-pkgtest "$1" \
+        authenticate acct_mgmt open_session close_session > "$work/pam.out" 2>&1
+}
+behaviour() {  # what a host shows without jit: one line per case, exit codes only
+    r() { if "$@" >/dev/null 2>&1; then echo 0; else echo "$?"; fi; }
+    echo "getent passwd carol: $(r in_root getent passwd carol)"
+    echo "getent passwd admin: $(r in_root getent passwd admin)"
+    echo "getent group admin: $(r in_root getent group admin)"
+    echo "getent shadow admin: $(r in_root getent shadow admin)"
+    echo "carol, right password: $(r pam carol carol-password)"
+    echo "carol, wrong password: $(r pam carol wrong)"
+    echo "admin: $(r pam admin 123456)"
+    echo "root: $(r pam root 123456)"
+}
+
+step "before the install: snapshot and behaviour"
+snapshot "$work/before"
+behaviour | tee "$work/behaviour.before"
+grep -qx 'carol, right password: 0' "$work/behaviour.before" || fail "carol cannot log in before the install"
+
+step "install jit-host and jit-server"
+cp "$host_deb" "$server_deb" "$root/tmp/"
+in_root dpkg -i "/tmp/$(basename "$host_deb")" "/tmp/$(basename "$server_deb")"
+for db in passwd group shadow; do
+    grep -Eq "^$db:[[:space:]]+files jit$" "$root/etc/nsswitch.conf" \
+        || fail "nsswitch.conf: no 'files jit' on the $db line: $(grep "^$db:" "$root/etc/nsswitch.conf")"
+done
+grep -q '^gshadow:[[:space:]]*files$' "$root/etc/nsswitch.conf" || fail "gshadow line changed"
+for s in auth account session; do
+    grep -q 'pam_jit\.so' "$root/etc/pam.d/common-$s" || fail "common-$s does not call pam_jit.so"
+done
+[ "$(rstat '%a %U' /var/lib/jitd)" = "755 root" ] || fail "/var/lib/jitd: $(rstat '%a %U' /var/lib/jitd)"
+[ "$(rstat '%a %U %G' /var/lib/jit-server)" = "700 jit-server jit-server" ] \
+    || fail "/var/lib/jit-server: $(rstat '%a %U %G' /var/lib/jit-server)"
+in_root getent passwd jit-server | grep -q ':/var/lib/jit-server:/usr/sbin/nologin$' \
+    || fail "no jit-server system user"
+[ -L "$root/etc/systemd/system/multi-user.target.wants/jitd.service" ] || fail "jitd.service is not enabled"
+[ ! -e "$root/etc/systemd/system/multi-user.target.wants/jit-server.service" ] \
+    || fail "jit-server.service must wait for init before it is enabled"
+in_root jitd check-config | tee "$work/check-config.out"
+grep -q 'not usable yet' "$work/check-config.out" || fail "jitd check-config should say the host has not joined"
+
+step "installed again (configure with the same version): nothing changes"
+cp "$root/etc/nsswitch.conf" "$work/nsswitch.installed"
+in_root dpkg -i "/tmp/$(basename "$host_deb")"
+cmp "$work/nsswitch.installed" "$root/etc/nsswitch.conf" || fail "a second configure changed nsswitch.conf"
+
+step "installed, not joined: the host behaves exactly as before"
+behaviour | tee "$work/behaviour.unjoined"
+diff "$work/behaviour.before" "$work/behaviour.unjoined" || fail "an unjoined host behaves differently"
+
+step "the packaged jit-server, as its own user"
+uid=$(in_root id -u jit-server)
+gid=$(in_root id -g jit-server)
+as_server() { env -i PATH=/usr/sbin:/usr/bin HOME=/var/lib/jit-server chroot --userspec="$uid:$gid" "$root" "$@"; }
+as_server jit-server init --json > "$work/init.json"
+json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+token=$(json "['admin_token']" < "$work/init.json")
+fingerprint=$(json "['ca_fingerprint']" < "$work/init.json")
+[ "$(rstat '%U' /var/lib/jit-server/jit.db)" = jit-server ] || fail "jit.db is not jit-server's"
+as_server jit-server run --listen 127.0.0.1:0 > "$work/server.out" 2> "$work/server.log" &
+pids="$pids $!"
+for _ in $(seq 100); do grep -q '^listening on ' "$work/server.out" && break; sleep 0.1; done
+url=$(sed -n 's/^listening on //p' "$work/server.out")
+[ -n "$url" ] || { cat "$work/server.log"; fail "jit-server did not start"; }
+echo "jit-server: $url"
+
+admin() { in_root env JITCTL_CONFIG=/root/jit-admin jitctl "$@"; }
+alice() { in_root env JITCTL_CONFIG=/root/jit-alice jitctl "$@"; }
+admin login --server "$url" --ca-fingerprint "$fingerprint" --token "$token"
+code=$(admin --json person add alice | json "['enrollment_code']")
+admin group add ops
+admin group add-member ops alice
+admin account add admin --uid 60001 --gid 60001 --home /home/admin --shell /bin/bash \
+    --group ops --ttl 5m --max-ttl 30m --hosts 'web*'
+join=$(admin --json host add web01 --label web | json "['join_token']")
+mkfifo "$work/enroll.in"
+alice --json enroll "$code" --server "$url" --ca-fingerprint "$fingerprint" \
+    < "$work/enroll.in" > "$work/enroll.out" &
+enroll=$!
+exec 3> "$work/enroll.in"
+for _ in $(seq 100); do [ -s "$work/enroll.out" ] && break; sleep 0.1; done
+uri=$(head -n1 "$work/enroll.out" | json "['otpauth_uri']")
+python3 "$here/scripts/totp.py" "$uri" >&3
+exec 3>&-
+wait "$enroll" || fail "enrollment failed: $(cat "$work/enroll.out")"
+
+step "jitd join, then jitd run (by hand: no systemd in a chroot)"
+in_root env JITD_JOIN_TOKEN="$join" jitd join
+[ "$(rstat '%a %U' /etc/jit/host.key)" = "600 root" ] || fail "host.key is not 0600 root"
+env -i PATH=/usr/sbin:/usr/bin JITD_LOG=info chroot "$root" /usr/sbin/jitd run 2> "$work/jitd.log" &
+pids="$pids $!"
+for _ in $(seq 100); do [ -S "$root/run/jitd/pam.sock" ] && break; sleep 0.1; done
+[ -S "$root/run/jitd/pam.sock" ] || { cat "$work/jitd.log"; fail "jitd did not listen"; }
+
+step "joined: admin resolves through nss_jit, and logs in with alice's code through the stacks"
+in_root getent passwd admin | tee "$work/getent.out"
+grep -qx 'admin:x:60001:60001:[^:]*:/home/admin:/bin/bash' "$work/getent.out" || fail "getent passwd admin"
+in_root getent group admin | grep -q '^admin:x:60001:' || fail "getent group admin"
+in_root id admin
+if pam admin 000000; then fail "admin logged in without a reservation"; fi
+cat "$work/pam.out"
+alice reserve admin --host web01 --for 5m --reason "package test"
+pam admin "$(python3 "$here/scripts/totp.py" "$uri" 1)" || { cat "$work/pam.out" "$work/jitd.log"; fail "alice's login to admin"; }
+cat "$work/pam.out"
+grep -q 'Verification code' "$work/pam.out" || fail "no verification prompt"
+if pam admin "$(python3 "$here/scripts/totp.py" "$uri" 1)"; then fail "a reservation was used twice"; fi
+pam carol carol-password || fail "carol's own login changed while joined"
+
+step "stop jitd and jit-server"
+for p in $pids; do kill "$p"; wait "$p" || true; done
+pids=""
+
+step "upgrade (the same packages repacked as a newer version): state and choices kept"
+for d in "$host_deb" "$server_deb"; do
+    n=$(basename "$d" .deb)
+    dpkg-deb -R "$d" "$work/$n"
+    sed -i 's/^Version: \(.*\)$/Version: \1+pkgtest1/' "$work/$n/DEBIAN/control"
+    dpkg-deb -b "$work/$n" "$root/tmp/$n+pkgtest1.deb" >/dev/null
+done
+# An admin's choices before the upgrade: a local setting in the conffile, and no jit on the
+# shadow line.
+echo 'refresh_interval = "5s"' >> "$root/etc/jit/jitd.toml"
+sed -i 's/^\(shadow:.*\) jit$/\1/' "$root/etc/nsswitch.conf"
+snapshot "$work/before-upgrade"
+in_root dpkg -i "/tmp/$(basename "$host_deb" .deb)+pkgtest1.deb" "/tmp/$(basename "$server_deb" .deb)+pkgtest1.deb"
+# shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+in_root dpkg-query -W -f '${Version}\n' jit-host | grep -q '+pkgtest1$' || fail "not upgraded"
+same_config "$work/before-upgrade" "after upgrade"
+grep -q '^refresh_interval = "5s"$' "$root/etc/jit/jitd.toml" || fail "the upgrade lost a conffile setting"
+for f in /etc/jit/host.key /etc/jit/ca.pem /var/lib/jitd/nss.cache /var/lib/jit-server/jit.db; do
+    [ -f "$root$f" ] || fail "the upgrade lost $f"
+done
+[ -L "$root/etc/systemd/system/multi-user.target.wants/jitd.service" ] || fail "upgrade disabled jitd"
+# Back to the packaged line, so that remove and purge are compared with the first snapshot.
+sed -i 's/^\(shadow:[[:space:]]*files\)$/\1 jit/' "$root/etc/nsswitch.conf"
+
+step "systemd-analyze verify and security (the installed units, inside the root)"
+# verify exits 0 on unknown keys and bad values ("…, ignoring"): any output is a failure.
+if ! systemd-analyze verify --man=no --generators=no --root="$root" \
+    /usr/lib/systemd/system/jitd.service /usr/lib/systemd/system/jit-server.service \
+    > "$work/verify.out" 2>&1 || [ -s "$work/verify.out" ]; then
+    cat "$work/verify.out"
+    fail "systemd-analyze verify"
+fi
+echo "systemd-analyze verify: no complaint"
+# The exposure score (0 safest, 10 unsafe): both services must stay at "OK" (below 2.5).
+for unit in jitd.service jit-server.service; do
+    systemd-analyze security --offline=true --threshold=25 --root="$root" "$unit" \
+        > "$work/security.out" 2>&1 || { cat "$work/security.out"; fail "$unit is exposed"; }
+    grep 'Overall exposure level' "$work/security.out"
+done
+
+step "remove: configuration restored, state kept"
+in_root dpkg -r jit-host jit-server
+same_config "$work/before" "after remove"
+[ -d "$root/var/lib/jitd" ] || fail "remove deleted /var/lib/jitd"
+[ -f "$root/etc/jit/host.key" ] || fail "remove deleted the host key"
+[ ! -e "$root/run/jitd" ] || fail "remove left /run/jitd"
+behaviour > "$work/behaviour.removed"
+diff "$work/behaviour.before" "$work/behaviour.removed" || fail "a removed jit-host still changes the host"
+
+step "reinstall after remove: configured again"
+in_root dpkg -i "/tmp/$(basename "$host_deb")" "/tmp/$(basename "$server_deb")"
+grep -Eq '^passwd:[[:space:]]+files jit$' "$root/etc/nsswitch.conf" || fail "reinstall: nsswitch.conf"
+grep -q 'pam_jit\.so' "$root/etc/pam.d/common-auth" || fail "reinstall: common-auth"
+
+step "purge: configuration restored, state deleted"
+in_root dpkg --purge jit-host jit-server
+same_config "$work/before" "after purge"
+for p in /var/lib/jitd /var/lib/jit-server /etc/jit /run/jitd \
+    /etc/systemd/system/multi-user.target.wants/jitd.service; do
+    [ ! -e "$root$p" ] || fail "purge left $p"
+done
+snapshot "$work/after"
+# The jit-server system user stays after a purge, as Debian keeps every system user.
+for f in etc.list etc.sums; do
+    grep -Ev '\./(passwd|group|shadow|gshadow)-?( |$)' "$work/before/$f" > "$work/before/$f.cmp"
+    grep -Ev '\./(passwd|group|shadow|gshadow)-?( |$)' "$work/after/$f" > "$work/after/$f.cmp"
+done
+diff "$work/before/etc.list.cmp" "$work/after/etc.list.cmp" || fail "purge left /etc different"
+diff "$work/before/etc.sums.cmp" "$work/after/etc.sums.cmp" || fail "purge left /etc different"
+echo "after purge: all of /etc is as before (except the kept jit-server user)"
+
+printf '\npackages OK\n'

@@ -9,7 +9,8 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 # Every test: unit tests, and end-to-end tests against the real server, jitd, libpam (through
-# pam_wrapper), glibc NSS (in a private mount namespace) and OpenSSH. Needs root for unshare.
+# pam_wrapper, or a bind-mounted /etc/pam.d in a private mount namespace), glibc NSS (a
+# bind-mounted nsswitch.conf) and OpenSSH. Needs root for unshare.
 test: build
 	$(CARGO) test --workspace
 

@@ -2,8 +2,8 @@
 //!
 //! Order at startup: read the host key and CA (fail fast with what to do), open the audit queue,
 //! restore the NSS cache from the persisted copy if /run is empty (after a reboot), try one
-//! refresh from the server (bounded by `server_timeout`; a server that is down does not stop
-//! jitd), listen on the PAM socket, then tell systemd READY=1. SIGTERM or SIGINT: STOPPING=1,
+//! refresh (accounts and offline grants) from the server (bounded by `server_timeout`; a server
+//! that is down does not stop jitd), listen on the PAM socket, then tell systemd READY=1. SIGTERM or SIGINT: STOPPING=1,
 //! stop accepting, remove the socket.
 
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::driver::{Core, Settings, SharedAccounts};
 use crate::host_key::{HostKey, HostKeyError};
 use crate::nss_publish::{self, Publisher};
+use crate::offline::{self, OfflineStore};
 use crate::pam_socket::{self, Limits, SocketError};
 use crate::record::Recorder;
 use crate::upstream::Upstream;
@@ -87,19 +88,32 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         );
     }
 
+    let offline = Arc::new(OfflineStore::open(&config.state_dir));
+    if let Err(e) = offline::refresh_once(&*server, &offline).await {
+        tracing::debug!("cannot fetch the offline grants at startup (keeping the saved ones): {e}");
+    }
+
     let listener = pam_socket::bind(&config.socket)?;
     let settings = Settings {
         host: key.host.to_string(),
         prompt: config.prompt.clone(),
         deny_as_prompt: config.services.deny_as_prompt.clone(),
     };
-    let core = Arc::new(Core::new(
+    let core = Arc::new(
+        Core::new(
+            server.clone(),
+            Recorder {
+                queue: queue.clone(),
+            },
+            settings,
+            shared.clone(),
+        )
+        .with_offline(offline.clone()),
+    );
+    tokio::spawn(offline::run(
         server.clone(),
-        Recorder {
-            queue: queue.clone(),
-        },
-        settings,
-        shared.clone(),
+        offline,
+        config.refresh_interval.0,
     ));
     tokio::spawn(nss_publish::run(
         server.clone(),

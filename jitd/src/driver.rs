@@ -16,6 +16,9 @@
 //!   reservation; at most [`TICKET_TTL`] old) passes. A public-key login skips auth, has no
 //!   ticket, and is refused in the account stage.
 //!
+//! - Offline: when the server cannot be reached and the account is `offline = "cached"`, a grant
+//!   the server gave earlier for this host's reservation decides instead ([`crate::offline`]).
+//!
 //! Never logs or stores the person's answer.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -30,6 +33,7 @@ use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Tick
 use jit_proto::{AccountName, PersonName};
 
 use crate::audit_queue::new_event_id;
+use crate::offline::{Offline, OfflineStore};
 use crate::syslog::Decision;
 use crate::upstream::Server;
 
@@ -135,6 +139,8 @@ pub struct Core<S: Server, R: Record> {
     pub settings: Settings,
     pub shared: Arc<SharedAccounts>,
     pub tickets: Tickets,
+    /// Grants for deciding while the server is unreachable (`None`: always deny then).
+    pub offline: Option<Arc<OfflineStore>>,
 }
 
 impl<S: Server, R: Record> Core<S, R> {
@@ -145,7 +151,15 @@ impl<S: Server, R: Record> Core<S, R> {
             settings,
             shared,
             tickets: Tickets::default(),
+            offline: None,
         }
+    }
+
+    /// Lets logins to `offline = "cached"` accounts be decided from `store` when the server is
+    /// unreachable.
+    pub fn with_offline(mut self, store: Arc<OfflineStore>) -> Self {
+        self.offline = Some(store);
+        self
     }
 }
 
@@ -163,6 +177,11 @@ enum State {
     },
     /// A denial was shown as a prompt; its answer (Enter) ends the auth with `Denied`.
     AwaitDenyAck,
+    /// The server is unreachable and a cached grant exists: the answer is checked against it.
+    AwaitOfflineCode {
+        ctx: LoginContext,
+        account: AccountName,
+    },
 }
 
 /// One connection's conversation.
@@ -181,7 +200,10 @@ impl<S: Server, R: Record> Conversation<S, R> {
 
     /// True while a prompt is out: the next frame waits on a person typing, not on a program.
     pub fn awaiting_person(&self) -> bool {
-        matches!(self.state, State::AwaitCode { .. } | State::AwaitDenyAck)
+        matches!(
+            self.state,
+            State::AwaitCode { .. } | State::AwaitDenyAck | State::AwaitOfflineCode { .. }
+        )
     }
 
     /// The answer to `req`. A `Failed` step ends the connection.
@@ -217,10 +239,16 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 },
                 Request::Answer { text },
             ) => self.verify(ctx, account, attempt, text, now).await,
+            (State::AwaitOfflineCode { ctx, account }, Request::Answer { text }) => {
+                self.offline_verify(ctx, account, text, now)
+            }
             (State::AwaitDenyAck, Request::Answer { .. } | Request::Continue) => Step::Denied {
                 message: String::new(),
             },
-            (State::AwaitCode { .. } | State::AwaitDenyAck, other) => failed(format!(
+            (
+                State::AwaitCode { .. } | State::AwaitDenyAck | State::AwaitOfflineCode { .. },
+                other,
+            ) => failed(format!(
                 "expected the answer to the prompt, not {}",
                 request_kind(&other)
             )),
@@ -272,8 +300,149 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 );
                 self.deny(&ctx, message)
             }
+            Err(e) if e.is_unreachable() && self.offline_known(&account, now) => {
+                match self.offline_precheck(&account, now) {
+                    Offline::Ready => {
+                        self.decide(
+                            &ctx,
+                            None,
+                            "challenge",
+                            "server unreachable: offline grant".into(),
+                        );
+                        let text = self.core.settings.prompt.clone();
+                        self.state = State::AwaitOfflineCode { ctx, account };
+                        Step::Prompt { echo: false, text }
+                    }
+                    refused => self.offline_refused(&ctx, &account, refused, now),
+                }
+            }
             Err(e) => self.server_failed(&ctx, &account, None, &e, now),
         }
+    }
+
+    fn offline_precheck(&self, account: &AccountName, now: i64) -> Offline {
+        match &self.core.offline {
+            Some(o) => o.precheck(account.as_str(), now),
+            None => Offline::NoGrant,
+        }
+    }
+
+    /// Does this host hold a live grant for `account`, used or not? Then the grant's state is
+    /// what the person is told, rather than the generic "cannot be reached".
+    fn offline_known(&self, account: &AccountName, now: i64) -> bool {
+        self.offline_precheck(account, now) != Offline::NoGrant
+    }
+
+    /// The server is unreachable: decide from the cached grant. A grant is recorded as used
+    /// (fsynced) before the login is allowed, and the login is queued for the server.
+    fn offline_verify(
+        &mut self,
+        ctx: LoginContext,
+        account: AccountName,
+        code: jit_proto::Secret,
+        now: i64,
+    ) -> Step {
+        let Some(store) = self.core.offline.clone() else {
+            return self.deny(&ctx, String::new());
+        };
+        let outcome = match store.check(account.as_str(), &code, now) {
+            Ok(o) => o,
+            Err(e) => {
+                // Cannot make the use durable: refuse rather than risk a second use.
+                tracing::error!("{e}");
+                Offline::NoGrant
+            }
+        };
+        match outcome {
+            Offline::Granted {
+                person,
+                reservation_id,
+                step,
+            } => {
+                let attempt = format!("offline-{}", new_event_id());
+                let ticket = Ticket {
+                    account: account.to_string(),
+                    person: person.clone(),
+                    reservation_id,
+                    attempt: attempt.clone(),
+                };
+                self.core.tickets.grant(ticket.clone(), now);
+                self.decide(
+                    &ctx,
+                    Some(&person),
+                    "granted",
+                    "offline: cached grant".into(),
+                );
+                self.core.record.event(HostEvent {
+                    id: new_event_id(),
+                    at: now,
+                    action: "login.offline".into(),
+                    account: account.clone(),
+                    person: PersonName::new(&person).ok(),
+                    result: AuditResult::Ok,
+                    reason: Some(
+                        "the server was unreachable; the code matched the grant cached on this host"
+                            .into(),
+                    ),
+                    origin: origin(&ctx),
+                    reservation_id: Some(reservation_id),
+                    attempt: Some(attempt),
+                    totp_step: Some(step),
+                });
+                Step::Granted { ticket }
+            }
+            refused => self.offline_refused(&ctx, &account, refused, now),
+        }
+    }
+
+    /// Says why the cached grant did not admit the login, and records it.
+    fn offline_refused(
+        &mut self,
+        ctx: &LoginContext,
+        account: &AccountName,
+        outcome: Offline,
+        now: i64,
+    ) -> Step {
+        let host = &self.core.settings.host;
+        let (reason, message) = match outcome {
+            Offline::Wrong => (
+                "offline: wrong code",
+                format!(
+                    "The code is not valid for the current reservation of {account} on {host} \
+                     (checked on this host: the jit server cannot be reached)."
+                ),
+            ),
+            Offline::Used => (
+                "offline: reservation already used",
+                format!("The reservation of {account} on {host} was already used by a login."),
+            ),
+            Offline::Locked => (
+                "offline: too many wrong codes",
+                format!(
+                    "Too many wrong codes; logins to {account} are refused until the jit server \
+                     can be reached."
+                ),
+            ),
+            Offline::NoGrant | Offline::Ready | Offline::Granted { .. } => (
+                "offline: no usable grant",
+                format!(
+                    "the jit server cannot be reached; logins to {account} are refused. Try \
+                     again later."
+                ),
+            ),
+        };
+        self.decide(ctx, None, "denied", reason.into());
+        self.event(
+            ctx,
+            account,
+            "login.denied",
+            AuditResult::Denied,
+            reason,
+            None,
+            None,
+            now,
+        );
+        self.deny(ctx, message)
     }
 
     async fn verify(
@@ -313,6 +482,10 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     format!("{}: {message}", reason_name(reason)),
                 );
                 self.deny(&ctx, message)
+            }
+            // The server went away between the prompt and the answer: the grant decides.
+            Err(e) if e.is_unreachable() && self.offline_known(&account, now) => {
+                self.offline_verify(ctx, account, req.code, now)
             }
             Err(e) => self.server_failed(&ctx, &account, Some(attempt), &e, now),
         }

@@ -674,3 +674,112 @@ fn tickets_expire_and_are_pruned() {
     );
     assert!(t.valid(&later, "admin", NOW + TICKET_TTL));
 }
+
+#[tokio::test]
+async fn offline_a_cached_grant_decides_once_when_the_server_is_unreachable() {
+    use crate::offline::tests::grant;
+    use jit_proto::api::OfflineGrants;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(crate::offline::OfflineStore::open(dir.path()));
+    let step = NOW / 30;
+    store
+        .update(&OfflineGrants {
+            grants: vec![grant(9, "root", &[(step, "654321")], NOW + 300)],
+            now: NOW,
+        })
+        .unwrap();
+    let mut rig = Rig::new();
+    let core = Arc::get_mut(&mut rig.core).unwrap();
+    core.offline = Some(store);
+
+    // No grant for admin: closed, as without offline support.
+    rig.server.on_begin(Answer::Unreachable);
+    let mut c = rig.conv().await;
+    let step_admin = c
+        .handle(
+            Request::AuthStart {
+                ctx: ctx("admin", "login"),
+            },
+            NOW,
+        )
+        .await;
+    assert!(
+        matches!(&step_admin, Step::Denied { message } if message.contains("cannot be reached")),
+        "{step_admin:?}"
+    );
+
+    // root has a grant: a prompt, then the code is checked here.
+    rig.server.on_begin(Answer::Unreachable);
+    let mut c = rig.conv().await;
+    let step_root = c
+        .handle(
+            Request::AuthStart {
+                ctx: ctx("root", "login"),
+            },
+            NOW,
+        )
+        .await;
+    assert_eq!(
+        step_root,
+        Step::Prompt {
+            echo: false,
+            text: "Verification code: ".into()
+        }
+    );
+    let Step::Granted { ticket } = c.handle(answer("654321"), NOW + 1).await else {
+        panic!("the cached grant should admit the holder's code")
+    };
+    assert_eq!(
+        (ticket.person.as_str(), ticket.reservation_id),
+        ("alice", 9)
+    );
+    // The ticket opens the account stage like an online one.
+    let mut c = rig.conv().await;
+    let req = Request::Account {
+        ctx: ctx("root", "login"),
+        ticket: Some(ticket),
+    };
+    assert_eq!(c.handle(req, NOW + 2).await, Step::Allowed);
+
+    // The server went away between prompt and answer: the grant was used already.
+    rig.server
+        .on_begin(challenge())
+        .on_verify(Answer::Unreachable);
+    let mut c = rig.conv().await;
+    c.handle(
+        Request::AuthStart {
+            ctx: ctx("root", "login"),
+        },
+        NOW + 3,
+    )
+    .await;
+    let again = c.handle(answer("654321"), NOW + 3).await;
+    assert!(
+        matches!(&again, Step::Denied { message } if message.contains("already used")),
+        "{again:?}"
+    );
+
+    let events = rig.record.events();
+    let offline: Vec<&HostEvent> = events
+        .iter()
+        .filter(|e| e.action == "login.offline")
+        .collect();
+    assert_eq!(offline.len(), 1, "{events:?}");
+    assert_eq!(
+        offline[0].person.as_ref().map(|p| p.as_str()),
+        Some("alice")
+    );
+    assert_eq!(
+        (offline[0].reservation_id, offline[0].totp_step),
+        (Some(9), Some(step))
+    );
+    for d in rig.record.decisions() {
+        assert!(
+            !d.line().contains("654321"),
+            "a code reached the log: {}",
+            d.line()
+        );
+    }
+    rig.done();
+}

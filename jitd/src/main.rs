@@ -22,6 +22,7 @@ mod host_key;
 mod join;
 mod notify;
 mod nss_publish;
+mod offline;
 mod pam_socket;
 mod peer;
 mod record;

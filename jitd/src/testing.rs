@@ -151,6 +151,10 @@ impl Server for FakeServer {
         }
     }
 
+    async fn offline_grants(&self) -> Result<jit_proto::api::OfflineGrants, ClientError> {
+        Err(unreachable())
+    }
+
     async fn host_events(&self, req: &HostEvents) -> Result<EventsStored, ClientError> {
         let mut i = self.lock();
         if i.events_unreachable {

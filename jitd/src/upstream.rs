@@ -1,4 +1,4 @@
-//! The jit server as jitd sees it: the four host-facing calls, behind a small trait so the
+//! The jit server as jitd sees it: the host-facing calls, behind a small trait so the
 //! conversation driver, the NSS refresher and the audit queue can be tested against a scripted
 //! server. [`Upstream`] is the real one: HTTPS through `jit_client`, trusting only the CA pinned at
 //! join time, with the host credential, every call bounded by `server_timeout`.
@@ -9,6 +9,7 @@ use std::time::Duration;
 use jit_client::{Client, ClientError, Trust};
 use jit_proto::api::{
     EventsStored, HostAccounts, HostEvents, LoginBegin, LoginBegun, LoginVerified, LoginVerify,
+    OfflineGrants,
 };
 
 use crate::host_key::HostKey;
@@ -29,6 +30,7 @@ pub trait Server: Send + Sync + 'static {
         &self,
         req: &HostEvents,
     ) -> impl Future<Output = Result<EventsStored, ClientError>> + Send;
+    fn offline_grants(&self) -> impl Future<Output = Result<OfflineGrants, ClientError>> + Send;
 }
 
 /// The real server.
@@ -69,5 +71,9 @@ impl Server for Upstream {
 
     async fn host_events(&self, req: &HostEvents) -> Result<EventsStored, ClientError> {
         self.client.host_events(req).await
+    }
+
+    async fn offline_grants(&self) -> Result<OfflineGrants, ClientError> {
+        self.client.offline_grants().await
     }
 }

@@ -242,7 +242,7 @@ impl Host {
         std::fs::write(self.path().join("pam.d").join(name), text).expect("write service");
     }
 
-    /// `pamtester SERVICE USER OPS…` under pam_wrapper, with `stdin` as the person's typing.
+    /// `pamtester SERVICE USER OPS…` (see [`Host::pam_command`]), with `stdin` as the person's typing.
     pub fn pamtester(&self, service: &str, user: &str, ops: &[&str], stdin: &str) -> Run {
         let mut child = self
             .pam_command(service, user, ops)

@@ -240,6 +240,38 @@ pub unsafe extern "C" fn _nss_jit_getspnam_r(
     }
 }
 
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _nss_jit_setspent(_stayopen: c_int) -> NssStatus {
+    unsafe { guard(std::ptr::null_mut(), || state::with(|s| s.setspent())) }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _nss_jit_getspent_r(
+    result: *mut libc::spwd,
+    buffer: *mut c_char,
+    buflen: size_t,
+    errnop: *mut c_int,
+) -> NssStatus {
+    unsafe {
+        guard(errnop, || {
+            let Some(out) = result.as_mut() else {
+                return BAD_ARGUMENT;
+            };
+            state::with(|s| s.getspent(out, &mut Buffer::from_raw(buffer, buflen)))
+        })
+    }
+}
+
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn _nss_jit_endspent() -> NssStatus {
+    unsafe {
+        guard(std::ptr::null_mut(), || {
+            state::with(|s| s.endspent());
+            Outcome::Found
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

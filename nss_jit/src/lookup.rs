@@ -143,6 +143,16 @@ pub fn shadow_by_name(
     answer(v.user_by_name(name), |u| fill_shadow(&u, out, buf))
 }
 
+/// The `index`th shadow entry of an enumeration (one per virtual account).
+pub fn shadow_at(
+    v: &CacheView<'_>,
+    index: usize,
+    out: &mut libc::spwd,
+    buf: &mut Buffer<'_>,
+) -> Outcome {
+    answer(v.users().nth(index), |u| fill_shadow(&u, out, buf))
+}
+
 /// Adds the gids of the cache's groups that list `user`, except `primary` (glibc adds that one
 /// itself). Found if `user` is in any of them.
 pub fn initgroups(

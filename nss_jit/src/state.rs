@@ -33,6 +33,7 @@ pub struct State<'p> {
     clock: fn() -> u64,
     passwd: Cursor,
     group: Cursor,
+    shadow: Cursor,
 }
 
 impl<'p> State<'p> {
@@ -42,6 +43,7 @@ impl<'p> State<'p> {
             clock,
             passwd: Cursor::new(),
             group: Cursor::new(),
+            shadow: Cursor::new(),
         }
     }
 
@@ -133,6 +135,26 @@ impl<'p> State<'p> {
     pub fn endgrent(&mut self) {
         self.group.close();
     }
+
+    pub fn setspent(&mut self) -> Outcome {
+        let map = self.start();
+        let outcome = map
+            .as_ref()
+            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
+        self.shadow.open(map);
+        outcome
+    }
+
+    pub fn getspent(&mut self, out: &mut libc::spwd, buf: &mut Buffer<'_>) -> Outcome {
+        if !self.shadow.is_open() {
+            self.setspent();
+        }
+        self.shadow.step(|v, i| lookup::shadow_at(v, i, out, buf))
+    }
+
+    pub fn endspent(&mut self) {
+        self.shadow.close();
+    }
 }
 
 #[cfg(test)]
@@ -214,6 +236,17 @@ mod tests {
             Outcome::Found
         );
         assert_eq!(text(sp.sp_pwdp), "*");
+        // Enumeration: one locked entry per virtual account, then the end.
+        assert_eq!(state.setspent(), Outcome::Found);
+        let mut shadow = Vec::new();
+        while state.getspent(&mut sp, &mut scratch.buffer(256)) == Outcome::Found {
+            shadow.push((text(sp.sp_namp), text(sp.sp_pwdp)));
+        }
+        state.endspent();
+        assert_eq!(
+            shadow,
+            [("user0".into(), "*".into()), ("user1".into(), "*".into())]
+        );
     }
 
     #[test]

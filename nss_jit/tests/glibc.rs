@@ -293,6 +293,18 @@ fn getent_and_id_see_jit_accounts_next_to_files() {
         ),
         (
             Setup::Published,
+            vec!["getent", "shadow"],
+            0,
+            vec![
+                "root:*:19000:0:99999:7:::",
+                "alice:!:19000:0:99999:7:::",
+                "admin:*:::::::",
+                "deploy:*:::::::",
+                "verbose:*:::::::",
+            ],
+        ),
+        (
+            Setup::Published,
             vec!["getent", "passwd"],
             0,
             vec![

@@ -7,6 +7,10 @@
 //! that trickles one byte at a time still cannot stretch one answer past the timeout.
 //! Writes use `send(MSG_NOSIGNAL)`: a jitd that hung up must give us `EPIPE`, not a `SIGPIPE`
 //! that kills sshd.
+//!
+//! The listener must run as root (or as this process's own user): the module hands it the
+//! person's code and takes its word on who may log in, so a socket that some other user managed
+//! to bind at the configured path is refused like a missing one ([`check_listener`]).
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -49,8 +53,48 @@ pub struct SocketPath(pub PathBuf);
 
 impl Connect for SocketPath {
     fn connect(&self, timeout: Duration) -> io::Result<UnixStream> {
-        connect_bounded(&self.0, timeout)
+        let stream = connect_bounded(&self.0, timeout)?;
+        // SAFETY: plain syscall.
+        let euid = unsafe { libc::geteuid() };
+        check_listener(&self.0, listener_uid(&stream)?, euid)?;
+        Ok(stream)
     }
+}
+
+/// The uid the kernel recorded for the listening end (SO_PEERCRED).
+fn listener_uid(stream: &UnixStream) -> io::Result<u32> {
+    // SAFETY: ucred is plain old data; all-zeroes is a valid value.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            stream.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast::<libc::c_void>(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(cred.uid)
+}
+
+/// `Ok` if the process behind `path` runs as root or as `euid` (ours).
+fn check_listener(path: &Path, uid: u32, euid: u32) -> io::Result<()> {
+    if uid == 0 || uid == euid {
+        return Ok(());
+    }
+    Err(io::Error::new(
+        io::ErrorKind::PermissionDenied,
+        format!(
+            "the process listening on {} runs as uid {uid}, not root: it is not jitd; \
+             check who created that socket",
+            path.display()
+        ),
+    ))
 }
 
 /// `UnixStream::connect` has no timeout, and a blocking connect to a listener whose backlog is
@@ -221,6 +265,62 @@ mod tests {
             .unwrap();
         let (_peer, _) = listener.accept().unwrap();
         drop(stream);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_listener_run_by_root_or_ourselves_is_trusted() {
+        let p = Path::new("/run/jitd/pam.sock");
+        assert!(check_listener(p, 0, 1000).is_ok());
+        assert!(check_listener(p, 1000, 1000).is_ok());
+        let err = check_listener(p, 1001, 0).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            err.to_string().contains("uid 1001") && err.to_string().contains("/run/jitd/pam.sock"),
+            "{err}"
+        );
+    }
+
+    /// A socket bound by another user (nobody) at the configured path is refused.
+    #[test]
+    fn a_socket_bound_by_another_user_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        // SAFETY: plain syscall.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: needs root to run a listener as another user");
+            return;
+        }
+        let dir = temp_dir("squat");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = dir.join("s");
+        let mut squatter = std::process::Command::new("python3")
+            .args([
+                "-c",
+                "import socket,sys,time\n\
+                 s=socket.socket(socket.AF_UNIX);s.bind(sys.argv[1]);s.listen(8)\n\
+                 print('ready',flush=True);time.sleep(30)",
+            ])
+            .arg(&path)
+            .uid(65534)
+            .gid(65534)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3");
+        let mut ready = [0u8; 5];
+        squatter
+            .stdout
+            .take()
+            .unwrap()
+            .read_exact(&mut ready)
+            .unwrap();
+        let err = SocketPath(path.clone())
+            .connect(Duration::from_secs(5))
+            .unwrap_err();
+        let _ = squatter.kill();
+        let _ = squatter.wait();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        assert!(err.to_string().contains("uid 65534"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
     }
 

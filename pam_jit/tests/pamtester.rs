@@ -110,21 +110,35 @@ impl TestDir {
         self.service("[success=done ignore=ignore default=die]", next_auth, "");
     }
 
+    /// `program` under pam_wrapper with this directory's stacks, once it holds [`WRAPPER_LOCK`].
+    /// pam_wrapper picks its /tmp/pam.X directory with a check-then-mkdir, so two processes
+    /// starting together can share one and overwrite each other's stacks: they take turns. Only
+    /// `program` loads the wrapper (through `env`), not `flock`, which runs before the lock is
+    /// held.
+    fn wrapped(&self, program: &str) -> Command {
+        let mut cmd = Command::new("flock");
+        cmd.arg(WRAPPER_LOCK)
+            .arg("env")
+            .arg(format!("LD_PRELOAD={PAM_WRAPPER}"))
+            .arg("PAM_WRAPPER=1")
+            .arg({
+                let mut a = std::ffi::OsString::from("PAM_WRAPPER_SERVICE_DIR=");
+                a.push(self.0.join("pam.d"));
+                a
+            })
+            .arg(program);
+        cmd
+    }
+
     fn pamtester(&self, user: &str, ops: &[&str], stdin: &str) -> Run {
         assert!(
             Path::new(PAM_WRAPPER).exists(),
             "{PAM_WRAPPER} missing: apt-get install libpam-wrapper"
         );
-        // pam_wrapper picks its /tmp/pam.X directory with a check-then-mkdir, so two processes
-        // starting together can share one and overwrite each other's stacks: take turns.
-        let mut child = Command::new("flock")
-            .arg(WRAPPER_LOCK)
-            .arg("pamtester")
+        let mut child = self
+            .wrapped("pamtester")
             .args(["-I", "rhost=192.0.2.10", "-I", "tty=ssh", SERVICE, user])
             .args(ops)
-            .env("LD_PRELOAD", PAM_WRAPPER)
-            .env("PAM_WRAPPER", "1")
-            .env("PAM_WRAPPER_SERVICE_DIR", self.0.join("pam.d"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -603,14 +617,10 @@ fn setcred_after_jit_auth_succeeds() {
         ])],
     );
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pam_driver.py");
-    let mut child = Command::new("flock")
-        .arg(WRAPPER_LOCK)
-        .arg("python3")
+    let mut child = d
+        .wrapped("python3")
         .arg(driver)
         .args([SERVICE, "admin", "authenticate", "setcred"])
-        .env("LD_PRELOAD", PAM_WRAPPER)
-        .env("PAM_WRAPPER", "1")
-        .env("PAM_WRAPPER_SERVICE_DIR", d.0.join("pam.d"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

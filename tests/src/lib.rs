@@ -188,7 +188,20 @@ impl Server {
         token: Option<&str>,
         body: Option<&[u8]>,
     ) -> (u16, String) {
+        self.curl_with(&[], method, path, token, body)
+    }
+
+    /// [`Server::curl`] with extra curl arguments.
+    pub fn curl_with(
+        &self,
+        extra: &[&str],
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&[u8]>,
+    ) -> (u16, String) {
         let mut cmd = Command::new("curl");
+        cmd.args(extra);
         cmd.args([
             "-sS",
             "-o",

@@ -77,7 +77,20 @@ fn malformed_bodies_get_a_4xx_that_says_what_was_wrong() {
         .server
         .curl("POST", "/v1/persons", t, Some(huge.as_bytes()));
     assert_eq!(code, 413, "{text}");
-    assert!(text.contains("payload_too_large"), "{text}");
+    assert!(
+        text.contains("payload_too_large") && text.contains("at most"),
+        "{text}"
+    );
+    // Over HTTP/1.1, and by a client that asks before sending (then the body is never sent).
+    for extra in [
+        &["--http1.1"][..],
+        &["--http1.1", "-H", "Expect: 100-continue"],
+    ] {
+        let (code, text) =
+            w.server
+                .curl_with(extra, "POST", "/v1/persons", t, Some(huge.as_bytes()));
+        assert_eq!(code, 413, "{extra:?}: {text}");
+    }
     let (code, text) = w.server.curl("GET", "/v1/nowhere", t, None);
     assert_eq!(code, 404, "{text}");
     assert!(text.contains("docs/api.md"), "{text}");

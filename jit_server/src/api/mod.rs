@@ -87,9 +87,54 @@ pub fn router(state: State) -> Router {
     Router::new()
         .nest(jit_proto::api::API_PREFIX, v1)
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| async move {
+                refuse_declared_oversize(req, next, limit).await
+            },
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
+
+/// A body whose declared length is over the limit is refused without being parsed. A client
+/// that asked first (`Expect: 100-continue`) is answered at once and never sends it. Otherwise
+/// up to [`DRAIN_MAX`] bytes of it are read and dropped before answering (a lingering close, as
+/// web servers do): closing on a client that is still sending resets the connection, and the
+/// reset can destroy the answer before the client reads it. Bodies without a declared length
+/// are still capped as they are read ([`DefaultBodyLimit`]).
+async fn refuse_declared_oversize(
+    req: Request,
+    next: axum::middleware::Next,
+    limit: usize,
+) -> axum::response::Response {
+    use axum::http::header::{CONTENT_LENGTH, EXPECT};
+    use axum::response::IntoResponse;
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let Some(n) = declared.filter(|n| *n > limit as u64) else {
+        return next.run(req).await;
+    };
+    let asked_first = req
+        .headers()
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if !asked_first {
+        let drain = axum::body::to_bytes(req.into_body(), DRAIN_MAX);
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    }
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("request body is over the size limit ({n} bytes; at most {limit})"),
+    )
+    .into_response()
+}
+
+/// Most of an oversized body read (and dropped) before refusing it, and for how long.
+const DRAIN_MAX: usize = 1024 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such API endpoint; see docs/api.md for the /v1 paths")

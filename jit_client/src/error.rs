@@ -10,10 +10,12 @@ pub enum ClientError {
     BadFingerprint(String),
     #[error("cannot set up the HTTPS client: {0}")]
     Setup(String),
-    #[error(
-        "the server at {server} is not the one you pinned: {detail}. Check the CA fingerprint (jit-server init prints it)"
-    )]
-    Untrusted { server: String, detail: String },
+    #[error("the server at {server} is not the one you pinned: {detail}. {hint}")]
+    Untrusted {
+        server: String,
+        detail: String,
+        hint: &'static str,
+    },
     #[error("cannot reach the jit server at {server}: {detail}")]
     Unreachable { server: String, detail: String },
     #[error("{message}")]
@@ -70,6 +72,7 @@ pub(crate) fn from_reqwest(server: &str, e: reqwest::Error) -> ClientError {
             return ClientError::Untrusted {
                 server: server.to_owned(),
                 detail,
+                hint: untrusted_hint(tls),
             };
         }
         detail = s.to_string();
@@ -84,6 +87,21 @@ pub(crate) fn from_reqwest(server: &str, e: reqwest::Error) -> ClientError {
     }
 }
 
+/// What to do about a certificate the client refused. A certificate that does not list the name
+/// in the URL comes from the right server more often than not: the fingerprint is not the problem.
+fn untrusted_hint(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(
+            C::NotValidForName | C::NotValidForNameContext { .. },
+        ) => {
+            "The certificate does not list that host name or address: use one it lists (the \
+             server's names are set with `jit-server init --san NAME`)"
+        }
+        _ => "Check the CA fingerprint (jit-server init prints it)",
+    }
+}
+
 /// tokio-rustls wraps the rustls error in io::Errors (sometimes two deep), whose `source()`
 /// skips the wrapped error, so look inside each one.
 fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
@@ -92,4 +110,19 @@ fn find_rustls<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustl
     }
     let io = e.downcast_ref::<std::io::Error>()?;
     find_rustls(io.get_ref()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_the_certificate_lacks_is_not_blamed_on_the_fingerprint() {
+        let wrong_name =
+            rustls::Error::InvalidCertificate(rustls::CertificateError::NotValidForName);
+        assert!(untrusted_hint(&wrong_name).contains("jit-server init --san"));
+        assert!(!untrusted_hint(&wrong_name).contains("fingerprint"));
+        let unknown_ca = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        assert!(untrusted_hint(&unknown_ca).contains("CA fingerprint"));
+    }
 }

@@ -47,7 +47,9 @@ pub fn normalize_server_url(url: &str) -> Result<String, ClientError> {
     let trimmed = url.trim().trim_end_matches('/');
     let parsed = reqwest::Url::parse(trimmed).map_err(|e| ClientError::BadUrl {
         url: url.to_owned(),
-        why: e.to_string(),
+        why: format!(
+            "{e}; write it as https://HOST:PORT, for example https://jit.example.org:8443"
+        ),
     })?;
     if parsed.scheme() != "https" {
         return Err(ClientError::BadUrl {
@@ -379,4 +381,25 @@ pub use jit_proto::fingerprint::Fingerprint as CaFingerprint;
 /// Convenience for callers that only have the fingerprint string.
 pub fn parse_fingerprint(s: &str) -> Result<Fingerprint, ClientError> {
     Fingerprint::parse(s).map_err(|e| ClientError::BadFingerprint(e.to_string()))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn a_server_url_without_scheme_says_how_to_write_it() {
+        let err = normalize_server_url("127.0.0.1:8443")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("https://HOST:PORT"), "{err}");
+        let err = normalize_server_url("http://127.0.0.1:8443")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HTTPS only"), "{err}");
+        assert_eq!(
+            normalize_server_url("https://127.0.0.1:8443/").unwrap(),
+            "https://127.0.0.1:8443"
+        );
+    }
 }

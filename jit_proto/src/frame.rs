@@ -6,6 +6,9 @@
 //!
 //! The blocking functions here are what `pam_jit` uses (on a socket with read and write timeouts
 //! set); jitd reads with tokio and shares [`check_len`] and [`decode`].
+//!
+//! Errors never repeat what a frame held: a malformed frame may carry a code, and the error text
+//! is logged by jitd and sent back to the peer ([`crate::json_error`]).
 
 use std::io::{self, Read, Write};
 
@@ -30,6 +33,7 @@ pub enum FrameError {
     TimedOut,
     #[error("socket error: {0}")]
     Io(#[source] io::Error),
+    /// What was wrong and where (line and column), never a value from the frame.
     #[error("frame is not a valid message: {0}")]
     Malformed(String),
 }
@@ -61,8 +65,7 @@ pub fn check_len(header: [u8; 4]) -> Result<usize, FrameError> {
 
 /// Serializes `msg` into a complete frame (header included).
 pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
-    let payload =
-        Zeroizing::new(serde_json::to_vec(msg).map_err(|e| FrameError::Malformed(e.to_string()))?);
+    let payload = Zeroizing::new(serde_json::to_vec(msg).map_err(|e| malformed(&e))?);
     if payload.len() > MAX_FRAME {
         return Err(FrameError::TooLarge {
             len: payload.len(),
@@ -77,7 +80,12 @@ pub fn encode<T: Serialize>(msg: &T) -> Result<Zeroizing<Vec<u8>>, FrameError> {
 
 /// Parses a payload (without its header).
 pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
-    serde_json::from_slice(payload).map_err(|e| FrameError::Malformed(e.to_string()))
+    serde_json::from_slice(payload).map_err(|e| malformed(&e))
+}
+
+/// serde_json's own text quotes the values it found (a code, say): describe it without them.
+fn malformed(e: &serde_json::Error) -> FrameError {
+    FrameError::Malformed(crate::json_error::describe(e))
 }
 
 /// Writes one message as a frame. The socket's write timeout bounds how long this blocks.
@@ -180,5 +188,32 @@ mod tests {
         let err = read_msg::<_, Request>(&mut &buf[..]).unwrap_err();
         assert!(matches!(err, FrameError::Malformed(_)), "{err}");
         assert!(matches!(check_len([0; 4]), Err(FrameError::Empty)));
+    }
+
+    #[test]
+    fn a_malformed_answer_never_repeats_the_code() {
+        for payload in [
+            &br#"{"type":"answer","text":123456}"#[..],
+            br#"{"type":"answer","text":123456.0}"#,
+            br#"{"type":"answer","text":["123456"]}"#,
+            br#"{"type":"answer","text":"123456","extra":"123456"}"#,
+            br#"{"type":"answer","123456":"x"}"#,
+            br#"{"type":"123456"}"#,
+            br#"{"type":"answer","text":"123456"} 123456"#,
+            br#"{"type":"answer","text":"123456"#,
+        ] {
+            let mut buf = (payload.len() as u32).to_be_bytes().to_vec();
+            buf.extend_from_slice(payload);
+            let err = read_msg::<_, Request>(&mut &buf[..]).unwrap_err();
+            let text = err.to_string();
+            assert!(matches!(err, FrameError::Malformed(_)), "{text}");
+            assert!(!text.contains("123456"), "the code leaked: {text}");
+        }
+        let err = decode::<Request>(br#"{"type":"answer","text":123456}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("frame is not a valid message: invalid type: integer, expected"),
+            "{err}"
+        );
     }
 }

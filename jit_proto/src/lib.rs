@@ -6,6 +6,7 @@
 //! - [`nss_cache`]: the file jitd publishes and `libnss_jit.so.2` maps read-only.
 //! - [`join_token`]: the one-time token that joins a host to the server.
 //! - [`fingerprint`]: the `SHA256:…` CA fingerprint that jitctl and jitd pin.
+//! - [`json_error`]: JSON decoding errors described without repeating any value (codes, tokens).
 //! - `offline` (feature `offline`): hashed codes a host keeps to decide while the server is down.
 //!
 //! This crate is linked into the PAM and NSS modules: it must never panic on bad input and must
@@ -15,6 +16,7 @@ pub mod api;
 pub mod fingerprint;
 pub mod frame;
 pub mod join_token;
+pub mod json_error;
 pub mod name;
 pub mod nss_cache;
 #[cfg(feature = "offline")]

@@ -43,11 +43,12 @@
 //! # Replacing the file
 //!
 //! [`publish`] writes a temporary file, fsyncs it, renames it over the old one and fsyncs the
-//! directory. A reader that still has the old file mapped would never notice a rename without a
-//! `stat` per lookup, so `publish` keeps a descriptor to the old file and, after the rename,
-//! writes a non-zero value into its `stale` word. The word is outside the checksum; readers load it
-//! from their mapping (an atomic load, no system call) on every call and remap when it is set.
-//! Nothing else in a published file ever changes, and a published file is never truncated.
+//! directory. It then writes a non-zero value into the replaced file's `stale` word (outside the
+//! checksum), for readers that keep a shared mapping of the file. nss_jit does not: it reads the
+//! file into private read-only memory and notices a replacement through `fstat` of the file it
+//! keeps open (`st_nlink` drops to 0), at most once per clock tick (see nss_jit's `mapping.rs`);
+//! a copy that already carries the mark is discarded. Nothing else in a published file ever
+//! changes, and a published file is never truncated.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};

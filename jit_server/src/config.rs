@@ -66,6 +66,7 @@ pub struct Settings {
     pub enrollment: EnrollmentSettings,
     pub hosts: HostSettings,
     pub logins: LoginSettings,
+    pub connections: ConnectionSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +108,37 @@ pub struct LoginSettings {
     pub attempt_ttl: Span,
 }
 
+/// Bounds on client connections, so that clients that connect and then say nothing (or too
+/// little, too slowly) cannot hold the server's connection slots.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionSettings {
+    /// Time for a client to complete the TLS handshake. Default 10s.
+    pub handshake_timeout: Span,
+    /// Time for the first request's headers to arrive after the handshake. Default 10s. It is
+    /// also how long a connection that was asked to close gets to finish its last answer.
+    pub header_timeout: Span,
+    /// How long a connection may sit with no request in progress (between keep-alive requests,
+    /// HTTP/1.1 or HTTP/2) before the server closes it. Default 60s.
+    pub idle_timeout: Span,
+    /// Longest time one request may take, body upload included. Default 60s.
+    pub request_timeout: Span,
+    /// Connections served at once; more are refused. Default 1024.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionSettings {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Span(Duration::from_secs(10)),
+            header_timeout: Span(Duration::from_secs(10)),
+            idle_timeout: Span(Duration::from_secs(60)),
+            request_timeout: Span(Duration::from_secs(60)),
+            max_connections: 1024,
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -123,6 +155,7 @@ impl Default for Settings {
             enrollment: EnrollmentSettings::default(),
             hosts: HostSettings::default(),
             logins: LoginSettings::default(),
+            connections: ConnectionSettings::default(),
         }
     }
 }
@@ -204,6 +237,20 @@ impl Settings {
         if self.logins.attempt_ttl.secs() < 30 {
             return Err("logins.attempt_ttl: must be at least 30s".into());
         }
+        let c = &self.connections;
+        for (key, span) in [
+            ("handshake_timeout", c.handshake_timeout),
+            ("header_timeout", c.header_timeout),
+            ("idle_timeout", c.idle_timeout),
+            ("request_timeout", c.request_timeout),
+        ] {
+            if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&span.0) {
+                return Err(format!("connections.{key}: must be between 1s and 1h"));
+            }
+        }
+        if !(1..=65536).contains(&c.max_connections) {
+            return Err("connections.max_connections: must be between 1 and 65536".into());
+        }
         if let Some(url) = &self.public_url
             && !url.starts_with("https://")
         {
@@ -277,5 +324,32 @@ mod tests {
         assert!(err.contains("public_url"), "{err}");
         let err = parse("[totp]\nskew_steps = 9\n").unwrap_err();
         assert!(err.contains("totp.skew_steps"), "{err}");
+        let err = parse("[connections]\nidle_timeout = \"0s\"\n").unwrap_err();
+        assert!(err.contains("connections.idle_timeout"), "{err}");
+        let err = parse("[connections]\nidle = \"5s\"\n").unwrap_err();
+        assert!(err.contains("line 2") && err.contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn connection_bounds_have_defaults_and_can_be_set() {
+        let s = parse("").unwrap();
+        let c = &s.connections;
+        assert_eq!(
+            (
+                c.handshake_timeout.secs(),
+                c.header_timeout.secs(),
+                c.idle_timeout.secs(),
+                c.request_timeout.secs(),
+                c.max_connections
+            ),
+            (10, 10, 60, 60, 1024)
+        );
+        let s = parse(
+            "[connections]\nhandshake_timeout = \"1s\"\nheader_timeout = \"1s\"\n\
+             idle_timeout = \"2s\"\nrequest_timeout = \"5s\"\nmax_connections = 8\n",
+        )
+        .unwrap();
+        assert_eq!(s.connections.idle_timeout.secs(), 2);
+        assert_eq!(s.connections.max_connections, 8);
     }
 }

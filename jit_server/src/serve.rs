@@ -1,26 +1,34 @@
-//! The HTTPS listener: TLS (rustls) in front of the axum router, with a handshake timeout, a
-//! header-read timeout, a cap on concurrent connections, the expiry sweeper, and a clean stop on
-//! SIGTERM/SIGINT.
+//! The HTTPS listener: TLS (rustls) in front of the axum router, the expiry sweeper, and a clean
+//! stop on SIGTERM/SIGINT.
+//!
+//! No client can hold a connection without using it (`[connections]` in server.toml): the TLS
+//! handshake, the first request's headers, the quiet time between requests (HTTP/1.1 keep-alive
+//! and HTTP/2 alike) and each request are bounded, and so is the number of connections. A
+//! connection past its bound is asked to close, and dropped if it has not within
+//! `header_timeout`. Nothing in the API long-polls (jitd polls every `refresh_interval`), so an
+//! idle bound never cuts a legitimate wait.
 
-use std::sync::Arc;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Router;
+use axum::response::IntoResponse;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Notify, Semaphore};
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt;
 
 use crate::api::{self, AppState};
-use crate::config::Settings;
+use crate::config::{ConnectionSettings, Settings};
 use crate::keys::{self, AtRestKey};
 use crate::store::Store;
 use crate::tls::{self, TlsPaths};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-const MAX_CONNECTIONS: usize = 1024;
 /// How often ran-out reservations are marked expired (and audited).
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
 
@@ -46,6 +54,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let key = AtRestKey::load(&settings.data_dir.join(keys::KEY_FILE))?;
     let store = Store::open(&settings.database_url()).await?;
     let listen = settings.listen;
+    let bounds = settings.connections.clone();
     let state = Arc::new(AppState {
         store: store.clone(),
         key,
@@ -70,7 +79,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
 
     let sweeper = tokio::spawn(sweep(state.clone()));
     let acceptor = TlsAcceptor::from(tls_config);
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(bounds.max_connections));
     let mut shutdown = std::pin::pin!(shutdown_signal());
     loop {
         let (tcp, peer) = tokio::select! {
@@ -90,37 +99,167 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         };
         let acceptor = acceptor.clone();
         let app = app.clone();
+        let bounds = bounds.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
-                    return;
-                }
-            };
-            let mut builder = auto::Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT);
-            let service = TowerToHyperService::new(app);
-            if let Err(e) = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            serve_connection(tcp, peer, acceptor, app, bounds).await;
         });
     }
     tracing::info!("shutting down");
     sweeper.abort();
     store.close().await;
     Ok(())
+}
+
+/// Serves one accepted TCP connection until the client closes it or a bound is reached.
+async fn serve_connection(
+    tcp: TcpStream,
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    app: Router,
+    bounds: ConnectionSettings,
+) {
+    let stream = match tokio::time::timeout(bounds.handshake_timeout.0, acceptor.accept(tcp)).await
+    {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "TLS handshake timed out");
+            return;
+        }
+    };
+    let activity = Arc::new(Activity::new(Instant::now()));
+    let service = {
+        let activity = activity.clone();
+        let limit = bounds.request_timeout.0;
+        hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let busy = Busy::start(activity.clone());
+            let app = app.clone();
+            async move {
+                let _busy = busy;
+                match tokio::time::timeout(limit, app.oneshot(req)).await {
+                    Ok(answer) => answer,
+                    Err(_) => Ok(too_slow(limit)),
+                }
+            }
+        })
+    };
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(bounds.header_timeout.0);
+    builder.http2().timer(TokioTimer::new());
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    let mut conn = std::pin::pin!(conn);
+    loop {
+        let deadline = activity.idle_deadline(&bounds);
+        tokio::select! {
+            done = conn.as_mut() => {
+                if let Err(e) = done {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error");
+                }
+                return;
+            }
+            // A request started or ended: work out the deadline again.
+            _ = activity.changed.notified() => {}
+            _ = sleep_until(deadline) => {
+                if activity.idle_deadline(&bounds).is_some_and(|d| d <= Instant::now()) {
+                    break;
+                }
+            }
+        }
+    }
+    tracing::debug!(%peer, "closing an idle connection");
+    conn.as_mut().graceful_shutdown();
+    if tokio::time::timeout(bounds.header_timeout.0, conn)
+        .await
+        .is_err()
+    {
+        tracing::debug!(%peer, "dropping a connection that did not close in time");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The answer to a request that ran over `request_timeout` (a body sent too slowly, say).
+fn too_slow(limit: Duration) -> axum::response::Response {
+    let body = jit_proto::api::ErrorResponse {
+        error: jit_proto::api::ErrorBody {
+            code: jit_proto::api::ErrorCode::BadRequest,
+            message: format!(
+                "the request was not completed within {} s (request_timeout); send it again",
+                limit.as_secs()
+            ),
+            until: None,
+        },
+    };
+    (axum::http::StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response()
+}
+
+/// Requests in progress on one connection, and since when it has had none.
+struct Activity {
+    in_flight: AtomicUsize,
+    /// When the connection last became idle, and whether it has served a request yet.
+    idle: Mutex<(Instant, bool)>,
+    changed: Notify,
+}
+
+impl Activity {
+    fn new(now: Instant) -> Self {
+        Self {
+            in_flight: AtomicUsize::new(0),
+            idle: Mutex::new((now, false)),
+            changed: Notify::new(),
+        }
+    }
+
+    /// When the connection must close if nothing happens: `header_timeout` after the handshake
+    /// for the first request, `idle_timeout` after each answer; none while a request runs.
+    fn idle_deadline(&self, bounds: &ConnectionSettings) -> Option<Instant> {
+        if self.in_flight.load(Ordering::SeqCst) > 0 {
+            return None;
+        }
+        let (since, served) = *self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let limit = if served {
+            bounds.idle_timeout.0
+        } else {
+            bounds.header_timeout.0
+        };
+        Some(since + limit)
+    }
+}
+
+/// Marks a request in progress for as long as it lives (it is dropped when the request ends,
+/// however it ends).
+struct Busy(Arc<Activity>);
+
+impl Busy {
+    fn start(activity: Arc<Activity>) -> Self {
+        activity.in_flight.fetch_add(1, Ordering::SeqCst);
+        activity.idle.lock().unwrap_or_else(|p| p.into_inner()).1 = true;
+        // notify_one keeps a permit if the watcher is not waiting yet: no change is missed.
+        activity.changed.notify_one();
+        Self(activity)
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut idle = self.0.idle.lock().unwrap_or_else(|p| p.into_inner());
+        idle.0 = Instant::now();
+        drop(idle);
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+        self.0.changed.notify_one();
+    }
 }
 
 async fn sweep(state: api::State) {

@@ -52,8 +52,24 @@ pub fn path() -> CliResult<PathBuf> {
 }
 
 pub fn load() -> CliResult<Credentials> {
-    let path = path()?;
-    let text = match std::fs::read_to_string(&path) {
+    load_from(&path()?)
+}
+
+fn load_from(path: &Path) -> CliResult<Credentials> {
+    // The file holds a token: like ssh with a private key, refuse one that others can read
+    // (it may already have leaked; the admin token can be replaced with `jit-server admin-token`).
+    if let Ok(m) = std::fs::metadata(path)
+        && m.permissions().mode() & 0o077 != 0
+    {
+        return Err(CliError::Local(format!(
+            "{} is readable or writable by others (mode {:04o}), and it holds your token: run \
+             `chmod 600 {}`, and if others may have read it, have the token replaced",
+            path.display(),
+            m.permissions().mode() & 0o7777,
+            path.display()
+        )));
+    }
+    let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(CliError::NotLoggedIn(format!(
@@ -152,9 +168,15 @@ mod tests {
             std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
             0o700
         );
-        let back: Credentials =
-            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let back = load_from(&file).unwrap();
         assert_eq!(back.name, "alice");
+        // Readable by others: refused, with what to do.
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = load_from(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("mode 0644") && err.contains("chmod 600"),
+            "{err}"
+        );
         std::fs::remove_dir_all(&base).unwrap();
     }
 }

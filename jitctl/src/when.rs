@@ -22,10 +22,10 @@ pub fn point_in_time(s: &str, now: i64) -> CliResult<i64> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(now - d.as_secs() as i64);
     }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s) {
-        if let Ok(d) = t.duration_since(std::time::UNIX_EPOCH) {
-            return Ok(d.as_secs() as i64);
-        }
+    if let Ok(t) = humantime::parse_rfc3339_weak(s)
+        && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
+    {
+        return Ok(d.as_secs() as i64);
     }
     Err(CliError::Usage(format!(
         "{s:?} is not a time: write a duration ago (1h, 30m), a date (2026-11-23T10:00:00Z) or Unix seconds"

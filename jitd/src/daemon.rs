@@ -47,6 +47,8 @@ pub enum RunError {
 }
 
 pub async fn run(config: Config) -> Result<(), RunError> {
+    // Before anything is written: a second jitd must not disturb a running one's files.
+    pam_socket::ensure_not_in_use(&config.socket)?;
     let key = HostKey::load(&config.host_key)?;
     let ca = std::fs::read_to_string(&config.ca).map_err(|source| RunError::Ca {
         path: config.ca.clone(),
@@ -93,7 +95,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tracing::debug!("cannot fetch the offline grants at startup (keeping the saved ones): {e}");
     }
 
-    let listener = pam_socket::bind(&config.socket)?;
+    let (listener, socket_file) = pam_socket::bind(&config.socket)?;
     let settings = Settings {
         host: key.host.to_string(),
         prompt: config.prompt.clone(),
@@ -151,6 +153,6 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         tracing::info!("stopping");
     };
     pam_socket::serve(listener, core, limits, shutdown).await;
-    let _ = std::fs::remove_file(&config.socket);
+    socket_file.remove();
     Ok(())
 }

@@ -53,6 +53,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // No colour codes in a file or the journal.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -106,12 +108,22 @@ fn main() -> ExitCode {
                     );
                     match j.accounts {
                         Ok(n) => println!(
-                            "Published {n} shared account(s) to {}. Now start jitd (systemctl enable --now jitd).",
+                            "Published {n} shared account(s) to {}.",
                             config.nss_cache.display()
                         ),
                         Err(e) => println!(
                             "Could not fetch the shared accounts yet ({e}); jitd will retry when it runs."
                         ),
+                    }
+                    // A running jitd keeps the credential it started with (after --force, a
+                    // revoked one): it must be restarted, and `enable --now` would not do that.
+                    if pam_socket::ensure_not_in_use(&config.socket).is_err() {
+                        println!(
+                            "jitd is running with the previous credential: restart it now \
+                             (systemctl restart jitd)."
+                        );
+                    } else {
+                        println!("Now start jitd (systemctl enable --now jitd).");
                     }
                     ExitCode::SUCCESS
                 }

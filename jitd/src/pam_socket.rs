@@ -34,6 +34,59 @@ pub enum SocketError {
     Stale { path: PathBuf, source: io::Error },
     #[error("cannot listen on {path}: {source}")]
     Bind { path: PathBuf, source: io::Error },
+    #[error(
+        "another jitd is already serving {path}; stop it first (systemctl stop jitd), or give \
+         this one its own `socket`, `nss_cache` and `state_dir` in jitd.toml"
+    )]
+    InUse { path: PathBuf },
+}
+
+/// Refuses to start next to a live jitd on the same socket: removing its socket would leave it
+/// running deaf (PAM would fail closed), and both would write the same cache and queue files.
+pub fn ensure_not_in_use(path: &Path) -> Result<(), SocketError> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => {
+            match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => Err(SocketError::InUse {
+                    path: path.to_owned(),
+                }),
+                // Nobody listens: a socket left by a jitd that did not stop cleanly.
+                Err(_) => Ok(()),
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The socket file this jitd created, so that it removes exactly that one when it stops (not
+/// one that a later jitd put there).
+#[derive(Debug)]
+pub struct SocketFile {
+    path: PathBuf,
+    /// Inode and change time: an inode number alone is reused at once by some filesystems.
+    id: Option<(u64, i64, i64)>,
+}
+
+impl SocketFile {
+    fn created(path: &Path) -> SocketFile {
+        SocketFile {
+            path: path.to_owned(),
+            id: Self::id(path),
+        }
+    }
+
+    fn id(path: &Path) -> Option<(u64, i64, i64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::symlink_metadata(path).ok()?;
+        Some((m.ino(), m.ctime(), m.ctime_nsec()))
+    }
+
+    pub fn remove(&self) {
+        let now = Self::id(&self.path);
+        if now.is_some() && now == self.id {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
 }
 
 /// Per-connection bounds.
@@ -47,14 +100,16 @@ pub struct Limits {
     pub max_connections: usize,
 }
 
-/// Creates the parent directory (0755), removes a stale socket, binds, and makes the socket 0600.
-pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
+/// Creates the parent directory (0755), removes a stale socket (refusing a live one), binds, and
+/// makes the socket 0600.
+pub fn bind(path: &Path) -> Result<(UnixListener, SocketFile), SocketError> {
     if let Some(dir) = path.parent() {
         crate::files::ensure_dir(dir, 0o755).map_err(|source| SocketError::Dir {
             path: dir.to_owned(),
             source,
         })?;
     }
+    ensure_not_in_use(path)?;
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => {
             std::fs::remove_file(path).map_err(|source| SocketError::Stale {
@@ -83,7 +138,11 @@ pub fn bind(path: &Path) -> Result<UnixListener, SocketError> {
     let std_listener = bound.map_err(bind_err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(bind_err)?;
     std_listener.set_nonblocking(true).map_err(bind_err)?;
-    UnixListener::from_std(std_listener).map_err(bind_err)
+    let file = SocketFile::created(path);
+    Ok((
+        UnixListener::from_std(std_listener).map_err(bind_err)?,
+        file,
+    ))
 }
 
 /// Accepts connections until `shutdown` resolves.

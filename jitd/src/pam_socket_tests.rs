@@ -51,7 +51,7 @@ impl Daemon {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = bind(&path).unwrap();
+                let (listener, _file) = bind(&path).unwrap();
                 ready_tx.send(()).unwrap();
                 serve(listener, core, limits, async {
                     let _ = stopped.await;
@@ -325,7 +325,7 @@ fn a_non_root_client_is_refused() {
 }
 
 #[test]
-fn bind_replaces_a_stale_socket_refuses_other_files_and_is_0600() {
+fn bind_replaces_a_stale_socket_refuses_a_live_one_and_other_files_and_is_0600() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("new/pam.sock");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -333,7 +333,7 @@ fn bind_replaces_a_stale_socket_refuses_other_files_and_is_0600() {
         .build()
         .unwrap();
     rt.block_on(async {
-        let l = bind(&path).unwrap();
+        let (l, _file) = bind(&path).unwrap();
         assert_eq!(
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
@@ -346,13 +346,26 @@ fn bind_replaces_a_stale_socket_refuses_other_files_and_is_0600() {
                 & 0o777,
             0o755
         );
+        // A second jitd while the first listens: refused, and the first one's socket is kept.
+        let err = bind(&path).unwrap_err().to_string();
+        assert!(err.contains("another jitd is already serving"), "{err}");
+        assert!(ensure_not_in_use(&path).is_err());
+        std::os::unix::net::UnixStream::connect(&path).expect("the first jitd still listens");
         drop(l);
         // The socket file stays behind, as after a crash: bind again.
         assert!(path.exists());
-        let _l = bind(&path).unwrap();
+        let (_l, first) = bind(&path).unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, b"x").unwrap();
         let err = bind(&file).unwrap_err().to_string();
         assert!(err.contains("is not a socket"), "{err}");
+        // A jitd removes its own socket when it stops, never one that a later jitd put there.
+        drop(_l);
+        std::fs::remove_file(&path).unwrap();
+        let (_later, _later_file) = bind(&path).unwrap();
+        first.remove();
+        assert!(path.exists(), "removed a later jitd's socket");
+        _later_file.remove();
+        assert!(!path.exists());
     });
 }

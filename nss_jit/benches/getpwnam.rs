@@ -439,7 +439,7 @@ fn parent(callgrind: bool, keep: bool) {
 
 /// Instructions per call inside `func` (inclusive): lookups are run under callgrind twice, N and
 /// 2N times, and the difference divided by N, so that one-time costs (loading the module,
-/// reading nsswitch.conf, mapping the cache) cancel out.
+/// reading nsswitch.conf, copying the cache) cancel out.
 fn count_instructions(dir: &Path, order: usize, exe: &str, name: &str, func: &str) -> u64 {
     const CALLS: u64 = 1000;
     let run = |calls: u64| -> u64 {

@@ -1,7 +1,7 @@
 //! The position of a `setpwent`/`getpwent`/`endpwent` (or group) enumeration.
 //!
-//! The cursor keeps the mapping it started on, so an enumeration sees one consistent file even if
-//! jitd replaces it halfway; the old mapping is released at `end*ent` or the next `set*ent`.
+//! The cursor keeps the copy of the file it started on, so an enumeration sees one consistent file
+//! even if jitd replaces it halfway; the old copy is released at `end*ent` or the next `set*ent`.
 
 use std::sync::Arc;
 

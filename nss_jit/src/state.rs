@@ -1,9 +1,23 @@
-//! The module's process-wide state: the current mapping and the two enumeration cursors, behind
-//! one mutex. Each exported function takes the lock for the length of one lookup (a binary search
-//! and a copy), so there is no contention worth a lock-free design, and no threads are started.
+//! The module's process-wide state: the current copy of the cache and the enumeration cursors,
+//! behind one mutex. Each exported function takes the lock for the length of one lookup (a
+//! binary search and a copy), so there is no contention worth a lock-free design, and no threads
+//! are started.
+//!
+//! Fork safety: a child has only the thread that called `fork`, so a lock another thread held at
+//! that moment would stay held in the child forever, and its first lookup would hang. Fork
+//! handlers, registered when the module is loaded, take the lock before `fork` (waiting for a
+//! lookup in progress to finish, which also leaves the state consistent) and release it again in
+//! the parent and in the child. glibc runs prepare handlers before it takes its own malloc locks,
+//! so a lookup that allocates (a new copy) while holding ours can still finish. Two things would
+//! still wait forever, as they would with glibc's own locks: a `fork` from a signal handler that
+//! interrupted a lookup on the same thread, and a lookup from another library's fork handler.
+//! The handlers are registered through `pthread_atfork`, which glibc implements in
+//! libc_nonshared.a with this object's `__dso_handle`, so glibc removes them if the module is
+//! ever unloaded.
 
+use std::cell::UnsafeCell;
 use std::ffi::CStr;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use libc::{c_int, gid_t};
 
@@ -20,13 +34,50 @@ pub static PATHS: [&CStr; 2] = [c"/run/jitd/nss.cache", c"/var/lib/jitd/nss.cach
 
 static STATE: Mutex<State<'static>> = Mutex::new(State::new(&PATHS, coarse_now_ms));
 
-/// Runs `f` on the process-wide state.
-pub fn with<R>(f: impl FnOnce(&mut State<'static>) -> R) -> R {
+fn lock() -> MutexGuard<'static, State<'static>> {
     // A panic while the lock was held leaves nothing half-written (each field is replaced
     // whole), so a poisoned lock is still good to use.
-    let mut state = STATE.lock().unwrap_or_else(PoisonError::into_inner);
-    f(&mut state)
+    STATE.lock().unwrap_or_else(PoisonError::into_inner)
 }
+
+/// Runs `f` on the process-wide state.
+pub fn with<R>(f: impl FnOnce(&mut State<'static>) -> R) -> R {
+    f(&mut lock())
+}
+
+/// The lock, held across a `fork` from the prepare handler to the parent or child handler.
+struct HeldForFork(UnsafeCell<Option<MutexGuard<'static, State<'static>>>>);
+
+// SAFETY: only the fork handlers touch it. glibc runs them in the forking thread, one fork at a
+// time (under its own atfork lock), prepare strictly before parent or child.
+unsafe impl Sync for HeldForFork {}
+
+static HELD_FOR_FORK: HeldForFork = HeldForFork(UnsafeCell::new(None));
+
+extern "C" fn before_fork() {
+    let guard = lock();
+    // SAFETY: see `HeldForFork`.
+    unsafe { *HELD_FOR_FORK.0.get() = Some(guard) };
+}
+
+/// Both the parent's and the child's handler: the child's copy of the lock is released by the
+/// only thread it has, which is the one that took it.
+extern "C" fn after_fork() {
+    // SAFETY: see `HeldForFork`.
+    drop(unsafe { (*HELD_FOR_FORK.0.get()).take() });
+}
+
+/// Registers the fork handlers when the module is loaded (an ELF constructor), before any
+/// lookup can take the lock, and without a lazy `Once` that a fork could catch halfway.
+extern "C" fn register_fork_handlers() {
+    // SAFETY: plain function pointers with no arguments. On failure (ENOMEM) the module works as
+    // it did without handlers; nothing here may panic.
+    unsafe { libc::pthread_atfork(Some(before_fork), Some(after_fork), Some(after_fork)) };
+}
+
+#[used]
+#[unsafe(link_section = ".init_array")]
+static REGISTER_FORK_HANDLERS: extern "C" fn() = register_fork_handlers;
 
 pub struct State<'p> {
     source: Source<'p>,

@@ -11,6 +11,7 @@ use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, encode, publish};
 
@@ -426,30 +427,80 @@ fn a_small_buffer_gets_erange_from_glibc() {
     );
 }
 
-/// A process keeps the old file mapped across jitd's replace-and-mark-stale; its next lookup
-/// must answer from the new file.
+/// A long-lived `nss-jit-probe` in the sandbox, asked one line at a time.
+struct Probe {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+/// How long [`Probe::ask_until`] keeps asking. The module looks at the file again on its first
+/// lookup in a new tick of the coarse clock (a few ms), and retries an unusable file once a
+/// second, so this bound is only there to end a test that would otherwise hang.
+const SETTLE: Duration = Duration::from_secs(20);
+
+impl Probe {
+    fn start(sandbox: &Sandbox) -> Probe {
+        let mut child = sandbox
+            .command(&[env!("CARGO_BIN_EXE_nss-jit-probe")])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        Probe {
+            child,
+            stdin,
+            stdout,
+        }
+    }
+
+    /// One answer; fails the test (with how the probe ended) if the probe is gone.
+    fn ask(&mut self, request: &str) -> String {
+        let mut line = String::new();
+        let sent = writeln!(self.stdin, "{request}");
+        if sent.is_err() || self.stdout.read_line(&mut line).unwrap() == 0 {
+            let status = self.child.wait().unwrap();
+            panic!("the probe died answering {request:?}: {status}");
+        }
+        line.trim_end().to_owned()
+    }
+
+    /// Asks until the answer is `want` (the module may answer from what it has for a few ms
+    /// after the file changed); fails on the last answer if it never comes.
+    fn ask_until(&mut self, request: &str, want: &str) {
+        let start = Instant::now();
+        loop {
+            let got = self.ask(request);
+            if got == want {
+                return;
+            }
+            assert!(
+                start.elapsed() < SETTLE,
+                "{request:?}: still {got:?} after {SETTLE:?}, want {want:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    fn finish(mut self) {
+        drop(self.stdin);
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "probe: {status}");
+    }
+}
+
+/// A process keeps the old file mapped across jitd's replace-and-mark-stale; its lookups must
+/// move to the new file.
 #[test]
 fn a_long_lived_process_sees_a_republished_cache() {
     let sandbox = Sandbox::new(Setup::Published);
-    let probe = env!("CARGO_BIN_EXE_nss-jit-probe");
-    let mut child = sandbox
-        .command(&[probe])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut ask = |request: &str| {
-        writeln!(stdin, "{request}").unwrap();
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        line.trim_end().to_owned()
-    };
+    let mut probe = Probe::start(&sandbox);
 
-    assert_eq!(ask("passwd admin"), ADMIN);
-    assert_eq!(ask("passwd newcomer"), "notfound");
-    assert_eq!(ask("group jit-ops"), "jit-ops:x:60010:admin,deploy");
+    assert_eq!(probe.ask("passwd admin"), ADMIN);
+    assert_eq!(probe.ask("passwd newcomer"), "notfound");
+    assert_eq!(probe.ask("group jit-ops"), "jit-ops:x:60010:admin,deploy");
 
     let mut next = contents();
     next.generation = 2;
@@ -459,27 +510,111 @@ fn a_long_lived_process_sees_a_republished_cache() {
     next.groups[3].members.push("newcomer".into());
     publish(&sandbox.path().join("run/nss.cache"), &next).unwrap();
 
-    assert_eq!(
-        ask("passwd admin"),
-        "admin:x:60001:60001:Admin, republished:/home/admin:/bin/bash"
+    probe.ask_until(
+        "passwd admin",
+        "admin:x:60001:60001:Admin, republished:/home/admin:/bin/bash",
     );
     assert_eq!(
-        ask("passwd newcomer"),
+        probe.ask("passwd newcomer"),
         "newcomer:x:60004:60004::/home/newcomer:/bin/sh"
     );
     assert_eq!(
-        ask("group jit-ops"),
+        probe.ask("group jit-ops"),
         "jit-ops:x:60010:admin,deploy,newcomer"
     );
-    assert_eq!(ask("passwd root"), ROOT);
+    assert_eq!(probe.ask("passwd root"), ROOT);
 
-    // Unpublished: the account disappears for the same process (after the old file is marked).
+    // Unpublished: the account disappears for the same process.
     let mut last = next.clone();
     last.generation = 3;
     last.users.retain(|u| u.name != "newcomer");
     publish(&sandbox.path().join("run/nss.cache"), &last).unwrap();
-    assert_eq!(ask("passwd newcomer"), "notfound");
+    probe.ask_until("passwd newcomer", "notfound");
 
-    drop(stdin);
-    assert!(child.wait().unwrap().success());
+    probe.finish();
+}
+
+const ALICE: &str = "alice:x:1000:1000:Alice:/home/alice:/bin/bash";
+
+/// An admin's `truncate`, `>` or `cp` changes the mapped file in place instead of replacing it
+/// (jitd never does). The process that has it mapped must carry on: jit names become
+/// unavailable (`getpwnam_r` returns the module's ENOENT) while the file is bad, `files` keeps
+/// answering, and a good file is served again. Without a private copy of the file the first
+/// lookup after the truncation dies of SIGBUS.
+#[test]
+fn a_cache_changed_in_place_under_a_running_process_is_unavailable_not_a_crash() {
+    let sandbox = Sandbox::new(Setup::Published);
+    let run = sandbox.path().join("run/nss.cache");
+    let unavailable = format!("error {}", libc::ENOENT);
+    let mut probe = Probe::start(&sandbox);
+    assert_eq!(probe.ask("passwd admin"), ADMIN);
+
+    let in_place = || fs::OpenOptions::new().write(true).open(&run).unwrap();
+    let still_answering = |probe: &mut Probe| {
+        assert_eq!(probe.ask("passwd root"), ROOT);
+        assert_eq!(probe.ask("passwd alice"), ALICE);
+    };
+
+    // `truncate -s 0`, or the first step of a `cp` (O_TRUNC).
+    in_place().set_len(0).unwrap();
+    probe.ask_until("passwd admin", &unavailable);
+    assert_eq!(probe.ask("group jit-ops"), unavailable);
+    // Without a cache the module cannot tell a name is not shared: unavailable, as on a host
+    // without jit (`getent` and `id` treat it as unknown).
+    assert_eq!(probe.ask("passwd nosuchuser"), unavailable);
+    still_answering(&mut probe);
+
+    publish(&run, &contents()).unwrap();
+    probe.ask_until("passwd admin", ADMIN);
+
+    // Garbage written over the file, same size: only its timestamps say it changed.
+    let size = fs::metadata(&run).unwrap().len();
+    std::os::unix::fs::FileExt::write_all_at(&in_place(), &vec![b'x'; size as usize], 0).unwrap();
+    assert_eq!(fs::metadata(&run).unwrap().len(), size);
+    probe.ask_until("passwd admin", &unavailable);
+    still_answering(&mut probe);
+
+    publish(&run, &contents()).unwrap();
+    probe.ask_until("passwd admin", ADMIN);
+
+    // What `cp shorter.cache /run/jitd/nss.cache` does: truncate, then write a valid, shorter file
+    // into the same inode.
+    let mut shorter = contents();
+    shorter.generation = 2;
+    shorter.users.retain(|u| u.name != "verbose");
+    shorter.users[0].gecos = "Admin, copied".into();
+    let bytes = encode(&shorter);
+    assert!(bytes.len() < size as usize);
+    let mut f = in_place();
+    f.set_len(0).unwrap();
+    f.write_all(&bytes).unwrap();
+    drop(f);
+    probe.ask_until(
+        "passwd admin",
+        "admin:x:60001:60001:Admin, copied:/home/admin:/bin/bash",
+    );
+    assert_eq!(probe.ask("passwd verbose"), "notfound");
+    assert_eq!(probe.ask("passwd nosuchuser"), "notfound");
+    still_answering(&mut probe);
+
+    probe.finish();
+}
+
+/// glibc runs fork handlers, not the module's lock holder, in a child: a child forked while
+/// another thread is inside a lookup must still be able to look up (not inherit a held lock).
+/// The probe forks many times under a thread that looks up without pause; each child gets a
+/// generous bound (see the probe) and must exit 0.
+#[test]
+fn a_child_forked_during_another_threads_lookup_can_look_up() {
+    let sandbox = Sandbox::new(Setup::Published);
+    // jit first, so the other thread spends most of its time inside this module.
+    fs::write(
+        sandbox.path().join("etc/nsswitch.conf"),
+        "passwd: jit files\ngroup: jit files\nshadow: files jit\n",
+    )
+    .unwrap();
+    let mut probe = Probe::start(&sandbox);
+    assert_eq!(probe.ask("passwd admin"), ADMIN);
+    assert_eq!(probe.ask("fork 2000 admin"), "forked 2000");
+    probe.finish();
 }

@@ -7,14 +7,18 @@
 # Static: shellcheck on the maintainer scripts, the package contents (dpkg -c, rpm -qlp), the
 # conffiles, lintian (no error or warning that is not overridden with a reason), rpmlint (no
 # error), the glibc symbol versions against the RPM's documented requirement.
+# The nsswitch.conf edits of postinst/postrm (the same functions as the RPM scriptlets) on a table
+# of lines: tabs, `files [NOTFOUND=return]`, a jit the admin had before (never touched).
 # In the chroot (debootstrap --variant=minbase bookworm, built once and cached under
 # target/pkgtest/, copied for each run): install jit-host and jit-server; a host that has not
 # joined behaves exactly as before; the packaged jit-server (as its own user) and jitd (started by
 # hand: there is no systemd in a chroot) serve `getent passwd admin` and a pamtester login through
-# the installed PAM stacks; remove and purge leave /etc/nsswitch.conf and /etc/pam.d byte-identical
-# to the snapshot taken before the install; remove keeps /var/lib/jitd, purge deletes it;
-# reinstalling after a remove restores the configuration. Then systemd-analyze verify on both
-# units, inside that root.
+# the installed PAM stacks; systemd-analyze verify on both units, inside that root; removal is
+# refused while a file in /etc/pam.d still names pam_jit.so (and dpkg's abort path leaves the
+# package and the stacks as they were); remove and purge leave /etc/nsswitch.conf and /etc/pam.d
+# byte-identical to the snapshot taken before the install; remove keeps /var/lib/jitd, purge
+# deletes it; reinstalling after a remove restores the configuration; an install over locally
+# modified common-* warns; the RPM scriptlets, run in the root (authselect too).
 #
 # Needs root, network access to deb.debian.org for the first run (JIT_PKGTEST_MIRROR overrides),
 # and: debootstrap lintian rpm rpmlint systemd shellcheck python3 util-linux.
@@ -116,43 +120,104 @@ dpkg-deb -c "$server_deb"
 
 step "nsswitch.conf edits of the maintainer scripts, case by case"
 # The functions exactly as postinst and postrm define them, run on sample files.
-sed -n '/^nss_add() {/,/^}/p' "$here/packaging/deb/jit-host/postinst" > "$work/nss.sh"
-sed -n '/^nss_remove() {/,/^}/p' "$here/packaging/deb/jit-host/postrm" >> "$work/nss.sh"
+fn() {  # fn NAME FILE: the shell function NAME as FILE defines it
+    sed -n "/^$1() {/,/^}/p" "$2"
+}
+fn nss_add "$here/packaging/deb/jit-host/postinst" > "$work/nss.sh"
+fn nss_remove "$here/packaging/deb/jit-host/postrm" >> "$work/nss.sh"
 if ! grep -q '^nss_add() {' "$work/nss.sh" || ! grep -q '^nss_remove() {' "$work/nss.sh"; then
     fail "cannot find nss_add/nss_remove in the maintainer scripts"
 fi
+# The RPM scriptlets carry the same functions, word for word, so these cases cover them too.
+for f in nss_add:post.sh:postinst nss_remove:postun.sh:postrm pam_jit_files:preun.sh:prerm; do
+    name=${f%%:*}; rpm_script=${f#*:}; rpm_script=${rpm_script%%:*}; deb_script=${f##*:}
+    [ -n "$(fn "$name" "$here/packaging/deb/jit-host/$deb_script")" ] \
+        || fail "no function $name in packaging/deb/jit-host/$deb_script"
+    [ "$(fn "$name" "$here/packaging/rpm/jit-host/$rpm_script")" = \
+        "$(fn "$name" "$here/packaging/deb/jit-host/$deb_script")" ] \
+        || fail "$name differs between packaging/rpm/jit-host/$rpm_script and packaging/deb/jit-host/$deb_script"
+done
+# What nss_remove says (nss_removed: "yes" when it took jit out of a line).
+cat >> "$work/nss.sh" <<'EOF_SAID'
+nss_said() { printf '%s\n' "${nss_removed:-}"; }
+EOF_SAID
 nss() {  # nss FILE FUNCTION...: runs the functions on FILE, as the scripts would on /etc
-    # shellcheck disable=SC1091,SC2034 # the functions read NSSWITCH
-    (NSSWITCH=$1; shift; . "$work/nss.sh"; for f in "$@"; do "$f"; done)
+    # shellcheck disable=SC1091,SC2034 # the functions read NSSWITCH and NSS_STATE
+    (NSSWITCH=$1 NSS_STATE=$1.state; shift; . "$work/nss.sh"; for f in "$@"; do "$f"; done)
 }
 tab=$(printf '\t')
+# Each case: the passwd line before, after the install (nss_add twice), and restored byte for
+# byte by the removal (nss_remove twice); the group line is always edited, and gshadow, the
+# comment and netgroup never. The state file lists exactly the lines that were edited.
 while IFS='|' read -r given expected; do
     [ -n "$given" ] || continue
     printf '%s\ngroup: files\ngshadow: files\n#passwd: files\nnetgroup: nis\n' "$given" > "$work/nss.in"
     cp "$work/nss.in" "$work/nss.conf"
-    nss "$work/nss.conf" nss_add nss_add
+    rm -f "$work/nss.conf.state"
+    nss "$work/nss.conf" nss_add nss_add 2> "$work/nss.err" || { cat "$work/nss.err"; fail "nss_add: '$given'"; }
     got=$(head -n1 "$work/nss.conf")
     [ "$got" = "$expected" ] || fail "nsswitch add: '$given' became '$got', expected '$expected'"
+    # jit after `files [NOTFOUND=return]` is not asked about names files does not know: a note.
+    case "$given" in
+        *NOTFOUND*) if [ "$given" != "$expected" ] && ! grep -q 'NOTFOUND=return' "$work/nss.err"; then
+                        fail "nss_add: no note about '$given'"
+                    fi ;;
+    esac
     sed -n '2,$p' "$work/nss.conf" | grep -qx 'group: files jit' || fail "group line not edited"
     if tail -n3 "$work/nss.conf" | grep -q jit; then fail "gshadow, comments or netgroup edited"; fi
+    if [ "$given" = "$expected" ]; then want=group; else want="passwd group"; fi
+    [ "$(tr '\n' ' ' < "$work/nss.conf.state")" = "$want " ] \
+        || fail "nsswitch add: '$given': recorded '$(cat "$work/nss.conf.state")', expected '$want'"
     nss "$work/nss.conf" nss_remove nss_remove
-    cmp -s "$work/nss.in" "$work/nss.conf" || fail "nsswitch remove: '$given' not restored"
+    cmp -s "$work/nss.in" "$work/nss.conf" \
+        || fail "nsswitch remove: '$given' not restored: '$(head -n1 "$work/nss.conf")'"
+    [ ! -e "$work/nss.conf.state" ] || fail "nsswitch remove: the state file is left"
     echo "ok: '$given' -> '$expected' -> restored"
 done <<EOF_CASES
 passwd:         files|passwd:         files jit
 passwd:${tab}files systemd|passwd:${tab}files jit systemd
+passwd:${tab}files${tab}systemd|passwd:${tab}files jit${tab}systemd
 passwd: compat|passwd: compat jit
 passwd: sss files|passwd: sss files jit
 passwd: ldap|passwd: ldap jit
-passwd: files [NOTFOUND=return] db|passwd: files jit [NOTFOUND=return] db
+passwd: files [NOTFOUND=return] db|passwd: files [NOTFOUND=return] jit db
+passwd: files [NOTFOUND=return]|passwd: files [NOTFOUND=return] jit
+passwd:${tab}files${tab}[ NOTFOUND = return ]${tab}db|passwd:${tab}files${tab}[ NOTFOUND = return ] jit${tab}db
 passwd: files   |passwd: files jit   
 passwd:files|passwd:files jit
 passwd: myfiles|passwd: myfiles jit
+passwd: jitter|passwd: jitter jit
+passwd: files jit systemd|passwd: files jit systemd
+passwd: files jit|passwd: files jit
+passwd:${tab}files${tab}jit|passwd:${tab}files${tab}jit
+passwd: jit files|passwd: jit files
+passwd:jit|passwd:jit
+passwd: files jit [NOTFOUND=return] db|passwd: files jit [NOTFOUND=return] db
 EOF_CASES
-# Already there (the admin's or ours): never added twice.
-printf 'passwd: files jit systemd\n' > "$work/nss.conf"
+# The admin's own jit (there before the install) is never taken out, by remove or purge...
+printf 'passwd: files jit\ngroup:\tfiles\tjit\nshadow: files\n' > "$work/nss.in"
+cp "$work/nss.in" "$work/nss.conf"
+rm -f "$work/nss.conf.state"
 nss "$work/nss.conf" nss_add
-[ "$(cat "$work/nss.conf")" = 'passwd: files jit systemd' ] || fail "jit added twice"
+[ "$(sed -n 3p "$work/nss.conf")" = 'shadow: files jit' ] || fail "shadow line not edited"
+[ "$(cat "$work/nss.conf.state")" = shadow ] || fail "recorded lines it did not edit: $(cat "$work/nss.conf.state")"
+nss "$work/nss.conf" nss_remove
+cmp -s "$work/nss.in" "$work/nss.conf" || fail "the admin's own jit was taken out: $(cat "$work/nss.conf")"
+# ... and ours is, even when the admin put a tab before it since; once jit is gone from a line,
+# nothing is taken out of it (and nss_removed says whether anything was).
+printf 'passwd: files\ngroup: files\nshadow: files\n' > "$work/nss.in"
+cp "$work/nss.in" "$work/nss.conf"
+nss "$work/nss.conf" nss_add
+sed -i "s/^passwd: files jit\$/passwd: files${tab}jit/; s/^shadow: files jit\$/shadow: files/" "$work/nss.conf"
+removed=$(nss "$work/nss.conf" nss_remove nss_said)
+cmp -s "$work/nss.in" "$work/nss.conf" || fail "a tab-separated jit was not taken out: $(cat "$work/nss.conf")"
+[ "$removed" = yes ] || fail "nss_remove took jit out but does not say so"
+printf 'passwd: files\n' > "$work/nss.conf"
+nss "$work/nss.conf" nss_add
+sed -i 's/ jit$//' "$work/nss.conf"
+removed=$(nss "$work/nss.conf" nss_remove nss_said)
+[ -z "$removed" ] || fail "nss_remove says it took jit out of lines without jit"
+echo "ok: the admin's own jit kept, ours taken out (also after a tab), nothing else"
 
 step "the units say what the packages promise"
 unit_has() {  # unit_has FILE LINE...
@@ -165,8 +230,15 @@ for u in jitd jit-server; do
     for l in $hardening; do unit_has "$here/packaging/systemd/$u.service" "$(echo "$l" | tr + ' ')"; done
 done
 unit_has "$here/packaging/systemd/jitd.service" Type=notify Before=nss-user-lookup.target \
-    Wants=network-online.target After=network-online.target \
-    ConditionPathExists=/etc/jit/host.key "ReadWritePaths=/var/lib/jitd /run/jitd"
+    Wants=network-online.target ConditionPathExists=/etc/jit/host.key \
+    "ReadWritePaths=/var/lib/jitd /run/jitd"
+# Logins wait for nss-user-lookup.target, which jitd comes before: jitd must not wait for the
+# network (it answers from its cache), or every login waits for it, even on a host not joined.
+# (Wants= alone orders nothing: it only has the network brought up.)
+if grep -Eq '^(After|Requires|Requisite|BindsTo)=.*network-online\.target' \
+    "$here/packaging/systemd/jitd.service"; then
+    fail "jitd.service waits for network-online.target, and so would every login"
+fi
 unit_has "$here/packaging/systemd/jit-server.service" User=jit-server Group=jit-server \
     ReadWritePaths=/var/lib/jit-server
 
@@ -292,17 +364,28 @@ behaviour() {  # what a host shows without jit: one line per case, exit codes on
 }
 
 step "before the install: snapshot and behaviour"
+# The admin named jit on the shadow line already (tab-separated): that one is theirs, and the
+# install, remove and purge leave it exactly as it is.
+sed -i "s/^shadow:.*/&${tab}jit/" "$root/etc/nsswitch.conf"
+grep "^shadow:" "$root/etc/nsswitch.conf"
 snapshot "$work/before"
 behaviour | tee "$work/behaviour.before"
 grep -qx 'carol, right password: 0' "$work/behaviour.before" || fail "carol cannot log in before the install"
 
 step "install jit-host and jit-server"
 cp "$host_deb" "$server_deb" "$root/tmp/"
-in_root dpkg -i "/tmp/$(basename "$host_deb")" "/tmp/$(basename "$server_deb")"
-for db in passwd group shadow; do
+in_root dpkg -i "/tmp/$(basename "$host_deb")" "/tmp/$(basename "$server_deb")" > "$work/install.out" 2>&1 \
+    || { cat "$work/install.out"; fail "dpkg -i"; }
+cat "$work/install.out"
+if grep -q WARNING "$work/install.out"; then fail "a warning on a plain install"; fi
+for db in passwd group; do
     grep -Eq "^$db:[[:space:]]+files jit$" "$root/etc/nsswitch.conf" \
         || fail "nsswitch.conf: no 'files jit' on the $db line: $(grep "^$db:" "$root/etc/nsswitch.conf")"
 done
+[ "$(grep "^shadow:" "$root/etc/nsswitch.conf")" = "$(grep "^shadow:" "$work/before/nsswitch.conf")" ] \
+    || fail "the shadow line, which named jit already, was changed: $(grep "^shadow:" "$root/etc/nsswitch.conf")"
+[ "$(cat "$root/var/lib/jitd/.nsswitch-added")" = "$(printf 'passwd\ngroup')" ] \
+    || fail "recorded as edited: $(cat "$root/var/lib/jitd/.nsswitch-added")"
 grep -q '^gshadow:[[:space:]]*files$' "$root/etc/nsswitch.conf" || fail "gshadow line changed"
 for s in auth account session; do
     grep -q 'pam_jit\.so' "$root/etc/pam.d/common-$s" || fail "common-$s does not call pam_jit.so"
@@ -397,9 +480,9 @@ for d in "$host_deb" "$server_deb"; do
     dpkg-deb -b "$work/$n" "$root/tmp/$n+pkgtest1.deb" >/dev/null
 done
 # An admin's choices before the upgrade: a local setting in the conffile, and no jit on the
-# shadow line.
+# group line.
 echo 'refresh_interval = "5s"' >> "$root/etc/jit/jitd.toml"
-sed -i 's/^\(shadow:.*\) jit$/\1/' "$root/etc/nsswitch.conf"
+sed -i 's/^\(group:.*\) jit$/\1/' "$root/etc/nsswitch.conf"
 snapshot "$work/before-upgrade"
 in_root dpkg -i "/tmp/$(basename "$host_deb" .deb)+pkgtest1.deb" "/tmp/$(basename "$server_deb" .deb)+pkgtest1.deb"
 # shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
@@ -411,7 +494,7 @@ for f in /etc/jit/host.key /etc/jit/ca.pem /var/lib/jitd/nss.cache /var/lib/jit-
 done
 [ -L "$root/etc/systemd/system/multi-user.target.wants/jitd.service" ] || fail "upgrade disabled jitd"
 # Back to the packaged line, so that remove and purge are compared with the first snapshot.
-sed -i 's/^\(shadow:[[:space:]]*files\)$/\1 jit/' "$root/etc/nsswitch.conf"
+sed -i 's/^\(group:[[:space:]]*files\)$/\1 jit/' "$root/etc/nsswitch.conf"
 
 step "systemd-analyze verify and security (the installed units, inside the root)"
 # verify exits 0 on unknown keys and bad values ("…, ignoring"): any output is a failure.
@@ -429,8 +512,66 @@ for unit in jitd.service jit-server.service; do
     grep 'Overall exposure level' "$work/security.out"
 done
 
+step "remove refused while a PAM file still names pam_jit.so (its lines say default=die)"
+# Once pam_jit.so is gone, Linux-PAM fails such a line and default=die refuses every login
+# through that stack. So prerm refuses, names each file and says what to do; dpkg's abort path
+# (postinst abort-remove) leaves the package installed and the stacks as they were.
+module="$root/usr/lib/$arch/security/pam_jit.so"
+pam_jit_line='auth       [success=done ignore=ignore default=die]                    pam_jit.so'
+cp -a "$root/etc/pam.d" "$work/pam.d.installed"
+refused() {  # refused WHAT FILE...: `apt-get remove jit-host` fails and names each FILE
+    what=$1; shift
+    if in_root apt-get remove -y jit-host > "$work/remove.out" 2>&1; then
+        cat "$work/remove.out"; fail "$what: jit-host was removed"
+    fi
+    cat "$work/remove.out"
+    for f in "$@"; do
+        grep -q "^jit-host: *$f\$" "$work/remove.out" || fail "$what: the refusal does not name $f"
+    done
+    n=$(grep -c '^jit-host: *\(/etc/pam\.d/[^ ]*\|/etc/pam\.conf\)$' "$work/remove.out")
+    [ "$n" = "$#" ] || fail "$what: the refusal names $n files, expected $*"
+    grep -qF 'pam-auth-update --remove jit' "$work/remove.out" || fail "$what: the refusal does not say what to do"
+    # shellcheck disable=SC2016 # a dpkg-query format, not a shell expansion
+    in_root dpkg-query -W -f '${Status}\n' jit-host | grep -q ' ok installed$' \
+        || fail "$what: jit-host is not installed any more"
+    [ -f "$module" ] || fail "$what: pam_jit.so is gone"
+    # dpkg stops at the error before it runs the triggers this removal activated (ldconfig):
+    # any later dpkg run does; then nothing must be left half-done.
+    in_root dpkg --configure --pending
+    [ -z "$(in_root dpkg --audit)" ] || fail "$what: dpkg --audit: $(in_root dpkg --audit)"
+    pam carol carol-password || { cat "$work/pam.out"; fail "$what: carol cannot log in"; }
+    if pam carol wrong; then fail "$what: carol logs in with a wrong password"; fi
+    echo "$what: refused, still installed, logins work"
+}
+# A hand-written stack (a line from the examples) in a file the profile does not manage.
+echo "$pam_jit_line" >> "$root/etc/pam.d/login"
+refused "a pam_jit line in /etc/pam.d/login" /etc/pam.d/login
+printf 'carol-password\n' | in_root pamtester login carol authenticate acct_mgmt \
+    || fail "carol cannot log in through /etc/pam.d/login, which names pam_jit.so"
+grep -q 'pam_jit\.so' "$root/etc/pam.d/common-auth" || fail "the abort path did not put the profile back"
+cp "$work/pam.d.installed/login" "$root/etc/pam.d/login"
+diff -r "$work/pam.d.installed" "$root/etc/pam.d" || fail "/etc/pam.d differs after a refused removal"
+# Local modifications to common-*: pam-auth-update --remove says "not updating" and exits 0.
+sed -i '/^# here are the per-package modules/a # a local change' "$root/etc/pam.d/common-auth"
+refused "common-* modified locally" /etc/pam.d/common-account /etc/pam.d/common-auth \
+    /etc/pam.d/common-session
+grep -q 'Local modifications' "$work/remove.out" || fail "pam-auth-update did not report local modifications"
+cp "$work/pam.d.installed/common-auth" "$root/etc/pam.d/common-auth"
+diff -r "$work/pam.d.installed" "$root/etc/pam.d" || fail "/etc/pam.d differs after a refused removal"
+# The profile disabled on purpose, stacks written by hand: the abort path keeps it disabled.
+in_root pam-auth-update --disable jit
+if grep -q 'pam_jit\.so' "$root/etc/pam.d/common-auth"; then fail "pam-auth-update --disable jit"; fi
+echo "$pam_jit_line" >> "$root/etc/pam.d/login"
+refused "profile disabled, a pam_jit line in /etc/pam.d/login" /etc/pam.d/login
+if grep -q 'pam_jit\.so' "$root/etc/pam.d/common-auth"; then
+    fail "the abort path enabled the profile the admin had disabled"
+fi
+cp "$work/pam.d.installed/login" "$root/etc/pam.d/login"
+in_root pam-auth-update --enable jit
+diff -r "$work/pam.d.installed" "$root/etc/pam.d" || fail "/etc/pam.d differs after a refused removal"
+
 step "remove: configuration restored, state kept"
-in_root dpkg -r jit-host jit-server
+in_root apt-get remove -y jit-host jit-server
 same_config "$work/before" "after remove"
 [ -d "$root/var/lib/jitd" ] || fail "remove deleted /var/lib/jitd"
 [ -f "$root/etc/jit/host.key" ] || fail "remove deleted the host key"
@@ -459,5 +600,59 @@ done
 diff "$work/before/etc.list.cmp" "$work/after/etc.list.cmp" || fail "purge left /etc different"
 diff "$work/before/etc.sums.cmp" "$work/after/etc.sums.cmp" || fail "purge left /etc different"
 echo "after purge: all of /etc is as before (except the kept jit-server user)"
+
+step "install while /etc/pam.d/common-* have local modifications: a clear warning"
+# pam-auth-update leaves the files alone then (and exits 0): pam_jit guards nothing, and root's
+# local password still works. postinst must say so, and what to do.
+sed -i '/^# here are the per-package modules/a # a local change' "$root/etc/pam.d/common-auth"
+cp -a "$root/etc/pam.d" "$work/pam.d.modified"
+in_root dpkg -i "/tmp/$(basename "$host_deb")" > "$work/install.out" 2>&1 \
+    || { cat "$work/install.out"; fail "dpkg -i"; }
+cat "$work/install.out"
+grep -q 'WARNING: pam_jit is NOT in the PAM stacks' "$work/install.out" || fail "no warning"
+grep -qF 'pam-auth-update --enable jit --force' "$work/install.out" || fail "the warning does not say what to do"
+diff -r "$work/pam.d.modified" "$root/etc/pam.d" || fail "/etc/pam.d changed"
+in_root dpkg --purge jit-host
+cp "$work/before/pam.d/common-auth" "$root/etc/pam.d/common-auth"
+same_config "$work/before" "after install and purge with local modifications"
+
+step "the RPM scriptlets of jit-host.rpm, run in the root"
+for s in POSTIN PREUN POSTUN; do
+    rpm -qp --qf "%{$s}\n" "$host_rpm" > "$root/tmp/rpm-$s.sh"
+done
+rpm_script() { in_root sh "/tmp/rpm-$1.sh" "$2"; }
+rpm_script POSTIN 1
+for db in passwd group; do
+    grep -Eq "^$db:[[:space:]]+files jit$" "$root/etc/nsswitch.conf" || fail "rpm %post: the $db line"
+done
+[ "$(grep "^shadow:" "$root/etc/nsswitch.conf")" = "$(grep "^shadow:" "$work/before/nsswitch.conf")" ] \
+    || fail "rpm %post changed the shadow line, which named jit already"
+cp "$root/etc/nsswitch.conf" "$work/nsswitch.installed"
+rpm_script POSTIN 2
+cmp "$work/nsswitch.installed" "$root/etc/nsswitch.conf" || fail "rpm %post on upgrade changed nsswitch.conf"
+echo "$pam_jit_line" >> "$root/etc/pam.d/login"
+if rpm_script PREUN 0 > "$work/preun.out" 2>&1; then cat "$work/preun.out"; fail "rpm %preun did not refuse"; fi
+cat "$work/preun.out"
+grep -q '^jit-host: */etc/pam.d/login$' "$work/preun.out" || fail "rpm %preun does not name /etc/pam.d/login"
+grep -qF 'authselect apply-changes' "$work/preun.out" || fail "rpm %preun does not say what to do"
+rpm_script PREUN 1 || fail "rpm %preun refused an upgrade"
+cp "$work/before/pam.d/login" "$root/etc/pam.d/login"
+rpm_script PREUN 0 || fail "rpm %preun refused without a pam_jit line"
+rpm_script POSTUN 0
+same_config "$work/before" "rpm %post, %preun, %postun"
+# authselect manages nsswitch.conf (a stand-in that says so): neither %post nor %postun edits
+# it, both say what to do in the profile instead.
+printf '#!/bin/sh\nexit 0\n' > "$root/usr/bin/authselect"
+chmod 755 "$root/usr/bin/authselect"
+sed -i 's/^passwd:.*/& jit/' "$root/etc/nsswitch.conf"   # as the admin's profile has it
+cp "$root/etc/nsswitch.conf" "$work/nsswitch.authselect"
+rpm_script POSTIN 1 > "$work/post.out" 2>&1
+cat "$work/post.out"
+grep -q 'authselect manages' "$work/post.out" || fail "rpm %post: no word about authselect"
+rpm_script POSTUN 0 > "$work/postun.out" 2>&1
+cat "$work/postun.out"
+grep -q 'authselect disable-feature' "$work/postun.out" || fail "rpm %postun: no word about authselect"
+cmp "$work/nsswitch.authselect" "$root/etc/nsswitch.conf" || fail "rpm scriptlets edited an authselect nsswitch.conf"
+rm -f "$root/usr/bin/authselect"
 
 printf '\npackages OK\n'

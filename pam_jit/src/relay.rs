@@ -756,20 +756,19 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Verdict::NotJoined => "no cache file exists (host not joined)".to_string(),
             Verdict::Unknown(problems) => format!("no cache is readable ({})", problems.join("; ")),
         };
-        let level = if code == Code::Ignore {
-            Level::Warning
-        } else {
-            Level::Err
-        };
-        self.pam.log(
-            level,
-            &format!(
-                "{} for {} (service {}): {why}; {basis}; {decision}",
-                stage.name(),
-                ctx.account,
-                ctx.service
-            ),
+        let line = format!(
+            "{} for {} (service {}): {why}; {basis}; {decision}",
+            stage.name(),
+            ctx.account,
+            ctx.service
         );
+        match (&verdict, code) {
+            // Installed but not joined: the host must behave exactly as before, its logs included
+            // (every login of every user would otherwise leave a warning).
+            (Verdict::NotJoined, _) => self.debug(&line),
+            (_, Code::Ignore) => self.pam.log(Level::Warning, &line),
+            _ => self.pam.log(Level::Err, &line),
+        }
         if let Some(m) = message {
             self.show_best_effort(Msg::Error, &m);
         }

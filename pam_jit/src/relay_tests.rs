@@ -723,9 +723,11 @@ fn unreachable_jitd_refuses_shared_and_ignores_others() {
     );
     let (code, _) = auth_with_cache("bob", Some(&["admin"]), &Unreachable, vec![], T);
     assert_eq!(code, Code::Ignore);
-    // No cache file at all: the host has not joined jit.
-    let (code, _) = auth_with_cache("admin", None, &Unreachable, vec![], T);
+    // No cache file at all: the host has not joined jit. It behaves exactly as before, down to
+    // its logs: nothing is logged unless `debug` is on (as it is here).
+    let (code, logs) = auth_with_cache("admin", None, &Unreachable, vec![], T);
     assert_eq!(code, Code::Ignore);
+    assert!(logs.iter().all(|(l, _)| *l == Level::Debug), "{logs:?}");
 }
 
 #[test]

@@ -220,7 +220,7 @@ impl Run {
 enum Act {
     Expect(Request),
     Send(Step),
-    /// Read requests until the module hangs up.
+    /// Read requests until the module hangs up (it must, within the fake's 30 s bound).
     Stall,
     /// Hang up.
     Close,
@@ -251,8 +251,22 @@ impl FakeJitd {
                         }
                         Act::Send(step) => frame::write_msg(&mut s, &step).unwrap(),
                         Act::Stall => {
+                            // The module must hang up first: if our own 30 s bound runs out
+                            // instead, it had no timeout of its own.
                             let mut buf = [0u8; 256];
-                            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+                            loop {
+                                match s.read(&mut buf) {
+                                    Ok(0) => break,
+                                    Ok(_) => {}
+                                    Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                                        break;
+                                    }
+                                    Err(e) => panic!(
+                                        "connection {i}: the module never gave up waiting for \
+                                         jitd ({e})"
+                                    ),
+                                }
+                            }
                         }
                         Act::Close => break,
                     }

@@ -407,6 +407,19 @@ pub fn wrong_code(p: &Person) -> String {
         .unwrap_or_default()
 }
 
+/// Asserts that `code` appears nowhere in `log` (jitd's or the server's stderr), apart from the
+/// microseconds of a line's leading timestamp, which could match six digits by chance.
+#[track_caller]
+pub fn assert_code_not_logged(log: &str, code: &str, whose: &str) {
+    for line in log.lines() {
+        let body = match line.split_once(' ') {
+            Some((first, rest)) if first.ends_with('Z') && first.contains('T') => rest,
+            _ => line,
+        };
+        assert!(!body.contains(code), "a code reached {whose}'s log: {line}");
+    }
+}
+
 /// `jitctl reserve ACCOUNT --host web01` as `p`.
 pub fn reserve(p: &Person, account: &str) {
     p.jitctl.ok(&["reserve", account, "--host", "web01"]);

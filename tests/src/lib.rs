@@ -277,6 +277,11 @@ impl Jitctl {
         j
     }
 
+    /// This identity's `JITCTL_CONFIG` directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn command(&self) -> Command {
         let mut c = Command::new(bin("jitctl"));
         c.env("JITCTL_CONFIG", self.dir.path())

@@ -14,7 +14,9 @@
 pub mod system;
 pub mod tmux;
 
+use std::fs::Permissions;
 use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -41,21 +43,67 @@ const STOCK: &str = "KbdInteractiveAuthentication no\n\
                      PrintMotd no\n\
                      AcceptEnv LANG LC_*\n";
 
-/// Which sshd_config drop-in the test server includes.
+/// Which form of `packaging/ssh/jit.conf` the test server includes: as shipped (`admin` in its
+/// Match block, root's block commented out), or edited the two ways docs/ssh.md allows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DropIn {
-    /// `packaging/ssh/jit.conf` as shipped.
-    Shipped,
-    /// The shipped file up to (not including) its `Match` block: keyboard-interactive on, but
-    /// no `AuthenticationMethods` for shared accounts, so a public key alone reaches the PAM
+pub struct DropIn {
+    /// Keep `AuthenticationMethods publickey,keyboard-interactive` (as shipped). Without it a
+    /// shared account may log in with the code alone, and a public key alone reaches the PAM
     /// account stage.
-    WithoutMatch,
+    key_and_code: bool,
+    /// Uncomment the `Match User root` block (root as a shared account).
+    root: bool,
+}
+
+impl DropIn {
+    /// The file as shipped.
+    pub const SHIPPED: DropIn = DropIn {
+        key_and_code: true,
+        root: false,
+    };
+    /// Without the `AuthenticationMethods` lines: keyboard-interactive alone for shared accounts.
+    pub const CODE_ONLY: DropIn = DropIn {
+        key_and_code: false,
+        root: false,
+    };
+
+    /// With the `Match User root` block uncommented.
+    pub fn with_root(self) -> DropIn {
+        DropIn { root: true, ..self }
+    }
+
+    /// The drop-in's text in this form.
+    fn text(self) -> String {
+        let shipped =
+            std::fs::read_to_string(repo().join("packaging/ssh/jit.conf")).expect("the drop-in");
+        assert!(
+            shipped.contains("\nMatch User admin\n") && shipped.contains("\n#Match User root\n"),
+            "the drop-in lost its Match blocks:\n{shipped}"
+        );
+        let mut out = String::new();
+        let mut in_root = false;
+        for line in shipped.lines() {
+            in_root = line == "#Match User root" || (in_root && line.starts_with("#\t"));
+            let line = match line.strip_prefix('#') {
+                Some(rest) if in_root && self.root => rest,
+                _ => line,
+            };
+            if !self.key_and_code && line.trim_start().starts_with("AuthenticationMethods") {
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
 }
 
 /// A running sshd (`-D`, logging to a file) inside `sys`'s namespace.
 pub struct Sshd {
     pub port: u16,
     dir: tempfile::TempDir,
+    /// The namespace's /etc/ssh/authorized_keys, seen from outside.
+    authorized_keys: PathBuf,
     child: Option<Child>,
 }
 
@@ -73,30 +121,11 @@ impl Sshd {
             .expect("tempdir");
         let d = dir.path();
         keygen(&d.join("host_ed25519"));
-        std::fs::create_dir(d.join("authorized_keys")).expect("mkdir");
-        let shipped = repo().join("packaging/ssh/jit.conf");
-        let include = match drop_in {
-            DropIn::Shipped => shipped,
-            DropIn::WithoutMatch => {
-                let text = std::fs::read_to_string(&shipped).expect("read the drop-in");
-                let global: Vec<&str> = text
-                    .lines()
-                    .take_while(|l| !l.trim_start().starts_with("Match "))
-                    .collect();
-                assert!(
-                    global.len() < text.lines().count(),
-                    "no Match block in {text}"
-                );
-                let p = d.join("jit-without-match.conf");
-                std::fs::write(&p, global.join("\n") + "\n").expect("write");
-                p
-            }
-        };
+        let include = d.join("jit.conf");
+        std::fs::write(&include, drop_in.text()).expect("write the drop-in");
         let config = format!(
             "{extra}\n\
              HostKey {d}/host_ed25519\n\
-             AuthorizedKeysFile {d}/authorized_keys/%u\n\
-             StrictModes no\n\
              PidFile none\n\
              UseDNS no\n\
              LogLevel VERBOSE\n\
@@ -109,6 +138,7 @@ impl Sshd {
         let mut sshd = Sshd {
             port: 0,
             dir,
+            authorized_keys: sys.authorized_keys(),
             child: None,
         };
         for _ in 0..5 {
@@ -188,15 +218,14 @@ impl Sshd {
         assert!(seen, "sshd's log lacks {needle:?}:\n{}", self.log());
     }
 
-    /// Lets `user` log in with the key pair returned (its private key file).
+    /// Lets `user` (a shared account) log in with the key pair returned (its private key file),
+    /// as docs/ssh.md says: its public key in /etc/ssh/authorized_keys/`user`, mode 0644.
     pub fn authorize_new_key(&self, user: &str) -> PathBuf {
         let key = self.dir.path().join(format!("id_{user}"));
         keygen(&key);
-        std::fs::copy(
-            key.with_extension("pub"),
-            self.dir.path().join("authorized_keys").join(user),
-        )
-        .expect("authorized_keys");
+        let trusted = self.authorized_keys.join(user);
+        std::fs::copy(key.with_extension("pub"), &trusted).expect("authorized_keys");
+        std::fs::set_permissions(&trusted, Permissions::from_mode(0o644)).expect("chmod");
         key
     }
 

@@ -270,9 +270,12 @@ fn one_hundred_concurrent_verifies_consume_once_across_two_servers() {
             rt.block_on(host.login_begin(&begin("admin"))).unwrap(),
         ));
     }
-    // Two different valid codes (this step and the next) so replay protection alone could not
-    // explain a single winner: the reservation's consumption must. Forget the step enrollment
-    // used, so both are fresh without waiting for the clock.
+    // Two different valid codes (this step and the next). Replay protection alone (each step
+    // once, never an older one after a newer) would let a second login in whenever the lower
+    // step happens to be accepted first, since the higher one is still fresh after it; a single
+    // winner in every interleaving needs the reservation's single use. What proves it is how the
+    // others are refused: all as "already used", none as a replayed code. Forget the step
+    // enrollment used, so both codes are fresh without waiting for the clock.
     w.server
         .sql("UPDATE persons SET totp_last_step = NULL WHERE name = 'alice'");
     let codes = [w.alice.code(), w.alice.code_in(1)];
@@ -303,6 +306,15 @@ fn one_hundred_concurrent_verifies_consume_once_across_two_servers() {
         granted, 1,
         "exactly one login may consume the reservation: {results:?}"
     );
+    for r in &results {
+        if let LoginVerified::Denied { reason, .. } = r {
+            assert_eq!(
+                *reason,
+                DenyReason::AlreadyUsed,
+                "a loser must be stopped by the consumed reservation, not by replay protection"
+            );
+        }
+    }
     assert_eq!(w.server.sql("SELECT state FROM reservations"), "consumed");
 }
 
@@ -480,4 +492,246 @@ fn base64_decode(s: &str) -> Vec<u8> {
         }
     }
     out
+}
+
+fn offline_event(
+    id: &str,
+    account: &str,
+    person: &str,
+    reservation: i64,
+    at: i64,
+    step: i64,
+) -> jit_proto::api::HostEvents {
+    jit_proto::api::HostEvents {
+        events: vec![jit_proto::api::HostEvent {
+            id: id.into(),
+            at,
+            action: "login.offline".into(),
+            account: AccountName::new(account).unwrap(),
+            person: Some(jit_proto::PersonName::new(person).unwrap()),
+            result: jit_proto::api::AuditResult::Ok,
+            reason: Some("decided offline from the cached grant".into()),
+            origin: LoginOrigin {
+                service: "sshd".into(),
+                ..Default::default()
+            },
+            reservation_id: Some(reservation),
+            attempt: None,
+            totp_step: Some(step),
+        }],
+    }
+}
+
+#[test]
+fn offline_reconcile_refuses_what_the_grant_does_not_bound() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    let web02 = join_host(
+        &rt,
+        w.admin.json(&["host", "add", "web02"])["join_token"]
+            .as_str()
+            .unwrap(),
+    );
+    for name in ["root", "vault"] {
+        w.admin.ok(&[
+            "account",
+            "add",
+            name,
+            "--existing",
+            "--group",
+            "ops",
+            "--hosts",
+            "web*",
+            "--offline",
+            "cached",
+        ]);
+    }
+    let id = w.alice.jitctl.json(&["reserve", "root", "--host", "web01"])["id"]
+        .as_i64()
+        .unwrap();
+    // `admin` stays offline = deny: no grant is ever issued for it.
+    let denied_id = w
+        .alice
+        .jitctl
+        .json(&["reserve", "admin", "--host", "web01"])["id"]
+        .as_i64()
+        .unwrap();
+    // A grant is issued for vault on web02, but web02 never fetches it.
+    let unserved_id = w.bob.jitctl.json(&["reserve", "vault", "--host", "web02"])["id"]
+        .as_i64()
+        .unwrap();
+    jit_tests::wait_for(
+        "the offline grants",
+        std::time::Duration::from_secs(30),
+        || {
+            w.server.sql(&format!(
+                "SELECT COUNT(*) FROM offline_grants WHERE reservation_id IN ({id}, {unserved_id})"
+            )) == "2"
+        },
+    );
+    // web01 fetches its grant (the server records that it was served).
+    let grants = rt.block_on(host.offline_grants()).unwrap().grants;
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    let last_step = || {
+        w.server
+            .sql("SELECT totp_last_step FROM persons WHERE name = 'alice'")
+    };
+    let before = last_step();
+    let now = jit_tests::now();
+    let step = now / 30;
+
+    let refused = [
+        // A step far in the future would lock alice out of TOTP for good.
+        (
+            "far-step",
+            offline_event("far-step", "root", "alice", id, now, 9_000_000_000_000),
+            "outside the reservation's window",
+        ),
+        (
+            "old-step",
+            offline_event("old-step", "root", "alice", id, now, step - 1000),
+            "outside the reservation's window",
+        ),
+        // A login time that backdates the audit log, or is made up in the future.
+        (
+            "backdated",
+            offline_event("backdated", "root", "alice", id, 1, step),
+            "outside the reservation's window",
+        ),
+        (
+            "future",
+            offline_event("future", "root", "alice", id, now + 7200, step),
+            "in the future",
+        ),
+        // A step inside the window, but not the one of the time the host says it logged in.
+        (
+            "mismatch",
+            offline_event("mismatch", "root", "alice", id, now, step + 5),
+            "not within one step",
+        ),
+        (
+            "not-holder",
+            offline_event("not-holder", "root", "bob", id, now, step),
+            "held by alice, not bob",
+        ),
+        (
+            "wrong-account",
+            offline_event("wrong-account", "vault", "alice", id, now, step),
+            "is for root, not vault",
+        ),
+        (
+            "policy-deny",
+            offline_event("policy-deny", "admin", "alice", denied_id, now, step),
+            "no offline grant was issued",
+        ),
+        (
+            "no-such",
+            offline_event("no-such", "root", "alice", 999_999, now, step),
+            "does not exist",
+        ),
+    ];
+    for (name, batch, why) in &refused {
+        assert_eq!(
+            rt.block_on(host.host_events(batch)).unwrap().stored,
+            1,
+            "{name}"
+        );
+        assert_eq!(last_step(), before, "{name}: no step may be burned");
+        assert_eq!(
+            w.server
+                .sql(&format!("SELECT state FROM reservations WHERE id = {id}")),
+            "active",
+            "{name}: nothing may be consumed"
+        );
+        let audit = w.admin.json(&["audit", "--host", "web01"]);
+        let events = audit["events"].as_array().unwrap();
+        let decision = events
+            .iter()
+            .find(|e| e["action"] == "login.reconcile" && e["detail"]["event"] == *name)
+            .unwrap_or_else(|| panic!("{name}: the refusal is audited: {events:?}"));
+        assert_eq!(decision["result"], "denied", "{name}");
+        let reason = decision["reason"].as_str().unwrap();
+        assert!(reason.contains(why), "{name}: {reason}");
+        // The host's report is kept, as of when it arrived (never backdated).
+        let report = events
+            .iter()
+            .find(|e| e["action"] == "login.offline" && e["detail"]["event"] == *name)
+            .unwrap_or_else(|| panic!("{name}: the report is stored: {events:?}"));
+        assert_eq!(
+            report["detail"]["reported_at"], batch.events[0].at,
+            "{name}"
+        );
+        let at = report["at"].as_i64().unwrap();
+        assert!(
+            at >= now && at <= jit_tests::now(),
+            "{name}: stored as of its arrival, not as reported: {report}"
+        );
+    }
+    // Another host cannot reconcile web01's reservation, and a grant that was never served to
+    // its host cannot have been used.
+    for (client, batch, why) in [
+        (
+            &web02,
+            offline_event("other-host", "root", "alice", id, now, step),
+            "not a reservation of this host",
+        ),
+        (
+            &web02,
+            offline_event("unserved", "vault", "bob", unserved_id, now, step),
+            "never given to this host",
+        ),
+    ] {
+        assert_eq!(rt.block_on(client.host_events(&batch)).unwrap().stored, 1);
+        let audit = w.admin.json(&["audit", "--host", "web02"]);
+        let found = audit["events"].as_array().unwrap().iter().any(|e| {
+            e["action"] == "login.reconcile"
+                && e["result"] == "denied"
+                && e["reason"].as_str().unwrap().contains(why)
+        });
+        assert!(found, "{why}: {audit}");
+    }
+    assert_eq!(last_step(), before);
+    assert_eq!(
+        w.server.sql(&format!(
+            "SELECT state FROM reservations WHERE id IN ({id}, {denied_id}, {unserved_id}) ORDER BY id"
+        )),
+        "active\nactive\nactive"
+    );
+    assert!(
+        w.server
+            .log()
+            .contains("suspicious offline login report refused"),
+        "refusals are logged as suspicious"
+    );
+
+    // The true report is reconciled: consumed as of its time, its step burned.
+    let good = offline_event("good", "root", "alice", id, now, step);
+    assert_eq!(rt.block_on(host.host_events(&good)).unwrap().stored, 1);
+    assert_eq!(
+        w.server.sql(&format!(
+            "SELECT state, ended_at FROM reservations WHERE id = {id}"
+        )),
+        format!("consumed|{now}")
+    );
+    assert_eq!(last_step(), step.to_string());
+    let audit = w.admin.json(&["audit", "--account", "root"]);
+    let ok = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "login.reconcile" && e["result"] == "ok")
+        .expect("the reconcile is audited");
+    assert_eq!(ok["person"], "alice");
+    assert!(
+        ok["reason"]
+            .as_str()
+            .unwrap()
+            .contains("reservation consumed"),
+        "{ok}"
+    );
+    // A second report for the same reservation is refused: it was already consumed.
+    let again = offline_event("again", "root", "alice", id, jit_tests::now(), step);
+    assert_eq!(rt.block_on(host.host_events(&again)).unwrap().stored, 1);
+    assert_eq!(last_step(), step.to_string());
 }

@@ -389,3 +389,57 @@ fn several_identities_from_one_machine() {
     w.alice.jitctl.ok(&["logout"]);
     w.alice.jitctl.fails(3, &["status"]);
 }
+
+#[test]
+fn every_reservation_decision_is_audited_even_unknown_names_and_a_lost_race() {
+    let w = World::new();
+    // Unknown account, unknown host: refused (not found) and audited.
+    w.alice
+        .jitctl
+        .fails(4, &["reserve", "nosuch", "--host", "web01"]);
+    w.alice
+        .jitctl
+        .fails(4, &["reserve", "admin", "--host", "nohost"]);
+
+    // A lost race: another server process inserts its reservation between this one's check
+    // and its INSERT. A trigger plays the other process: it inserts bob's reservation just
+    // before alice's, so alice's INSERT hits the unique index (and both are undone).
+    w.server.sql(
+        "CREATE TRIGGER lose_the_race BEFORE INSERT ON reservations \
+         WHEN NEW.reason = 'race' BEGIN \
+         INSERT INTO reservations (account_id, host_id, person_id, state, created_at, expires_at) \
+         VALUES (NEW.account_id, NEW.host_id, (SELECT id FROM persons WHERE name = 'bob'), \
+         'active', NEW.created_at, NEW.expires_at); END",
+    );
+    let err = w.alice.jitctl.fails(
+        5,
+        &["reserve", "admin", "--host", "web01", "--reason", "race"],
+    );
+    assert!(err.contains("just reserved by someone else"), "{err}");
+    w.server.sql("DROP TRIGGER lose_the_race");
+
+    let audit = w.admin.json(&["audit", "--person", "alice"]);
+    let refused: Vec<&serde_json::Value> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "reservation.create" && e["result"] == "denied")
+        .collect();
+    let find = |account: &str, host: &str, why: &str| {
+        refused
+            .iter()
+            .find(|e| {
+                e["account"] == account
+                    && e["host"] == host
+                    && e["actor"] == "person:alice"
+                    && e["reason"].as_str().is_some_and(|r| r.contains(why))
+            })
+            .unwrap_or_else(|| panic!("no audited refusal for {account} on {host}: {refused:?}"))
+    };
+    find("nosuch", "web01", "no shared account named nosuch");
+    find("admin", "nohost", "no host named nohost");
+    let lost = find("admin", "web01", "just reserved by someone else");
+    assert_eq!(lost["detail"]["lost_race"], true, "{lost}");
+    // Nothing is held, so the next try works.
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+}

@@ -6,7 +6,8 @@ use std::io::Write;
 use std::process::Stdio;
 
 use jit_tests::host::{
-    Host, PATIENCE, PROMPT, SERVICE, audit, has_event, reserve, wait_for_event, wrong_code,
+    Host, PATIENCE, PROMPT, SERVICE, assert_code_not_logged, audit, has_event, reserve,
+    wait_for_event, wrong_code,
 };
 use jit_tests::{World, now, wait_for};
 
@@ -82,7 +83,9 @@ fn replayed_code_is_denied() {
                 .unwrap_or("")
                 .starts_with("replayed_code")),
         "{events:#?}"
-    );
+    ); // Neither the granted code nor its replay was logged, by jitd or by the server.
+    assert_code_not_logged(&host.log(), &code, "jitd");
+    assert_code_not_logged(&w.server.log(), &code, "the server");
 }
 
 /// Scenario 4: No reservation: denied before any prompt, with how to reserve.
@@ -111,7 +114,7 @@ fn someone_elses_reservation_is_denied_without_naming_the_holder() {
         .assert_shows("The code is not valid")
         .assert_hides("bob")
         .assert_hides("JIT_PERSON");
-    assert!(!host.log().contains(&code), "a code reached jitd's log");
+    assert_code_not_logged(&host.log(), &code, "jitd");
 }
 
 /// Scenario 6: A consumed reservation cannot log in twice.

@@ -158,3 +158,22 @@ fn non_root_client_is_refused() {
     reserve(&w.alice, "admin");
     host.login("admin", &w.alice.next_code()).assert_ok();
 }
+
+/// Tried as a new user would: `jitd run` a second time on a host where jitd already runs. It is
+/// refused with a reason before it touches anything, and the running jitd keeps serving logins.
+#[test]
+fn a_second_jitd_is_refused_and_the_first_keeps_serving() {
+    let w = World::new();
+    let host = Host::start(&w);
+    let second = host.jitd(&["run"]);
+    assert!(!second.status.success(), "a second jitd started");
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains("another jitd is already serving") && err.contains("pam.sock"),
+        "{err}"
+    );
+    reserve(&w.alice, "admin");
+    host.login("admin", &w.alice.next_code())
+        .assert_ok()
+        .assert_shows("JIT_PERSON=alice");
+}

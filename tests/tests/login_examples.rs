@@ -18,7 +18,7 @@ fn the_example_stacks_work_as_written() {
     let carl = person(&w, "carl");
 
     // sshd: keyboard-interactive with the code; a key alone is refused; carol is untouched.
-    let sshd = Sshd::start(&sys, DropIn::WithoutMatch, "");
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     reserve(&w.alice, "admin");
     let key = sshd.authorize_new_key("admin");
     sshd.client("admin")
@@ -36,6 +36,7 @@ fn the_example_stacks_work_as_written() {
         .assert_shows("home=60001:60001:700");
     sshd.wait_log("Accepted keyboard-interactive/pam for admin");
     sshd.client(CAROL)
+        .methods("password")
         .answer("[Pp]assword: ", CAROL_PASSWORD)
         .run("id -un")
         .assert_code(0)

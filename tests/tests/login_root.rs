@@ -32,12 +32,12 @@ fn root_needs_a_reservation_and_the_code_and_its_password_is_useless() {
     let host = Host::start(&w);
     share_root(&w, &host);
     let sys = System::new(&host, Pam::Profile);
-    // Let sshd itself allow everything a password could use, so that only PAM stands between
-    // root's password and a shell.
+    // Let sshd itself allow everything a password could use, for root too (the drop-in's root
+    // block stays commented out), so that only PAM stands between root's password and a shell.
     let sshd = Sshd::start(
         &sys,
-        DropIn::WithoutMatch,
-        "PermitRootLogin yes\nPasswordAuthentication yes",
+        DropIn::CODE_ONLY,
+        "PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication yes",
     );
     // Without a reservation; the person trying keyboard-interactive is told what to do.
     sshd.client("root")
@@ -58,6 +58,36 @@ fn root_needs_a_reservation_and_the_code_and_its_password_is_useless() {
         .assert_shows("uid=0(root) gid=0(root)")
         .assert_shows("JIT_PERSON=alice");
     sshd.wait_log("Accepted keyboard-interactive/pam for root from 127.0.0.1");
+
+    // The drop-in's root block, uncommented as docs/ssh.md says: sshd offers root a key first,
+    // never a password (even with `PasswordAuthentication yes` and `PermitRootLogin yes` in
+    // sshd_config); with a trusted key, root's code logs in.
+    let shipped = Sshd::start(
+        &sys,
+        DropIn::SHIPPED.with_root(),
+        "PasswordAuthentication yes",
+    );
+    for method in ["password", "keyboard-interactive"] {
+        shipped
+            .client("root")
+            .methods(method)
+            .answer("[Pp]assword: ", ROOT_PASSWORD)
+            .run("id")
+            .assert_code(255)
+            .assert_shows("Permission denied (publickey).")
+            .assert_hides("uid=");
+    }
+    reserve(&w.alice, "root");
+    let key = shipped.authorize_new_key("root");
+    shipped
+        .client("root")
+        .methods("publickey,keyboard-interactive")
+        .key(&key)
+        .answer(CODE_PROMPT, &w.alice.next_code())
+        .run("id -un")
+        .assert_code(0)
+        .assert_shows("root");
+    shipped.wait_log("Accepted keyboard-interactive/pam for root from 127.0.0.1");
 
     // su from an ordinary user: jit asks for a code, never for root's password.
     let term = Terminal::start(&sys, "setpriv --reuid=1500 --regid=1500 --init-groups su -");

@@ -12,13 +12,13 @@ const WHO: &str = "id; echo JIT_PERSON=$JIT_PERSON; echo ticket=${PAM_JIT_TICKET
 /// Scenarios 1 and 9: keyboard-interactive with a live reservation and the holder's code; the
 /// session runs as the virtual account, knows its person, and the home directory was created
 /// at this first login with the right owner and mode. (The drop-in without its recommended
-/// Match block, which would also want a key: see `public_key_needs_the_code_too`.)
+/// `AuthenticationMethods`, which would also want a key: see `public_key_needs_the_code_too`.)
 #[test]
 fn keyboard_interactive_with_a_reservation_and_the_code_logs_in() {
     let w = World::new();
     let host = Host::start(&w);
     let sys = System::new(&host, Pam::Profile);
-    let sshd = Sshd::start(&sys, DropIn::WithoutMatch, "");
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     let home = sys.home().join("admin");
     assert!(!home.exists(), "no home before the first login");
     reserve(&w.alice, "admin");
@@ -49,7 +49,7 @@ fn refusals_tell_the_person_what_to_do() {
     let w = World::new();
     let host = Host::start(&w);
     let sys = System::new(&host, Pam::Profile);
-    let sshd = Sshd::start(&sys, DropIn::WithoutMatch, "");
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     // No reservation: refused before any code is asked.
     sshd.client("admin")
         .answer(PRESS_ENTER, "")
@@ -101,7 +101,7 @@ fn public_key_needs_the_code_too() {
     let sys = System::new(&host, Pam::Profile);
     reserve(&w.alice, "admin");
 
-    let bare = Sshd::start(&sys, DropIn::WithoutMatch, "");
+    let bare = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     let key = bare.authorize_new_key("admin");
     bare.client("admin")
         .methods("publickey")
@@ -113,7 +113,7 @@ fn public_key_needs_the_code_too() {
     bare.wait_log("Access denied for user admin by PAM account configuration");
     wait_for_event(&w.admin, "admin", "account.denied", "denied", None);
 
-    let sshd = Sshd::start(&sys, DropIn::Shipped, "");
+    let sshd = Sshd::start(&sys, DropIn::SHIPPED, "");
     let key = sshd.authorize_new_key("admin");
     sshd.client("admin")
         .methods("publickey")
@@ -135,31 +135,61 @@ fn public_key_needs_the_code_too() {
 }
 
 /// Scenario 5: an ordinary local user logs in with her password exactly as before: no jit
-/// prompt, no jit message, with keyboard-interactive and with the password method.
+/// prompt, no jit message. The drop-in changes nothing for her: keyboard-interactive stays off
+/// as Debian's sshd_config has it, and on a host that turned passwords off
+/// (`PasswordAuthentication no`, as many cloud images do) her password stays refused in either
+/// form, while the shared account still gets its key-and-code login.
 #[test]
 fn ordinary_users_are_untouched() {
     let w = World::new();
     let host = Host::start(&w);
     let sys = System::new(&host, Pam::Profile);
-    let sshd = Sshd::start(&sys, DropIn::Shipped, "");
-    for method in ["keyboard-interactive", "password"] {
-        sshd.client(CAROL)
-            .methods(method)
-            .answer("[Pp]assword: ", CAROL_PASSWORD)
-            .run("id -un; echo JIT_PERSON=${JIT_PERSON:-unset}")
-            .assert_code(0)
-            .assert_shows("carol\r\nJIT_PERSON=unset")
-            .assert_hides("Verification")
-            .assert_hides("jit");
-    }
-    sshd.wait_log("Accepted keyboard-interactive/pam for carol");
+    let sshd = Sshd::start(&sys, DropIn::SHIPPED, "");
+    sshd.client(CAROL)
+        .methods("password")
+        .answer("[Pp]assword: ", CAROL_PASSWORD)
+        .run("id -un; echo JIT_PERSON=${JIT_PERSON:-unset}")
+        .assert_code(0)
+        .assert_shows("carol\r\nJIT_PERSON=unset")
+        .assert_hides("Verification")
+        .assert_hides("jit");
     sshd.wait_log("Accepted password for carol");
+    // Keyboard-interactive is not offered to her, as before jit.
+    sshd.client(CAROL)
+        .answer("[Pp]assword: ", CAROL_PASSWORD)
+        .run("id")
+        .assert_code(255)
+        .assert_shows("Permission denied (publickey,password).")
+        .assert_hides("uid=");
     // A wrong password is refused as before.
     sshd.client(CAROL)
+        .methods("password")
         .answer("[Pp]assword: ", "not-her-password")
         .run("id")
         .assert_code(255)
         .assert_hides("jit");
+
+    let no_passwords = Sshd::start(&sys, DropIn::SHIPPED, "PasswordAuthentication no");
+    for method in ["keyboard-interactive", "password"] {
+        no_passwords
+            .client(CAROL)
+            .methods(method)
+            .answer("[Pp]assword: ", CAROL_PASSWORD)
+            .run("id")
+            .assert_code(255)
+            .assert_shows("Permission denied (publickey).")
+            .assert_hides("uid=");
+    }
+    reserve(&w.alice, "admin");
+    let key = no_passwords.authorize_new_key("admin");
+    no_passwords
+        .client("admin")
+        .methods("publickey,keyboard-interactive")
+        .key(&key)
+        .answer(CODE_PROMPT, &w.alice.next_code())
+        .run("id -un")
+        .assert_code(0)
+        .assert_shows("admin");
 }
 
 /// Scenario 8 when jitd itself is down: pam_jit refuses the shared account from its cache and
@@ -171,7 +201,7 @@ fn jitd_down_refuses_shared_accounts_visibly_and_nobody_else() {
     let w = World::new();
     let mut host = Host::start(&w);
     let sys = System::new(&host, Pam::Profile);
-    let sshd = Sshd::start(&sys, DropIn::WithoutMatch, "");
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     reserve(&w.alice, "admin");
     host.kill();
     sshd.client("admin")
@@ -183,6 +213,7 @@ fn jitd_down_refuses_shared_accounts_visibly_and_nobody_else() {
         .assert_hides("Verification code")
         .assert_hides("uid=");
     sshd.client(CAROL)
+        .methods("password")
         .answer("[Pp]assword: ", CAROL_PASSWORD)
         .run("id -un")
         .assert_code(0)
@@ -203,7 +234,7 @@ fn refusals_are_visible_without_deny_as_prompt_too() {
     std::fs::write(host.config(), config).expect("jitd.toml");
     host.run();
     let sys = System::new(&host, Pam::Profile);
-    let sshd = Sshd::start(&sys, DropIn::WithoutMatch, "");
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     sshd.client("admin")
         .answer(CODE_PROMPT, "000000")
         .run("id")

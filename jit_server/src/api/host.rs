@@ -8,13 +8,14 @@ use axum::Json;
 use axum::extract::{Path, State as St};
 use jit_proto::api::{
     AuditResult, DenyReason, EventsStored, Factor, HostAccount, HostAccounts, HostEvents,
-    LoginBegin, LoginBegun, LoginVerified, LoginVerify, ReservationState,
+    LoginBegin, LoginBegun, LoginVerified, LoginVerify, OfflinePolicy, ReservationState,
 };
 use jit_proto::{AccountName, PersonName};
 use sqlx::{Any, Transaction};
 
 use super::auth::HostCaller;
 use super::factor::{self, CodeOutcome};
+use super::offline as offline_api;
 use super::reservations::expire_due;
 use super::{Body, State, now};
 use crate::error::{ApiError, ApiResult};
@@ -23,7 +24,7 @@ use crate::rules::{self, utc};
 use crate::store::audit::{self, Event};
 use crate::store::hosts::HostRow;
 use crate::store::reservations::{self, AttemptRow};
-use crate::store::{StoreError, accounts, persons};
+use crate::store::{StoreError, accounts, from_json, offline as offline_store, persons};
 
 /// Largest batch of events a host may deliver at once.
 const MAX_EVENTS: usize = 500;
@@ -312,41 +313,208 @@ pub async fn verify(
     }
 }
 
-/// A login the host allowed while the server was unreachable: the reservation is used up now
-/// (if nothing else ended it meanwhile) and the code's time step can no longer be used anywhere.
-/// Runs once per event (only when the event was newly stored).
-async fn reconcile_offline_login(
+/// What the server makes of a `login.offline` event: a host is trusted only as far as the grant
+/// it was given bounds it. Whatever else it says (another host's reservation, a time step outside
+/// the reservation's window, a time it could not have logged in at) is refused, audited, and
+/// changes nothing: a refused report neither consumes a reservation nor burns a time step.
+#[derive(Debug)]
+enum Reconcile {
+    /// Believable: burn `step` for the holder and consume the reservation as of `at`.
+    Accept {
+        res: reservations::ReservationRow,
+        step: i64,
+        at: i64,
+    },
+    /// Not reconciled, with the reason for the audit log. `suspicious` when no grant this host
+    /// was given could have produced the report.
+    Refuse { why: String, suspicious: bool },
+}
+
+fn suspicious(why: String) -> ApiResult<Reconcile> {
+    Ok(Reconcile::Refuse {
+        why,
+        suspicious: true,
+    })
+}
+
+/// Judges a `login.offline` event against the reservation and the grant served for it (reads
+/// only; `now` is the server's clock).
+async fn judge_offline_login(
     conn: &mut sqlx::AnyConnection,
     host: &HostRow,
     ev: &jit_proto::api::HostEvent,
     now: i64,
-) -> ApiResult<()> {
+) -> ApiResult<Reconcile> {
+    const STEP: i64 = crate::totp::STEP_SECS as i64;
     let Some(id) = ev.reservation_id else {
-        return Ok(());
+        return suspicious("the event names no reservation".into());
     };
     let Some(res) = reservations::by_id(conn, id).await? else {
-        return Ok(());
+        return suspicious(format!("reservation {id} does not exist"));
     };
     if res.host_id != host.id {
-        tracing::warn!(host = %host.name, reservation = id, "offline login reported for another host's reservation");
-        return Ok(());
+        return suspicious(format!(
+            "reservation {id} is not a reservation of this host"
+        ));
     }
-    if let Some(step) = ev.totp_step {
-        persons::accept_step(conn, res.person_id, step).await?;
+    if res.account != ev.account.as_str() {
+        return suspicious(format!(
+            "reservation {id} is for {}, not {}",
+            res.account, ev.account
+        ));
     }
-    // `consume` checks the expiry against its `now`: use the time of the login.
-    let consumed = reservations::consume(
-        conn,
-        id,
-        ev.at.min(now),
-        &format!("host:{} (offline)", host.name),
-    )
-    .await?;
-    if !consumed && res.state == "active" && res.expires_at > now {
-        tracing::warn!(
-            reservation = id,
-            "offline login could not consume the reservation"
-        );
+    if let Some(p) = &ev.person
+        && p.as_str() != res.person
+    {
+        return suspicious(format!(
+            "reservation {id} is held by {}, not {p}",
+            res.person
+        ));
+    }
+    let Some(issued) = offline_store::issued(conn, id).await? else {
+        return suspicious(format!("no offline grant was issued for reservation {id}"));
+    };
+    let Some(served_at) = issued.served_at else {
+        return suspicious(format!(
+            "the offline grant of reservation {id} was never given to this host"
+        ));
+    };
+    let account = accounts::by_id(conn, res.account_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("reservation without an account"))?;
+    if account.offline() != OfflinePolicy::Cached {
+        // The policy changed after the grant was served: the host may have acted in good faith.
+        return Ok(Reconcile::Refuse {
+            why: format!(
+                "the offline policy of {} is no longer `cached`",
+                account.name
+            ),
+            suspicious: false,
+        });
+    }
+    let Some(step) = ev.totp_step else {
+        return suspicious("the event carries no time step".into());
+    };
+    // The host's clock may run a step ahead of ours; beyond that the time is made up.
+    if ev.at > now + STEP {
+        return suspicious(format!(
+            "the reported login time {} is in the future",
+            utc(ev.at)
+        ));
+    }
+    let at = ev.at.min(now);
+    if at < res.created_at || at >= res.expires_at {
+        return suspicious(format!(
+            "the reported login time {} is outside the reservation's window ({} to {})",
+            utc(at),
+            utc(res.created_at),
+            utc(res.expires_at)
+        ));
+    }
+    if at < served_at - STEP {
+        return suspicious(format!(
+            "the reported login time {} is before this host was given the grant ({})",
+            utc(at),
+            utc(served_at)
+        ));
+    }
+    let window = offline_api::steps(res.created_at, res.expires_at);
+    let hashed: Vec<jit_proto::api::StepHash> = from_json("offline grant codes", &issued.codes)?;
+    if !window.contains(&step) || !hashed.iter().any(|h| h.step == step) {
+        return suspicious(format!(
+            "time step {step} is outside the reservation's window (steps {} to {})",
+            window.start(),
+            window.end()
+        ));
+    }
+    if (step - at.div_euclid(STEP)).abs() > 1 {
+        return suspicious(format!(
+            "time step {step} is not within one step of the reported login time (step {})",
+            at.div_euclid(STEP)
+        ));
+    }
+    // The reservation must have been live at the time of the login.
+    let ended_before = |state: &str| {
+        res.ended_at
+            .is_none_or(|e| e <= at)
+            .then(|| state.to_owned())
+    };
+    let gone = match res.state.as_str() {
+        // Active, or expired at `expires_at` (after `at`, as checked above): live at `at`.
+        "active" | "expired" => None,
+        other => ended_before(other),
+    };
+    if let Some(state) = gone {
+        return Ok(Reconcile::Refuse {
+            why: format!(
+                "reservation {id} was already {state} at the reported login time {}",
+                utc(at)
+            ),
+            // Nobody tells a host offline of a release; a consumption it made itself it knows of.
+            suspicious: state == "consumed",
+        });
+    }
+    Ok(Reconcile::Accept { res, step, at })
+}
+
+/// Applies a judged `login.offline` event (only when it was newly stored) and audits the
+/// outcome as `login.reconcile`.
+async fn reconcile_offline_login(
+    conn: &mut sqlx::AnyConnection,
+    host: &HostRow,
+    ev: &jit_proto::api::HostEvent,
+    verdict: Reconcile,
+    now: i64,
+) -> ApiResult<()> {
+    let actor = format!("host:{}", host.name);
+    let detail = serde_json::json!({
+        "event": ev.id,
+        "reservation": ev.reservation_id,
+        "totp_step": ev.totp_step,
+        "reported_at": ev.at,
+    });
+    let base = |result| {
+        let e = Event::new(now, actor.clone(), "login.reconcile", result)
+            .account(ev.account.as_str())
+            .host(&host.name)
+            .detail(detail.clone());
+        match &ev.person {
+            Some(p) => e.person(p.as_str()),
+            None => e,
+        }
+    };
+    match verdict {
+        Reconcile::Refuse { why, suspicious } => {
+            let why = if suspicious {
+                tracing::warn!(host = %host.name, event = %ev.id, "suspicious offline login report refused: {why}");
+                format!("suspicious report refused: {why}")
+            } else {
+                format!("refused: {why}")
+            };
+            audit::record(conn, &base(AuditResult::Denied).reason(why)).await?;
+        }
+        Reconcile::Accept { res, step, at } => {
+            // The code's step can no longer be used anywhere (it is inside the window, so this
+            // cannot push the holder's last step beyond the reservation's end).
+            persons::accept_step(conn, res.person_id, step).await?;
+            // `consume` checks the expiry against its `now`: use the time of the login.
+            let consumed =
+                reservations::consume(conn, res.id, at, &format!("{actor} (offline)")).await?;
+            let why = if consumed {
+                format!(
+                    "offline login at {} reconciled: reservation consumed, time step {step} used",
+                    utc(at)
+                )
+            } else {
+                format!(
+                    "offline login at {} reconciled: time step {step} used; the reservation had \
+                     already ended",
+                    utc(at)
+                )
+            };
+            let e = base(AuditResult::Ok).person(&res.person).reason(why);
+            audit::record(conn, &e).await?;
+        }
     }
     Ok(())
 }
@@ -389,14 +557,30 @@ pub async fn events(
         if let Some(r) = &ev.reason {
             rules::check_reason(&Some(r.chars().take(rules::MAX_REASON_CHARS).collect()))?;
         }
-        let mut e = Event::new(ev.at, format!("host:{}", host.name), action, ev.result)
+        // A reported login decided offline is judged before it is stored: its time is taken
+        // only once the grant bounds it.
+        let verdict = if ev.action == "login.offline" && ev.result == AuditResult::Ok {
+            Some(judge_offline_login(&mut tx, &host, ev, now).await?)
+        } else {
+            None
+        };
+        // The host's clock is its word: an event from the future is recorded as of now, and a
+        // refused offline login as of when it arrived. The reported time stays in the detail.
+        let at = match &verdict {
+            Some(Reconcile::Accept { at, .. }) => *at,
+            Some(Reconcile::Refuse { .. }) => now,
+            None => ev.at.min(now),
+        };
+        let mut e = Event::new(at, format!("host:{}", host.name), action, ev.result)
             .account(ev.account.as_str())
             .host(&host.name)
             .key(format!("host:{}:{}", host.id, ev.id))
             .detail(serde_json::json!({
+                "event": ev.id,
                 "origin": ev.origin,
                 "reservation": ev.reservation_id,
                 "attempt": ev.attempt,
+                "reported_at": ev.at,
                 "received_at": now,
             }));
         if let Some(p) = &ev.person {
@@ -407,8 +591,8 @@ pub async fn events(
         }
         if audit::record(&mut tx, &e).await? {
             stored += 1;
-            if ev.action == "login.offline" && ev.result == AuditResult::Ok {
-                reconcile_offline_login(&mut tx, &host, ev, now).await?;
+            if let Some(verdict) = verdict {
+                reconcile_offline_login(&mut tx, &host, ev, verdict, now).await?;
             }
         }
     }

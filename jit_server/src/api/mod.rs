@@ -18,11 +18,12 @@ mod reservations;
 
 use std::sync::Arc;
 
-use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::routing::{delete, get, post};
-use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 
 use crate::config::Settings;
@@ -141,7 +142,8 @@ async fn not_found() -> ApiError {
 }
 
 /// A JSON body: malformed JSON, a wrong type, an unknown field or an over-long body become a
-/// 4xx with serde's description of what was wrong.
+/// 4xx that says what was wrong and where (line and column, field names), but never repeats a
+/// value from the body: bodies carry codes and secrets ([`jit_proto::json_error`]).
 pub struct Body<T>(pub T);
 
 impl<S, T> FromRequest<S> for Body<T>
@@ -152,35 +154,52 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(v)) => Ok(Body(v)),
-            Err(rejection) => Err(json_rejection(rejection)),
+        if !is_json(req.headers()) {
+            return Err(ApiError::bad_request(
+                "send the body as JSON with Content-Type: application/json",
+            ));
         }
+        let bytes = match Bytes::from_request(req, state).await {
+            Ok(b) => zeroize::Zeroizing::new(Vec::from(b)),
+            Err(e) if e.status().as_u16() == 413 => {
+                return Err(ApiError::new(
+                    ErrorCode::PayloadTooLarge,
+                    "request body is over the size limit",
+                ));
+            }
+            Err(_) => return Err(ApiError::bad_request("cannot read the request body")),
+        };
+        serde_json::from_slice(&bytes)
+            .map(Body)
+            .map_err(|e| body_error(&e))
     }
 }
 
-fn json_rejection(r: JsonRejection) -> ApiError {
-    match r {
-        JsonRejection::JsonDataError(e) => {
-            ApiError::bad_request(format!("request body does not fit: {}", e.body_text()))
+/// `application/json`, or any `application/…+json`, with or without parameters.
+fn is_json(headers: &axum::http::HeaderMap) -> bool {
+    let Some(ct) = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let essence = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+fn body_error(e: &serde_json::Error) -> ApiError {
+    let what = jit_proto::json_error::describe(e);
+    match e.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::bad_request(format!("request body does not fit: {what}"))
         }
-        JsonRejection::JsonSyntaxError(e) => {
-            ApiError::bad_request(format!("request body is not valid JSON: {}", e.body_text()))
-        }
-        JsonRejection::MissingJsonContentType(_) => {
-            ApiError::bad_request("send the body as JSON with Content-Type: application/json")
-        }
-        JsonRejection::BytesRejection(e) => {
-            if e.status().as_u16() == 413 {
-                ApiError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "request body is over the size limit",
-                )
-            } else {
-                ApiError::bad_request(format!("cannot read request body: {}", e.body_text()))
-            }
-        }
-        other => ApiError::bad_request(other.body_text()),
+        _ => ApiError::bad_request(format!("request body is not valid JSON: {what}")),
     }
 }
 
@@ -215,4 +234,62 @@ pub use crate::clock::now;
 /// Marks ran-out reservations expired, for the background sweeper.
 pub async fn expire_due_now(conn: &mut sqlx::AnyConnection) -> ApiResult<()> {
     reservations::expire_due(conn, now()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rejection_of<T: DeserializeOwned>(body: &'static str) -> ApiError {
+        let req = Request::builder()
+            .method("POST")
+            .uri("/")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        match rt.block_on(Body::<T>::from_request(req, &())) {
+            Ok(_) => panic!("{body} was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn body_rejections_never_repeat_a_code() {
+        use jit_proto::api::{HostEvents, LoginVerify, NewReservation};
+        let cases: Vec<ApiError> = vec![
+            rejection_of::<LoginVerify>(r#"{"code":123456}"#),
+            rejection_of::<LoginVerify>(r#"{"code":["123456"]}"#),
+            rejection_of::<LoginVerify>(r#"{"code":"123456","123456":1}"#),
+            rejection_of::<LoginVerify>(r#"{"code":"123456"} 123456"#),
+            rejection_of::<LoginVerify>(r#"{"code":"123456"#),
+            rejection_of::<NewReservation>(r#"{"account":"123456","host":"web01"}"#),
+            rejection_of::<NewReservation>(r#"{"account":"admin","host":"web01","reason":123456}"#),
+            rejection_of::<HostEvents>(r#"{"events":[{"id":"1","at":"123456"}]}"#),
+        ];
+        for e in cases {
+            assert_eq!(e.code, ErrorCode::BadRequest, "{}", e.message);
+            assert!(!e.message.contains("123456"), "{}", e.message);
+            assert!(e.message.contains("line 1 column"), "{}", e.message);
+        }
+        let e = rejection_of::<LoginVerify>(r#"{"code":123456}"#);
+        assert_eq!(
+            e.message,
+            "request body does not fit: invalid type: integer, expected a string at line 1 column 14"
+        );
+        let e = rejection_of::<LoginVerify>(r#"{"code":"x","colour":1}"#);
+        assert!(
+            e.message.contains("unknown field `colour`"),
+            "{}",
+            e.message
+        );
+        let e = rejection_of::<LoginVerify>(r#"{"code":"#);
+        assert!(
+            e.message.starts_with("request body is not valid JSON"),
+            "{}",
+            e.message
+        );
+    }
 }

@@ -1,5 +1,7 @@
 //! Offline grants: issued after a reservation of an `offline = "cached"` account, served to that
-//! reservation's host, and reconciled when the host reports a login it decided offline.
+//! reservation's host (which is recorded), and reconciled when the host reports a login it
+//! decided offline (`host::reconcile_offline_login`, which trusts nothing the host says that the
+//! grant does not bound).
 
 use axum::Json;
 use axum::extract::State as St;
@@ -79,8 +81,24 @@ pub async fn grants(
     let now = now();
     let mut tx = state.store.read().await?;
     let corrupt = |e: jit_proto::NameError| ApiError::from(StoreError::Corrupt(e.to_string()));
+    let live = store::live_for_host(&mut tx, host.id, now).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    // Remember which grants this host was given: only for those will a login it reports having
+    // decided offline be reconciled (see `host::events`). A write only when there is news.
+    let new: Vec<i64> = live
+        .iter()
+        .filter(|g| g.served_at.is_none())
+        .map(|g| g.reservation_id)
+        .collect();
+    if !new.is_empty() {
+        let mut tx = state.store.write().await?;
+        for id in new {
+            store::mark_served(&mut tx, id, now).await?;
+        }
+        tx.commit().await.map_err(ApiError::internal)?;
+    }
     let mut grants = Vec::new();
-    for g in store::live_for_host(&mut tx, host.id, now).await? {
+    for g in live {
         grants.push(OfflineGrant {
             reservation_id: g.reservation_id,
             account: AccountName::new(&g.account).map_err(corrupt)?,

@@ -35,14 +35,38 @@ pub async fn expire_due(conn: &mut AnyConnection, now: i64) -> ApiResult<()> {
     Ok(())
 }
 
+/// The refusal when `held` already holds the account on the host.
+fn taken(held: &reservations::ReservationRow, person_id: i64, now: i64) -> ApiError {
+    let msg = if held.person_id == person_id {
+        format!(
+            "you already hold {} on {} until {} ({} left); release it first with `jitctl release {}`",
+            held.account,
+            held.host,
+            utc(held.expires_at),
+            human_secs(held.expires_at - now),
+            held.account
+        )
+    } else {
+        format!(
+            "{} on {} is reserved by {} until {} ({} left); try again after that",
+            held.account,
+            held.host,
+            held.person,
+            utc(held.expires_at),
+            human_secs(held.expires_at - now)
+        )
+    };
+    ApiError::new(ErrorCode::ReservationTaken, msg).with_until(held.expires_at)
+}
+
 pub async fn reserve(
     PersonCaller(person): PersonCaller,
     St(state): St<State>,
     Body(req): Body<NewReservation>,
 ) -> ApiResult<Json<Reservation>> {
-    rules::check_reason(&req.reason)?;
     let now = now();
     let mut tx = state.store.write().await?;
+    // Every decision on a reservation is audited, refusals included, with what was asked for.
     let ev = Event::new(
         now,
         format!("person:{}", person.name),
@@ -52,12 +76,20 @@ pub async fn reserve(
     .person(&person.name)
     .account(req.account.as_str())
     .host(req.host.as_str());
-    let account = account_api::find(&mut tx, req.account.as_str()).await?;
+    if let Err(e) = rules::check_reason(&req.reason) {
+        return refuse(tx, ev, e.into()).await;
+    }
+    let account = match account_api::find(&mut tx, req.account.as_str()).await {
+        Ok(a) => a,
+        Err(e) if e.code == ErrorCode::NotFound => return refuse(tx, ev, e).await,
+        Err(e) => return Err(e),
+    };
     let Some(host) = hosts::by_name(&mut tx, req.host.as_str()).await? else {
-        return Err(ApiError::not_found(format!(
+        let err = ApiError::not_found(format!(
             "no host named {}; ask an admin which hosts exist",
             req.host
-        )));
+        ));
+        return refuse(tx, ev, err).await;
     };
     if !account.is_active() {
         let err = ApiError::not_allowed(format!("shared account {} is disabled", account.name));
@@ -93,50 +125,49 @@ pub async fn reserve(
     };
     expire_due(&mut tx, now).await?;
     if let Some(held) = reservations::active_for(&mut tx, account.id, host.id, now).await? {
-        let msg = if held.person_id == person.id {
-            format!(
-                "you already hold {} on {} until {} ({} left); release it first with `jitctl release {}`",
-                account.name,
-                host.name,
-                utc(held.expires_at),
-                human_secs(held.expires_at - now),
-                account.name
-            )
-        } else {
-            format!(
-                "{} on {} is reserved by {} until {} ({} left); try again after that",
-                account.name,
-                host.name,
-                held.person,
-                utc(held.expires_at),
-                human_secs(held.expires_at - now)
-            )
-        };
-        let err = ApiError::new(ErrorCode::ReservationTaken, msg).with_until(held.expires_at);
+        let err = taken(&held, person.id, now);
         return refuse(tx, ev, err).await;
     }
     let expires_at = now + i64::from(ttl);
-    let id = match reservations::insert(
-        &mut tx,
-        account.id,
-        host.id,
-        person.id,
-        req.reason.as_deref(),
-        now,
-        expires_at,
-    )
-    .await
-    {
+    // In a savepoint: a lost race must undo only the INSERT, so that the refusal can still be
+    // audited in this transaction (PostgreSQL aborts a whole transaction on an error).
+    let inserted = {
+        let mut sp = sqlx::Connection::begin(&mut *tx)
+            .await
+            .map_err(ApiError::internal)?;
+        let r = reservations::insert(
+            &mut sp,
+            account.id,
+            host.id,
+            person.id,
+            req.reason.as_deref(),
+            now,
+            expires_at,
+        )
+        .await;
+        match r {
+            Ok(_) => sp.commit().await.map_err(ApiError::internal)?,
+            Err(_) => sp.rollback().await.map_err(ApiError::internal)?,
+        }
+        r
+    };
+    let id = match inserted {
         Ok(id) => id,
         // Another server process won the race between our check and our insert.
         Err(e) if is_unique_violation(&e) => {
-            return Err(ApiError::new(
-                ErrorCode::ReservationTaken,
-                format!(
-                    "{} on {} was just reserved by someone else",
-                    account.name, host.name
+            let err = match reservations::active_for(&mut tx, account.id, host.id, now).await? {
+                Some(held) => taken(&held, person.id, now),
+                None => ApiError::new(
+                    ErrorCode::ReservationTaken,
+                    format!(
+                        "{} on {} was just reserved by someone else; try again after that \
+                         reservation ends",
+                        account.name, host.name
+                    ),
                 ),
-            ));
+            };
+            let ev = ev.detail(serde_json::json!({ "lost_race": true }));
+            return refuse(tx, ev, err).await;
         }
         Err(e) => return Err(ApiError::internal(e)),
     };

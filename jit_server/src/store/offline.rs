@@ -14,6 +14,7 @@ pub struct GrantRow {
     pub iterations: i64,
     pub salt: Vec<u8>,
     pub codes: String,
+    pub served_at: Option<i64>,
 }
 
 pub async fn insert(
@@ -48,7 +49,7 @@ pub async fn live_for_host(
 ) -> StoreResult<Vec<GrantRow>> {
     Ok(sqlx::query_as(
         "SELECT g.reservation_id, a.name AS account, p.name AS person, r.expires_at, g.kdf, \
-         g.iterations, g.salt, g.codes FROM offline_grants g \
+         g.iterations, g.salt, g.codes, g.served_at FROM offline_grants g \
          JOIN reservations r ON r.id = g.reservation_id \
          JOIN accounts a ON a.id = r.account_id JOIN persons p ON p.id = r.person_id \
          WHERE r.host_id = $1 AND r.state = 'active' AND r.expires_at > $2 \
@@ -58,4 +59,37 @@ pub async fn live_for_host(
     .bind(now)
     .fetch_all(conn)
     .await?)
+}
+
+/// Records that the reservation's host fetched the grant (the first time only).
+pub async fn mark_served(
+    conn: &mut AnyConnection,
+    reservation_id: i64,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE offline_grants SET served_at = $1 WHERE reservation_id = $2 AND served_at IS NULL",
+    )
+    .bind(now)
+    .bind(reservation_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// What the server issued for a reservation: when the grant was first served to its host, and
+/// the steps it holds hashes for (JSON, as stored).
+#[derive(Debug, Clone, FromRow)]
+pub struct Issued {
+    pub served_at: Option<i64>,
+    pub codes: String,
+}
+
+pub async fn issued(conn: &mut AnyConnection, reservation_id: i64) -> StoreResult<Option<Issued>> {
+    Ok(
+        sqlx::query_as("SELECT served_at, codes FROM offline_grants WHERE reservation_id = $1")
+            .bind(reservation_id)
+            .fetch_optional(conn)
+            .await?,
+    )
 }

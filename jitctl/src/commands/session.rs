@@ -2,9 +2,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use jit_client::{Client, Trust, parse_fingerprint};
+use jit_client::{Client, ClientError, Trust, parse_fingerprint};
 use jit_proto::Secret;
-use jit_proto::api::{CallerKind, EnrollConfirm, EnrollStart};
+use jit_proto::api::{CallerKind, EnrollConfirm, EnrollStart, ErrorCode};
 
 use super::Ctx;
 use crate::cli::{Enroll, Login};
@@ -155,6 +155,9 @@ pub fn whoami(ctx: &Ctx) -> CliResult<()> {
     Ok(())
 }
 
+/// Codes a person may type at a terminal before `jitctl enroll` gives up.
+const ENROLL_TRIES: u32 = 3;
+
 pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
     let client = first_contact(ctx, &a.server, &a.ca_fingerprint, None)?;
     let enrollment_code = Secret::new(a.code);
@@ -172,21 +175,41 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
         println!("Add this to your authenticator app (scan the QR code or open the link):");
         println!();
         println!("{}", started.otpauth_uri.expose());
-        if !a.no_qr && interactive {
-            if let Some(q) = crate::qr::render(started.otpauth_uri.expose()) {
-                println!();
-                println!("{q}");
-            }
+        if !a.no_qr
+            && interactive
+            && let Some(q) = crate::qr::render(started.otpauth_uri.expose())
+        {
+            println!();
+            println!("{q}");
         }
         println!();
     }
     // Scripts read the URI above before they answer, so it must leave our buffer now.
     let _ = std::io::stdout().flush();
-    let code = read_line("Code shown by the app: ")?;
-    let enrolled = ctx.block_on(client.enroll_confirm(&EnrollConfirm {
-        enrollment_code,
-        code,
-    }))?;
+    // At a terminal a mistyped code gets another try with the same secret: the entry just added
+    // to the app stays the right one (a new `jitctl enroll` would make a new secret).
+    let mut tries_left = if interactive { ENROLL_TRIES } else { 1 };
+    let enrolled = loop {
+        tries_left -= 1;
+        let code = read_line("Code shown by the app: ")?;
+        match ctx.block_on(client.enroll_confirm(&EnrollConfirm {
+            enrollment_code: enrollment_code.clone(),
+            code,
+        })) {
+            Ok(enrolled) => break enrolled,
+            Err(ClientError::Api {
+                code: ErrorCode::Unauthorized,
+                message,
+                ..
+            }) if tries_left > 0 => {
+                eprintln!("{message}.");
+                eprintln!(
+                    "Try again with the code the same entry shows next (nothing to scan again)."
+                );
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
     let creds = Credentials {
         server: client.server().to_owned(),
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),

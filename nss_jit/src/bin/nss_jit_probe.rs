@@ -1,13 +1,19 @@
 //! Resolves names through this process's own glibc NSS, one request per stdin line, answering
 //! one line each on stdout. Unlike `getent`, it stays alive between lookups, which is what the
-//! tests need to replace the cache under a process that has it mapped.
+//! tests need to replace the cache under a process that has already read it.
 //!
 //! Requests: `passwd NAME|UID`, `group NAME|GID`, and `passwd_r BUFLEN NAME` (a single
 //! `getpwnam_r` with a buffer of BUFLEN bytes, to see glibc's ERANGE). Answers are the entry in
 //! `/etc/passwd` or `/etc/group` form, `notfound`, or `error ERRNO`.
+//!
+//! `fork COUNT NAME` checks that the module is fork-safe: a second thread looks NAME up without
+//! pause while this one forks COUNT times; each child looks NAME up once and exits 0 if it was
+//! found. A child stuck on a lock inherited from the looking-up thread is killed by its own
+//! `alarm` after [`CHILD_BOUND_SECS`]. The answer is `forked COUNT` or the first failure.
 
 use std::ffi::{CStr, CString};
 use std::io::{self, BufRead, Write};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use libc::{c_char, c_int};
 
@@ -103,11 +109,81 @@ fn group(key: &str) -> Result<Option<String>, c_int> {
     })
 }
 
+/// How long a forked child may take for one lookup before it is killed: generous, since a
+/// healthy child needs microseconds and a deadlocked one never finishes.
+const CHILD_BOUND_SECS: u32 = 20;
+
+fn fork_while_looking_up(count: u32, name: &str) -> String {
+    let stop = AtomicBool::new(false);
+    let lookups = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let _ = passwd(name, None);
+                lookups.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        // Fork only once the other thread is in its loop, so every fork can land in a lookup.
+        while lookups.load(Ordering::Relaxed) == 0 {
+            std::thread::yield_now();
+        }
+        let outcome = (1..=count).find_map(|i| {
+            fork_one(name)
+                .err()
+                .map(|e| format!("child {i} of {count}: {e}"))
+        });
+        stop.store(true, Ordering::Relaxed);
+        outcome.unwrap_or_else(|| format!("forked {count}"))
+    })
+}
+
+/// Forks a child that looks `name` up once; Ok if it exited 0.
+fn fork_one(name: &str) -> Result<(), String> {
+    // SAFETY: the child only looks up and exits: what this helper exists to test.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(format!("fork failed: {}", io::Error::last_os_error()));
+    }
+    if pid == 0 {
+        // SAFETY: alarm and _exit are async-signal-safe; SIGALRM's default action kills.
+        unsafe {
+            libc::alarm(CHILD_BOUND_SECS);
+            let code = match passwd(name, None) {
+                Ok(Some(_)) => 0,
+                Ok(None) => 1,
+                Err(_) => 2,
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    if unsafe { libc::waitpid(pid, &mut status, 0) } != pid {
+        return Err(format!("waitpid failed: {}", io::Error::last_os_error()));
+    }
+    match (
+        libc::WIFEXITED(status),
+        libc::WEXITSTATUS(status),
+        libc::WTERMSIG(status),
+    ) {
+        (true, 0, _) => Ok(()),
+        (true, code, _) => Err(format!("exit {code} (1: not found, 2: error)")),
+        (false, _, libc::SIGALRM) => Err(format!(
+            "no answer within {CHILD_BOUND_SECS} s (deadlocked)"
+        )),
+        (false, _, signal) => Err(format!("killed by signal {signal}")),
+    }
+}
+
 fn answer(line: &str) -> String {
     let words: Vec<&str> = line.split_whitespace().collect();
     let result = match words.as_slice() {
         ["passwd", key] => passwd(key, None),
         ["group", key] => group(key),
+        ["fork", count, key] => match count.parse() {
+            Ok(count) => return fork_while_looking_up(count, key),
+            Err(_) => return format!("bad request: {line}"),
+        },
         ["passwd_r", len, key] => match len.parse() {
             Ok(len) => passwd(key, Some(len)),
             Err(_) => return format!("bad request: {line}"),

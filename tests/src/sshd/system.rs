@@ -8,8 +8,11 @@
 //!
 //! Nothing of the machine is changed: every file lives in one temp dir and is bind-mounted (or
 //! overlaid) on the real path inside the namespace. The only thing created outside it is the
-//! empty mount point `/run/jitd` (the host harness creates it too).
+//! empty mount point `/run/jitd` (the host harness creates it too). /etc/ssh is an empty tmpfs
+//! holding only `authorized_keys/`, the shared accounts' keys of the shipped drop-in.
 
+use std::fs::Permissions;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -66,6 +69,9 @@ mount --bind "$JIT_STATE" /var/lib/jitd
 mount -t tmpfs tmpfs /var/log
 mount -t tmpfs -o mode=0700 tmpfs /root
 mount --bind "$ROOT/home" /home
+mount -t tmpfs -o mode=0755 tmpfs /etc/ssh
+mkdir /etc/ssh/authorized_keys
+mount --bind "$ROOT/ssh/authorized_keys" /etc/ssh/authorized_keys
 mount --bind "$ROOT/pam.d" /etc/pam.d
 for f in passwd group shadow nsswitch.conf; do mount --bind "$ROOT/etc/$f" "/etc/$f"; done
 mount -t overlay overlay -o "lowerdir=$ROOT/lib:$LIBDIR" "$LIBDIR"
@@ -103,9 +109,13 @@ impl System {
                 .to_path_buf(),
         };
         let root = sys.path();
-        for sub in ["etc", "lib", "security", "varlib/jitd", "home", "ssh"] {
+        for sub in ["etc", "lib", "security", "varlib/jitd", "home"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }
+        std::fs::create_dir_all(sys.authorized_keys()).expect("mkdir");
+        // sshd's StrictModes: not group- or world-writable, as an admin makes it.
+        std::fs::set_permissions(sys.authorized_keys(), Permissions::from_mode(0o755))
+            .expect("chmod");
         std::fs::copy(cdylib("libpam_jit.so"), root.join("security/pam_jit.so"))
             .expect("copy pam_jit.so");
         std::fs::copy(cdylib("libnss_jit.so"), root.join("lib/libnss_jit.so.2"))
@@ -134,6 +144,13 @@ impl System {
     /// This namespace's /etc/pam.d (outside the namespace).
     pub fn pam_d(&self) -> PathBuf {
         self.path().join("pam.d")
+    }
+
+    /// This namespace's /etc/ssh/authorized_keys (outside the namespace): the root-owned keys
+    /// the shipped sshd drop-in trusts for shared accounts. The rest of the namespace's /etc/ssh
+    /// is empty (sshd gets its config and host key from the test).
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.path().join("ssh/authorized_keys")
     }
 
     /// This namespace's /home (outside the namespace).

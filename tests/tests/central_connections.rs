@@ -1,0 +1,172 @@
+//! Connection bounds (`[connections]` in server.toml): a client that connects and then sends
+//! nothing — before the TLS handshake, after it, over HTTP/1.1 or HTTP/2, or between keep-alive
+//! requests — is disconnected, so such clients cannot use up the server's connection slots; and
+//! normal clients are unaffected, also when the server closed their idle pooled connection.
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use jit_tests::{Server, bin, client_for};
+
+/// Far longer than any bound configured here: waits, never a timing assertion.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A `jit-server run` with short connection bounds (1 s).
+struct Bounded {
+    server: Server,
+    child: Child,
+}
+
+impl Drop for Bounded {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_bounded() -> Bounded {
+    let mut server = Server::start();
+    server.kill();
+    let cfg = server.dir.path().join("server.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data_dir = \"{}\"\n\n[connections]\nhandshake_timeout = \"1s\"\n\
+             header_timeout = \"1s\"\nidle_timeout = \"1s\"\nrequest_timeout = \"5s\"\n",
+            server.data_dir().display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(server.dir.path().join("bounded.log")).unwrap();
+    let mut child = Command::new(bin("jit-server"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["run", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    assert!(line.starts_with("listening on "), "{line:?}");
+    server.url = line.trim().trim_start_matches("listening on ").to_owned();
+    Bounded { server, child }
+}
+
+/// Connects, does the TLS handshake offering `alpn`, sends `send` (nothing, one HTTP/1.1
+/// request, or the HTTP/2 preface), then reads until the server closes the connection.
+/// Returns what the helper saw: "handshake PROTO", "received N", then "closed" or "still open".
+fn idle_tls_client(s: &Server, alpn: &str, send: &str) -> String {
+    const SCRIPT: &str = r#"
+import socket, ssl, sys
+host, port, ca, alpn, send, patience = sys.argv[1:7]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols([alpn])
+raw = socket.create_connection((host, int(port)), timeout=float(patience))
+s = ctx.wrap_socket(raw, server_hostname="localhost")
+print("handshake", s.selected_alpn_protocol(), flush=True)
+if send == "h1":
+    s.sendall(b"GET /v1/nowhere HTTP/1.1\r\nHost: localhost\r\n\r\n")
+elif send == "h2":
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+got = b""
+state = "closed"
+try:
+    while True:
+        d = s.recv(65536)
+        if not d:
+            break
+        got += d
+except socket.timeout:
+    state = "still open"
+except (ConnectionError, ssl.SSLError, OSError):
+    pass
+print("received", len(got), got[:12])
+print(state)
+"#;
+    let (host, port) = s
+        .addr()
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_owned(), p.to_owned()))
+        .unwrap();
+    let out = Command::new("python3")
+        .args(["-c", SCRIPT, &host, &port])
+        .arg(s.ca_pem())
+        .args([alpn, send, &PATIENCE.as_secs().to_string()])
+        .output()
+        .expect("python3");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
+#[test]
+fn silent_and_idle_connections_are_closed_and_clients_still_work() {
+    let b = start_bounded();
+    let s = &b.server;
+
+    // No TLS handshake at all: closed once handshake_timeout passes.
+    let mut tcp = TcpStream::connect(s.addr()).unwrap();
+    tcp.set_read_timeout(Some(PATIENCE)).unwrap();
+    let mut buf = [0u8; 64];
+    match tcp.read(&mut buf) {
+        Ok(0) => {}
+        Ok(n) => panic!("the server sent {n} bytes to a client that sent nothing"),
+        Err(e) => assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the server kept a silent TCP connection open: {e}"
+        ),
+    }
+
+    // After the handshake, HTTP/1.1 and HTTP/2, nothing sent: closed.
+    for alpn in ["http/1.1", "h2"] {
+        let out = idle_tls_client(s, alpn, "nothing");
+        assert!(out.contains(&format!("handshake {alpn}")), "{out}");
+        assert!(out.ends_with("closed\n"), "{alpn}, nothing sent: {out}");
+    }
+    // HTTP/2 with its preface and settings, then nothing: closed.
+    let out = idle_tls_client(s, "h2", "h2");
+    assert!(out.ends_with("closed\n"), "h2 preface then idle: {out}");
+    // One HTTP/1.1 request answered, then idle on the kept-alive connection: closed.
+    let out = idle_tls_client(s, "http/1.1", "h1");
+    assert!(
+        out.contains("b'HTTP/1.1 404"),
+        "the request is answered: {out}"
+    );
+    assert!(out.ends_with("closed\n"), "keep-alive then idle: {out}");
+
+    // Normal clients: curl over HTTP/2 and HTTP/1.1, and a client whose pooled connection the
+    // server closed while it was idle.
+    let (code, body) = s.curl("GET", "/v1/whoami", Some(&s.admin_token), None);
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = s.curl_with(
+        &["--http1.1"],
+        "GET",
+        "/v1/whoami",
+        Some(&s.admin_token),
+        None,
+    );
+    assert_eq!(code, 200, "{body}");
+    let admin = jit_tests::Jitctl::admin(s);
+    let client = client_for(&admin);
+    let rt = jit_tests::runtime();
+    assert!(rt.block_on(client.whoami()).is_ok());
+    // Longer than idle_timeout: the pooled connection is gone; the client reconnects.
+    std::thread::sleep(Duration::from_secs(3));
+    let who = rt
+        .block_on(client.whoami())
+        .expect("a new connection after the idle one closed");
+    assert_eq!(who.name, "admin");
+    admin.ok(&["person", "add", "carol"]);
+}

@@ -180,6 +180,10 @@ impl Client {
         self.post_empty(&format!("/persons/{name}/{verb}")).await
     }
 
+    pub async fn unlock_person(&self, name: &PersonName) -> Result<Person, ClientError> {
+        self.post_empty(&format!("/persons/{name}/unlock")).await
+    }
+
     pub async fn reset_factor(&self, name: &PersonName) -> Result<EnrollmentIssued, ClientError> {
         self.post_empty(&format!("/persons/{name}/reset-factor"))
             .await

@@ -39,7 +39,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
         /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free port).
-        #[arg(long, value_name = "ADDR")]
+        #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
         listen: Option<std::net::SocketAddr>,
     },
     /// Mint a new admin token (for example when the first one was lost).
@@ -59,4 +59,32 @@ pub enum Command {
 /// The clap command, for man pages and completions.
 pub fn command() -> clap::Command {
     Cli::command()
+}
+
+/// `--listen` takes an IP address and a port; say so rather than "invalid socket address syntax".
+fn listen_addr(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!(
+            "{s:?} is not an IP address and port: write e.g. 0.0.0.0:8443 (every address), \
+             127.0.0.1:8443 or [::]:8443; names such as localhost are not resolved here"
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_takes_an_address_and_says_how_to_write_one() {
+        assert_eq!(
+            listen_addr("127.0.0.1:8443").unwrap().to_string(),
+            "127.0.0.1:8443"
+        );
+        let err = listen_addr("localhost:8443").unwrap_err();
+        assert!(
+            err.contains("0.0.0.0:8443") && err.contains("localhost"),
+            "{err}"
+        );
+    }
 }

@@ -237,6 +237,26 @@ impl Settings {
         if self.logins.attempt_ttl.secs() < 30 {
             return Err("logins.attempt_ttl: must be at least 30s".into());
         }
+        // A zero here would switch a protection off without saying so (a lockout that lasts no
+        // time, codes that expire as they are issued).
+        for (key, span, min) in [
+            ("lockout.window", self.lockout.window, 60),
+            ("lockout.duration", self.lockout.duration, 60),
+            ("enrollment.code_ttl", self.enrollment.code_ttl, 60),
+            ("hosts.join_ttl", self.hosts.join_ttl, 60),
+        ] {
+            if span.secs() < min {
+                return Err(format!("{key}: must be at least {min}s"));
+            }
+        }
+        if let Some(url) = &self.database_url
+            && !url.starts_with("sqlite:")
+        {
+            return Err(format!(
+                "database_url: {url:?} is not supported; this version stores its data in SQLite \
+                 (sqlite://PATH, or leave database_url out for DATA_DIR/jit.db)"
+            ));
+        }
         let c = &self.connections;
         for (key, span) in [
             ("handshake_timeout", c.handshake_timeout),
@@ -351,5 +371,27 @@ mod tests {
         .unwrap();
         assert_eq!(s.connections.idle_timeout.secs(), 2);
         assert_eq!(s.connections.max_connections, 8);
+    }
+
+    #[test]
+    fn values_that_would_switch_a_protection_off_are_refused() {
+        for (text, key) in [
+            ("[lockout]\nwindow = \"0s\"\n", "lockout.window"),
+            ("[lockout]\nduration = \"0s\"\n", "lockout.duration"),
+            ("[enrollment]\ncode_ttl = \"0s\"\n", "enrollment.code_ttl"),
+            ("[hosts]\njoin_ttl = \"10s\"\n", "hosts.join_ttl"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(
+                err.contains(key) && err.contains("at least 60s"),
+                "{text}: {err}"
+            );
+        }
+        let err = parse("database_url = \"postgres://x\"\n").unwrap_err();
+        assert!(
+            err.contains("database_url") && err.contains("SQLite"),
+            "{err}"
+        );
+        assert!(parse("database_url = \"sqlite:///tmp/x.db\"\n").is_ok());
     }
 }

@@ -141,6 +141,8 @@ pub enum PersonCmd {
     Disable { name: String },
     /// Allow a disabled person again.
     Enable { name: String },
+    /// Lift a lockout after too many wrong codes (the person keeps their factor).
+    Unlock { name: String },
     /// Forget a person's factor and tokens; prints a new enrollment code.
     ResetFactor { name: String },
 }

@@ -5,11 +5,13 @@ use crate::exit::{CliError, CliResult};
 
 /// A duration like `5m` or `300s`, in whole seconds.
 pub fn duration_secs(s: &str) -> CliResult<u32> {
-    let d = humantime::parse_duration(s.trim()).map_err(|e| {
-        CliError::Usage(format!(
-            "{s:?} is not a duration ({e}); write e.g. 90s, 5m, 1h"
-        ))
-    })?;
+    if !s.trim().is_empty() && s.trim().bytes().all(|b| b.is_ascii_digit()) {
+        return Err(CliError::Usage(format!(
+            "{s:?} has no unit: write e.g. {s}m for minutes or {s}s for seconds"
+        )));
+    }
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|_| CliError::Usage(format!("{s:?} is not a duration: write e.g. 90s, 5m, 1h")))?;
     u32::try_from(d.as_secs()).map_err(|_| CliError::Usage(format!("{s:?} is too long")))
 }
 
@@ -22,13 +24,21 @@ pub fn point_in_time(s: &str, now: i64) -> CliResult<i64> {
     if let Ok(d) = humantime::parse_duration(s) {
         return Ok(now - d.as_secs() as i64);
     }
-    if let Ok(t) = humantime::parse_rfc3339_weak(s)
+    // jitctl's own output (`2026-11-23 16:36:31 UTC`), RFC 3339, or a bare date (midnight UTC).
+    let utc = s.strip_suffix(" UTC").unwrap_or(s);
+    let full = if utc.len() == 10 {
+        format!("{utc}T00:00:00Z")
+    } else {
+        utc.to_owned()
+    };
+    if let Ok(t) = humantime::parse_rfc3339_weak(&full)
         && let Ok(d) = t.duration_since(std::time::UNIX_EPOCH)
     {
         return Ok(d.as_secs() as i64);
     }
     Err(CliError::Usage(format!(
-        "{s:?} is not a time: write a duration ago (1h, 30m), a date (2026-11-23T10:00:00Z) or Unix seconds"
+        "{s:?} is not a time: write a duration ago (1h, 30m), a time in UTC (2026-11-23 10:00:00, \
+         2026-11-23T10:00:00Z, or 2026-11-23 for midnight) or Unix seconds"
     )))
 }
 
@@ -58,5 +68,13 @@ mod tests {
             946_684_800
         );
         assert!(point_in_time("yesterday-ish", 0).is_err());
+        // What jitctl itself prints, and a bare date.
+        assert_eq!(
+            point_in_time("2000-01-01 00:00:10 UTC", 0).unwrap(),
+            946_684_810
+        );
+        assert_eq!(point_in_time("2000-01-02", 0).unwrap(), 946_771_200);
+        let err = duration_secs("5").unwrap_err().to_string();
+        assert!(err.contains("no unit") && err.contains("5m"), "{err}");
     }
 }

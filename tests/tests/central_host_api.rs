@@ -191,6 +191,27 @@ fn five_wrong_codes_lock_the_person_out_and_it_is_audited() {
     // Wrong codes are never written anywhere.
     assert!(!w.server.log().contains(wrong));
     assert!(!w.server.log().contains(&right));
+
+    // An admin lifts the lockout (audited); alice's own factor works again at once.
+    let p = w.admin.json(&["person", "unlock", "alice"]);
+    assert!(p["locked_until"].is_null(), "{p}");
+    let audit = w.admin.json(&["audit", "--person", "alice"]);
+    assert!(
+        audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "person.unlock" && e["result"] == "ok"),
+        "{audit}"
+    );
+    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    match rt
+        .block_on(host.login_verify(&attempt, &verify(&w.alice.next_code())))
+        .unwrap()
+    {
+        LoginVerified::Granted { .. } => {}
+        other => panic!("after unlock: {other:?}"),
+    }
 }
 
 #[test]

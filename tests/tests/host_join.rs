@@ -32,6 +32,18 @@ fn join_pins_the_ca_and_uses_the_token_once() {
     );
     assert!(!host.path().join("etc-jit/host.key").exists());
 
+    // The right server, a secret it never issued (an old token after a rejoin, say).
+    let mut stale = JoinToken::decode(&w.join_token).expect("token");
+    stale.secret = jit_proto::Secret::new("jitj_not-the-secret");
+    let out = host.jitd(&["join", "--token", stale.encode().expose()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("this join token is not (or no longer) valid"),
+        "{}",
+        text(&out)
+    );
+    assert!(!host.path().join("etc-jit/host.key").exists());
+
     let out = host.jitd(&["join", "--token", "not-a-token"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(

@@ -135,7 +135,10 @@ pub async fn begin(
         return deny_begin(tx, ev, reason, msg).await;
     }
     if let Some(until) = person.locked_at(now) {
-        let msg = format!("Too many wrong codes. Try again after {}.", utc(until));
+        let msg = format!(
+            "Too many wrong codes. Try again after {}, or ask an admin to unlock you.",
+            utc(until)
+        );
         return deny_begin(tx, ev, DenyReason::LockedOut, msg).await;
     }
     let attempt = AttemptRow {
@@ -254,7 +257,10 @@ pub async fn verify(
             CodeOutcome::LockedOut(until) => {
                 return Ok(Err(refusal(
                     DenyReason::LockedOut,
-                    format!("Too many wrong codes. Try again after {}.", utc(until)),
+                    format!(
+                        "Too many wrong codes. Try again after {}, or ask an admin to unlock you.",
+                        utc(until)
+                    ),
                 )));
             }
             CodeOutcome::Wrong { locked_until } => {

@@ -172,7 +172,12 @@ pub async fn enable(
 /// `POST /v1/join`: the join secret is the credential for this one call.
 pub async fn join(St(state): St<State>, Body(req): Body<JoinRequest>) -> ApiResult<Json<Joined>> {
     let now = now();
-    let invalid = || ApiError::unauthorized("join token is not valid for this host");
+    let invalid = || {
+        ApiError::unauthorized(
+            "this join token is not (or no longer) valid: copy it again from `jitctl host add` or \
+             `jitctl host rejoin`, whichever was run last for this host",
+        )
+    };
     let mut tx = state.store.write().await?;
     let row = hosts::by_name(&mut tx, req.host.as_str())
         .await?

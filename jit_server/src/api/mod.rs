@@ -53,6 +53,7 @@ pub fn router(state: State) -> Router {
         .route("/persons/{name}/disable", post(persons::disable))
         .route("/persons/{name}/enable", post(persons::enable))
         .route("/persons/{name}/reset-factor", post(persons::reset_factor))
+        .route("/persons/{name}/unlock", post(persons::unlock))
         .route("/groups", post(groups::add).get(groups::list))
         .route("/groups/{name}", get(groups::show))
         .route("/groups/{name}/members", post(groups::add_member))

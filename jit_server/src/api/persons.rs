@@ -181,6 +181,32 @@ pub async fn enable(
     set_active(state, name, true).await
 }
 
+/// Lifts a lockout after wrong codes (the person keeps their factor; `reset-factor` is for a
+/// lost or compromised one).
+pub async fn unlock(
+    _: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<Person>> {
+    let name: PersonName = path_name(&name)?;
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let row = find(&mut tx, name.as_str()).await?;
+    let was_locked = persons::unlock(&mut tx, row.id, now).await?;
+    let e = Event::new(now, "admin", "person.unlock", AuditResult::Ok)
+        .person(&row.name)
+        .reason(if was_locked {
+            "lockout lifted; wrong-code count cleared"
+        } else {
+            "was not locked; wrong-code count cleared"
+        });
+    audit::record(&mut tx, &e).await?;
+    let row = find(&mut tx, name.as_str()).await?;
+    let out = to_api(&mut tx, &row, now).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(out))
+}
+
 pub async fn reset_factor(
     _: Admin,
     St(state): St<State>,

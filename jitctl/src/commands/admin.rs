@@ -116,6 +116,18 @@ pub fn person(ctx: &Ctx, cmd: PersonCmd) -> CliResult<()> {
                 println!("Enabled {}.", p.name)
             }
         }
+        PersonCmd::Unlock { name: n } => {
+            let p = ctx.block_on(client.unlock_person(&name(&n)?))?;
+            if ctx.json {
+                output::json(&p)
+            } else {
+                println!(
+                    "Unlocked {}: their codes are accepted again, and the count of wrong codes \
+                     starts from zero.",
+                    p.name
+                )
+            }
+        }
         PersonCmd::ResetFactor { name: n } => {
             let e = ctx.block_on(client.reset_factor(&name(&n)?))?;
             show_enrollment(ctx, &e, "Reset the factor and tokens of");

@@ -36,6 +36,8 @@ pub enum Command {
     },
     /// Run the service (HTTPS only).
     Run {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
         /// Address to listen on, e.g. 127.0.0.1:8443 (port 0 picks a free port).
@@ -44,11 +46,14 @@ pub enum Command {
     },
     /// Mint a new admin token (for example when the first one was lost).
     AdminToken {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
         /// Revoke every earlier admin token.
         #[arg(long)]
         revoke_others: bool,
+        /// Print a JSON object (admin_token) instead of text.
         #[arg(long)]
         json: bool,
     },

@@ -129,7 +129,9 @@ pub struct Status {
 pub enum PersonCmd {
     /// Add a person; prints their one-time enrollment code.
     Add {
+        /// Login-style name: [a-z_][a-z0-9_-]*, at most 32 bytes (e.g. alice).
         name: String,
+        /// Full name shown in lists and the audit log, e.g. "Alice Liddell".
         #[arg(long)]
         display_name: Option<String>,
     },
@@ -200,10 +202,11 @@ pub struct AccountAdd {
     /// Default reservation length (default 5m).
     #[arg(long)]
     pub ttl: Option<String>,
-    /// Longest reservation allowed (default 5m).
+    /// Longest reservation allowed (default 5m, or --ttl if that is longer).
     #[arg(long)]
     pub max_ttl: Option<String>,
-    /// Host name patterns it exists on, e.g. 'web*' (repeatable, or comma-separated).
+    /// Host name patterns it exists on, e.g. 'web*' (repeatable, or comma-separated). Give
+    /// --hosts or --label, or both.
     #[arg(long = "hosts", value_delimiter = ',')]
     pub hosts: Vec<String>,
     /// Host labels it exists on (repeatable, or comma-separated).
@@ -268,13 +271,17 @@ pub enum HostCmd {
 
 #[derive(Args, Debug)]
 pub struct Audit {
+    /// Only events about this person (as actor or subject).
     #[arg(long)]
     pub person: Option<String>,
+    /// Only events about this shared account.
     #[arg(long)]
     pub account: Option<String>,
+    /// Only events about this host.
     #[arg(long)]
     pub host: Option<String>,
-    /// Since when: a duration ago (1h), a date (2026-11-23T10:00:00Z) or Unix seconds.
+    /// Since when: a duration ago (1h), a time in UTC (2026-11-23 10:00:00, 2026-11-23T10:00:00Z,
+    /// or 2026-11-23 for midnight) or Unix seconds.
     #[arg(long)]
     pub since: Option<String>,
     /// Until when (same forms as --since).

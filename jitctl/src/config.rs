@@ -92,6 +92,32 @@ fn load_from(path: &Path) -> CliResult<Credentials> {
     })
 }
 
+/// Refuses to replace another identity's credential (an admin token is shown once; a person's
+/// token comes back only through an admin's `reset-factor`). The same identity again, say with a
+/// new admin token, or a damaged file, may be replaced.
+pub fn check_replace(kind: CallerKind, name: &str) -> CliResult<()> {
+    check_replace_in(&path()?, kind, name)
+}
+
+fn check_replace_in(path: &Path, kind: CallerKind, name: &str) -> CliResult<()> {
+    let Ok(old) = load_from(path) else {
+        return Ok(());
+    };
+    if old.kind == kind && old.name == name {
+        return Ok(());
+    }
+    let who = match old.kind {
+        CallerKind::Admin => "the admin".to_owned(),
+        _ => format!("person {}", old.name),
+    };
+    Err(CliError::Usage(format!(
+        "{} already holds {who}'s credential for {}, and this would replace it: use another \
+         directory for this identity (JITCTL_CONFIG=DIR jitctl …), or run `jitctl logout` first",
+        path.display(),
+        old.server
+    )))
+}
+
 /// Writes the file atomically with mode 0600 in a 0700 directory.
 pub fn save(creds: &Credentials) -> CliResult<PathBuf> {
     let dir = dir()?;
@@ -170,6 +196,16 @@ mod tests {
         );
         let back = load_from(&file).unwrap();
         assert_eq!(back.name, "alice");
+        // alice again may replace it; anyone else may not.
+        check_replace_in(&file, CallerKind::Person, "alice").unwrap();
+        let err = check_replace_in(&file, CallerKind::Admin, "admin")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("person alice's credential") && err.contains("JITCTL_CONFIG"),
+            "{err}"
+        );
+        assert!(check_replace_in(&file, CallerKind::Person, "bob").is_err());
         // Readable by others: refused, with what to do.
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
         let err = load_from(&file).unwrap_err().to_string();

@@ -110,6 +110,36 @@ impl Default for Services {
 }
 
 impl Config {
+    /// Every setting in effect, defaults included, as jitd.toml text (what `check-config` shows;
+    /// it parses back to the same settings).
+    pub fn effective(&self) -> String {
+        let path = |p: &Path| format!("{:?}", p.display().to_string());
+        let span = |s: Span| format!("\"{}\"", humantime::format_duration(s.0));
+        let services: Vec<String> = self
+            .services
+            .deny_as_prompt
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect();
+        format!(
+            "host_key = {}\nca = {}\nsocket = {}\nnss_cache = {}\nstate_dir = {}\n\
+             refresh_interval = {}\nserver_timeout = {}\nprompt = {:?}\nmax_connections = {}\n\
+             request_timeout = {}\nanswer_timeout = {}\n\n[services]\ndeny_as_prompt = [{}]\n",
+            path(&self.host_key),
+            path(&self.ca),
+            path(&self.socket),
+            path(&self.nss_cache),
+            path(&self.state_dir),
+            span(self.refresh_interval),
+            span(self.server_timeout),
+            self.prompt,
+            self.max_connections,
+            span(self.request_timeout),
+            span(self.answer_timeout),
+            services.join(", ")
+        )
+    }
+
     /// Parses jitd.toml text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
         let invalid = |message| ConfigError::Invalid {
@@ -338,5 +368,16 @@ mod tests {
         }
         let long = format!("socket = \"/{}\"\n", "s".repeat(120));
         assert!(parse(&long).unwrap_err().contains("longer than 107 bytes"));
+    }
+
+    #[test]
+    fn effective_settings_read_as_toml_and_parse_back_the_same() {
+        let c =
+            parse("refresh_interval = \"3s\"\n[services]\ndeny_as_prompt = [\"sshd\", \"x\"]\n")
+                .unwrap();
+        let text = c.effective();
+        assert!(text.contains("refresh_interval = \"3s\""), "{text}");
+        assert!(text.contains("socket = \"/run/jitd/pam.sock\""), "{text}");
+        assert_eq!(parse(&text).unwrap(), c, "{text}");
     }
 }

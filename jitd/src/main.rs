@@ -84,8 +84,12 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::CheckConfig { .. } => {
-            println!("{}: OK", config_path.display());
-            println!("{config:#?}");
+            println!(
+                "# {}: OK. Settings in effect, defaults included:",
+                config_path.display()
+            );
+            print!("{}", config.effective());
+            println!();
             match host_key::HostKey::load(&config.host_key) {
                 Ok(k) => println!("joined as {} to {}", k.host, k.server),
                 Err(e) => println!("not usable yet: {e}"),

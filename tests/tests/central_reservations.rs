@@ -386,7 +386,38 @@ fn several_identities_from_one_machine() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    w.alice.jitctl.ok(&["logout"]);
+    // `person add` prints the whole command the new person runs, server and pin included.
+    let out = w.admin.ok(&["person", "add", "carl"]);
+    let want = format!(
+        "--server {} --ca-fingerprint {}",
+        w.server.url, w.server.fingerprint
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.trim().starts_with("jitctl enroll ") && l.ends_with(&want)),
+        "{out}"
+    );
+    // Logging in as someone else in alice's directory would lose her token: refused, and hers
+    // still works.
+    let err = w.alice.jitctl.fails(
+        2,
+        &[
+            "login",
+            "--server",
+            &w.server.url,
+            "--ca-fingerprint",
+            &w.server.fingerprint,
+            "--token",
+            &w.server.admin_token,
+        ],
+    );
+    assert!(
+        err.contains("already holds person alice's credential") && err.contains("JITCTL_CONFIG"),
+        "{err}"
+    );
+    assert_eq!(w.alice.jitctl.json(&["whoami"])["name"], "alice");
+    let out = w.alice.jitctl.ok(&["logout"]);
+    assert!(out.contains("jitctl person reset-factor alice"), "{out}");
     w.alice.jitctl.fails(3, &["status"]);
 }
 

@@ -9,6 +9,7 @@ use jit_proto::{GroupName, Label};
 
 use super::{Ctx, name};
 use crate::cli::{AccountAdd, AccountCmd, AccountSet, GroupCmd, HostCmd, Offline, PersonCmd};
+use crate::config::Credentials;
 use crate::exit::{CliError, CliResult};
 use crate::output::{self, or_dash};
 use crate::when;
@@ -24,7 +25,7 @@ fn names<T: std::str::FromStr<Err = jit_proto::NameError>>(v: &[String]) -> CliR
     v.iter().map(|s| name(s)).collect()
 }
 
-fn show_enrollment(ctx: &Ctx, e: &EnrollmentIssued, what: &str) {
+fn show_enrollment(ctx: &Ctx, creds: &Credentials, e: &EnrollmentIssued, what: &str) {
     if ctx.json {
         output::json(e);
     } else {
@@ -34,9 +35,10 @@ fn show_enrollment(ctx: &Ctx, e: &EnrollmentIssued, what: &str) {
             utc(e.enrollment_expires_at)
         );
         println!("  {}", e.enrollment_code);
+        println!("Give it to {} privately; they run:", e.person);
         println!(
-            "Give it to {} privately; they run: jitctl enroll CODE --server URL --ca-fingerprint SHA256:…",
-            e.person
+            "  jitctl enroll {} --server {} --ca-fingerprint {}",
+            e.enrollment_code, creds.server, creds.ca_fingerprint
         );
     }
 }
@@ -79,7 +81,7 @@ fn print_persons(ctx: &Ctx, list: &[Person]) {
 }
 
 pub fn person(ctx: &Ctx, cmd: PersonCmd) -> CliResult<()> {
-    let (client, _) = ctx.client()?;
+    let (client, creds) = ctx.client()?;
     match cmd {
         PersonCmd::Add {
             name: n,
@@ -89,7 +91,7 @@ pub fn person(ctx: &Ctx, cmd: PersonCmd) -> CliResult<()> {
                 name: name(&n)?,
                 display_name,
             }))?;
-            show_enrollment(ctx, &e, "Added person");
+            show_enrollment(ctx, &creds, &e, "Added person");
         }
         PersonCmd::List => print_persons(ctx, &ctx.block_on(client.persons())?),
         PersonCmd::Show { name: n } => {
@@ -130,7 +132,7 @@ pub fn person(ctx: &Ctx, cmd: PersonCmd) -> CliResult<()> {
         }
         PersonCmd::ResetFactor { name: n } => {
             let e = ctx.block_on(client.reset_factor(&name(&n)?))?;
-            show_enrollment(ctx, &e, "Reset the factor and tokens of");
+            show_enrollment(ctx, &creds, &e, "Reset the factor and tokens of");
         }
     }
     Ok(())

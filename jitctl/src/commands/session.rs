@@ -101,6 +101,7 @@ pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
             "that is a host credential; jitctl needs an admin or person token".into(),
         ));
     }
+    config::check_replace(who.kind, who.name.as_str())?;
     let creds = Credentials {
         server: client.server().to_owned(),
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
@@ -126,11 +127,24 @@ pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
 }
 
 pub fn logout(ctx: &Ctx) -> CliResult<()> {
+    let was = config::load().ok();
     let removed = config::remove()?;
     if ctx.json {
         output::json(&serde_json::json!({ "logged_out": removed }));
     } else if removed {
         println!("Logged out; the stored credential is deleted.");
+        match was {
+            Some(c) if c.kind == CallerKind::Admin => println!(
+                "The admin token itself stays valid: keep your copy, or mint a new one on the \
+                 server with `jit-server admin-token`."
+            ),
+            Some(c) => println!(
+                "To use jitctl as {} again, an admin runs `jitctl person reset-factor {}` and \
+                 you enroll again.",
+                c.name, c.name
+            ),
+            None => {}
+        }
     } else {
         println!("Not logged in.");
     }
@@ -164,6 +178,8 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
     let started = ctx.block_on(client.enroll_start(&EnrollStart {
         enrollment_code: enrollment_code.clone(),
     }))?;
+    // Before the code is spent: never replace someone else's credential.
+    config::check_replace(CallerKind::Person, started.person.as_str())?;
     let interactive = std::io::stdin().is_terminal();
     if ctx.json {
         output::json(&serde_json::json!({

@@ -52,6 +52,20 @@ pub fn cdylib(name: &str) -> PathBuf {
         })
 }
 
+/// Inside `unshare -m`: a /dev with the few devices a process needs and the caller's socket as
+/// /dev/log (where libc's syslog writes), then exec "$@".
+const DEV_LOG_SETUP: &str = r#"
+mount --bind /dev "$OLD_DEV"
+mount -t tmpfs -o mode=0755 tmpfs /dev
+for d in null zero random urandom; do
+    touch "/dev/$d"
+    mount --bind "$OLD_DEV/$d" "/dev/$d"
+done
+touch /dev/log
+mount --bind "$LOG_SOCKET" /dev/log
+exec "$@"
+"#;
+
 /// One joined host: jitd's files, and jitd itself while running.
 pub struct Host {
     pub dir: tempfile::TempDir,
@@ -164,6 +178,17 @@ impl Host {
 
     /// Starts `jitd run` and waits for its READY=1 (sent to a NOTIFY_SOCKET of ours).
     pub fn run(&mut self) {
+        self.spawn(None);
+    }
+
+    /// Like [`Host::run`], with jitd's syslog going to the datagram socket `log` (bound by the
+    /// caller): jitd runs in a private mount namespace whose /dev is a tmpfs holding only null,
+    /// zero, random, urandom and, at /dev/log, `log`. The machine's /dev is not touched.
+    pub fn run_with_syslog(&mut self, log: &Path) {
+        self.spawn(Some(log));
+    }
+
+    fn spawn(&mut self, syslog: Option<&Path>) {
         assert!(self.child.is_none(), "jitd is already running");
         let notify_path = self.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
@@ -176,7 +201,20 @@ impl Host {
             .append(true)
             .open(self.path().join("jitd.log"))
             .expect("jitd.log");
-        let mut child = Command::new(bin("jitd"))
+        let mut cmd = match syslog {
+            None => Command::new(bin("jitd")),
+            Some(log) => {
+                let old_dev = self.path().join("old-dev");
+                std::fs::create_dir_all(&old_dev).expect("mkdir old-dev");
+                let mut c = Command::new("unshare");
+                c.args(["-m", "sh", "-ec", DEV_LOG_SETUP, "sh"])
+                    .arg(bin("jitd"))
+                    .env("OLD_DEV", &old_dev)
+                    .env("LOG_SOCKET", log);
+                c
+            }
+        };
+        let mut child = cmd
             .args(["run", "--config"])
             .arg(self.config())
             .env("NOTIFY_SOCKET", &notify_path)

@@ -249,3 +249,51 @@ fn sshd_gets_the_refusal_as_a_prompt() {
         .assert_shows("admin is not reserved on web01")
         .assert_shows("(press Enter)");
 }
+
+/// Every decision reaches syslog as authpriv, with person, account, host, service, rhost and
+/// result, and never a code: jitd's real syslog output (libc's, to /dev/log), read from a socket
+/// the test binds there inside jitd's private mount namespace.
+#[test]
+fn decisions_reach_syslog_authpriv_without_codes() {
+    use std::os::unix::net::UnixDatagram;
+    let w = World::new();
+    let mut host = Host::joined(&w.join_token);
+    let log_path = host.path().join("log.sock");
+    let log = UnixDatagram::bind(&log_path).expect("bind the syslog socket");
+    log.set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    host.run_with_syslog(&log_path);
+
+    let wrong = wrong_code(&w.alice);
+    reserve(&w.alice, "admin");
+    host.login("admin", &wrong).assert_failed();
+    let code = w.alice.next_code();
+    host.login("admin", &code).assert_ok();
+
+    // authpriv (10) * 8 + severity: info 6 for a grant, notice 5 for a denial.
+    let granted = "<86>";
+    let denied = "<85>";
+    let mut lines: Vec<String> = Vec::new();
+    let has = |lines: &[String], pri: &str, fields: &str| {
+        lines
+            .iter()
+            .any(|l| l.starts_with(pri) && l.contains("jitd[") && l.contains(fields))
+    };
+    let want_granted = "jit auth: account=admin person=alice host=web01 service=jit-test \
+                        rhost=192.0.2.10 result=granted";
+    let want_denied = "jit auth: account=admin person=- host=web01 service=jit-test \
+                       rhost=192.0.2.10 result=denied";
+    let mut buf = [0u8; 4096];
+    wait_for("jitd's syslog lines", PATIENCE, || {
+        while let Ok(n) = log.recv(&mut buf) {
+            lines.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        has(&lines, granted, want_granted) && has(&lines, denied, want_denied)
+    });
+    for l in &lines {
+        assert!(
+            !l.contains(&code) && !l.contains(&wrong),
+            "a code in syslog: {l}"
+        );
+    }
+}

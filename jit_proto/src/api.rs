@@ -630,6 +630,65 @@ pub struct EventsStored {
     pub stored: u32,
 }
 
+// ---------------------------------------------------------------------------------------------
+// ssh public keys of persons (sshd's AuthorizedKeysCommand on hosts answers from these)
+
+/// `POST /v1/keys`: registers an ssh public key (one `authorized_keys` line without options:
+/// `ssh-ed25519 AAAA… comment`). A person adds their own; an admin may name `person`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewSshKey {
+    pub public_key: String,
+    #[serde(default)]
+    pub person: Option<PersonName>,
+}
+
+/// A registered key (`GET /v1/keys`, answer to `POST /v1/keys`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKey {
+    pub id: i64,
+    pub person: PersonName,
+    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`'s key type `ssh-rsa`, …
+    pub algorithm: String,
+    /// `SHA256:…`, as `ssh-keygen -l` and sshd's log print it.
+    pub fingerprint: String,
+    pub comment: Option<String>,
+    /// The key as registered, normalised to `type base64 [comment]`.
+    pub public_key: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SshKeys {
+    pub keys: Vec<SshKey>,
+}
+
+/// One key a host may trust for a shared account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostSshKey {
+    pub person: PersonName,
+    pub fingerprint: String,
+    /// `type base64` (no comment, no options).
+    pub public_key: String,
+}
+
+/// The keys that count for one shared account on the calling host: while somebody holds a live
+/// reservation there, only the holder's keys; otherwise the keys of every person who may reserve
+/// the account on this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostAccountKeys {
+    pub account: AccountName,
+    pub holder: Option<PersonName>,
+    pub keys: Vec<HostSshKey>,
+}
+
+/// `GET /v1/host/keys` (host credential): every shared account of the host, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostKeys {
+    pub accounts: Vec<HostAccountKeys>,
+    pub now: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

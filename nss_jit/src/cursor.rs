@@ -27,8 +27,13 @@ impl Cursor {
     }
 
     /// Starts (or restarts) at the first entry of `map`, or fails every step with its errno.
-    pub fn open(&mut self, map: Result<Arc<Mapping>, c_int>) {
+    /// Returns what `set*ent` answers: found, or unavailable with that errno.
+    pub fn open(&mut self, map: Result<Arc<Mapping>, c_int>) -> Outcome {
+        let outcome = map
+            .as_ref()
+            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
         *self = Cursor::Open { map, next: 0 };
+        outcome
     }
 
     pub fn close(&mut self) {

@@ -148,11 +148,7 @@ impl<'p> State<'p> {
 
     pub fn setpwent(&mut self) -> Outcome {
         let map = self.start();
-        let outcome = map
-            .as_ref()
-            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
-        self.passwd.open(map);
-        outcome
+        self.passwd.open(map)
     }
 
     pub fn getpwent(&mut self, out: &mut libc::passwd, buf: &mut Buffer<'_>) -> Outcome {
@@ -169,11 +165,7 @@ impl<'p> State<'p> {
 
     pub fn setgrent(&mut self) -> Outcome {
         let map = self.start();
-        let outcome = map
-            .as_ref()
-            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
-        self.group.open(map);
-        outcome
+        self.group.open(map)
     }
 
     pub fn getgrent(&mut self, out: &mut libc::group, buf: &mut Buffer<'_>) -> Outcome {
@@ -189,11 +181,7 @@ impl<'p> State<'p> {
 
     pub fn setspent(&mut self) -> Outcome {
         let map = self.start();
-        let outcome = map
-            .as_ref()
-            .map_or_else(|e| Outcome::Unavailable(*e), |_| Outcome::Found);
-        self.shadow.open(map);
-        outcome
+        self.shadow.open(map)
     }
 
     pub fn getspent(&mut self, out: &mut libc::spwd, buf: &mut Buffer<'_>) -> Outcome {

@@ -109,14 +109,35 @@ impl Server {
 
     /// Starts `jit-server run` on `listen` and waits for its "listening on" line.
     pub fn run(&mut self, listen: &str) {
+        let mut cmd = Command::new(bin("jit-server"));
+        cmd.args(["run", "--listen", listen, "--data"])
+            .arg(self.data_dir());
+        self.spawn(cmd);
+    }
+
+    /// Like [`Server::run`], with a server.toml holding this server's `data_dir` and `toml`
+    /// (passed with `--config`), as an admin who tunes the defaults runs it.
+    pub fn run_with_config(&mut self, listen: &str, toml: &str) {
+        let cfg = self.dir.path().join("server.toml");
+        let text = format!(
+            "data_dir = {:?}\n{toml}",
+            self.data_dir().display().to_string()
+        );
+        std::fs::write(&cfg, text).expect("write server.toml");
+        let mut cmd = Command::new(bin("jit-server"));
+        cmd.arg("--config")
+            .arg(&cfg)
+            .args(["run", "--listen", listen]);
+        self.spawn(cmd);
+    }
+
+    fn spawn(&mut self, mut cmd: Command) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.log)
             .expect("server log");
-        let mut child = Command::new(bin("jit-server"))
-            .args(["run", "--listen", listen, "--data"])
-            .arg(self.data_dir())
+        let mut child = cmd
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

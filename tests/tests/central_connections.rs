@@ -3,58 +3,26 @@
 //! requests — is disconnected, so such clients cannot use up the server's connection slots; and
 //! normal clients are unaffected, also when the server closed their idle pooled connection.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use jit_tests::{Server, bin, client_for};
+use jit_tests::{Server, client_for};
 
 /// Far longer than any bound configured here: waits, never a timing assertion.
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A `jit-server run` with short connection bounds (1 s).
-struct Bounded {
-    server: Server,
-    child: Child,
-}
-
-impl Drop for Bounded {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_bounded() -> Bounded {
+fn start_bounded() -> Server {
     let mut server = Server::start();
     server.kill();
-    let cfg = server.dir.path().join("server.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n\n[connections]\nhandshake_timeout = \"1s\"\n\
-             header_timeout = \"1s\"\nidle_timeout = \"1s\"\nrequest_timeout = \"5s\"\n",
-            server.data_dir().display()
-        ),
-    )
-    .unwrap();
-    let log = std::fs::File::create(server.dir.path().join("bounded.log")).unwrap();
-    let mut child = Command::new(bin("jit-server"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(log)
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    assert!(line.starts_with("listening on "), "{line:?}");
-    server.url = line.trim().trim_start_matches("listening on ").to_owned();
-    Bounded { server, child }
+    server.run_with_config(
+        "127.0.0.1:0",
+        "[connections]\nhandshake_timeout = \"1s\"\nheader_timeout = \"1s\"\n\
+         idle_timeout = \"1s\"\nrequest_timeout = \"5s\"\n",
+    );
+    server
 }
 
 /// Connects, does the TLS handshake offering `alpn`, sends `send` (nothing, one HTTP/1.1
@@ -110,8 +78,8 @@ print(state)
 
 #[test]
 fn silent_and_idle_connections_are_closed_and_clients_still_work() {
-    let b = start_bounded();
-    let s = &b.server;
+    let server = start_bounded();
+    let s = &server;
 
     // No TLS handshake at all: closed once handshake_timeout passes.
     let mut tcp = TcpStream::connect(s.addr()).unwrap();

@@ -456,25 +456,7 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
     );
 
     // The host reports a login it allowed offline: the reservation is consumed, once.
-    let ev = jit_proto::api::HostEvent {
-        id: "offline-1".into(),
-        at: jit_tests::now(),
-        action: "login.offline".into(),
-        account: jit_proto::AccountName::new("root").unwrap(),
-        person: Some(jit_proto::PersonName::new("alice").unwrap()),
-        result: jit_proto::api::AuditResult::Ok,
-        reason: Some("decided offline from the cached grant".into()),
-        origin: LoginOrigin {
-            service: "sshd".into(),
-            ..Default::default()
-        },
-        reservation_id: Some(id),
-        attempt: None,
-        totp_step: Some(now_step),
-    };
-    let batch = jit_proto::api::HostEvents {
-        events: vec![ev.clone()],
-    };
+    let batch = offline_event("offline-1", "root", "alice", id, jit_tests::now(), now_step);
     assert_eq!(rt.block_on(host.host_events(&batch)).unwrap().stored, 1);
     assert_eq!(
         rt.block_on(host.host_events(&batch)).unwrap().stored,

@@ -338,30 +338,10 @@ fn lockout_threshold_comes_from_server_toml() {
     // Tried as an admin who wants a stricter policy: 2 failures lock for 1 hour.
     let mut server = Server::start();
     server.kill();
-    let cfg = server.dir.path().join("server.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "data_dir = \"{}\"\n[lockout]\nmax_failures = 2\nduration = \"1h\"\n",
-            server.data_dir().display()
-        ),
-    )
-    .unwrap();
-    let mut child = Command::new(bin("jit-server"))
-        .arg("--config")
-        .arg(&cfg)
-        .args(["run", "--listen", "127.0.0.1:0"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    server.url = line.trim().trim_start_matches("listening on ").to_owned();
+    server.run_with_config(
+        "127.0.0.1:0",
+        "[lockout]\nmax_failures = 2\nduration = \"1h\"\n",
+    );
     let admin = Jitctl::admin(&server);
     admin.ok(&["group", "add", "ops"]);
     let alice = jit_tests::enroll(&server, &admin, "alice");
@@ -411,6 +391,4 @@ fn lockout_threshold_comes_from_server_toml() {
     let p = admin.json(&["person", "show", "alice"]);
     let until = p["locked_until"].as_i64().expect("locked after 2 failures");
     assert!(until - jit_tests::now() > 3000, "locked for about an hour");
-    let _ = child.kill();
-    let _ = child.wait();
 }

@@ -192,7 +192,8 @@ pub async fn unlock(
     let now = now();
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
-    let was_locked = persons::unlock(&mut tx, row.id, now).await?;
+    let was_locked = row.locked_at(now).is_some();
+    persons::unlock(&mut tx, row.id).await?;
     let e = Event::new(now, "admin", "person.unlock", AuditResult::Ok)
         .person(&row.name)
         .reason(if was_locked {

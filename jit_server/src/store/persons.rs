@@ -297,23 +297,13 @@ pub async fn lock_until(conn: &mut AnyConnection, id: i64, until: i64) -> StoreR
     Ok(())
 }
 
-/// Lifts a lockout: the lock and the failures counted towards the next one. True if the person
-/// was locked at `now`.
-pub async fn unlock(conn: &mut AnyConnection, id: i64, now: i64) -> StoreResult<bool> {
-    let locked =
-        sqlx::query("UPDATE persons SET locked_until = NULL WHERE id = $1 AND locked_until > $2")
-            .bind(id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected()
-            > 0;
+/// Lifts a lockout: the lock and the failures counted towards the next one.
+pub async fn unlock(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
     sqlx::query("UPDATE persons SET locked_until = NULL WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    clear_failures(conn, id).await?;
-    Ok(locked)
+    clear_failures(conn, id).await
 }
 
 pub async fn clear_failures(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {

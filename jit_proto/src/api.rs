@@ -489,6 +489,10 @@ pub struct LoginOrigin {
     pub tty: Option<String>,
     #[serde(default)]
     pub ruser: Option<String>,
+    /// For ssh logins: the `SHA256:…` fingerprint of the public key sshd accepted before the
+    /// code was asked for (sshd's `ExposeAuthInfo`, `SSH_AUTH_INFO_0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key: Option<String>,
 }
 
 /// `POST /v1/host/logins`: a login to `account` begins on the calling host.

@@ -137,6 +137,7 @@ pub fn check_origin(o: &jit_proto::api::LoginOrigin) -> Result<(), RuleError> {
         ("rhost", o.rhost.as_ref()),
         ("tty", o.tty.as_ref()),
         ("ruser", o.ruser.as_ref()),
+        ("ssh_key", o.ssh_key.as_ref()),
     ];
     for (what, v) in fields {
         if let Some(v) = v

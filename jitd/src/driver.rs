@@ -741,6 +741,7 @@ fn origin(ctx: &LoginContext) -> LoginOrigin {
         rhost: ctx.rhost.as_deref().map(clip),
         tty: ctx.tty.as_deref().map(clip),
         ruser: ctx.ruser.as_deref().map(clip),
+        ssh_key: None,
     }
 }
 

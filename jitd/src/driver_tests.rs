@@ -242,7 +242,8 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
                     service: "sshd".into(),
                     rhost: Some("192.0.2.10".into()),
                     tty: Some("ssh".into()),
-                    ruser: None
+                    ruser: None,
+                    ssh_key: None,
                 },
             }),
             Call::Verify("att-1".into(), "123456".into()),

@@ -15,6 +15,7 @@ fn begin(account: &str) -> LoginBegin {
             rhost: Some("10.0.0.9".into()),
             tty: None,
             ruser: None,
+            ssh_key: None,
         },
     }
 }

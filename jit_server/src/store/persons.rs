@@ -257,13 +257,28 @@ pub async fn accept_step(conn: &mut AnyConnection, id: i64, step: i64) -> StoreR
     Ok(r.rows_affected() == 1)
 }
 
-/// Records a wrong code and returns how many wrong codes the person has since `window_start`.
+/// Wrong codes of the person since `window_start`.
+pub async fn recent_failures(
+    conn: &mut AnyConnection,
+    id: i64,
+    window_start: i64,
+) -> StoreResult<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM totp_failures WHERE person_id = $1 AND at >= $2")
+            .bind(id)
+            .bind(window_start)
+            .fetch_one(conn)
+            .await?;
+    Ok(n)
+}
+
+/// Records a wrong code, and forgets the ones from before `window_start`.
 pub async fn record_failure(
     conn: &mut AnyConnection,
     id: i64,
     now: i64,
     window_start: i64,
-) -> StoreResult<i64> {
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO totp_failures (person_id, at) VALUES ($1, $2)")
         .bind(id)
         .bind(now)
@@ -273,15 +288,9 @@ pub async fn record_failure(
     sqlx::query("DELETE FROM totp_failures WHERE person_id = $1 AND at < $2")
         .bind(id)
         .bind(window_start)
-        .execute(&mut *conn)
+        .execute(conn)
         .await?;
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM totp_failures WHERE person_id = $1 AND at >= $2")
-            .bind(id)
-            .bind(window_start)
-            .fetch_one(conn)
-            .await?;
-    Ok(n)
+    Ok(())
 }
 
 pub async fn lock_until(conn: &mut AnyConnection, id: i64, until: i64) -> StoreResult<()> {

@@ -367,6 +367,15 @@ pub struct Reservation {
     pub ended_at: Option<i64>,
     /// Who released it, when released: a person's name or `admin`.
     pub ended_by: Option<String>,
+    /// False while the host has not joined jit (no `jitd join` there yet, or not since its
+    /// credential was reset): until it does, nothing there asks for this reservation, and logins
+    /// to the account on that host are not possible.
+    #[serde(default = "yes")]
+    pub host_joined: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `POST /v1/reservations/release` (person: own reservations; admin: any, audited as forced).

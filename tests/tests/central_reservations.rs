@@ -353,6 +353,63 @@ fn audit_filters_by_person_account_host_and_time() {
 }
 
 #[test]
+fn group_changes_name_the_group_in_the_audit() {
+    let w = World::new();
+    w.admin.ok(&["group", "remove-member", "ops", "bob"]);
+    let events = w.admin.json(&["audit"])["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let reason = |action: &str, person: Option<&str>| {
+        events
+            .iter()
+            .find(|e| e["action"] == action && person.is_none_or(|p| e["person"] == p))
+            .unwrap_or_else(|| panic!("{action} audited: {events:?}"))["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(reason("group.add", None), "group ops created");
+    assert_eq!(
+        reason("group.add_member", Some("alice")),
+        "alice added to group ops"
+    );
+    assert_eq!(
+        reason("group.remove_member", Some("bob")),
+        "bob removed from group ops"
+    );
+    // The admin reading the table sees it too, not only a script reading the detail.
+    let text = w.admin.ok(&["audit"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("group.add_member") && l.contains("alice"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("group ops"), "{line}");
+}
+
+#[test]
+fn a_reservation_on_a_host_that_never_joined_comes_with_a_note() {
+    let w = World::new();
+    // web01 was added but has not joined: the reservation is made, with a note that says so.
+    let out = w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    assert!(out.contains("Reserved admin on web01"), "{out}");
+    assert!(
+        out.contains("Note: web01 has not joined jit yet") && out.contains("jitd join"),
+        "{out}"
+    );
+    let r = w.alice.jitctl.json(&["status"]);
+    assert_eq!(r["reservations"][0]["host_joined"], false, "{r}");
+    w.alice.jitctl.ok(&["release", "admin"]);
+    // Once it joined, no note.
+    let rt = jit_tests::runtime();
+    jit_tests::join_host(&rt, &w.join_token);
+    let out = w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    assert!(!out.contains("Note"), "{out}");
+    let r = w.alice.jitctl.json(&["release", "admin"]);
+    assert_eq!(r["released"][0]["host_joined"], true, "{r}");
+}
+
+#[test]
 fn persons_cannot_administer() {
     let w = World::new();
     for args in [

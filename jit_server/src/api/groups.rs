@@ -52,6 +52,7 @@ pub async fn add(
         Err(e) => return Err(ApiError::internal(e)),
     };
     let e = Event::new(now, "admin", "group.add", AuditResult::Ok)
+        .reason(format!("group {} created", req.name))
         .detail(serde_json::json!({ "group": req.name }));
     audit::record(&mut tx, &e).await?;
     let out = to_api(&mut tx, id, req.name.as_str()).await?;
@@ -94,6 +95,7 @@ pub async fn add_member(
     if groups::add_member(&mut tx, gid, person.id).await? {
         let e = Event::new(now, "admin", "group.add_member", AuditResult::Ok)
             .person(&person.name)
+            .reason(format!("{} added to group {name}", person.name))
             .detail(serde_json::json!({ "group": name }));
         audit::record(&mut tx, &e).await?;
     }
@@ -120,6 +122,7 @@ pub async fn remove_member(
     }
     let e = Event::new(now, "admin", "group.remove_member", AuditResult::Ok)
         .person(&row.name)
+        .reason(format!("{} removed from group {name}", row.name))
         .detail(serde_json::json!({ "group": name }));
     audit::record(&mut tx, &e).await?;
     let out = to_api(&mut tx, gid, name.as_str()).await?;

@@ -25,6 +25,7 @@ pub struct ReservationRow {
     pub expires_at: i64,
     pub ended_at: Option<i64>,
     pub ended_by: Option<String>,
+    pub host_joined: i64,
 }
 
 // A macro so every query stays a literal string (sqlx refuses dynamic SQL).
@@ -32,7 +33,9 @@ macro_rules! select_reservations {
     () => {
         "SELECT r.id, r.account_id, r.host_id, r.person_id, a.name AS account, \
      h.name AS host, p.name AS person, r.state, r.reason, r.created_at, r.expires_at, \
-     r.ended_at, r.ended_by FROM reservations r JOIN accounts a ON a.id = r.account_id \
+     r.ended_at, r.ended_by, \
+     CASE WHEN h.credential_hash IS NULL THEN 0 ELSE 1 END AS host_joined \
+     FROM reservations r JOIN accounts a ON a.id = r.account_id \
      JOIN hosts h ON h.id = r.host_id JOIN persons p ON p.id = r.person_id"
     };
 }
@@ -70,6 +73,7 @@ impl ReservationRow {
                 (_, e) => e,
             },
             ended_by: self.ended_by.clone(),
+            host_joined: super::flag(self.host_joined),
         })
     }
 }

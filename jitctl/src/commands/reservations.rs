@@ -39,6 +39,13 @@ pub fn reserve(ctx: &Ctx, a: Reserve) -> CliResult<()> {
             r.account,
             r.host
         );
+        if !r.host_joined {
+            println!(
+                "Note: {} has not joined jit yet, so logins there are refused until an admin runs \
+                 `jitd join` on it; the reservation's time runs from now.",
+                r.host
+            );
+        }
     }
     Ok(())
 }

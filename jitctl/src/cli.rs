@@ -130,8 +130,8 @@ pub struct Status {
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCmd {
-    /// Register an ssh public key, so sshd on jit hosts accepts it for the shared accounts you
-    /// may reserve (while you hold one, only your keys count there).
+    /// Register an ssh public key: sshd on jit hosts accepts it for the shared accounts you may
+    /// reserve (while someone holds an account on a host, only the holder's keys count there).
     #[command(after_help = "\
 With no FILE, the first of ~/.ssh/id_ed25519.pub, id_ed25519_sk.pub, id_ecdsa.pub,
 id_ecdsa_sk.pub and id_rsa.pub that exists is used. The file holds one line:

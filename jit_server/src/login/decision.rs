@@ -274,10 +274,12 @@ fn eligible(
         // one, the account was moved off this host meanwhile.
         _ if !prompted => return Err(deny(DenyReason::NotShared, "")),
         a => {
-            let name = a.as_ref().map_or("This account", |a| a.name.as_str());
+            let what = a.as_ref().map_or("This shared account".to_owned(), |a| {
+                format!("The shared account {}", a.name)
+            });
             return Err(deny(
                 DenyReason::HostNotAllowed,
-                format!("The shared account {name} no longer exists on {h}."),
+                format!("{what} no longer exists on {h}."),
             ));
         }
     };

@@ -163,6 +163,7 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
         ("verify: consumed by another login", code(STEP), |f| res(f).state = Lifecycle::Consumed, deny(R::AlreadyUsed, "already used by a login")),
         ("verify: released meanwhile", code(STEP), |f| res(f).state = Lifecycle::Released, deny(R::NoReservation, "not reserved on web01")),
         ("verify: the account left this host", code(STEP), |f| account(f).on_host = false, deny(R::HostNotAllowed, "no longer exists on web01")),
+        ("verify: the account was deleted", code(STEP), |f| f.account = None, deny(R::HostNotAllowed, "This shared account no longer exists on web01.")),
         ("verify: disabled account", code(STEP), |f| account(f).active = false, deny(R::AccountDisabled, "disabled")),
         ("verify: disabled host", code(STEP), |f| f.host.active = false, deny(R::HostNotAllowed, "disabled in jit")),
         ("verify: disabled holder", code(STEP), |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),

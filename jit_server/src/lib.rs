@@ -7,7 +7,7 @@
 //!
 //! Map: [`cli`] (the command line, also rendered into jit-server(8)), [`config`] (server.toml),
 //! [`init`] (data directory, CA, keys, admin token), [`serve`] (TLS listener), [`api`] (HTTP
-//! handlers), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes), [`keys`] (at-rest
+//! handlers), [`portal`] (the web pages), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes), [`keys`] (at-rest
 //! encryption and token hashing).
 
 pub mod api;
@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod init;
 pub mod keys;
+pub mod portal;
 pub mod rules;
 pub mod serve;
 pub mod store;

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod reservations;
 mod session;
+mod tokens;
 
 use std::future::Future;
 use std::time::Duration;
@@ -61,11 +62,13 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Enroll(a) => session::enroll(&ctx, a),
         Command::Reserve(a) => reservations::reserve(&ctx, a),
         Command::Release(a) => reservations::release(&ctx, a),
+        Command::Extend(a) => reservations::extend(&ctx, a),
         Command::Status(a) => reservations::status(&ctx, a),
         Command::Person(c) => admin::person(&ctx, c),
         Command::Group(c) => admin::group(&ctx, c),
         Command::Account(c) => admin::account(&ctx, c),
         Command::Host(c) => admin::host(&ctx, c),
         Command::Audit(a) => audit::audit(&ctx, a),
+        Command::Token(c) => tokens::token(&ctx, c),
     }
 }

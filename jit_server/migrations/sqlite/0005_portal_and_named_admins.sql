@@ -29,6 +29,8 @@ CREATE TABLE portal_sessions (
     challenge           TEXT,
     challenge_kind      TEXT,
     challenge_expires_at BIGINT,
+    -- A message for the next page shown (never a secret).
+    flash               TEXT,
     created_at          BIGINT NOT NULL,
     last_seen           BIGINT NOT NULL
 );

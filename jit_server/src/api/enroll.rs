@@ -17,7 +17,7 @@ use crate::store::persons::{self, PersonRow};
 use crate::totp;
 
 /// Finds the person an enrollment code belongs to, if the code is still good.
-async fn redeem(
+pub(crate) async fn redeem(
     conn: &mut AnyConnection,
     code: &Secret,
     now: i64,

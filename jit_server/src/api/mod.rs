@@ -8,7 +8,7 @@ pub(crate) mod accounts;
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod bootstrap;
-mod enroll;
+pub(crate) mod enroll;
 pub(crate) mod factor;
 pub(crate) mod groups;
 mod host;

@@ -8,10 +8,16 @@
   // --- countdown: times come from the server, so a wrong clock on this device does not matter.
   const serverNow = Number(document.body.dataset.now || 0);
   const offset = serverNow ? serverNow - Date.now() / 1000 : 0;
+  // As the server writes durations: "4m 30s", "2h", "45s".
   function human(s) {
     if (s <= 0) return "ended";
-    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = Math.floor(s % 60);
-    return (h ? h + "h " : "") + (h || m ? m + "m " : "") + sec + "s";
+    s = Math.floor(s);
+    const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+    const parts = [];
+    if (h) parts.push(h + "h");
+    if (m) parts.push(m + "m");
+    if (sec || !parts.length) parts.push(sec + "s");
+    return parts.join(" ");
   }
   function tick() {
     const now = Date.now() / 1000 + offset;

@@ -73,7 +73,7 @@ pub fn router_with_clock(app: State, clock: Clock) -> Router {
             "/",
             axum::routing::get(|| async { Redirect::to("/portal/") }),
         )
-        .nest("/portal", pages::routes())
+        .merge(pages::routes())
         .layer(axum::middleware::from_fn_with_state(portal.clone(), guard))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -92,9 +92,11 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // Not no-referrer: under it browsers send `Origin: null` with every form, and the guard
+    // needs the real origin. same-origin still sends nothing to other sites.
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(
         header::STRICT_TRANSPORT_SECURITY,
@@ -149,6 +151,11 @@ async fn guard(
     // Browsers send Origin with every POST; a mismatch is another site's page.
     if let Some(o) = parts.headers.get(header::ORIGIN)
         && o.to_str().ok() != Some(origin.url.as_str())
+    {
+        return refuse("The request came from another web site");
+    }
+    if let Some(site) = parts.headers.get("sec-fetch-site")
+        && !matches!(site.as_bytes(), b"same-origin" | b"none")
     {
         return refuse("The request came from another web site");
     }

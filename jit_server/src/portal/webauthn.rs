@@ -278,3 +278,131 @@ pub fn b64(field: &str, s: &str) -> Result<Vec<u8>, WebauthnError> {
         .decode(s.trim_end_matches('='))
         .map_err(|_| malformed(format!("{field} is not base64url")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registration and a sign-in as Chromium sent them (see the file's "about").
+    fn fixture() -> serde_json::Value {
+        serde_json::from_str(include_str!("testdata/chromium_passkey.json")).unwrap()
+    }
+
+    fn field(v: &serde_json::Value, k: &str) -> Vec<u8> {
+        b64(k, v[k].as_str().unwrap()).unwrap()
+    }
+
+    fn registered(f: &serde_json::Value) -> NewPasskey {
+        let r = &f["register"];
+        let want = Expect {
+            challenge: r["challenge"].as_str().unwrap(),
+            origin: f["origin"].as_str().unwrap(),
+            rp_id: "localhost",
+        };
+        verify_registration(
+            &field(r, "clientDataJson"),
+            &field(r, "attestationObject"),
+            &want,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn chromium_registration_and_sign_in_verify() {
+        let f = fixture();
+        let key = registered(&f);
+        assert_eq!(key.algorithm, ES256);
+        let s = &f["signin"];
+        assert_eq!(key.credential_id, s["id"].as_str().unwrap());
+        let want = Expect {
+            challenge: s["challenge"].as_str().unwrap(),
+            origin: f["origin"].as_str().unwrap(),
+            rp_id: "localhost",
+        };
+        let count = verify_assertion(
+            &field(s, "clientDataJson"),
+            &field(s, "authenticatorData"),
+            &field(s, "signature"),
+            &key.public_key,
+            &want,
+        )
+        .unwrap();
+        assert!(count > key.sign_count, "{count} after {}", key.sign_count);
+    }
+
+    #[test]
+    fn every_check_refuses_its_case() {
+        let f = fixture();
+        let key = registered(&f);
+        let s = &f["signin"];
+        let origin = f["origin"].as_str().unwrap();
+        let challenge = s["challenge"].as_str().unwrap();
+        let cd = field(s, "clientDataJson");
+        let ad = field(s, "authenticatorData");
+        let sig = field(s, "signature");
+        let check = |cd: &[u8], ad: &[u8], sig: &[u8], challenge: &str, origin: &str, rp: &str| {
+            let want = Expect {
+                challenge,
+                origin,
+                rp_id: rp,
+            };
+            verify_assertion(cd, ad, sig, &key.public_key, &want).unwrap_err()
+        };
+        let other = new_challenge();
+        assert_eq!(
+            check(&cd, &ad, &sig, &other, origin, "localhost"),
+            WebauthnError::WrongChallenge
+        );
+        assert!(matches!(
+            check(
+                &cd,
+                &ad,
+                &sig,
+                challenge,
+                "https://evil.example",
+                "localhost"
+            ),
+            WebauthnError::WrongOrigin(_)
+        ));
+        assert_eq!(
+            check(&cd, &ad, &sig, challenge, origin, "evil.example"),
+            WebauthnError::WrongRp
+        );
+        let mut bad = sig.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 1;
+        assert_eq!(
+            check(&cd, &ad, &bad, challenge, origin, "localhost"),
+            WebauthnError::BadSignature
+        );
+        // The counter is signed: a changed one breaks the signature.
+        let mut moved = ad.clone();
+        moved[36] ^= 1;
+        assert_eq!(
+            check(&cd, &moved, &sig, challenge, origin, "localhost"),
+            WebauthnError::BadSignature
+        );
+        // Without user verification the passkey is refused before its signature is looked at.
+        let mut unverified = ad.clone();
+        unverified[32] &= !FLAG_UV;
+        assert_eq!(
+            check(&cd, &unverified, &sig, challenge, origin, "localhost"),
+            WebauthnError::NotVerified
+        );
+        // A sign-in answer is no registration, and the reverse.
+        let r = &f["register"];
+        let want = Expect {
+            challenge,
+            origin,
+            rp_id: "localhost",
+        };
+        assert_eq!(
+            verify_registration(&cd, &field(r, "attestationObject"), &want).unwrap_err(),
+            WebauthnError::WrongType
+        );
+        assert!(matches!(
+            verify_assertion(&ad, &ad, &sig, &key.public_key, &want).unwrap_err(),
+            WebauthnError::Malformed(_)
+        ));
+    }
+}

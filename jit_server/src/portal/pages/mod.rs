@@ -24,58 +24,80 @@ use crate::store::portal::{self as store, SessionRow};
 
 pub fn routes() -> Router<Portal> {
     Router::new()
-        .route("/", get(home::page))
-        .route("/reserve", post(home::reserve))
-        .route("/release", post(home::release))
-        .route("/extend", post(home::extend))
-        .route("/login", get(signin::page))
-        .route("/login/totp", post(signin::totp))
-        .route("/login/passkey/options", post(signin::passkey_options))
-        .route("/login/passkey", post(signin::passkey))
-        .route("/logout", post(signin::logout))
+        .route("/portal/", get(home::page))
+        .route("/portal/reserve", post(home::reserve))
+        .route("/portal/release", post(home::release))
+        .route("/portal/extend", post(home::extend))
+        .route("/portal/login", get(signin::page))
+        .route("/portal/login/totp", post(signin::totp))
         .route(
-            "/enroll",
+            "/portal/login/passkey/options",
+            post(signin::passkey_options),
+        )
+        .route("/portal/login/passkey", post(signin::passkey))
+        .route("/portal/logout", post(signin::logout))
+        .route(
+            "/portal/enroll",
             get(signin::enroll_page).post(signin::enroll_code),
         )
-        .route("/enroll/setup", get(signin::enroll_setup))
-        .route("/enroll/totp", post(signin::enroll_totp))
-        .route("/factors", get(factors::page))
+        .route("/portal/enroll/setup", get(signin::enroll_setup))
+        .route("/portal/enroll/totp", post(signin::enroll_totp))
+        .route("/portal/factors", get(factors::page))
         .route(
-            "/factors/totp",
+            "/portal/factors/totp",
             get(factors::totp_page).post(factors::totp_start),
         )
-        .route("/factors/totp/confirm", post(factors::totp_confirm))
-        .route("/passkeys/options", post(factors::passkey_options))
-        .route("/passkeys", post(factors::passkey_register))
-        .route("/passkeys/{id}/delete", post(factors::passkey_delete))
+        .route("/portal/factors/totp/confirm", post(factors::totp_confirm))
+        .route("/portal/passkeys/options", post(factors::passkey_options))
+        .route("/portal/passkeys", post(factors::passkey_register))
         .route(
-            "/admin/persons",
+            "/portal/passkeys/{id}/delete",
+            post(factors::passkey_delete),
+        )
+        .route(
+            "/portal/admin/persons",
             get(admin::persons).post(admin::person_add),
         )
-        .route("/admin/persons/{name}/{action}", post(admin::person_action))
-        .route("/admin/groups", get(admin::groups).post(admin::group_add))
-        .route("/admin/groups/{name}/members", post(admin::member_add))
         .route(
-            "/admin/groups/{name}/members/{person}/remove",
+            "/portal/admin/persons/{name}/{action}",
+            post(admin::person_action),
+        )
+        .route(
+            "/portal/admin/groups",
+            get(admin::groups).post(admin::group_add),
+        )
+        .route(
+            "/portal/admin/groups/{name}/members",
+            post(admin::member_add),
+        )
+        .route(
+            "/portal/admin/groups/{name}/members/{person}/remove",
             post(admin::member_remove),
         )
         .route(
-            "/admin/accounts",
+            "/portal/admin/accounts",
             get(admin::accounts).post(admin::account_add),
         )
         .route(
-            "/admin/accounts/{name}/{action}",
+            "/portal/admin/accounts/{name}/{action}",
             post(admin::account_action),
         )
-        .route("/admin/hosts", get(admin::hosts).post(admin::host_add))
-        .route("/admin/hosts/{name}/{action}", post(admin::host_action))
         .route(
-            "/admin/reservations",
+            "/portal/admin/hosts",
+            get(admin::hosts).post(admin::host_add),
+        )
+        .route(
+            "/portal/admin/hosts/{name}/{action}",
+            post(admin::host_action),
+        )
+        .route(
+            "/portal/admin/reservations",
             get(admin::reservations).post(admin::force_release),
         )
-        .route("/admin/audit", get(admin::audit))
-        .route("/static/{file}", get(assets::file))
-        .fallback(not_found)
+        .route("/portal/admin/audit", get(admin::audit))
+        .route("/portal/static/{file}", get(assets::file))
+        .route("/portal/{*rest}", get(not_found).post(not_found))
+        .route("/portal", get(|| async { see_other("/portal/") }))
 }
 
 async fn not_found() -> PageError {

@@ -18,6 +18,9 @@ pub mod session;
 mod view;
 pub mod webauthn;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 
 use axum::Router;

@@ -15,7 +15,7 @@ use jit_tests::World;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// Pinned: the Python package carries its own driver, so a new one may change behaviour.
-const PLAYWRIGHT: &str = "playwright==1.65.2";
+const PLAYWRIGHT: &str = "playwright==1.65.2"; // as in the Makefile
 
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -8,6 +8,7 @@
 //! - [`fingerprint`]: the `SHA256:…` CA fingerprint that jitctl and jitd pin.
 //! - [`json_error`]: JSON decoding errors described without repeating any value (codes, tokens).
 //! - `offline` (feature `offline`): hashed codes a host keeps to decide while the server is down.
+//! - `ssh_key` (feature `ssh-keys`): persons' ssh public keys, validated, and their fingerprints.
 //!
 //! This crate is linked into the PAM and NSS modules: it must never panic on bad input and must
 //! not pull in anything heavy (no async runtime, no TLS).
@@ -23,6 +24,8 @@ pub mod nss_cache;
 pub mod offline;
 pub mod pam;
 pub mod secret;
+#[cfg(feature = "ssh-keys")]
+pub mod ssh_key;
 pub mod timefmt;
 
 pub use name::{AccountName, GroupName, HostName, Label, NameError, PersonName};

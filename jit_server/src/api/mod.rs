@@ -16,6 +16,7 @@ pub(crate) mod hosts;
 mod offline;
 pub(crate) mod persons;
 pub(crate) mod reservations;
+pub(crate) mod ssh_keys;
 pub(crate) mod tokens;
 
 use std::sync::Arc;
@@ -84,6 +85,8 @@ pub fn router(state: State) -> Router {
         )
         .route("/reservations/release", post(reservations::release))
         .route("/reservations/extend", post(reservations::extend))
+        .route("/keys", post(ssh_keys::add).get(ssh_keys::list))
+        .route("/keys/{id}", delete(ssh_keys::remove))
         .route("/audit", get(audit::query))
         .route("/enroll/start", post(enroll::start))
         .route("/enroll/confirm", post(enroll::confirm))
@@ -92,7 +95,8 @@ pub fn router(state: State) -> Router {
         .route("/host/logins", post(host::begin))
         .route("/host/logins/{attempt}/verify", post(host::verify))
         .route("/host/events", post(host::events))
-        .route("/host/offline", get(offline::grants));
+        .route("/host/offline", get(offline::grants))
+        .route("/host/keys", get(ssh_keys::for_host));
     Router::new()
         .nest(jit_proto::api::API_PREFIX, v1)
         .fallback(not_found)

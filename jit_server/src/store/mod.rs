@@ -15,6 +15,7 @@ pub mod offline;
 pub mod persons;
 pub mod portal;
 pub mod reservations;
+pub mod ssh_keys;
 
 use std::time::Duration;
 

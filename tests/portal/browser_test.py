@@ -273,6 +273,31 @@ class Run:
         assert "Released admin on web01" in flash(page)
         expect(page.locator("#mine-h + p")).to_contain_text("You hold no reservation now")
 
+    def alice_adds_and_removes_an_ssh_key(self):
+        page = self.alice
+        key = os.path.join(os.environ["TMPDIR"], "alice_ed25519")
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice@laptop", "-f", key],
+                       check=True)
+        public = open(key + ".pub").read().strip()
+        fingerprint = subprocess.run(["ssh-keygen", "-l", "-f", key + ".pub"], check=True,
+                                     capture_output=True, text=True).stdout.split()[1]
+        for f in (key, key + ".pub"):
+            os.remove(f)
+        page.goto(URL + "/portal/keys")
+        check_labels(page)
+        page.fill("#public_key", public)
+        page.click("form[action='/portal/keys'] button")
+        assert f"Added ssh-ed25519 key {fingerprint}" in flash(page), flash(page)
+        expect(page.locator("table")).to_contain_text(fingerprint)
+        expect(page.locator("table")).to_contain_text("alice@laptop")
+        shot(page, "portal-keys")
+        # A private key pasted by mistake is refused, and not kept.
+        page.fill("#public_key", "-----BEGIN OPENSSH PRIVATE KEY-----")
+        page.click("form[action='/portal/keys'] button")
+        expect(page.locator("p.flash.err")).to_be_visible()
+        page.click("table button.danger")
+        assert f"Removed ssh-ed25519 key {fingerprint}" in flash(page)
+
     def a_non_admin_gets_403_on_admin_pages(self):
         ctx = self.context()
         page = ctx.new_page()
@@ -332,6 +357,7 @@ def main():
                  run.alice_signs_in_with_totp_registers_a_passkey_and_signs_in_with_it)
         run.case("alice reserves, sees the countdown, extends and releases",
                  run.alice_reserves_sees_the_countdown_extends_and_releases)
+        run.case("alice adds and removes an ssh key", run.alice_adds_and_removes_an_ssh_key)
         run.case("a non-admin gets 403 on admin pages", run.a_non_admin_gets_403_on_admin_pages)
         run.case("a form without its CSRF token is refused", run.a_form_without_its_csrf_token_is_refused)
         browser.close()

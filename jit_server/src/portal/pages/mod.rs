@@ -5,6 +5,7 @@ mod admin;
 mod assets;
 mod factors;
 mod home;
+mod keys;
 mod signin;
 
 use axum::Router;
@@ -50,6 +51,8 @@ pub fn routes() -> Router<Portal> {
         .route("/portal/factors/totp/confirm", post(factors::totp_confirm))
         .route("/portal/passkeys/options", post(factors::passkey_options))
         .route("/portal/passkeys", post(factors::passkey_register))
+        .route("/portal/keys", get(keys::page).post(keys::add))
+        .route("/portal/keys/{id}/remove", post(keys::remove))
         .route(
             "/portal/passkeys/{id}/delete",
             post(factors::passkey_delete),

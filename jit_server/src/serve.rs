@@ -90,17 +90,14 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             let local = l
                 .local_addr()
                 .map_err(|source| ServeError::Bind { addr, source })?;
-            tracing::info!(%local, "portal listening");
+            tracing::info!(%local, "portal listening on https://{local}/portal/");
             Some((l, local, config))
         }
         None => None,
     };
-    // One line on stdout once the port is open, for scripts and tests that wait for readiness;
-    // then the portal's own listener, if there is one (open by then too).
+    // One line on stdout once the port is open (the portal's own too, if any), for scripts and
+    // tests that wait for readiness. Only this one: a reader may stop reading after it.
     println!("listening on https://{local}");
-    if let Some((_, local, _)) = &portal {
-        println!("portal on https://{local}/portal/");
-    }
 
     let sweeper = tokio::spawn(sweep(state.clone()));
     let slots = Arc::new(Semaphore::new(bounds.max_connections));

@@ -237,6 +237,15 @@ pub async fn set_pending_secret(
     Ok(())
 }
 
+/// Forgets a secret offered but not confirmed (the person's factor stays as it is).
+pub async fn clear_pending_secret(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE persons SET totp_pending = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The pending secret becomes the person's factor. The confirmation code's time step was
 /// already recorded by [`accept_step`], so it cannot be replayed for a login.
 pub async fn activate_factor(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {

@@ -12,7 +12,7 @@ use jit_proto::api::{
 };
 use serde::Deserialize;
 
-use super::{Form, minutes, outcome, shown};
+use super::{Form, minutes, outcome, refused, shown};
 use crate::api::auth::{Admin, Caller};
 use crate::api::{Body, accounts, groups, hosts, persons, reservations};
 use crate::error::ApiError;
@@ -141,16 +141,7 @@ pub async fn person_add(
     .await;
     match result {
         Ok(e) => Ok(enrollment_page(&s, &s.visit.origin.url, e, "Person added")),
-        Err(e) => {
-            outcome::<()>(
-                &portal,
-                &s.session,
-                Err(e),
-                |_| String::new(),
-                "/portal/admin/persons",
-            )
-            .await
-        }
+        Err(e) => refused(&portal, &s.session, e, "/portal/admin/persons").await,
     }
 }
 
@@ -192,7 +183,7 @@ pub async fn person_action(
                     e.0,
                     "Sign-in methods reset",
                 )),
-                Err(e) => outcome::<()>(&portal, &s.session, Err(e), |_| String::new(), back).await,
+                Err(e) => refused(&portal, &s.session, e, back).await,
             };
         }
         _ => {
@@ -576,16 +567,7 @@ pub async fn host_add(
     .await;
     match result {
         Ok(c) => Ok(join_page(&s, c)),
-        Err(e) => {
-            outcome::<()>(
-                &portal,
-                &s.session,
-                Err(e),
-                |_| String::new(),
-                "/portal/admin/hosts",
-            )
-            .await
-        }
+        Err(e) => refused(&portal, &s.session, e, "/portal/admin/hosts").await,
     }
 }
 
@@ -605,7 +587,7 @@ pub async fn host_action(
                 .await
             {
                 Ok(c) => Ok(join_page(&s, c.0)),
-                Err(e) => outcome::<()>(&portal, &s.session, Err(e), |_| String::new(), back).await,
+                Err(e) => refused(&portal, &s.session, e, back).await,
             };
         }
         _ => {

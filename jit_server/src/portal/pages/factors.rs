@@ -86,11 +86,7 @@ struct TotpSetup {
 /// confirmed).
 pub async fn totp_start(State(portal): State<Portal>, s: Signed) -> PageResult {
     let mut tx = portal.app.store.write().await?;
-    sqlx::query("UPDATE persons SET totp_pending = NULL WHERE id = $1")
-        .bind(s.person.id)
-        .execute(&mut *tx)
-        .await
-        .map_err(ApiError::internal)?;
+    persons::clear_pending_secret(&mut tx, s.person.id).await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(see_other("/portal/factors/totp"))
 }

@@ -226,9 +226,16 @@ async fn outcome<T>(
 ) -> PageResult {
     match result {
         Ok(v) => flash(portal, s, true, &ok(v), to).await,
-        Err(e) if e.code == jit_proto::api::ErrorCode::Internal => Err(e.into()),
-        Err(e) => flash(portal, s, false, &e.message, to).await,
+        Err(e) => refused(portal, s, e, to).await,
     }
+}
+
+/// The API's refusal as a one-time message on page `to`; a server fault is an error page.
+async fn refused(portal: &Portal, s: &SessionRow, e: ApiError, to: &str) -> PageResult {
+    if e.code == jit_proto::api::ErrorCode::Internal {
+        return Err(e.into());
+    }
+    flash(portal, s, false, &e.message, to).await
 }
 
 /// Minutes typed in a form, as seconds.

@@ -217,26 +217,21 @@ pub async fn passkey(
     )
     .person(&person.name)
     .detail(serde_json::json!({ "factor": "passkey", "passkey": key.name }));
-    let counter_ok = match &checked {
-        Ok(count) => store::use_passkey(&mut tx, key.id, i64::from(*count), now).await?,
-        Err(_) => false,
+    // Why it is refused, for the person and for the audit log (None: signed in).
+    let refusal = match checked {
+        Err(e) => Some((e.to_string(), e.to_string())),
+        Ok(count) if !store::use_passkey(&mut tx, key.id, i64::from(count), now).await? => Some((
+            "This passkey's counter went backwards, as with a copied key; ask an admin.".into(),
+            "signature counter went backwards: a copy of the passkey?".into(),
+        )),
+        Ok(_) => None,
     };
-    if let Err(e) = &checked {
-        let ev = ev.reason(e.to_string());
-        let mut ev = ev;
+    if let Some((shown, why)) = refusal {
+        let mut ev = ev.reason(why);
         ev.result = AuditResult::Denied;
         audit::record(&mut tx, &ev).await?;
         tx.commit().await.map_err(ApiError::internal)?;
-        return refuse(&e.to_string());
-    }
-    if !counter_ok {
-        let mut ev = ev.reason("signature counter went backwards: a copy of the passkey?");
-        ev.result = AuditResult::Denied;
-        audit::record(&mut tx, &ev).await?;
-        tx.commit().await.map_err(ApiError::internal)?;
-        return refuse(
-            "This passkey's counter went backwards, as with a copied key; ask an admin.",
-        );
+        return refuse(&shown);
     }
     audit::record(&mut tx, &ev).await?;
     tx.commit().await.map_err(ApiError::internal)?;

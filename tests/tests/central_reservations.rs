@@ -6,9 +6,11 @@ use jit_tests::{Jitctl, World, enroll};
 #[test]
 fn quick_start_fields_keep_their_names() {
     let w = World::new();
-    // init → admin_token, ca_fingerprint (used by World); person add → enrollment_code;
-    // host add → join_token; enroll → otpauth_uri (used by enroll()).
-    assert!(w.server.admin_token.starts_with("jita_"));
+    // init → admin_token (the bootstrap token), ca_fingerprint (used by World); login with it
+    // → the admin person's token; person add → enrollment_code; host add → join_token;
+    // enroll → otpauth_uri (used by enroll()).
+    assert!(w.server.bootstrap_token.starts_with("jita_"));
+    assert!(w.server.admin_token.starts_with("jitp_"));
     assert!(w.server.fingerprint.starts_with("SHA256:") && w.server.fingerprint.len() == 71);
     assert!(w.join_token.starts_with("jit1_"));
     let carol = w.admin.json(&["person", "add", "carol"]);
@@ -148,7 +150,7 @@ fn exclusive_with_a_message_that_says_until_when() {
         .iter()
         .find(|e| e["action"] == "reservation.force_release");
     let forced = forced.expect("force release audited");
-    assert_eq!(forced["actor"], "admin");
+    assert_eq!(forced["actor"], "person:admin");
     assert_eq!(forced["person"], "alice");
     let denied = audit["events"]
         .as_array()
@@ -279,7 +281,7 @@ fn reset_factor_revokes_and_reenrolls() {
     let code = reset["enrollment_code"].as_str().unwrap().to_owned();
     // Her old token is revoked at once.
     let err = w.alice.jitctl.fails(3, &["whoami"]);
-    assert!(err.contains("unknown or revoked credential"), "{err}");
+    assert!(err.contains("unknown, expired or revoked token"), "{err}");
     let p = w.admin.json(&["person", "show", "alice"]);
     assert_eq!(p["enrolled"], false);
     let again = jit_tests::enroll_with_code(&w.server, "alice", &code);
@@ -419,11 +421,11 @@ fn persons_cannot_administer() {
         vec!["host", "add", "evil01"],
     ] {
         let err = w.alice.jitctl.fails(3, &args);
-        assert!(err.contains("admin token"), "{args:?}: {err}");
+        assert!(err.contains("this needs an admin"), "{args:?}: {err}");
     }
-    // And the admin token cannot hold reservations.
+    // An admin is a person like any other: reserving takes a group that may.
     let err = w.admin.fails(3, &["reserve", "admin", "--host", "web01"]);
-    assert!(err.contains("cannot hold reservations"), "{err}");
+    assert!(err.contains("not in a group allowed"), "{err}");
 }
 
 #[test]

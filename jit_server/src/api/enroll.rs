@@ -18,7 +18,7 @@ use crate::store::persons::{self, PersonRow};
 use crate::totp;
 
 /// Finds the person an enrollment code belongs to, if the code is still good.
-async fn redeem(
+pub(crate) async fn redeem(
     conn: &mut AnyConnection,
     code: &Secret,
     now: i64,
@@ -136,7 +136,15 @@ pub async fn confirm(
     }
     persons::activate_factor(&mut tx, person.id).await?;
     let token = keys::new_token(TokenKind::Person);
-    persons::insert_token(&mut tx, person.id, &keys::token_hash(token.expose()), now).await?;
+    let until = now + state.settings.tokens.person_ttl.secs();
+    persons::insert_token(
+        &mut tx,
+        person.id,
+        &keys::token_hash(token.expose()),
+        now,
+        until,
+    )
+    .await?;
     let e = Event::new(now, actor, "person.enroll", AuditResult::Ok).person(&person.name);
     audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;

@@ -234,6 +234,50 @@ pub async fn live_for_account(
     .await?)
 }
 
+/// A person's reservations of an account (optionally on one host) that have not run out yet,
+/// used by a login or not: the ones an extension may move.
+pub async fn unexpired_of_person(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    host_id: Option<i64>,
+    person_id: i64,
+    now: i64,
+) -> StoreResult<Vec<ReservationRow>> {
+    Ok(sqlx::query_as(concat!(
+        select_reservations!(),
+        " WHERE r.account_id = $1 \
+         AND (CAST($2 AS BIGINT) IS NULL OR r.host_id = $2) AND r.person_id = $3 \
+         AND r.state IN ('active', 'consumed') AND r.expires_at > $4 ORDER BY r.id"
+    ))
+    .bind(account_id)
+    .bind(host_id)
+    .bind(person_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Moves the end of a reservation that has not run out; false if it ran out meanwhile.
+pub async fn extend(
+    conn: &mut AnyConnection,
+    id: i64,
+    old_end: i64,
+    new_end: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE reservations SET expires_at = $1 WHERE id = $2 AND expires_at = $3 \
+         AND state IN ('active', 'consumed') AND expires_at > $4",
+    )
+    .bind(new_end)
+    .bind(id)
+    .bind(old_end)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
 // --- login attempts
 
 #[derive(Debug, Clone, FromRow)]

@@ -14,7 +14,6 @@
 )]
 
 mod audit_queue;
-mod clock;
 mod daemon;
 mod driver;
 mod files;

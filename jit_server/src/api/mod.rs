@@ -230,7 +230,7 @@ pub fn path_name<T: std::str::FromStr<Err = jit_proto::NameError>>(s: &str) -> A
     s.parse::<T>().map_err(ApiError::from)
 }
 
-pub use crate::clock::now;
+pub use jit_clock::now;
 
 /// Marks ran-out reservations expired, for the background sweeper.
 pub async fn expire_due_now(conn: &mut sqlx::AnyConnection) -> ApiResult<()> {

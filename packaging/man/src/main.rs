@@ -21,7 +21,7 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
-        Err(_) => jit_man::date_of_epoch(now()),
+        Err(_) => jit_man::date_of_epoch(jit_clock::now()),
     };
     match jit_man::write_all(std::path::Path::new(dir), &date) {
         Ok(files) => {
@@ -35,13 +35,4 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The clock, read only here at the edge (see clippy.toml).
-#[allow(clippy::disallowed_methods)]
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -75,13 +75,15 @@ package-build:
 	$(CARGO) build --profile $(PKG_PROFILE) -p jitd -p jitctl -p pam_jit -p nss_jit -p jit_server -p jit_man
 endif
 
-# Man pages (gzipped, for both formats) and stripped copies of the binaries: the RPMs use them
-# all (cargo-generate-rpm does not strip), the .deb only libnss_jit.so (cargo-deb strips the
-# rest itself, and keeps their debug symbols in the -dbgsym package).
+# Man pages (gzipped, for both formats), shell completions (bash, zsh, fish) and stripped copies
+# of the binaries: the RPMs use them all (cargo-generate-rpm does not strip), the .deb only
+# libnss_jit.so (cargo-deb strips the rest itself, and keeps their debug symbols in the -dbgsym
+# package).
 package-files: package-build
-	rm -rf $(PKG_BUILD)/man $(PKG_BUILD)/stripped
-	SOURCE_DATE_EPOCH=$(PKG_EPOCH) $(PKG_BUILD)/jit-man $(PKG_BUILD)/man >/dev/null
+	rm -rf $(PKG_BUILD)/man $(PKG_BUILD)/completions $(PKG_BUILD)/stripped
+	SOURCE_DATE_EPOCH=$(PKG_EPOCH) $(PKG_BUILD)/jit-man man $(PKG_BUILD)/man >/dev/null
 	gzip -9n $(PKG_BUILD)/man/*
+	$(PKG_BUILD)/jit-man completions $(PKG_BUILD)/completions >/dev/null
 	mkdir -p $(PKG_BUILD)/stripped
 	for f in jitd jitctl jit-server; do \
 	    strip -R .comment -o $(PKG_BUILD)/stripped/$$f $(PKG_BUILD)/$$f; done

@@ -89,6 +89,20 @@ step "shellcheck: maintainer scripts and this script"
 shellcheck -s sh "$here"/packaging/deb/jit-host/* "$here"/packaging/deb/jit-server/* \
     "$here"/packaging/rpm/*/*.sh "$0"
 
+completions() {  # completions ZSH_DIR NAME...: the bash, zsh and fish completion files of NAMEs
+    zsh_dir=$1; shift
+    for n in "$@"; do
+        printf '%s\n' "/usr/share/bash-completion/completions/$n" "$zsh_dir/_$n" \
+            "/usr/share/fish/vendor_completions.d/$n.fish"
+    done
+}
+each_binary_has_its_man_page() {  # each_binary_has_its_man_page WHAT LIST
+    grep -E '^/usr/s?bin/[^/]+$' "$2" | while read -r b; do
+        grep -Eq "^/usr/share/man/man[1-8]/$(basename "$b")\.[1-8]\.gz\$" "$2" \
+            || fail "$1 has no man page for $b"
+    done
+}
+
 step "contents of the .deb files"
 dpkg-deb -c "$host_deb" | awk '{print $6}' | sed 's|^\./|/|' | sort > "$work/host.list"
 dpkg-deb -c "$server_deb" | awk '{print $6}' | sed 's|^\./|/|' | sort > "$work/server.list"
@@ -99,11 +113,13 @@ for p in /usr/sbin/jitd /usr/bin/jitctl \
     /usr/share/man/man8/jitd.8.gz /usr/share/man/man8/pam_jit.8.gz \
     /usr/share/man/man8/nss_jit.8.gz /usr/share/man/man1/jitctl.1.gz \
     /usr/share/man/man5/jitd.toml.5.gz /usr/share/doc/jit-host/copyright \
-    /usr/share/doc/jit-host/examples/pam.d/sshd; do
+    /usr/share/doc/jit-host/examples/pam.d/sshd \
+    $(completions /usr/share/zsh/vendor-completions jitd jitctl); do
     grep -qx "$p" "$work/host.list" || fail "jit-host.deb lacks $p"
 done
 for p in /usr/sbin/jit-server /usr/lib/systemd/system/jit-server.service /etc/jit/server.toml \
-    /usr/share/man/man8/jit-server.8.gz /usr/share/man/man5/server.toml.5.gz; do
+    /usr/share/man/man8/jit-server.8.gz /usr/share/man/man5/server.toml.5.gz \
+    $(completions /usr/share/zsh/vendor-completions jit-server); do
     grep -qx "$p" "$work/server.list" || fail "jit-server.deb lacks $p"
 done
 ! grep -q '^/etc/ssh' "$work/host.list" || fail "the sshd drop-in must not be active (/etc/ssh)"
@@ -260,12 +276,14 @@ for p in /usr/sbin/jitd /usr/bin/jitctl /usr/lib64/security/pam_jit.so /usr/lib6
     /usr/lib/systemd/system/jitd.service /usr/share/jit/sshd_config.d/jit.conf /etc/jit/jitd.toml \
     /usr/share/man/man8/jitd.8.gz /usr/share/man/man8/pam_jit.8.gz /usr/share/man/man8/nss_jit.8.gz \
     /usr/share/man/man1/jitctl.1.gz /usr/share/man/man5/jitd.toml.5.gz \
-    /usr/share/doc/jit-host/examples/pam.d/sshd; do
+    /usr/share/doc/jit-host/examples/pam.d/sshd \
+    $(completions /usr/share/zsh/site-functions jitd jitctl); do
     grep -qx "$p" "$work/host-rpm.list" || fail "jit-host.rpm lacks $p"
 done
 for p in /usr/sbin/jit-server /usr/lib/systemd/system/jit-server.service /etc/jit/server.toml \
     /usr/lib/sysusers.d/jit-server.conf /usr/share/man/man8/jit-server.8.gz \
-    /usr/share/man/man5/server.toml.5.gz; do
+    /usr/share/man/man5/server.toml.5.gz \
+    $(completions /usr/share/zsh/site-functions jit-server); do
     grep -qx "$p" "$work/server-rpm.list" || fail "jit-server.rpm lacks $p"
 done
 rpm -qp --configfiles "$host_rpm" | grep -qx /etc/jit/jitd.toml || fail "jitd.toml is no %config"
@@ -400,6 +418,28 @@ in_root getent passwd jit-server | grep -q ':/var/lib/jit-server:/usr/sbin/nolog
     || fail "jit-server.service must wait for init before it is enabled"
 in_root jitd check-config | tee "$work/check-config.out"
 grep -q 'not usable yet' "$work/check-config.out" || fail "jitd check-config should say the host has not joined"
+
+step "shell completions: the installed bash completions work (in bash, inside the root)"
+# Sourced as bash-completion would load them; `complete -p` names the function, which is then
+# called as bash calls it for the words typed so far.
+bash_completes() {  # bash_completes EXPECTED WORD...: bash offers EXPECTED for the last WORD
+    expected=$1; shift
+    # shellcheck disable=SC2016 # expanded by the bash inside the root
+    offered=$(in_root bash --norc --noprofile -c '
+        . "/usr/share/bash-completion/completions/$1"
+        spec=$(complete -p "$1") || exit 1
+        fn=$(printf "%s\n" "$spec" | sed -n "s/.*-F \([^ ]*\) .*/\1/p")
+        COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); COMP_LINE="$*"; COMP_POINT=${#COMP_LINE}
+        "$fn" "$1" "${COMP_WORDS[COMP_CWORD]}" "${COMP_WORDS[COMP_CWORD - 1]}"
+        printf "%s\n" "${COMPREPLY[@]}"' bash "$@") || fail "bash completion of $*: $offered"
+    printf '%s\n' "$offered" | sed 's/ *$//' | grep -qx -- "$expected" \
+        || fail "bash completes '$*' with '$(echo "$offered" | tr '\n' ' ')', not $expected"
+    echo "ok: $* -> $expected"
+}
+bash_completes reserve jitctl res
+bash_completes --for jitctl reserve admin --fo
+bash_completes check-config jitd check
+bash_completes init jit-server in
 
 step "installed again (configure with the same version): nothing changes"
 cp "$root/etc/nsswitch.conf" "$work/nsswitch.installed"

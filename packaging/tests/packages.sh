@@ -1,6 +1,6 @@
 #!/bin/sh
-# Package tests (issue 5): the .deb and .rpm files in PKG_DIR, checked statically and then
-# installed, used and removed in a throwaway Debian 12 root.
+# Package tests: the .deb and .rpm files in PKG_DIR, checked statically and then installed,
+# used and removed in a throwaway Debian 12 root.
 #
 #   packaging/tests/packages.sh PKG_DIR          (make test-packages runs it on the debug build)
 #
@@ -66,6 +66,14 @@ cleanup() {
     status=$?
     for p in $pids; do kill "$p" 2>/dev/null || true; done
     for p in $pids; do wait "$p" 2>/dev/null || true; done
+    # Whatever still runs inside the root (a step that failed half-way) is ours too.
+    if [ -n "$root" ]; then
+        for p in /proc/[0-9]*; do
+            if [ "$(readlink "$p/root" 2>/dev/null)" = "$root" ]; then
+                kill -KILL "${p#/proc/}" 2>/dev/null || true
+            fi
+        done
+    fi
     # Unmount in reverse order of mounting; a busy mount is detached lazily.
     for m in $mounts; do umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; done
     if [ -n "$root" ] && [ -d "$root" ]; then
@@ -122,6 +130,8 @@ for p in /usr/sbin/jit-server /usr/lib/systemd/system/jit-server.service /etc/ji
     $(completions /usr/share/zsh/vendor-completions jit-server); do
     grep -qx "$p" "$work/server.list" || fail "jit-server.deb lacks $p"
 done
+each_binary_has_its_man_page jit-host.deb "$work/host.list"
+each_binary_has_its_man_page jit-server.deb "$work/server.list"
 ! grep -q '^/etc/ssh' "$work/host.list" || fail "the sshd drop-in must not be active (/etc/ssh)"
 dpkg-deb -I "$host_deb" conffiles | grep -qx /etc/jit/jitd.toml || fail "jitd.toml is no conffile"
 dpkg-deb -I "$server_deb" conffiles | grep -qx /etc/jit/server.toml \
@@ -286,6 +296,9 @@ for p in /usr/sbin/jit-server /usr/lib/systemd/system/jit-server.service /etc/ji
     $(completions /usr/share/zsh/site-functions jit-server); do
     grep -qx "$p" "$work/server-rpm.list" || fail "jit-server.rpm lacks $p"
 done
+# rpmlint's own check of this is broken (see packaging/rpm/rpmlint.toml).
+each_binary_has_its_man_page jit-host.rpm "$work/host-rpm.list"
+each_binary_has_its_man_page jit-server.rpm "$work/server-rpm.list"
 rpm -qp --configfiles "$host_rpm" | grep -qx /etc/jit/jitd.toml || fail "jitd.toml is no %config"
 rpm -qp --configfiles "$server_rpm" | grep -qx /etc/jit/server.toml || fail "server.toml is no %config"
 cat "$work/host-rpm.list" "$work/server-rpm.list"
@@ -346,6 +359,9 @@ in_root() {
     env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8 DEBIAN_FRONTEND=noninteractive \
         chroot "$root" "$@"
 }
+# apt inside the root. It would log dpkg's output to term.log through a pseudo-terminal, which
+# the root's /dev has not got ("Can not write log (Is /dev/pts mounted?)"): not needed here.
+apt_get() { in_root apt-get -o Dpkg::Use-Pty=0 "$@"; }
 # stat inside the root, so that owners are the root's users, not the host's.
 rstat() { in_root stat -c "$1" "$2"; }
 
@@ -459,7 +475,10 @@ json() { python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
 token=$(json "['admin_token']" < "$work/init.json")
 fingerprint=$(json "['ca_fingerprint']" < "$work/init.json")
 [ "$(rstat '%U' /var/lib/jit-server/jit.db)" = jit-server ] || fail "jit.db is not jit-server's"
-as_server jit-server run --listen 127.0.0.1:0 > "$work/server.out" 2> "$work/server.log" &
+# Started as a plain command, not through as_server: `$!` must be the server itself (env and
+# chroot exec it), so that killing it stops the server and not a subshell around it.
+env -i PATH=/usr/sbin:/usr/bin HOME=/var/lib/jit-server chroot --userspec="$uid:$gid" "$root" \
+    jit-server run --listen 127.0.0.1:0 > "$work/server.out" 2> "$work/server.log" &
 pids="$pids $!"
 for _ in $(seq 100); do grep -q '^listening on ' "$work/server.out" && break; sleep 0.1; done
 url=$(sed -n 's/^listening on //p' "$work/server.out")
@@ -561,7 +580,7 @@ pam_jit_line='auth       [success=done ignore=ignore default=die]               
 cp -a "$root/etc/pam.d" "$work/pam.d.installed"
 refused() {  # refused WHAT FILE...: `apt-get remove jit-host` fails and names each FILE
     what=$1; shift
-    if in_root apt-get remove -y jit-host > "$work/remove.out" 2>&1; then
+    if apt_get remove -y jit-host > "$work/remove.out" 2>&1; then
         cat "$work/remove.out"; fail "$what: jit-host was removed"
     fi
     cat "$work/remove.out"
@@ -611,7 +630,7 @@ in_root pam-auth-update --enable jit
 diff -r "$work/pam.d.installed" "$root/etc/pam.d" || fail "/etc/pam.d differs after a refused removal"
 
 step "remove: configuration restored, state kept"
-in_root apt-get remove -y jit-host jit-server
+apt_get remove -y jit-host jit-server
 same_config "$work/before" "after remove"
 [ -d "$root/var/lib/jitd" ] || fail "remove deleted /var/lib/jitd"
 [ -f "$root/etc/jit/host.key" ] || fail "remove deleted the host key"

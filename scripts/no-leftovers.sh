@@ -5,17 +5,21 @@
 #   scripts/no-leftovers.sh COMMAND [ARG...]
 #
 # How: COMMAND runs in a private PID namespace and a private mount namespace in which /tmp,
-# /var/tmp, /run and /dev/shm are overlays of the machine's own: COMMAND sees the files that are
-# there, and everything it writes there lands in a scratch layer. When COMMAND is done, every
-# process still in the PID namespace and every entry in a scratch layer is the run's own, never
+# /var/tmp and /dev/shm are empty tmpfs of its own, and /run is an overlay of the machine's /run:
+# COMMAND sees what is there (resolv.conf may point into it), and everything it writes there
+# lands in a scratch layer. When COMMAND is done, every process still in the PID namespace, every
+# entry in the private directories and every entry in the scratch layer is the run's own, never
 # that of someone else working on the machine at the same time. They are listed and the run
 # fails. Either way none of it reaches the machine: the processes end with the namespace, and
-# the scratch layers are a tmpfs that goes with it.
+# the tmpfs with them. (/tmp is no overlay because the tests stack overlays of their own on
+# directories under it, and the kernel allows only two levels.)
 #
 # Needs root (unshare, mount), util-linux, procps and overlayfs (Linux 4.0 or later).
 set -euo pipefail
 
-watched=(/tmp /var/tmp /run /dev/shm)
+private=(/tmp /var/tmp /dev/shm)
+overlaid=(/run)
+watched=("${private[@]}" "${overlaid[@]}")
 
 if [ "${1:-}" != --inside ]; then
     [ "$#" -gt 0 ] || { echo "usage: $0 COMMAND [ARG...]" >&2; exit 2; }
@@ -35,7 +39,11 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 scratch=${CARGO_TARGET_DIR:-$here/target}/no-leftovers
 mkdir -p "$scratch"
 mount -t tmpfs -o mode=0700 no-leftovers "$scratch"
-for d in "${watched[@]}"; do
+for d in "${private[@]}"; do
+    [ -d "$d" ] || continue
+    mount -t tmpfs -o "mode=$(stat -c %a "$d"),nosuid,nodev" no-leftovers "$d"
+done
+for d in "${overlaid[@]}"; do
     [ -d "$d" ] || continue
     n=$scratch/${d//\//_}
     mkdir -p "$n/lower" "$n/upper" "$n/work"
@@ -51,7 +59,42 @@ interrupted=0
 status=0
 "$@" || status=$?
 
+# Leftovers whose cause is known but not fixed yet: each is named, with its cause, and does not
+# fail the run. Delete its line once the cause is fixed.
+known() {  # known PATH: says why PATH is let through, or fails
+    case "$1" in
+        /tmp/pam.?)
+            echo "pam_wrapper's directory of a process that exec'd another program:" \
+                "pam_jit/tests/pamtester.rs (setcred_after_jit_auth_succeeds) preloads the" \
+                "wrapper into \`python3\`, which can be a launcher that execs (pyenv's shim)" ;;
+        /tmp/jit-tests-pam_wrapper.lock)
+            echo "WRAPPER_LOCK of pam_jit/tests/pamtester.rs, which nothing removes" ;;
+        /run/jitd/)
+            # Only as an empty mount point.
+            [ -z "$(ls -A "$scratch/_run/upper/jitd")" ] || return 1
+            echo "a mount point made on the machine by tests/src/host.rs (Host::nss)," \
+                "tests/src/sshd/system.rs (System::new) and nss_jit/tests/glibc.rs" ;;
+        *) return 1 ;;
+    esac
+}
 failed=0
+tolerated=0
+declare -A said
+left() {  # left PATH WHAT: PATH was left behind
+    if why=$(known "$1"); then
+        if [ -n "${said[$why]:-}" ]; then
+            echo "no-leftovers: known, cause not fixed yet: $1 (the same)" >&2
+        else
+            echo "no-leftovers: known, cause not fixed yet: $1 ($why)" >&2
+            said[$why]=1
+        fi
+        tolerated=1
+    else
+        echo "no-leftovers: the run $2" >&2
+        failed=1
+    fi
+}
+
 # Processes: everything but this shell, ps itself, and zombies this shell has yet to reap.
 ps -e -o pid=,stat=,args= > "$scratch/ps" || true
 left=$(awk '$1 != 1 && $2 !~ /^Z/ && $3 != "ps" { print }' "$scratch/ps")
@@ -63,10 +106,17 @@ if [ -n "$left" ]; then
     for p in $(printf '%s\n' "$left" | awk '{print $1}'); do kill -TERM "$p" 2>/dev/null || true; done
 fi
 
-# Files: what the run created or changed in a watched directory. A whiteout (a character device
-# 0:0) is something the run deleted, and a directory that was there before is in the scratch
-# layer only because something inside it changed: neither is left behind by itself.
-for d in "${watched[@]}"; do
+# Files: what the run created in a private directory, and what it created or changed in an
+# overlaid one. A whiteout (a character device 0:0) is something the run deleted, and a
+# directory that was there before is in the scratch layer only because something inside it
+# changed: neither is left behind by itself.
+for d in "${private[@]}"; do
+    [ -d "$d" ] || continue
+    while IFS= read -r -d '' rel; do
+        left "$d/${rel#./}" "left $d/${rel#./}"
+    done < <(cd "$d" && find . -mindepth 1 -maxdepth 1 -print0)
+done
+for d in "${overlaid[@]}"; do
     n=$scratch/${d//\//_}
     [ -d "$n/upper" ] || continue
     new_dirs=()
@@ -81,13 +131,12 @@ for d in "${watched[@]}"; do
         elif [ -d "$f" ] && [ ! -L "$f" ]; then
             [ -d "$n/lower/$rel" ] && continue
             new_dirs+=("$rel")
-            echo "no-leftovers: the run left $d/$rel/ (a directory)" >&2
+            left "$d/$rel/" "left $d/$rel/ (a directory)"
         elif [ -e "$n/lower/$rel" ] || [ -L "$n/lower/$rel" ]; then
-            echo "no-leftovers: the run changed $d/$rel, which was there before" >&2
+            left "$d/$rel" "changed $d/$rel, which was there before"
         else
-            echo "no-leftovers: the run left $d/$rel" >&2
+            left "$d/$rel" "left $d/$rel"
         fi
-        failed=1
     done < <(cd "$n/upper" && find . -mindepth 1 -print0)
 done
 
@@ -95,8 +144,11 @@ if [ "$failed" = 1 ]; then
     echo "no-leftovers: every test must end every process it starts and remove what it writes" \
         "to ${watched[*]}; none of the above reached the machine" >&2
     [ "$status" != 0 ] || status=1
-elif [ "$status" = 0 ] && [ "$interrupted" = 0 ]; then
+elif [ "$status" = 0 ] && [ "$interrupted" = 0 ] && [ "$tolerated" = 0 ]; then
     echo "no-leftovers: nothing left running, nothing left in ${watched[*]}"
+elif [ "$status" = 0 ] && [ "$interrupted" = 0 ]; then
+    echo "no-leftovers: nothing left running, nothing left in ${watched[*]} but the known" \
+        "leftovers above (none of them reached the machine)"
 fi
 [ "$interrupted" = 0 ] || [ "$status" != 0 ] || status=130
 exit "$status"

@@ -88,7 +88,7 @@ impl Default for Config {
             host_key: PathBuf::from("/etc/jit/host.key"),
             ca: PathBuf::from("/etc/jit/ca.pem"),
             socket: PathBuf::from(jit_proto::pam::DEFAULT_SOCKET),
-            nss_cache: PathBuf::from(jit_proto::nss_cache::DEFAULT_RUN_PATH),
+            nss_cache: PathBuf::from(jit_nss_cache::DEFAULT_RUN_PATH),
             state_dir: PathBuf::from("/var/lib/jitd"),
             refresh_interval: Span(Duration::from_secs(10)),
             server_timeout: Span(Duration::from_secs(5)),

@@ -1,5 +1,5 @@
 //! The NSS cache: what the server says about this host's shared accounts, turned into the file
-//! nss_jit maps (`jit_proto::nss_cache`), published to the run path (`nss_cache`, tmpfs) and to
+//! nss_jit maps (`jit_nss_cache`), published to the run path (`nss_cache`, tmpfs) and to
 //! `state_dir/nss.cache` (survives a reboot), each only when its contents changed.
 //!
 //! - users: the virtual accounts (those with a POSIX identity);
@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use jit_nss_cache::{self as nss_cache, CacheContents, CacheGroup, CacheUser, CacheView};
 use jit_proto::api::HostAccounts;
-use jit_proto::nss_cache::{self, CacheContents, CacheGroup, CacheUser, CacheView};
 
 use crate::driver::SharedAccounts;
 use crate::upstream::Server;

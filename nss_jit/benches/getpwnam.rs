@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, publish};
+use jit_nss_cache::{CacheContents, CacheGroup, CacheUser, publish};
 
 /// The orders compared, as (label, nsswitch.conf passwd line).
 const ORDERS: [(&str, &str); 3] = [

@@ -1,7 +1,7 @@
 //! Answers one lookup from a validated cache: finds the entry and writes it into glibc's struct
 //! and buffer. Pure functions of their arguments; no I/O, no allocation.
 
-use jit_proto::nss_cache::{CacheView, Group, User};
+use jit_nss_cache::{CacheView, Group, User};
 use libc::{c_ulong, gid_t};
 
 use crate::buffer::{Buffer, TooSmall};
@@ -184,7 +184,7 @@ pub fn initgroups(
 mod tests {
     use std::ffi::CStr;
 
-    use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, encode};
+    use jit_nss_cache::{CacheContents, CacheGroup, CacheUser, encode};
     use libc::{c_char, c_long};
 
     use super::*;

@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser};
+use jit_nss_cache::{CacheContents, CacheGroup, CacheUser};
 
 /// `count` users named `user0`, `user1`, … with uids from 60000, in one group; `generation`
 /// tells files apart.

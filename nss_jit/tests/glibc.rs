@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, encode, publish};
+use jit_nss_cache::{CacheContents, CacheGroup, CacheUser, encode, publish};
 
 const NSSWITCH: &str = "passwd: files jit\ngroup: files jit\nshadow: files jit\n";
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\

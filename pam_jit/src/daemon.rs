@@ -19,8 +19,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use jit_proto::frame::{self, FrameError};
-use jit_proto::pam::{PROTOCOL_VERSION, Request, Step};
+use jit_pam_proto::frame::{self, FrameError};
+use jit_pam_proto::pam::{PROTOCOL_VERSION, Request, Step};
 
 /// Why jitd could not be used. Each of these makes the module fall back to the cache file.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use jit_proto::nss_cache::{self, CacheError};
+use jit_nss_cache::{self as nss_cache, CacheError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -56,7 +56,7 @@ mod tests {
     //! These tests build real cache files with `nss_cache::publish`, so they need the real
     //! nss_cache implementation (not the stub) to pass.
     use super::*;
-    use jit_proto::nss_cache::CacheContents;
+    use jit_nss_cache::CacheContents;
 
     fn temp_dir(name: &str) -> PathBuf {
         let d =

@@ -5,8 +5,8 @@
 
 use std::ffi::{CStr, c_int};
 
-use jit_proto::Secret;
-use jit_proto::pam::{TICKET_DATA_KEY, Ticket};
+use jit_pam_proto::Secret;
+use jit_pam_proto::pam::{TICKET_DATA_KEY, Ticket};
 use pam::constants::{
     PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag,
     PamResultCode,

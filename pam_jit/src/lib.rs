@@ -14,8 +14,21 @@
 //! logic, tested without libpam; [`daemon`] talks to jitd; [`fallback`] reads the NSS cache;
 //! [`options`] parses the `/etc/pam.d` arguments. See `docs/pam_jit_module.md`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod daemon;
 pub mod fallback;

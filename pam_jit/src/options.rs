@@ -10,8 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jit_proto::nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
-use jit_proto::pam::DEFAULT_SOCKET;
+use jit_nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
+use jit_pam_proto::pam::DEFAULT_SOCKET;
 
 /// Default bound on one exchange with jitd.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);

@@ -83,8 +83,8 @@
 //! through a reservation); everybody else gets `PAM_IGNORE`. An unreadable cache is `PAM_IGNORE`
 //! here: a password change grants no access while pam_jit guards the auth and account stages.
 
-use jit_proto::Secret;
-use jit_proto::pam::{LoginContext, Request, Step, Ticket};
+use jit_pam_proto::Secret;
+use jit_pam_proto::pam::{LoginContext, Request, Step, Ticket};
 
 use crate::daemon::{Conn, Connect, DaemonError, step_kind};
 use crate::fallback::{self, Verdict};

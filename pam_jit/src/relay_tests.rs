@@ -2,7 +2,7 @@
 //! on drop) and a scripted fake jitd (the other end of a `UnixStream::pair()`, served by a thread
 //! that asserts every request and sends canned steps).
 //!
-//! Tests that read a cache file build it with `jit_proto::nss_cache::publish`, so they need the
+//! Tests that read a cache file build it with `jit_nss_cache::publish`, so they need the
 //! real nss_cache implementation; they are marked `needs nss_cache` below.
 
 use std::collections::VecDeque;
@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use jit_proto::frame::{self, MAX_FRAME};
-use jit_proto::nss_cache::{self, CacheContents};
-use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
+use jit_nss_cache::{self as nss_cache, CacheContents};
+use jit_pam_proto::frame::{self, MAX_FRAME};
+use jit_pam_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 
 use super::*;
 

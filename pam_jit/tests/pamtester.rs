@@ -3,7 +3,7 @@
 //! socket server thread in this test (the module is what is under test here).
 //!
 //! Needs (Debian): pamtester, libpam-wrapper, libpam-modules (pam_permit, pam_deny, pam_exec).
-//! Cases that read a cache file build it with `jit_proto::nss_cache::publish`.
+//! Cases that read a cache file build it with `jit_nss_cache::publish`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
@@ -13,10 +13,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use jit_proto::Secret;
-use jit_proto::frame;
-use jit_proto::nss_cache::{self, CacheContents};
-use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
+use jit_nss_cache::{self as nss_cache, CacheContents};
+use jit_pam_proto::Secret;
+use jit_pam_proto::frame;
+use jit_pam_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 
 const PAM_WRAPPER: &str = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so";
 /// Serializes every pam_wrapper process of these tests (see `pamtester`).

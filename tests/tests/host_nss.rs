@@ -75,7 +75,7 @@ fn getent_and_id_through_real_glibc() {
     // Both copies were written, and the new account is shared for pam_jit's fallback too.
     for path in [host.nss_cache(), host.state_cache()] {
         assert!(
-            jit_proto::nss_cache::is_shared_in_file(&path, b"deploy").expect("cache"),
+            jit_nss_cache::is_shared_in_file(&path, b"deploy").expect("cache"),
             "{}",
             path.display()
         );
@@ -97,9 +97,7 @@ fn getent_and_id_through_real_glibc() {
     host.login("deploy", "123456")
         .assert_failed()
         .assert_shows("deploy is disabled");
-    assert!(
-        jit_proto::nss_cache::is_shared_in_file(&host.state_cache(), b"deploy").expect("cache")
-    );
+    assert!(jit_nss_cache::is_shared_in_file(&host.state_cache(), b"deploy").expect("cache"));
     assert_eq!(
         host.nss_ok(&["getent", "passwd", "deploy"]),
         "deploy:x:60002:60002:Deploy bot:/srv/deploy:/bin/sh"

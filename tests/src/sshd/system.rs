@@ -384,6 +384,6 @@ pub fn share_root(w: &World, host: &Host) {
         "web*",
     ]);
     wait_for("jitd to list root as shared", PATIENCE, || {
-        jit_proto::nss_cache::is_shared_in_file(&host.nss_cache(), b"root").unwrap_or(false)
+        jit_nss_cache::is_shared_in_file(&host.nss_cache(), b"root").unwrap_or(false)
     });
 }

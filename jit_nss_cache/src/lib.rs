@@ -1,11 +1,13 @@
-//! The NSS cache file: every shared account of this host, as jitd publishes it for nss_jit.
+//! The NSS cache file: every shared account of this host, as jitd publishes it.
 //!
-//! jitd is the only writer ([`publish`]); `libnss_jit.so.2` maps the file read-only and answers
-//! `getpwnam` and friends from it with [`CacheView`], which borrows the mapping and never copies or
-//! allocates. pam_jit reads it with [`is_shared_in_file`] to fail closed when jitd is unreachable.
-//! The reader must never panic, whatever the bytes: every access goes through `get()`, every sum
-//! is checked, and the whole file is validated once by [`CacheView::parse`] so that lookups can
-//! trust it.
+//! jitd is the only writer ([`publish`]). `libnss_jit.so.2` reads the file into a private,
+//! read-only copy and answers `getpwnam` and friends from it with [`CacheView`], which borrows
+//! those bytes and never copies or allocates. pam_jit reads it with [`is_shared_in_file`] to fail
+//! closed when jitd is unreachable. The reader must never panic, whatever the bytes: every access
+//! goes through `get()`, every sum is checked, and the whole file is validated once by
+//! [`CacheView::parse`] so that lookups can trust it.
+//!
+//! This crate is linked into both modules: std only, no allocation on the lookup path.
 //!
 //! # Format (version 1)
 //!
@@ -49,6 +51,16 @@
 //! keeps open (`st_nlink` drops to 0), at most once per clock tick (see nss_jit's `mapping.rs`);
 //! a copy that already carries the mark is discarded. Nothing else in a published file ever
 //! changes, and a published file is never truncated.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 /// Version spoken in the first exchange. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default path of jitd's PAM socket.
 pub const DEFAULT_SOCKET: &str = "/run/jitd/pam.sock";
@@ -37,6 +37,15 @@ pub struct LoginContext {
     /// `PAM_RUSER`: the local user who ran su/sudo, when set.
     #[serde(default)]
     pub ruser: Option<String>,
+    /// The uid `account` resolves to in the login's own process (`getpwnam`), if it resolves:
+    /// the uid the session will run as. jit guards a login by its uid as well as by its name
+    /// (a second uid-0 name, a name in another case under a case-insensitive backend).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// `SSH_AUTH_INFO_0` from the PAM environment: what sshd accepted before asking PAM (for
+    /// `publickey` the key itself), one method per line. jitd records the key's fingerprint.
+    #[serde(default)]
+    pub ssh_auth_info: Option<String>,
 }
 
 /// Proof, kept in the PAM transaction (`pam_set_data`), that pam_jit's auth passed.

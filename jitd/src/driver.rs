@@ -4,8 +4,12 @@
 //! [`Record`], so every case is tested against a scripted server.
 //!
 //! Policy, in short (see docs/jitd.md):
-//! - A name that is not a valid account name, or not in this host's shared set, is `NotShared`
-//!   at once, without a server round trip: every other login on the host is untouched and fast.
+//! - Which logins are jit's: the host's one list ([`crate::guarded`], the same rule pam_jit and
+//!   nss_jit use). A name the list guards, by name or by the uid the login resolves to, is
+//!   checked against the shared account it stands for (`toor` is a login to `root`). Any other
+//!   name is `NotShared` at once, without a server round trip: every other login on the host is
+//!   untouched and fast. While no list is known, uid 0 and the always-guarded names are refused
+//!   with a message, never waved through.
 //! - auth: the server decides (`login_begin`, then `login_verify` with the code). The prompt never
 //!   names the holder of a reservation. The server unreachable (or failing) means deny: fail
 //!   closed, and the refusal goes to the local audit queue.
@@ -21,8 +25,8 @@
 //!
 //! Never logs or stores the person's answer.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 
 use jit_client::ClientError;
 use jit_proto::api::{
@@ -33,6 +37,7 @@ use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Tick
 use jit_proto::{AccountName, PersonName};
 
 use crate::audit_queue::new_event_id;
+use crate::guarded::{Guard, GuardList};
 use crate::offline::{Offline, OfflineStore};
 use crate::syslog::Decision;
 use crate::upstream::Server;
@@ -50,40 +55,6 @@ pub trait Record: Send + Sync + 'static {
     fn decision(&self, d: &Decision);
     /// An event jitd decided itself, for the local audit queue.
     fn event(&self, ev: HostEvent);
-}
-
-/// The shared account names of this host, from the server's latest answer (or the persisted
-/// cache until the first answer). `None` until anything is known: then no name is shared, as
-/// for pam_jit on a host without a cache file.
-#[derive(Debug, Default)]
-pub struct SharedAccounts(RwLock<Option<HashSet<String>>>);
-
-impl SharedAccounts {
-    pub fn set(&self, names: impl IntoIterator<Item = String>) {
-        let names = names.into_iter().collect();
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(names);
-    }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|s| s.contains(name))
-    }
-
-    pub fn is_known(&self) -> bool {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
-
-    /// How many names are shared (0 while unknown).
-    pub fn len(&self) -> usize {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, HashSet::len)
-    }
 }
 
 /// Tickets jitd granted, by attempt id, with the time they were granted.
@@ -137,19 +108,20 @@ pub struct Core<S: Server, R: Record> {
     pub server: Arc<S>,
     pub record: R,
     pub settings: Settings,
-    pub shared: Arc<SharedAccounts>,
+    /// The host's list of guarded names.
+    pub guarded: Arc<GuardList>,
     pub tickets: Tickets,
     /// Grants for deciding while the server is unreachable (`None`: always deny then).
     pub offline: Option<Arc<OfflineStore>>,
 }
 
 impl<S: Server, R: Record> Core<S, R> {
-    pub fn new(server: Arc<S>, record: R, settings: Settings, shared: Arc<SharedAccounts>) -> Self {
+    pub fn new(server: Arc<S>, record: R, settings: Settings, guarded: Arc<GuardList>) -> Self {
         Self {
             server,
             record,
             settings,
-            shared,
+            guarded,
             tickets: Tickets::default(),
             offline: None,
         }
@@ -259,15 +231,60 @@ impl<S: Server, R: Record> Conversation<S, R> {
         }
     }
 
-    /// The account name, if it is a shared account of this host.
-    fn shared_account(&self, ctx: &LoginContext) -> Option<AccountName> {
-        let name = AccountName::new(&ctx.account).ok()?;
-        self.core.shared.contains(name.as_str()).then_some(name)
+    /// The shared account this login stands for, or the step that ends the stage at once: not
+    /// jit's (`NotShared`), or refused because no list is known yet.
+    fn guarded(
+        &mut self,
+        stage: &'static str,
+        ctx: &LoginContext,
+        now: i64,
+    ) -> Result<AccountName, Step> {
+        match self.core.guarded.decide(&ctx.account, ctx.uid) {
+            Guard::Guarded { account } => Ok(account),
+            Guard::NotGuarded => Err(Step::NotShared),
+            Guard::NoList => Err(self.no_list(stage, ctx, now)),
+        }
+    }
+
+    /// uid 0 or an always-guarded name while jitd has no list: refused, and said why.
+    fn no_list(&mut self, stage: &'static str, ctx: &LoginContext, now: i64) -> Step {
+        let reason = "no list of shared accounts: jitd has not reached the jit server since it \
+                      started and no saved copy exists";
+        self.decide_stage(stage, ctx, None, "denied", reason.into());
+        if let Ok(account) = AccountName::new(&ctx.account) {
+            let action = if stage == "auth" {
+                "login.denied"
+            } else {
+                "account.denied"
+            };
+            self.event(
+                ctx,
+                &account,
+                action,
+                AuditResult::Denied,
+                reason,
+                None,
+                None,
+                now,
+            );
+        }
+        let message = format!(
+            "jit does not know the shared accounts of {} yet (jitd has not reached the jit \
+             server), so logins to {} are refused until it does. Ask an admin to check \
+             `journalctl -u jitd`.",
+            self.core.settings.host, ctx.account
+        );
+        if stage == "auth" {
+            self.deny(ctx, message)
+        } else {
+            Step::Denied { message }
+        }
     }
 
     async fn auth_start(&mut self, ctx: LoginContext, now: i64) -> Step {
-        let Some(account) = self.shared_account(&ctx) else {
-            return Step::NotShared;
+        let account = match self.guarded("auth", &ctx, now) {
+            Ok(a) => a,
+            Err(step) => return step,
         };
         let req = LoginBegin {
             account: account.clone(),
@@ -361,7 +378,8 @@ impl<S: Server, R: Record> Conversation<S, R> {
             } => {
                 let attempt = format!("offline-{}", new_event_id());
                 let ticket = Ticket {
-                    account: account.to_string(),
+                    // The login name: what the later stages of this login present.
+                    account: ctx.account.clone(),
                     person: person.clone(),
                     reservation_id,
                     attempt: attempt.clone(),
@@ -460,7 +478,8 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 reservation_id,
             }) => {
                 let ticket = Ticket {
-                    account: account.to_string(),
+                    // The login name: what the later stages of this login present.
+                    account: ctx.account.clone(),
                     person: person.to_string(),
                     reservation_id,
                     attempt,
@@ -547,10 +566,11 @@ impl<S: Server, R: Record> Conversation<S, R> {
     }
 
     fn account(&mut self, ctx: LoginContext, ticket: Option<Ticket>, now: i64) -> Step {
-        let Some(account) = self.shared_account(&ctx) else {
-            return Step::NotShared;
+        let account = match self.guarded("account", &ctx, now) {
+            Ok(a) => a,
+            Err(step) => return step,
         };
-        match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
+        match ticket.filter(|t| self.core.tickets.valid(t, &ctx.account, now)) {
             Some(t) => {
                 self.decide_stage("account", &ctx, Some(&t.person), "allowed", String::new());
                 Step::Allowed
@@ -583,15 +603,16 @@ impl<S: Server, R: Record> Conversation<S, R> {
     }
 
     fn session(&mut self, ctx: LoginContext, ticket: Option<Ticket>, open: bool, now: i64) -> Step {
-        let Some(account) = self.shared_account(&ctx) else {
-            return Step::NotShared;
-        };
         let (stage, action) = if open {
             ("session_open", "session.open")
         } else {
             ("session_close", "session.close")
         };
-        match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
+        let account = match self.guarded(stage, &ctx, now) {
+            Ok(a) => a,
+            Err(step) => return step,
+        };
+        match ticket.filter(|t| self.core.tickets.valid(t, &ctx.account, now)) {
             Some(t) => {
                 let person = PersonName::new(&t.person).ok();
                 self.decide_stage(

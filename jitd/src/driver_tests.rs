@@ -5,6 +5,8 @@ use std::sync::Arc;
 use jit_proto::api::{ErrorCode, Factor};
 use jit_proto::{AccountName, PersonName, Secret};
 
+use jit_nss_cache::CacheGuarded;
+
 use super::*;
 use crate::testing::{Answer, Call, FakeServer, Recorded};
 
@@ -20,14 +22,27 @@ impl Rig {
     fn new() -> Rig {
         let server = Arc::new(FakeServer::new());
         let record = Arc::new(Recorded::default());
-        let shared = Arc::new(SharedAccounts::default());
-        shared.set(["admin".to_string(), "root".to_string()]);
+        let guarded = Arc::new(GuardList::new(Default::default()));
+        guarded
+            .set(jit_nss_cache::encode(&jit_nss_cache::CacheContents {
+                guarded: vec![
+                    CacheGuarded::account("admin", Some(60001)),
+                    CacheGuarded::account("root", Some(0)),
+                    CacheGuarded {
+                        name: "toor".into(),
+                        account: "root".into(),
+                        uid: Some(0),
+                    },
+                ],
+                ..Default::default()
+            }))
+            .unwrap();
         let settings = Settings {
             host: "web01".into(),
             prompt: "Verification code: ".into(),
             deny_as_prompt: BTreeSet::from(["sshd".to_string()]),
         };
-        let core = Arc::new(Core::new(server.clone(), record.clone(), settings, shared));
+        let core = Arc::new(Core::new(server.clone(), record.clone(), settings, guarded));
         Rig {
             server,
             record,
@@ -70,6 +85,8 @@ fn ctx(account: &str, service: &str) -> LoginContext {
         rhost: Some("192.0.2.10".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -100,6 +117,13 @@ fn alice_ticket() -> Ticket {
 fn answer(code: &str) -> Request {
     Request::Answer {
         text: Secret::new(code),
+    }
+}
+
+fn denied_text(step: &Step) -> &str {
+    match step {
+        Step::Denied { message } => message,
+        other => panic!("expected denied, got {other:?}"),
     }
 }
 
@@ -180,28 +204,126 @@ async fn names_that_are_not_shared_never_reach_the_server() {
     assert!(rig.record.decisions().is_empty() && rig.record.events().is_empty());
 }
 
+/// No list yet (jitd has never reached the server and has no saved copy): uid 0 and the
+/// always-guarded names are refused at every stage, with a message and a record; every other
+/// name is left alone. Nothing asks the server.
 #[tokio::test]
-async fn unknown_shared_set_means_nothing_is_shared() {
+async fn without_a_list_uid_0_and_always_guarded_names_are_refused() {
     let rig = Rig::new();
     let core = Arc::new(Core::new(
         rig.server.clone(),
         rig.record.clone(),
         rig.core.settings.clone(),
-        Arc::new(SharedAccounts::default()),
+        Arc::new(GuardList::new(jit_nss_cache::Joined {
+            always_guarded: vec!["root".into(), "deploy".into()],
+        })),
     ));
     let mut c = Conversation::new(core);
     c.handle(hello(), NOW).await;
-    assert_eq!(
-        c.handle(
-            Request::AuthStart {
-                ctx: ctx("admin", "login")
-            },
-            NOW
-        )
-        .await,
-        Step::NotShared
-    );
+    let with_uid = |name: &str, uid| LoginContext {
+        uid,
+        ..ctx(name, "login")
+    };
+    for (login, refused) in [
+        (with_uid("root", Some(0)), true),
+        (with_uid("toor", Some(0)), true),
+        (with_uid("deploy", None), true),
+        (with_uid("admin", Some(60001)), false),
+        (with_uid("alice", Some(1000)), false),
+    ] {
+        let name = login.account.clone();
+        let steps = [
+            c.handle(Request::AuthStart { ctx: login.clone() }, NOW)
+                .await,
+            c.handle(
+                Request::Account {
+                    ctx: login.clone(),
+                    ticket: None,
+                },
+                NOW,
+            )
+            .await,
+            c.handle(
+                Request::SessionOpen {
+                    ctx: login.clone(),
+                    ticket: None,
+                },
+                NOW,
+            )
+            .await,
+        ];
+        for step in steps {
+            if refused {
+                let msg = denied_text(&step);
+                assert!(
+                    msg.contains("jit does not know the shared accounts of web01 yet")
+                        && msg.contains(&format!("logins to {name} are refused")),
+                    "{name}: {msg}"
+                );
+            } else {
+                assert_eq!(step, Step::NotShared, "{name}");
+            }
+        }
+    }
     assert!(rig.server.calls().is_empty());
+    let refused: Vec<(String, String)> = rig
+        .record
+        .events()
+        .iter()
+        .map(|e| (e.account.to_string(), e.action.clone()))
+        .collect();
+    assert_eq!(refused.len(), 9, "{refused:?}");
+    assert!(refused.contains(&("toor".into(), "login.denied".into())));
+    assert!(
+        rig.record
+            .decisions()
+            .iter()
+            .all(|d| d.reason.contains("no list of shared accounts"))
+    );
+}
+
+/// A second uid-0 name is a login to root, and a name that differs in case but resolves to a
+/// shared account's uid is a login to that account: the server is asked about the account.
+#[tokio::test]
+async fn other_names_of_a_guarded_uid_are_logins_to_its_account() {
+    let rig = Rig::new();
+    for (name, uid, account) in [
+        ("toor", Some(0), "root"),
+        ("r00t", Some(0), "root"),
+        ("Admin", Some(60001), "admin"),
+        ("ADMIN", Some(60001), "admin"),
+    ] {
+        rig.server.on_begin(Answer::Ok(LoginBegun::Denied {
+            reason: DenyReason::NoReservation,
+            message: format!("{account} is not reserved on web01."),
+        }));
+        let mut c = rig.conv().await;
+        let login = LoginContext {
+            uid,
+            ..ctx(name, "login")
+        };
+        let step = c.handle(Request::AuthStart { ctx: login }, NOW).await;
+        assert!(
+            denied_text(&step).contains(&format!("{account} is not reserved")),
+            "{name}: {step:?}"
+        );
+        let Some(Call::Begin(begin)) = rig.server.calls().pop() else {
+            panic!("{name}: the server was not asked");
+        };
+        assert_eq!(begin.account.as_str(), account, "{name}");
+    }
+    // Without the uid (the name does not resolve), "Admin" is not a shared account's name.
+    let mut c = rig.conv().await;
+    let step = c
+        .handle(
+            Request::AuthStart {
+                ctx: ctx("Admin", "login"),
+            },
+            NOW,
+        )
+        .await;
+    assert_eq!(step, Step::NotShared);
+    rig.done();
 }
 
 #[tokio::test]

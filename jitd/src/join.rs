@@ -45,6 +45,8 @@ pub enum JoinError {
     NoCa,
     #[error("{0}")]
     HostKey(#[from] HostKeyError),
+    #[error("{0}")]
+    Marker(crate::joined::MarkerError),
     #[error("cannot write the server's CA certificate to {path}: {source}")]
     WriteCa {
         path: PathBuf,
@@ -103,6 +105,8 @@ pub async fn join(
         credential: joined.credential,
     };
     key.save(&config.host_key)?;
+    // From here on a lost or unreadable list refuses root instead of waving it through.
+    crate::joined::write(&config.joined_marker, &config.joined()).map_err(JoinError::Marker)?;
 
     let accounts = publish_once(config, &key, ca, timeout).await;
     Ok(Joined {
@@ -119,8 +123,9 @@ async fn publish_once(
     timeout: Duration,
 ) -> Result<usize, String> {
     let server = Upstream::new(key, ca, timeout).map_err(|e| e.to_string())?;
-    let mut publisher = Publisher::open(&config.nss_cache, &config.state_cache());
-    let shared = crate::driver::SharedAccounts::default();
-    nss_publish::refresh_once(&server, &mut publisher, &shared).await?;
-    Ok(shared.len())
+    let mut publisher =
+        Publisher::open(&config.nss_cache, &config.state_cache(), config.guarded_gid);
+    let list = crate::guarded::GuardList::new(config.joined());
+    nss_publish::refresh_once(&server, &mut publisher, &list).await?;
+    Ok(list.len())
 }

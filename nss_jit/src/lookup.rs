@@ -184,7 +184,7 @@ pub fn initgroups(
 mod tests {
     use std::ffi::CStr;
 
-    use jit_nss_cache::{CacheContents, CacheGroup, CacheUser, encode};
+    use jit_nss_cache::{CacheContents, CacheGroup, CacheGuarded, CacheUser, encode};
     use libc::{c_char, c_long};
 
     use super::*;
@@ -222,7 +222,10 @@ mod tests {
                     members: vec!["deploy".into()],
                 },
             ],
-            shared: vec!["admin".into(), "root".into()],
+            guarded: vec![
+                CacheGuarded::account("admin", Some(60001)),
+                CacheGuarded::account("root", Some(0)),
+            ],
         }
     }
 

@@ -286,11 +286,7 @@ mod tests {
     fn a_socket_bound_by_another_user_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        // SAFETY: plain syscall.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to run a listener as another user");
-            return;
-        }
+        jit_sandbox::require_root("it runs a listener as another user");
         let dir = temp_dir("squat");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let path = dir.join("s");

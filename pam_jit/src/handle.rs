@@ -90,6 +90,10 @@ impl Handler for RealPam<'_> {
         shims::get_user(self.pamh).map_err(from_raw)
     }
 
+    fn uid_of(&mut self, user: &[u8]) -> Option<u32> {
+        crate::uid::uid_of(user)
+    }
+
     fn item(&mut self, item: Item) -> Option<String> {
         let pamh = &*self.pamh;
         let cstr: Option<&CStr> = match item {

@@ -11,7 +11,8 @@
 //! It decides nothing itself except what to do when jitd cannot be asked (see [`relay`]).
 //!
 //! Layout: [`handle`] is the only code that touches libpam (with [`shims`]); [`relay`] is the
-//! logic, tested without libpam; [`daemon`] talks to jitd; [`fallback`] reads the NSS cache;
+//! logic, tested without libpam; [`daemon`] talks to jitd; [`fallback`] reads the host's list of
+//! guarded names (the NSS cache) and the joined marker; [`uid`] resolves the login's uid;
 //! [`options`] parses the `/etc/pam.d` arguments. See `docs/pam_jit_module.md`.
 
 #![deny(
@@ -36,6 +37,7 @@ pub mod handle;
 pub mod options;
 pub mod relay;
 mod shims;
+pub mod uid;
 
 pam::pam_hooks!(PamJit);
 use handle::PamJit;

@@ -8,23 +8,17 @@
 //!
 //! # When jitd cannot be asked
 //! (unreachable, timed out, protocol error, `Failed`, or the module is misconfigured)
-//! the NSS cache file decides ([`crate::fallback`]):
+//! the host's list of guarded names decides ([`crate::fallback`]), by the same rule jitd uses:
 //!
-//! - **shared** (the cache lists the name, or this transaction holds a ticket for it, or jitd
-//!   already challenged this login): refuse with a message: auth `PAM_AUTH_ERR`, account
-//!   `PAM_PERM_DENIED`, open_session `PAM_SESSION_ERR`.
-//! - **not shared**, or **no cache file at all** (the host has not joined jit): `PAM_IGNORE`.
-//! - **a cache file exists but none can be read**: `PAM_AUTHINFO_UNAVAIL` (with a message).
-//!
-//! Why `PAM_AUTHINFO_UNAVAIL` for an unreadable cache: we cannot tell whether the name is shared.
-//! Refusing everyone would lock the whole host (including the admins who would repair jitd) out
-//! over a file that only jitd writes; ignoring everyone would open shared accounts that exist in
-//! the host's own files (root) to their old passwords and keys. So the module answers the truth
-//! in PAM's own words ("the authentication service cannot retrieve its information", as pam_sss
-//! does when sssd is down) and leaves the choice to the stack: with the recommended control
-//! `[success=done ignore=ignore default=die]` (or `required`) it fails closed; a site that prefers
-//! availability adds `authinfo_unavail=ignore`. This only happens when jitd is down *and* every
-//! cache copy is unreadable; a corrupt /run copy alone falls back to the /var/lib copy.
+//! - **guarded** (the list names the login, or the uid it resolves to is a guarded name's uid,
+//!   or this transaction holds a ticket for it, or jitd already challenged this login): refuse
+//!   with a message: auth `PAM_AUTH_ERR`, account `PAM_PERM_DENIED`, open_session
+//!   `PAM_SESSION_ERR`.
+//! - **no list can be read on a joined host** (the joined marker exists, or a damaged cache
+//!   does): uid 0 and the always-guarded names are refused the same way; everyone else gets
+//!   `PAM_IGNORE`. A joined host never waves root through because its list is lost, and never
+//!   locks out the other users (including the admins who would repair jitd) over it.
+//! - **not guarded**, or **not joined** (no marker, no cache file): `PAM_IGNORE`.
 //!
 //! # Misconfiguration
 //! An unknown or invalid argument in `/etc/pam.d` is logged, and the module then answers from the
@@ -125,6 +119,13 @@ pub enum Msg {
     Error,
 }
 
+/// The PAM environment variable in which sshd (`ExposeAuthInfo`) says which methods and keys
+/// passed before PAM was asked.
+pub const SSH_AUTH_INFO: &str = "SSH_AUTH_INFO_0";
+
+/// Longest `SSH_AUTH_INFO_0` passed on to jitd: a few public keys' worth. A longer value is cut.
+pub const MAX_AUTH_INFO: usize = 16 * 1024;
+
 /// PAM string items sent to jitd besides the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -149,6 +150,8 @@ pub enum Level {
 pub trait Handler {
     /// `PAM_USER` as raw bytes, asking the application for it when unset (`pam_get_user`).
     fn user(&mut self) -> Result<Vec<u8>, Code>;
+    /// The uid `user` resolves to in this process (NSS), if it resolves.
+    fn uid_of(&mut self, user: &[u8]) -> Option<u32>;
     /// A string item, lossily converted to UTF-8; `None` if unset or unreadable.
     fn item(&mut self, item: Item) -> Option<String>;
     /// Asks the person; `echo` false for codes. The answer is a secret.
@@ -545,8 +548,13 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         };
         let shared = self.ticket_for(&ctx.account, false).is_some()
             || matches!(
-                fallback::lookup(&self.opts.cache, ctx.account.as_bytes()),
-                Verdict::Shared(_)
+                fallback::lookup(
+                    &self.opts.cache,
+                    &self.opts.joined,
+                    ctx.account.as_bytes(),
+                    ctx.uid
+                ),
+                Verdict::Guarded(_)
             );
         if !shared {
             return Code::Ignore;
@@ -579,12 +587,25 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 return Err(Code::Ignore);
             }
         };
+        let uid = self.pam.uid_of(account.as_bytes());
+        let ssh_auth_info = self.pam.getenv(SSH_AUTH_INFO).map(|mut info| {
+            if info.len() > MAX_AUTH_INFO {
+                let mut cut = MAX_AUTH_INFO;
+                while !info.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                info.truncate(cut);
+            }
+            info
+        });
         Ok(LoginContext {
             account,
             service: self.pam.item(Item::Service).unwrap_or_default(),
             rhost: self.pam.item(Item::Rhost),
             tty: self.pam.item(Item::Tty),
             ruser: self.pam.item(Item::Ruser),
+            uid,
+            ssh_auth_info,
         })
     }
 
@@ -700,21 +721,26 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     /// Decides without jitd (see the module docs for the table).
     fn fallback(&mut self, stage: Stage, ctx: &LoginContext, cause: Cause, engaged: bool) -> Code {
         let verdict = if engaged {
-            Verdict::Shared("jitd already treated it as shared in this transaction".into())
+            Verdict::Guarded("jitd already treated it as shared in this transaction".into())
         } else {
-            fallback::lookup(&self.opts.cache, ctx.account.as_bytes())
+            fallback::lookup(
+                &self.opts.cache,
+                &self.opts.joined,
+                ctx.account.as_bytes(),
+                ctx.uid,
+            )
         };
         let why = match &cause {
             Cause::Misconfigured => "pam_jit is misconfigured (see the lines above)".to_string(),
             Cause::Daemon(e) => e.to_string(),
         };
+        let refused = match stage {
+            Stage::Auth => Code::AuthErr,
+            Stage::Account => Code::PermDenied,
+            Stage::SessionOpen => Code::SessionErr,
+        };
         let (code, decision, message) = match &verdict {
-            Verdict::Shared(_) => {
-                let code = match stage {
-                    Stage::Auth => Code::AuthErr,
-                    Stage::Account => Code::PermDenied,
-                    Stage::SessionOpen => Code::SessionErr,
-                };
+            Verdict::Guarded(_) => {
                 let message = match cause {
                     Cause::Misconfigured => format!(
                         "jit: pam_jit is misconfigured for {service}, so the login to shared \
@@ -729,32 +755,41 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                         ctx.account
                     ),
                 };
-                (code, "refused (shared account)", Some(message))
+                (refused, "refused (shared account)", Some(message))
             }
-            Verdict::NotShared(_) | Verdict::NotJoined => (Code::Ignore, "ignored", None),
-            Verdict::Unknown(_) => (
-                Code::AuthinfoUnavail,
-                "PAM_AUTHINFO_UNAVAIL (cannot tell whether it is shared)",
-                Some(match cause {
+            Verdict::NoList(_) => {
+                let message = match cause {
                     Cause::Misconfigured => format!(
-                        "jit: pam_jit is misconfigured for {}, and its list of shared accounts \
-                         cannot be read, so jit cannot check {}. Ask an admin to check the \
-                         system log.",
+                        "jit: pam_jit is misconfigured for {}, and this host's list of shared \
+                         accounts cannot be read, so the login to {} is refused. Ask an admin to \
+                         check the system log.",
                         ctx.service, ctx.account
                     ),
                     Cause::Daemon(_) => format!(
-                        "jit: cannot reach jitd, and its list of shared accounts cannot be read, \
-                         so jit cannot check {}. Ask an admin to check `systemctl status jitd`.",
+                        "jit: cannot reach jitd, and this host's list of shared accounts cannot \
+                         be read, so the login to {} is refused. Ask an admin to check \
+                         `systemctl status jitd`.",
                         ctx.account
                     ),
-                }),
-            ),
+                };
+                (
+                    refused,
+                    "refused (uid 0 or always guarded, and no list)",
+                    Some(message),
+                )
+            }
+            Verdict::NotGuarded(_) | Verdict::NotJoined => (Code::Ignore, "ignored", None),
         };
         let basis = match &verdict {
-            Verdict::Shared(src) => format!("shared according to {src}"),
-            Verdict::NotShared(src) => format!("not shared according to {src}"),
-            Verdict::NotJoined => "no cache file exists (host not joined)".to_string(),
-            Verdict::Unknown(problems) => format!("no cache is readable ({})", problems.join("; ")),
+            Verdict::Guarded(src) => format!("guarded according to {src}"),
+            Verdict::NotGuarded(src) => format!("not guarded according to {src}"),
+            Verdict::NotJoined => "no cache file and no joined marker (host not joined)".into(),
+            Verdict::NoList(problems) => {
+                format!(
+                    "the host has joined but no list is readable ({})",
+                    problems.join("; ")
+                )
+            }
         };
         let line = format!(
             "{} for {} (service {}): {why}; {basis}; {decision}",

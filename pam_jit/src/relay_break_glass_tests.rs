@@ -22,6 +22,8 @@ fn console_ctx(account: &str) -> LoginContext {
         rhost: None,
         tty: Some("tty1".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 

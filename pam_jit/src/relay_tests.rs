@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use jit_nss_cache::{self as nss_cache, CacheContents};
+use jit_nss_cache::{self as nss_cache, CacheContents, CacheGuarded};
 use jit_pam_proto::frame::{self, MAX_FRAME};
 use jit_pam_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 
@@ -46,6 +46,8 @@ struct FakePam {
     logs: Vec<(Level, String)>,
     /// Answers given: none may ever show up in a log line.
     answers: Vec<&'static str>,
+    /// What the user name resolves to.
+    uid: Option<u32>,
 }
 
 impl FakePam {
@@ -64,7 +66,13 @@ impl FakePam {
             break_glass: None,
             logs: Vec::new(),
             answers: Vec::new(),
+            uid: None,
         }
+    }
+
+    fn with_uid(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
     }
 
     fn with_ticket(mut self, t: Ticket) -> Self {
@@ -80,6 +88,11 @@ impl FakePam {
 impl Handler for FakePam {
     fn user(&mut self) -> Result<Vec<u8>, Code> {
         self.user.clone()
+    }
+
+    fn uid_of(&mut self, user: &[u8]) -> Option<u32> {
+        assert_eq!(Ok(user.to_vec()), self.user, "uid asked for another name");
+        self.uid
     }
 
     fn item(&mut self, item: Item) -> Option<String> {
@@ -302,6 +315,15 @@ impl TempDir {
     fn cache(&self) -> PathBuf {
         self.0.join("nss.cache")
     }
+
+    /// Marks the host as joined, with the default always-guarded names (root).
+    fn join(&self) {
+        std::fs::write(
+            self.0.join("joined"),
+            jit_nss_cache::Joined::default().render(),
+        )
+        .unwrap();
+    }
 }
 
 impl Drop for TempDir {
@@ -318,6 +340,7 @@ fn setup(shared: Option<&[&str]>) -> (TempDir, Options) {
     }
     let opts = Options {
         cache: vec![dir.cache()],
+        joined: dir.0.join("joined"),
         timeout: Duration::from_secs(5),
         debug: true,
         ..Options::default()
@@ -328,7 +351,10 @@ fn setup(shared: Option<&[&str]>) -> (TempDir, Options) {
 fn publish(path: &Path, shared: &[&str]) {
     let contents = CacheContents {
         generation: 7,
-        shared: shared.iter().map(|s| s.to_string()).collect(),
+        guarded: shared
+            .iter()
+            .map(|s| CacheGuarded::account(s, None))
+            .collect(),
         ..Default::default()
     };
     nss_cache::publish(path, &contents).expect("nss_cache::publish (needs the real nss_cache)");
@@ -341,6 +367,8 @@ fn ctx(account: &str) -> LoginContext {
         rhost: Some("10.0.0.7".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -620,6 +648,8 @@ fn auth_sends_the_pam_items_to_jitd() {
         rhost: None,
         tty: Some("/dev/pts/3".into()),
         ruser: Some("bob".into()),
+        uid: None,
+        ssh_auth_info: None,
     };
     let jitd = FakeJitd::new(script(vec![
         hello(),
@@ -944,42 +974,73 @@ fn unexpected_final_step_falls_back() {
     assert_eq!(code, Code::AuthErr);
 }
 
+/// jitd down and no list readable on a joined host (the marker exists, the cache is damaged or
+/// gone): uid 0 and the always-guarded names are refused at every stage, with a message; every
+/// other account is left alone.
 #[test]
-fn unreadable_cache_is_authinfo_unavail() {
+fn without_a_list_a_joined_host_refuses_uid_0_and_always_guarded_names_only() {
     let (d, opts) = setup(None);
-    std::fs::write(d.cache(), b"definitely not a cache file").unwrap();
-    let mut pam = FakePam::new(
-        "bob",
-        vec![Ev::Show(
-            Msg::Error,
-            "its list of shared accounts cannot be read",
-        )],
-    );
-    assert_eq!(
-        run(Hook::Auth, &mut pam, &Unreachable, &opts),
-        Code::AuthinfoUnavail
-    );
-    assert!(
-        pam.logs
-            .iter()
-            .any(|(l, m)| *l == Level::Err && m.contains("no cache is readable"))
-    );
-    let mut pam = FakePam::new("bob", vec![Ev::Show(Msg::Error, "cannot be read")]);
-    assert_eq!(
-        run(Hook::Account, &mut pam, &Unreachable, &opts),
-        Code::AuthinfoUnavail
-    );
-    let mut pam = FakePam::new("bob", vec![Ev::Show(Msg::Error, "cannot be read")]);
-    assert_eq!(
-        run(Hook::Open, &mut pam, &Unreachable, &opts),
-        Code::AuthinfoUnavail
-    );
-    // A password change grants nothing: stay out of the way.
-    let mut pam = FakePam::new("bob", vec![]);
-    assert_eq!(
-        run(Hook::Chauthtok, &mut pam, &Unreachable, &opts),
-        Code::Ignore
-    );
+    d.join();
+    for damaged in [false, true] {
+        if damaged {
+            std::fs::write(d.cache(), b"definitely not a cache file").unwrap();
+        }
+        for (who, uid) in [("root", None), ("toor", Some(0))] {
+            for (hook, code) in [
+                (Hook::Auth, Code::AuthErr),
+                (Hook::Account, Code::PermDenied),
+                (Hook::Open, Code::SessionErr),
+            ] {
+                let refused = vec![Ev::Show(
+                    Msg::Error,
+                    "this host's list of shared accounts cannot be read",
+                )];
+                let mut pam = FakePam::new(who, refused);
+                if let Some(u) = uid {
+                    pam = pam.with_uid(u);
+                }
+                assert_eq!(run(hook, &mut pam, &Unreachable, &opts), code, "{who}");
+                assert!(pam.logged("no list is readable"), "{:?}", pam.logs);
+            }
+        }
+        for (hook, ..) in [(Hook::Auth, ()), (Hook::Account, ()), (Hook::Open, ())] {
+            let mut pam = FakePam::new("bob", vec![]).with_uid(1000);
+            assert_eq!(run(hook, &mut pam, &Unreachable, &opts), Code::Ignore);
+        }
+        // A password change grants nothing: stay out of the way.
+        let mut pam = FakePam::new("root", vec![]).with_uid(0);
+        assert_eq!(
+            run(Hook::Chauthtok, &mut pam, &Unreachable, &opts),
+            Code::Ignore
+        );
+    }
+}
+
+/// A readable list guards by uid too: a second uid-0 name, or a name in another case that
+/// resolves to a shared account's uid, is refused when jitd is down.
+#[test]
+fn the_list_guards_other_names_of_a_guarded_uid() {
+    let (d, opts) = setup(None);
+    let contents = CacheContents {
+        generation: 1,
+        guarded: vec![
+            CacheGuarded::account("root", Some(0)),
+            CacheGuarded::account("admin", Some(60001)),
+        ],
+        ..Default::default()
+    };
+    nss_cache::publish(&d.cache(), &contents).unwrap();
+    for (who, uid) in [("toor", 0), ("Admin", 60001)] {
+        let refused = vec![Ev::Show(Msg::Error, "cannot reach jitd")];
+        let mut pam = FakePam::new(who, refused).with_uid(uid);
+        assert_eq!(
+            run(Hook::Auth, &mut pam, &Unreachable, &opts),
+            Code::AuthErr
+        );
+        assert!(pam.logged("'s)"), "{:?}", pam.logs);
+    }
+    let mut pam = FakePam::new("Admin", vec![]);
+    assert_eq!(run(Hook::Auth, &mut pam, &Unreachable, &opts), Code::Ignore);
 }
 
 // ---------------------------------------------------------------------------------------------

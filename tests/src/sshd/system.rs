@@ -9,13 +9,16 @@
 //! Nothing of the machine is changed: every file lives in one temp dir and is bind-mounted (or
 //! overlaid) on the real path inside the namespace. The only thing created outside it is the
 //! empty mount point `/run/jitd` (the host harness creates it too). /etc/ssh is an empty tmpfs
-//! holding only `authorized_keys/`, the shared accounts' keys of the shipped drop-in.
+//! holding only `authorized_keys/`, the shared accounts' keys of the shipped drop-in; /root is a
+//! directory of the test's own.
 
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use jit_sandbox::{Namespace, require_root};
 
 use crate::host::{Host, PATIENCE, cdylib};
 use crate::{Person, World, enroll, wait_for};
@@ -58,27 +61,6 @@ pub fn libdir() -> PathBuf {
     dir
 }
 
-/// Mounts everything (see the module docs), then execs "$@". Runs as `sh -ec SCRIPT sh ARGV…`
-/// inside `unshare -m`; the paths come in the environment.
-const SETUP: &str = r#"
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/jitd /run/sshd
-mount --bind "$JIT_RUN" /run/jitd
-mount -t overlay overlay -o "lowerdir=$ROOT/varlib:/var/lib" /var/lib
-mount --bind "$JIT_STATE" /var/lib/jitd
-mount -t tmpfs tmpfs /var/log
-mount -t tmpfs -o mode=0700 tmpfs /root
-mount --bind "$ROOT/home" /home
-mount -t tmpfs -o mode=0755 tmpfs /etc/ssh
-mkdir /etc/ssh/authorized_keys
-mount --bind "$ROOT/ssh/authorized_keys" /etc/ssh/authorized_keys
-mount --bind "$ROOT/pam.d" /etc/pam.d
-for f in passwd group shadow nsswitch.conf; do mount --bind "$ROOT/etc/$f" "/etc/$f"; done
-mount -t overlay overlay -o "lowerdir=$ROOT/lib:$LIBDIR" "$LIBDIR"
-mount -t overlay overlay -o "lowerdir=$ROOT/security:$LIBDIR/security" "$LIBDIR/security"
-exec "$@"
-"#;
-
 /// One namespace's files, and the jitd they talk to.
 pub struct System {
     pub dir: tempfile::TempDir,
@@ -89,12 +71,7 @@ pub struct System {
 impl System {
     /// The files for `host`'s jitd, with the PAM configuration `pam`.
     pub fn new(host: &Host, pam: Pam) -> System {
-        assert!(
-            // SAFETY: geteuid has no preconditions.
-            unsafe { libc::geteuid() } == 0,
-            "login tests need root: they mount in a private mount namespace"
-        );
-        std::fs::create_dir_all("/run/jitd").expect("mount point /run/jitd");
+        require_root("login tests mount in a private mount namespace");
         let dir = tempfile::Builder::new()
             .prefix("jit-login-")
             .tempdir()
@@ -109,9 +86,11 @@ impl System {
                 .to_path_buf(),
         };
         let root = sys.path();
-        for sub in ["etc", "lib", "security", "varlib/jitd", "home"] {
+        for sub in ["etc", "lib", "security", "varlib/jitd", "home", "root"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }
+        std::fs::set_permissions(root.join("root"), Permissions::from_mode(0o700))
+            .expect("chmod root's home");
         std::fs::create_dir_all(sys.authorized_keys()).expect("mkdir");
         // sshd's StrictModes: not group- or world-writable, as an admin makes it.
         std::fs::set_permissions(sys.authorized_keys(), Permissions::from_mode(0o755))
@@ -158,19 +137,44 @@ impl System {
         self.path().join("home")
     }
 
+    /// The namespace's mounts (see the module docs).
+    fn namespace(&self) -> Namespace {
+        let root = self.path();
+        let lib = libdir();
+        let security = lib.join("security");
+        let mut ns = Namespace::new()
+            .tmpfs("/run", "0755")
+            .mkdir("/run/jitd")
+            .mkdir("/run/sshd")
+            .bind(&self.jit_run, "/run/jitd")
+            .overlay(&[&root.join("varlib"), Path::new("/var/lib")], "/var/lib")
+            .bind(&self.jit_state, "/var/lib/jitd")
+            .tmpfs("/var/log", "0755")
+            .bind(root.join("root"), "/root")
+            .bind(self.home(), "/home")
+            .tmpfs("/etc/ssh", "0755")
+            .mkdir("/etc/ssh/authorized_keys")
+            .bind(self.authorized_keys(), "/etc/ssh/authorized_keys")
+            .bind(self.pam_d(), "/etc/pam.d");
+        for f in ["passwd", "group", "shadow", "nsswitch.conf"] {
+            ns = ns.bind(root.join("etc").join(f), Path::new("/etc").join(f));
+        }
+        ns.overlay(&[&root.join("lib"), &lib], &lib)
+            .overlay(&[&root.join("security"), &security], &security)
+    }
+
     /// `argv` inside the namespace.
     pub fn command(&self, argv: &[&str]) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "sh", "-ec", SETUP, "sh"])
-            .args(argv)
-            .env("ROOT", self.path())
-            .env("JIT_RUN", &self.jit_run)
-            .env("JIT_STATE", &self.jit_state)
-            .env("LIBDIR", libdir())
-            .env("LC_ALL", "C")
+        let mut cmd = self.namespace().command(argv);
+        cmd.env("LC_ALL", "C")
             .env_remove("LD_LIBRARY_PATH")
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// The namespace's /root (outside the namespace): root's home, mode 0700.
+    pub fn root_home(&self) -> PathBuf {
+        self.path().join("root")
     }
 
     /// `pamtester` inside the namespace (real libpam, this namespace's /etc/pam.d).
@@ -384,6 +388,15 @@ pub fn share_root(w: &World, host: &Host) {
         "web*",
     ]);
     wait_for("jitd to list root as shared", PATIENCE, || {
-        jit_nss_cache::is_shared_in_file(&host.nss_cache(), b"root").unwrap_or(false)
+        jit_nss_cache::read_file(&host.nss_cache())
+            .ok()
+            .and_then(|b| {
+                Some(
+                    jit_nss_cache::CacheView::parse(&b)
+                        .ok()?
+                        .is_guarded(b"root"),
+                )
+            })
+            .unwrap_or(false)
     });
 }

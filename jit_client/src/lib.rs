@@ -329,6 +329,38 @@ impl Client {
         self.post("/reservations/release", body).await
     }
 
+    // --- persons and admins: ssh public keys
+
+    /// Registers a key (a person's own; the admin names `person`).
+    pub async fn add_key(&self, body: &NewSshKey) -> Result<SshKey, ClientError> {
+        self.post("/keys", body).await
+    }
+
+    /// A person's own keys; for the admin everybody's, or `person`'s.
+    pub async fn keys(&self, person: Option<&PersonName>) -> Result<SshKeys, ClientError> {
+        match person {
+            Some(p) => self.get(&format!("/keys?person={p}")).await,
+            None => self.get("/keys").await,
+        }
+    }
+
+    /// Removes a key by its id or its `SHA256:…` fingerprint.
+    pub async fn remove_key(&self, id_or_fingerprint: &str) -> Result<SshKey, ClientError> {
+        let ok = !id_or_fingerprint.is_empty()
+            && id_or_fingerprint
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"+/:".contains(&b));
+        if !ok {
+            return Err(ClientError::Protocol(format!(
+                "{id_or_fingerprint:?} is neither a key id nor a SHA256: fingerprint"
+            )));
+        }
+        // A fingerprint's base64 may hold '/' and '+': escape them inside the path segment.
+        let segment = id_or_fingerprint.replace('+', "%2B").replace('/', "%2F");
+        self.call::<(), _>(Method::DELETE, &format!("/keys/{segment}"), None)
+            .await
+    }
+
     // --- enrollment (no credential)
 
     pub async fn enroll_start(&self, body: &EnrollStart) -> Result<EnrollStarted, ClientError> {
@@ -377,6 +409,12 @@ impl Client {
     /// Hashed codes for this host's live reservations of `offline = "cached"` accounts.
     pub async fn offline_grants(&self) -> Result<OfflineGrants, ClientError> {
         self.get("/host/offline").await
+    }
+
+    /// The ssh keys that count now for each shared account of this host (for sshd's
+    /// `AuthorizedKeysCommand`).
+    pub async fn host_keys(&self) -> Result<HostKeys, ClientError> {
+        self.get("/host/keys").await
     }
 }
 

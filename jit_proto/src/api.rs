@@ -647,12 +647,13 @@ pub struct NewSshKey {
     pub person: Option<PersonName>,
 }
 
-/// A registered key (`GET /v1/keys`, answer to `POST /v1/keys`).
+/// A registered key (`GET /v1/keys`, answer to `POST /v1/keys` and `DELETE /v1/keys/{id}`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SshKey {
     pub id: i64,
     pub person: PersonName,
-    /// `ssh-ed25519`, `ecdsa-sha2-nistp256`, `rsa-sha2-512`'s key type `ssh-rsa`, …
+    /// The key type: `ssh-ed25519`, `ecdsa-sha2-nistp256`, `sk-ssh-ed25519@openssh.com`,
+    /// `ssh-rsa` (whatever signature algorithm the client uses with it), …
     pub algorithm: String,
     /// `SHA256:…`, as `ssh-keygen -l` and sshd's log print it.
     pub fingerprint: String,
@@ -667,6 +668,15 @@ pub struct SshKeys {
     pub keys: Vec<SshKey>,
 }
 
+/// `GET /v1/keys` query: a person sees their own keys; the admin sees everybody's, or one
+/// person's with `person`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshKeyQuery {
+    #[serde(default)]
+    pub person: Option<PersonName>,
+}
+
 /// One key a host may trust for a shared account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostSshKey {
@@ -678,7 +688,8 @@ pub struct HostSshKey {
 
 /// The keys that count for one shared account on the calling host: while somebody holds a live
 /// reservation there, only the holder's keys; otherwise the keys of every person who may reserve
-/// the account on this host.
+/// the account on this host. Only active, enrolled persons' keys count; a disabled account has
+/// none.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HostAccountKeys {
     pub account: AccountName,

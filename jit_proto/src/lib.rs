@@ -6,6 +6,7 @@
 //! - [`fingerprint`]: the `SHA256:…` CA fingerprint that jitctl and jitd pin.
 //! - [`timefmt`]: how jit prints and reads times.
 //! - `offline` (feature `offline`): hashed codes a host keeps to decide while the server is down.
+//! - `ssh_key` (feature `ssh-keys`): persons' ssh public keys, validated, and their fingerprints.
 //! - [`pam`], [`frame`], [`secret`] and [`json_error`]: re-exported from `jit_pam_proto`, the
 //!   protocol between pam_jit and jitd.
 //!
@@ -28,6 +29,8 @@ pub mod join_token;
 pub mod name;
 #[cfg(feature = "offline")]
 pub mod offline;
+#[cfg(feature = "ssh-keys")]
+pub mod ssh_key;
 pub mod timefmt;
 
 pub use jit_pam_proto::{Secret, frame, json_error, pam, secret};

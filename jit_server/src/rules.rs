@@ -148,6 +148,14 @@ pub fn check_origin(o: &jit_proto::api::LoginOrigin) -> Result<(), RuleError> {
             )));
         }
     }
+    if let Some(k) = &o.ssh_key
+        && !jit_proto::ssh_key::is_fingerprint(k)
+    {
+        return Err(invalid(
+            "login origin ssh_key: expected the key's fingerprint as sshd logs it, SHA256: and \
+             43 base64 characters",
+        ));
+    }
     Ok(())
 }
 
@@ -309,9 +317,23 @@ mod tests {
         );
         let ctl = LoginOrigin {
             tty: Some("pts/1\n".into()),
-            ..ok
+            ..ok.clone()
         };
         assert!(check_origin(&ctl).unwrap_err().to_string().contains("tty"));
+        let key = |k: &str| LoginOrigin {
+            ssh_key: Some(k.into()),
+            ..ok.clone()
+        };
+        assert!(check_origin(&key("SHA256:btBvwulHTEpBX/dKrALdQEojxIw7m0N/q0e7v7XKTEQ")).is_ok());
+        for bad in [
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIIvudleBXFmsTY4KSD",
+            "MD5:8f:1e:2a",
+            "SHA256:short",
+            "",
+        ] {
+            let e = check_origin(&key(bad)).unwrap_err().to_string();
+            assert!(e.contains("ssh_key") && e.contains("SHA256:"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub enum Command {
     Release(Release),
     /// Show your reservations (admins: everybody's), with time left.
     Status(Status),
+    /// Register, list and remove your ssh public keys (admins: anyone's).
+    #[command(subcommand)]
+    Key(KeyCmd),
     /// Manage persons (admin).
     #[command(subcommand)]
     Person(PersonCmd),
@@ -123,6 +126,37 @@ pub struct Status {
     /// Include ended reservations.
     #[arg(long)]
     pub all: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeyCmd {
+    /// Register an ssh public key, so sshd on jit hosts accepts it for the shared accounts you
+    /// may reserve (while you hold one, only your keys count there).
+    #[command(after_help = "\
+With no FILE, the first of ~/.ssh/id_ed25519.pub, id_ed25519_sk.pub, id_ecdsa.pub,
+id_ecdsa_sk.pub and id_rsa.pub that exists is used. The file holds one line:
+TYPE BASE64 [COMMENT], without authorized_keys options. Accepted types: ssh-ed25519,
+ecdsa-sha2-nistp256/384/521, sk-ssh-ed25519@openssh.com, sk-ecdsa-sha2-nistp256@openssh.com,
+ssh-rsa (at least 2048 bits).")]
+    Add {
+        /// The public key file (e.g. ~/.ssh/id_ed25519.pub), or - for stdin.
+        file: Option<std::path::PathBuf>,
+        /// Register it for this person (admins only).
+        #[arg(long)]
+        person: Option<String>,
+    },
+    /// List your ssh keys (admins: everybody's, or one person's).
+    List {
+        /// Only this person's keys (admins only).
+        #[arg(long)]
+        person: Option<String>,
+    },
+    /// Remove an ssh key; hosts stop accepting it at their next refresh.
+    Remove {
+        /// The key's ID or its fingerprint (SHA256:…), as `jitctl key list` shows them.
+        #[arg(value_name = "ID-OR-FINGERPRINT")]
+        key: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -17,6 +17,7 @@ use super::auth::HostCaller;
 use super::factor::{self, CodeOutcome};
 use super::offline as offline_api;
 use super::reservations::expire_due;
+use super::ssh_keys;
 use super::{Body, State, now};
 use crate::error::{ApiError, ApiResult};
 use crate::keys;
@@ -103,7 +104,9 @@ pub async fn begin(
         }
     };
     let origin = serde_json::to_value(&req.origin).unwrap_or_default();
-    let ev = base_event(now, &host, "login.begin", &account.name).detail(origin.clone());
+    let key_owner = ssh_keys::owner_of(&mut tx, req.origin.ssh_key.as_deref()).await?;
+    let ev = base_event(now, &host, "login.begin", &account.name)
+        .detail(serde_json::json!({ "origin": origin, "ssh_key_owner": key_owner }));
     if !account.is_active() {
         let msg = format!("The shared account {} is disabled.", account.name);
         return deny_begin(tx, ev, DenyReason::AccountDisabled, msg).await;
@@ -119,6 +122,16 @@ pub async fn begin(
         return deny_begin(tx, ev, DenyReason::NoReservation, msg).await;
     };
     let ev = ev.person(&res.person);
+    // sshd accepted the key of a registered person who is not the holder.
+    if key_owner.as_ref().is_some_and(|o| *o != res.person) {
+        let msg = format!(
+            "{} is not reserved for you on {}. {}",
+            account.name,
+            host.name,
+            how_to_reserve(&account.name, &host.name)
+        );
+        return deny_begin(tx, ev, DenyReason::NoReservation, msg).await;
+    }
     let person = persons::by_id(&mut tx, res.person_id)
         .await?
         .ok_or_else(|| ApiError::internal("reservation without a person"))?;
@@ -152,7 +165,9 @@ pub async fn begin(
         expires_at: now + state.settings.logins.attempt_ttl.secs(),
     };
     reservations::insert_attempt(&mut tx, &attempt).await?;
-    let mut ok = ev.detail(serde_json::json!({ "origin": origin, "attempt": attempt.id }));
+    let mut ok = ev.detail(
+        serde_json::json!({ "origin": origin, "ssh_key_owner": key_owner, "attempt": attempt.id }),
+    );
     ok.result = AuditResult::Ok;
     audit::record(&mut tx, &ok.reason("code requested")).await?;
     tx.commit().await.map_err(ApiError::internal)?;
@@ -181,11 +196,15 @@ pub async fn verify(
         .await?
         .ok_or_else(|| ApiError::internal("attempt without a reservation"))?;
     let origin: serde_json::Value = serde_json::from_str(&attempt.origin).unwrap_or_default();
+    let key_owner = ssh_keys::owner_of(&mut tx, origin["ssh_key"].as_str()).await?;
     let ev = base_event(now, &host, "login.verify", &res.account)
         .person(&res.person)
-        .detail(
-            serde_json::json!({ "origin": origin, "attempt": attempt.id, "reservation": res.id }),
-        );
+        .detail(serde_json::json!({
+            "origin": origin,
+            "ssh_key_owner": key_owner,
+            "attempt": attempt.id,
+            "reservation": res.id,
+        }));
 
     // Every refusal ends the attempt and is audited; the person sees `message`.
     let refusal = |reason: DenyReason, message: String| (reason, message);
@@ -584,6 +603,7 @@ pub async fn events(
             .detail(serde_json::json!({
                 "event": ev.id,
                 "origin": ev.origin,
+                "ssh_key_owner": ssh_keys::owner_of(&mut tx, ev.origin.ssh_key.as_deref()).await?,
                 "reservation": ev.reservation_id,
                 "attempt": ev.attempt,
                 "reported_at": ev.at,

@@ -15,6 +15,7 @@ mod hosts;
 mod offline;
 mod persons;
 mod reservations;
+mod ssh_keys;
 
 use std::sync::Arc;
 
@@ -77,6 +78,8 @@ pub fn router(state: State) -> Router {
             post(reservations::reserve).get(reservations::list),
         )
         .route("/reservations/release", post(reservations::release))
+        .route("/keys", post(ssh_keys::add).get(ssh_keys::list))
+        .route("/keys/{id}", delete(ssh_keys::remove))
         .route("/audit", get(audit::query))
         .route("/enroll/start", post(enroll::start))
         .route("/enroll/confirm", post(enroll::confirm))
@@ -85,7 +88,8 @@ pub fn router(state: State) -> Router {
         .route("/host/logins", post(host::begin))
         .route("/host/logins/{attempt}/verify", post(host::verify))
         .route("/host/events", post(host::events))
-        .route("/host/offline", get(offline::grants));
+        .route("/host/offline", get(offline::grants))
+        .route("/host/keys", get(ssh_keys::for_host));
     Router::new()
         .nest(jit_proto::api::API_PREFIX, v1)
         .fallback(not_found)

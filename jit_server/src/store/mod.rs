@@ -14,6 +14,7 @@ pub mod hosts;
 pub mod offline;
 pub mod persons;
 pub mod reservations;
+pub mod ssh_keys;
 
 use std::time::Duration;
 

@@ -5,6 +5,7 @@ mod admin;
 mod audit;
 mod reservations;
 mod session;
+mod ssh_keys;
 
 use std::future::Future;
 use std::time::Duration;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Reserve(a) => reservations::reserve(&ctx, a),
         Command::Release(a) => reservations::release(&ctx, a),
         Command::Status(a) => reservations::status(&ctx, a),
+        Command::Key(c) => ssh_keys::key(&ctx, c),
         Command::Person(c) => admin::person(&ctx, c),
         Command::Group(c) => admin::group(&ctx, c),
         Command::Account(c) => admin::account(&ctx, c),

@@ -20,6 +20,7 @@ use crate::nss_publish::{self, Publisher};
 use crate::offline::{self, OfflineStore};
 use crate::pam_socket::{self, Limits, SocketError};
 use crate::record::Recorder;
+use crate::tickets::Tickets;
 use crate::upstream::Upstream;
 use crate::{files, joined, notify};
 
@@ -118,7 +119,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             settings,
             list.clone(),
         )
-        .with_offline(offline.clone()),
+        .with_offline(offline.clone())
+        .with_tickets(Tickets::open(&config.tickets())),
     );
     tokio::spawn(offline::run(
         server.clone(),

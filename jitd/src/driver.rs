@@ -16,8 +16,9 @@
 //! - For services in `deny_as_prompt` (sshd), a denial is shown as an echoing prompt ending in
 //!   "(press Enter)" before the final `Denied`, because OpenSSH shows PAM messages only at the next
 //!   prompt (OpenSSH bug 2876).
-//! - account and session: only a ticket jitd itself granted (same attempt, account, person and
-//!   reservation; at most [`TICKET_TTL`] old) passes. A public-key login skips auth, has no
+//! - account and session: only a ticket jitd granted with this login's auth passes, under the
+//!   rules of [`crate::tickets`] (once per stage, same login name, service and process, account
+//!   and session-open within 2 minutes of the auth). A public-key login skips auth, has no
 //!   ticket, and is refused in the account stage.
 //!
 //! - Offline: when the server cannot be reached and the account is `offline = "cached"`, a grant
@@ -25,8 +26,8 @@
 //!
 //! Never logs or stores the person's answer.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jit_client::ClientError;
 use jit_proto::api::{
@@ -39,13 +40,11 @@ use jit_proto::{AccountName, PersonName};
 use crate::audit_queue::new_event_id;
 use crate::guarded::{Guard, GuardList};
 use crate::offline::{Offline, OfflineStore};
+use crate::peer::Caller;
 use crate::syslog::Decision;
+use crate::tickets::{Issued, Stage, Tickets};
 use crate::upstream::Server;
 
-/// How long jitd remembers a ticket it granted (the account and session stages of that login).
-pub const TICKET_TTL: i64 = 24 * 3600;
-/// Most tickets remembered; the oldest are forgotten first beyond this.
-const MAX_TICKETS: usize = 100_000;
 /// Longest PAM item passed on to the server and the logs.
 const MAX_ITEM: usize = 256;
 
@@ -55,42 +54,6 @@ pub trait Record: Send + Sync + 'static {
     fn decision(&self, d: &Decision);
     /// An event jitd decided itself, for the local audit queue.
     fn event(&self, ev: HostEvent);
-}
-
-/// Tickets jitd granted, by attempt id, with the time they were granted.
-#[derive(Debug, Default)]
-pub struct Tickets(Mutex<HashMap<String, (Ticket, i64)>>);
-
-impl Tickets {
-    pub fn grant(&self, ticket: Ticket, now: i64) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, at)| now - *at < TICKET_TTL);
-        while map.len() >= MAX_TICKETS {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            map.remove(&oldest);
-        }
-        map.insert(ticket.attempt.clone(), (ticket, now));
-    }
-
-    /// True if jitd granted exactly this ticket, for `account`, less than [`TICKET_TTL`] ago.
-    pub fn valid(&self, ticket: &Ticket, account: &str, now: i64) -> bool {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ticket.attempt) {
-            Some((granted, at)) => {
-                granted == ticket
-                    && granted.account == account
-                    && now - *at < TICKET_TTL
-                    && now >= *at
-            }
-            None => false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +73,7 @@ pub struct Core<S: Server, R: Record> {
     pub settings: Settings,
     /// The host's list of guarded names.
     pub guarded: Arc<GuardList>,
+    /// Tickets granted with an auth, for the account and session stages of that login.
     pub tickets: Tickets,
     /// Grants for deciding while the server is unreachable (`None`: always deny then).
     pub offline: Option<Arc<OfflineStore>>,
@@ -125,6 +89,12 @@ impl<S: Server, R: Record> Core<S, R> {
             tickets: Tickets::default(),
             offline: None,
         }
+    }
+
+    /// Keeps the tickets in `tickets` (saved to disk, so sessions close across a restart).
+    pub fn with_tickets(mut self, tickets: Tickets) -> Self {
+        self.tickets = tickets;
+        self
     }
 
     /// Lets logins to `offline = "cached"` accounts be decided from `store` when the server is
@@ -160,13 +130,16 @@ enum State {
 pub struct Conversation<S: Server, R: Record> {
     core: Arc<Core<S, R>>,
     state: State,
+    /// The process on the other end: tickets granted here are bound to it.
+    caller: Caller,
 }
 
 impl<S: Server, R: Record> Conversation<S, R> {
-    pub fn new(core: Arc<Core<S, R>>) -> Self {
+    pub fn new(core: Arc<Core<S, R>>, caller: Caller) -> Self {
         Self {
             core,
             state: State::New,
+            caller,
         }
     }
 
@@ -377,14 +350,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 step,
             } => {
                 let attempt = format!("offline-{}", new_event_id());
-                let ticket = Ticket {
-                    // The login name: what the later stages of this login present.
-                    account: ctx.account.clone(),
-                    person: person.clone(),
-                    reservation_id,
-                    attempt: attempt.clone(),
-                };
-                self.core.tickets.grant(ticket.clone(), now);
+                let ticket = self.grant(&ctx, &person, reservation_id, &attempt, now);
                 self.decide(
                     &ctx,
                     Some(&person),
@@ -407,7 +373,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     attempt: Some(attempt),
                     totp_step: Some(step),
                 });
-                Step::Granted { ticket }
+                Step::Granted { ticket, person }
             }
             refused => self.offline_refused(&ctx, &account, refused, now),
         }
@@ -477,21 +443,17 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 person,
                 reservation_id,
             }) => {
-                let ticket = Ticket {
-                    // The login name: what the later stages of this login present.
-                    account: ctx.account.clone(),
-                    person: person.to_string(),
-                    reservation_id,
-                    attempt,
-                };
-                self.core.tickets.grant(ticket.clone(), now);
+                let ticket = self.grant(&ctx, person.as_str(), reservation_id, &attempt, now);
                 self.decide(
                     &ctx,
                     Some(person.as_str()),
                     "granted",
                     "code accepted".into(),
                 );
-                Step::Granted { ticket }
+                Step::Granted {
+                    ticket,
+                    person: person.to_string(),
+                }
             }
             Ok(LoginVerified::Denied { reason, message }) => {
                 self.decide(
@@ -552,6 +514,52 @@ impl<S: Server, R: Record> Conversation<S, R> {
         self.deny(ctx, message)
     }
 
+    /// Records a granted auth and returns its ticket, bound to this login and this caller.
+    fn grant(
+        &self,
+        ctx: &LoginContext,
+        person: &str,
+        reservation_id: i64,
+        attempt: &str,
+        now: i64,
+    ) -> Ticket {
+        let issued = Issued {
+            login: ctx.account.clone(),
+            person: person.to_owned(),
+            reservation_id,
+            attempt: attempt.to_owned(),
+            service: ctx.service.clone(),
+            granted_at: now,
+            processes: self.caller.processes(),
+            account_done: false,
+            opened_at: None,
+        };
+        self.core.tickets.grant(issued, now)
+    }
+
+    /// The ticket's record if it may be used for `stage` of this login now; else why not.
+    fn accept(
+        &self,
+        ticket: Option<&Ticket>,
+        stage: Stage,
+        ctx: &LoginContext,
+        now: i64,
+    ) -> Result<Issued, &'static str> {
+        let Some(t) = ticket else {
+            return Err(match stage {
+                Stage::Account => {
+                    "no verification code in this login (public key or another method that \
+                     skips the code)"
+                }
+                _ => "no ticket: this login did not pass jit's verification code",
+            });
+        };
+        self.core
+            .tickets
+            .accept(t, stage, &ctx.account, &ctx.service, &self.caller, now)
+            .map_err(|r| r.reason())
+    }
+
     /// A denial, as a prompt first for services that only show messages at a prompt.
     fn deny(&mut self, ctx: &LoginContext, message: String) -> Step {
         if !message.is_empty() && self.core.settings.deny_as_prompt.contains(&ctx.service) {
@@ -570,15 +578,13 @@ impl<S: Server, R: Record> Conversation<S, R> {
             Ok(a) => a,
             Err(step) => return step,
         };
-        match ticket.filter(|t| self.core.tickets.valid(t, &ctx.account, now)) {
-            Some(t) => {
+        match self.accept(ticket.as_ref(), Stage::Account, &ctx, now) {
+            Ok(t) => {
                 self.decide_stage("account", &ctx, Some(&t.person), "allowed", String::new());
                 Step::Allowed
             }
-            None => {
+            Err(reason) => {
                 let host = &self.core.settings.host;
-                let reason = "no verification code in this login (public key or another method \
-                              that skips the code)";
                 self.decide_stage("account", &ctx, None, "denied", reason.into());
                 self.event(
                     &ctx,
@@ -612,8 +618,13 @@ impl<S: Server, R: Record> Conversation<S, R> {
             Ok(a) => a,
             Err(step) => return step,
         };
-        match ticket.filter(|t| self.core.tickets.valid(t, &ctx.account, now)) {
-            Some(t) => {
+        let use_ = if open {
+            Stage::SessionOpen
+        } else {
+            Stage::SessionClose
+        };
+        match self.accept(ticket.as_ref(), use_, &ctx, now) {
+            Ok(t) => {
                 let person = PersonName::new(&t.person).ok();
                 self.decide_stage(
                     stage,
@@ -648,8 +659,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 };
                 Step::Session { env }
             }
-            None => {
-                let reason = "no ticket: this login did not pass jit's verification code";
+            Err(reason) => {
                 self.decide_stage(stage, &ctx, None, "denied", reason.into());
                 self.event(
                     &ctx,

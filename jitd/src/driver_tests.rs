@@ -8,6 +8,7 @@ use jit_proto::{AccountName, PersonName, Secret};
 use jit_nss_cache::CacheGuarded;
 
 use super::*;
+use crate::peer::ProcId;
 use crate::testing::{Answer, Call, FakeServer, Recorded};
 
 const NOW: i64 = 1_800_000_000;
@@ -50,9 +51,15 @@ impl Rig {
         }
     }
 
-    /// A conversation past the hello.
+    /// A conversation past the hello, with sshd's conversation child (whose parent is the
+    /// monitor) on the other end.
     async fn conv(&self) -> Conversation<FakeServer, Arc<Recorded>> {
-        let mut c = Conversation::new(self.core.clone());
+        self.conv_as(SSHD_CHILD).await
+    }
+
+    /// A conversation past the hello, with `caller` on the other end.
+    async fn conv_as(&self, caller: Caller) -> Conversation<FakeServer, Arc<Recorded>> {
+        let mut c = Conversation::new(self.core.clone(), caller);
         assert_eq!(
             c.handle(hello(), NOW).await,
             Step::Hello {
@@ -105,12 +112,29 @@ fn granted() -> Answer<LoginVerified> {
     })
 }
 
-fn alice_ticket() -> Ticket {
-    Ticket {
-        account: "admin".into(),
-        person: "alice".into(),
-        reservation_id: 7,
-        attempt: "att-1".into(),
+const MONITOR_PROC: ProcId = ProcId {
+    pid: 100,
+    start: 4000,
+};
+/// sshd's keyboard-interactive child: auth and account run here.
+const SSHD_CHILD: Caller = Caller {
+    process: Some(ProcId {
+        pid: 200,
+        start: 5000,
+    }),
+    parent: Some(MONITOR_PROC),
+};
+/// sshd's monitor, the child's parent: the sessions open and close here.
+const SSHD_MONITOR: Caller = Caller {
+    process: Some(MONITOR_PROC),
+    parent: Some(ProcId { pid: 1, start: 1 }),
+};
+
+/// The ticket in a granted step, for alice.
+fn granted_ticket(step: Step) -> Ticket {
+    match step {
+        Step::Granted { ticket, person } if person == "alice" => ticket,
+        other => panic!("expected a grant for alice, got {other:?}"),
     }
 }
 
@@ -137,14 +161,14 @@ fn failed_text(step: &Step) -> &str {
 #[tokio::test]
 async fn hello_must_come_first_with_our_version() {
     let rig = Rig::new();
-    let mut c = Conversation::new(rig.core.clone());
+    let mut c = Conversation::new(rig.core.clone(), SSHD_CHILD);
     let step = c.handle(Request::Hello { version: 99 }, NOW).await;
     let msg = failed_text(&step);
     assert!(
         msg.contains("99") && msg.contains(&PROTOCOL_VERSION.to_string()),
         "{msg}"
     );
-    let mut c = Conversation::new(rig.core.clone());
+    let mut c = Conversation::new(rig.core.clone(), SSHD_CHILD);
     let step = c
         .handle(
             Request::AuthStart {
@@ -218,7 +242,7 @@ async fn without_a_list_uid_0_and_always_guarded_names_are_refused() {
             always_guarded: vec!["root".into(), "deploy".into()],
         })),
     ));
-    let mut c = Conversation::new(core);
+    let mut c = Conversation::new(core, SSHD_CHILD);
     c.handle(hello(), NOW).await;
     let with_uid = |name: &str, uid| LoginContext {
         uid,
@@ -347,13 +371,7 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
         }
     );
     assert!(c.awaiting_person());
-    let step = c.handle(answer("123456"), NOW).await;
-    assert_eq!(
-        step,
-        Step::Granted {
-            ticket: alice_ticket()
-        }
-    );
+    let ticket = granted_ticket(c.handle(answer("123456"), NOW).await);
     assert!(!c.awaiting_person());
     assert_eq!(
         rig.server.calls(),
@@ -372,16 +390,18 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
         ]
     );
 
-    // The account and session stages come on new connections, as pam_jit opens one per stage.
+    // The account and session stages come on new connections, as pam_jit opens one per stage:
+    // the account stage from the child that authenticated, the sessions from its parent.
     let mut c = rig.conv().await;
     let req = Request::Account {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket.clone()),
     };
     assert_eq!(c.handle(req, NOW + 1).await, Step::Allowed);
+    let mut c = rig.conv_as(SSHD_MONITOR).await;
     let req = Request::SessionOpen {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket.clone()),
     };
     assert_eq!(
         c.handle(req, NOW + 2).await,
@@ -394,7 +414,7 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
     );
     let req = Request::SessionClose {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket),
     };
     assert_eq!(c.handle(req, NOW + 3).await, Step::Session { env: vec![] });
 
@@ -664,6 +684,8 @@ async fn the_prompt_never_names_the_holder() {
     rig.done();
 }
 
+/// Every way a ticket can be wrong is refused in the account and session-open stages, with
+/// the reason in the log and the audit (never the ticket), and the person is told how to log in.
 #[tokio::test]
 async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
     let rig = Rig::new();
@@ -677,45 +699,78 @@ async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
         NOW,
     )
     .await;
-    c.handle(answer("123456"), NOW).await;
-
-    let forged = Ticket {
-        attempt: "att-forged".into(),
-        ..alice_ticket()
+    let ticket = granted_ticket(c.handle(answer("123456"), NOW).await);
+    let sibling = Caller {
+        process: Some(ProcId {
+            pid: 201,
+            start: 5001,
+        }),
+        parent: Some(MONITOR_PROC),
     };
-    let other_person = Ticket {
-        person: "bob".into(),
-        ..alice_ticket()
-    };
-    let other_account = Ticket {
-        account: "root".into(),
-        ..alice_ticket()
-    };
-    let cases: Vec<(&str, Option<Ticket>, i64)> = vec![
-        ("admin", None, NOW),
-        ("admin", Some(forged), NOW),
-        ("admin", Some(other_person), NOW),
-        ("root", Some(other_account), NOW),
-        ("root", Some(alice_ticket()), NOW),
-        ("admin", Some(alice_ticket()), NOW + TICKET_TTL),
+    let cases: Vec<(LoginContext, Option<Ticket>, Caller, i64, &str)> = vec![
+        (
+            ctx("admin", "sshd"),
+            None,
+            SSHD_CHILD,
+            NOW,
+            "no verification code",
+        ),
+        (
+            ctx("admin", "sshd"),
+            Some(Ticket::new("0123456789abcdef0123456789abcdef")),
+            SSHD_CHILD,
+            NOW,
+            "unknown",
+        ),
+        (
+            ctx("root", "sshd"),
+            Some(ticket.clone()),
+            SSHD_CHILD,
+            NOW,
+            "another login name",
+        ),
+        (
+            ctx("admin", "su"),
+            Some(ticket.clone()),
+            SSHD_CHILD,
+            NOW,
+            "another PAM service",
+        ),
+        (
+            ctx("admin", "sshd"),
+            Some(ticket.clone()),
+            sibling,
+            NOW,
+            "a process other than",
+        ),
+        (
+            ctx("admin", "sshd"),
+            Some(ticket.clone()),
+            SSHD_CHILD,
+            NOW + crate::tickets::WINDOW,
+            "more than 2 minutes old",
+        ),
     ];
-    for (account, ticket, now) in cases {
-        let mut c = rig.conv().await;
+    for (login, t, caller, now, reason) in cases {
+        let mut c = rig.conv_as(caller).await;
         let req = Request::Account {
-            ctx: ctx(account, "sshd"),
-            ticket: ticket.clone(),
+            ctx: login.clone(),
+            ticket: t.clone(),
         };
         let step = c.handle(req, now).await;
         let Step::Denied { message } = step else {
-            panic!("{account} {ticket:?}: {step:?}")
+            panic!("{reason}: {step:?}")
         };
         assert!(
             message.contains("keyboard-interactive") && message.contains("public key"),
             "{message}"
         );
+        let last = rig.record.decisions().pop().unwrap();
+        assert!(last.reason.contains(reason), "{reason}: {}", last.reason);
+        assert!(!last.line().contains(ticket.expose()));
         let req = Request::SessionOpen {
-            ctx: ctx(account, "sshd"),
-            ticket,
+            ctx: login,
+            ticket: t,
         };
         assert!(matches!(c.handle(req, now).await, Step::Denied { .. }));
     }
@@ -736,13 +791,16 @@ async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
             .iter()
             .all(|e| e.result == AuditResult::Denied && e.person.is_none())
     );
-    // The real ticket still works.
+    // The real ticket still works, once, from the process that authenticated.
     let mut c = rig.conv().await;
     let req = Request::Account {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket.clone()),
     };
-    assert_eq!(c.handle(req, NOW + 60).await, Step::Allowed);
+    assert_eq!(c.handle(req.clone(), NOW + 60).await, Step::Allowed);
+    assert!(matches!(c.handle(req, NOW + 61).await, Step::Denied { .. }));
+    let last = rig.record.decisions().pop().unwrap();
+    assert!(last.reason.contains("already used"), "{}", last.reason);
     rig.done();
 }
 
@@ -777,25 +835,6 @@ async fn out_of_order_requests_fail_the_connection() {
         .await;
     assert!(failed_text(&step).contains("expected the answer to the prompt"));
     rig.done();
-}
-
-#[test]
-fn tickets_expire_and_are_pruned() {
-    let t = Tickets::default();
-    t.grant(alice_ticket(), NOW);
-    assert!(t.valid(&alice_ticket(), "admin", NOW + TICKET_TTL - 1));
-    assert!(!t.valid(&alice_ticket(), "admin", NOW + TICKET_TTL));
-    assert!(!t.valid(&alice_ticket(), "admin", NOW - 1));
-    let later = Ticket {
-        attempt: "att-2".into(),
-        ..alice_ticket()
-    };
-    t.grant(later.clone(), NOW + TICKET_TTL);
-    assert!(
-        !t.valid(&alice_ticket(), "admin", NOW + 1),
-        "pruned when a later ticket came"
-    );
-    assert!(t.valid(&later, "admin", NOW + TICKET_TTL));
 }
 
 #[tokio::test]
@@ -850,13 +889,7 @@ async fn offline_a_cached_grant_decides_once_when_the_server_is_unreachable() {
             text: "Verification code: ".into()
         }
     );
-    let Step::Granted { ticket } = c.handle(answer("654321"), NOW + 1).await else {
-        panic!("the cached grant should admit the holder's code")
-    };
-    assert_eq!(
-        (ticket.person.as_str(), ticket.reservation_id),
-        ("alice", 9)
-    );
+    let ticket = granted_ticket(c.handle(answer("654321"), NOW + 1).await);
     // The ticket opens the account stage like an online one.
     let mut c = rig.conv().await;
     let req = Request::Account {

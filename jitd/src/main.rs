@@ -32,6 +32,7 @@ mod record;
 mod syslog;
 #[cfg(test)]
 mod testing;
+mod tickets;
 mod upstream;
 
 use std::path::Path;

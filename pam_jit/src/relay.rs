@@ -40,18 +40,20 @@
 //! authenticated nothing, so we stay out of the way.
 //!
 //! # The ticket crosses processes through the PAM environment
-//! A successful auth stores jitd's ticket as module data (`pam_set_data`), which only modules can
-//! read or write, and also puts it, as JSON, in the PAM environment as [`TICKET_ENV`]. Module data
-//! never leaves the process, and OpenSSH runs keyboard-interactive auth (and the account stage)
-//! in a child process it forks for the conversation, then opens the session in its monitor: the
-//! only thing it carries back is the PAM environment. Without the copy, every ssh login would be
-//! refused at `open_session` ("a session needs a login that passed jit's verification code").
-//! The copy is trusted no more than the data: jitd accepts a ticket only if it granted exactly
-//! that ticket, for that account, in the last 24 h; the PAM environment of a transaction is
-//! written only by modules of its stack and by the application. setcred, open_session and
-//! close_session adopt it (move it into module data) and delete the variable, so it never
-//! reaches the session's environment; the account stage only reads it, because in sshd's child
-//! the variable must survive until the child hands the environment back.
+//! A successful auth stores jitd's ticket, an opaque handle, as module data (`pam_set_data`),
+//! which only modules can read or write, and also puts the handle in the PAM environment as
+//! [`TICKET_ENV`]. Module data never leaves the process, and OpenSSH runs keyboard-interactive
+//! auth (and the account stage) in a child process it forks for the conversation, then opens the
+//! session in its monitor: the only thing it carries back is the PAM environment. Without the
+//! copy, every ssh login would be refused at `open_session` ("a session needs a login that passed
+//! jit's verification code"). The handle carries nothing itself; jitd decides what it is worth:
+//! once per stage, only for the same login name and PAM service, only from the process that
+//! authenticated or its parent (sshd's monitor), and the account and session-open stages only
+//! within 2 minutes of the auth. setcred, open_session and close_session adopt it (move it into
+//! module data) and delete the variable, so it never reaches the session's environment; the
+//! account stage only reads it, because in sshd's child the variable must survive until the
+//! child hands the environment back. Neither the handle nor the variable's value is ever
+//! logged.
 //!
 //! # Break-glass (`local_password`)
 //! An admin may put `local_password` on the pam_jit auth line of a console service (login):
@@ -88,6 +90,17 @@ use crate::options::Options;
 /// auth to the one that opens the session (see the module docs). Deleted before the session
 /// starts.
 pub const TICKET_ENV: &str = "PAM_JIT_TICKET";
+
+/// A passed auth, as this transaction keeps it (module data) for its later stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The login name (PAM_USER) the auth was for.
+    pub account: String,
+    pub ticket: Ticket,
+    /// Who logged in, when this process ran the auth (not when the ticket came through the PAM
+    /// environment): for the log line of a close jitd cannot be told of.
+    pub person: Option<String>,
+}
 
 /// Most steps jitd may send for one request. A TOTP login needs 2-3 (prompt, maybe an error and
 /// a second prompt, then the final step); a confused daemon must not keep a login looping.
@@ -159,9 +172,9 @@ pub trait Handler {
     /// Shows a message.
     fn show(&mut self, kind: Msg, text: &str) -> Result<(), Code>;
     /// The ticket a successful pam_jit auth stored in this PAM transaction, if any.
-    fn ticket(&mut self) -> Option<Ticket>;
+    fn ticket(&mut self) -> Option<Held>;
     /// Stores the ticket for the account and session stages of this transaction.
-    fn store_ticket(&mut self, ticket: Ticket) -> Result<(), Code>;
+    fn store_ticket(&mut self, held: Held) -> Result<(), Code>;
     /// Adds `name=value` to the PAM environment (the session's environment).
     fn putenv(&mut self, name: &str, value: &str) -> Result<(), Code>;
     /// A variable of the PAM environment, if set.
@@ -345,17 +358,18 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             }
         };
         match step {
-            Step::Granted { ticket } => {
-                if ticket.account != ctx.account {
-                    let e = DaemonError::Unexpected("granted (for another account)");
-                    return self.fallback(Stage::Auth, ctx, Cause::Daemon(e), true);
-                }
-                let who = format!("{} (person {})", ticket.account, ticket.person);
-                let carried = serde_json::to_string(&ticket);
-                match self.pam.store_ticket(ticket) {
+            Step::Granted { ticket, person } => {
+                let who = format!("{} (person {person})", ctx.account);
+                let held = Held {
+                    account: ctx.account.clone(),
+                    ticket,
+                    person: Some(person),
+                };
+                let carried = held.ticket.clone();
+                match self.pam.store_ticket(held) {
                     Ok(()) => {
                         self.debug(&format!("auth granted for {who}"));
-                        self.carry_ticket(carried, &who);
+                        self.carry_ticket(&carried, &who);
                         Code::Success
                     }
                     Err(code) => {
@@ -399,7 +413,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         match self.ask(
             Request::Account {
                 ctx: ctx.clone(),
-                ticket,
+                ticket: ticket.map(|h| h.ticket),
             },
             &mut engaged,
         ) {
@@ -439,7 +453,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         match self.ask(
             Request::SessionOpen {
                 ctx: ctx.clone(),
-                ticket,
+                ticket: ticket.map(|h| h.ticket),
             },
             &mut engaged,
         ) {
@@ -502,7 +516,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         match self.ask(
             Request::SessionClose {
                 ctx: ctx.clone(),
-                ticket,
+                ticket: ticket.map(|h| h.ticket),
             },
             &mut engaged,
         ) {
@@ -611,21 +625,14 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
 
     /// Copies the granted ticket into the PAM environment, for applications that open the session
     /// in another process than the one that ran auth (sshd; see the module docs).
-    fn carry_ticket(&mut self, carried: Result<String, serde_json::Error>, who: &str) {
-        let result = match carried {
-            Ok(json) => self
-                .pam
-                .putenv(TICKET_ENV, &json)
-                .map_err(|c| format!("{c:?}")),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(why) = result {
+    fn carry_ticket(&mut self, ticket: &Ticket, who: &str) {
+        if let Err(code) = self.pam.putenv(TICKET_ENV, ticket.expose()) {
             // su and login keep working on the module data; sshd would refuse the session.
             self.pam.log(
                 Level::Err,
                 &format!(
-                    "auth for {who}: cannot copy the ticket into the PAM environment ({why}); a \
-                     session opened by another process (sshd) will be refused"
+                    "auth for {who}: cannot copy the ticket into the PAM environment ({code:?}); \
+                     a session opened by another process (sshd) will be refused"
                 ),
             );
         }
@@ -636,7 +643,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     /// moved into the module data and the variable is deleted, so it never reaches the session.
     /// A ticket for another name (a module changed `PAM_USER` in between) proves nothing about
     /// this one.
-    fn ticket_for(&mut self, account: &str, adopt: bool) -> Option<Ticket> {
+    fn ticket_for(&mut self, account: &str, adopt: bool) -> Option<Held> {
         let carried = self.pam.getenv(TICKET_ENV);
         if adopt && carried.is_some() && self.pam.unsetenv(TICKET_ENV).is_err() {
             self.pam.log(
@@ -644,21 +651,26 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 &format!("cannot remove {TICKET_ENV} from the PAM environment"),
             );
         }
-        let ticket = match (self.pam.ticket(), carried) {
-            (Some(t), _) => t,
+        let held = match (self.pam.ticket(), carried) {
+            (Some(h), _) => h,
             (None, None) => return None,
-            (None, Some(json)) => match serde_json::from_str::<Ticket>(&json) {
-                Ok(t) => {
-                    if adopt && t.account == account && self.pam.store_ticket(t.clone()).is_err() {
+            (None, Some(value)) => match Ticket::parse(&value) {
+                Some(ticket) => {
+                    let held = Held {
+                        account: account.to_owned(),
+                        ticket,
+                        person: None,
+                    };
+                    if adopt && self.pam.store_ticket(held.clone()).is_err() {
                         self.pam.log(
                             Level::Warning,
                             "cannot move the carried ticket into the module data",
                         );
                     }
-                    t
+                    held
                 }
-                Err(_) => {
-                    // Never log the value: it is a ticket.
+                None => {
+                    // Never log the value: it may be a ticket.
                     self.pam.log(
                         Level::Warning,
                         &format!("{TICKET_ENV} in the PAM environment is not a ticket; ignored"),
@@ -667,14 +679,14 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 }
             },
         };
-        if ticket.account == account {
-            Some(ticket)
+        if held.account == account {
+            Some(held)
         } else {
             self.pam.log(
                 Level::Warning,
                 &format!(
                     "this transaction's ticket is for {}, but PAM_USER is now {account}; ignoring it",
-                    ticket.account
+                    held.account
                 ),
             );
             None
@@ -811,15 +823,19 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     }
 
     /// close_session when jitd cannot be told: never blocks the logout.
-    fn close_untold(&mut self, ctx: &LoginContext, ticket: Option<&Ticket>, why: &str) -> Code {
-        match ticket {
-            Some(t) => {
+    fn close_untold(&mut self, ctx: &LoginContext, held: Option<&Held>, why: &str) -> Code {
+        match held {
+            Some(h) => {
+                let person = match &h.person {
+                    Some(p) => format!(" (person {p})"),
+                    None => String::new(),
+                };
                 self.pam.log(
                     Level::Err,
                     &format!(
-                        "close_session for {} (person {}, attempt {}) could not be reported to \
-                         jitd: {why}; logout proceeds",
-                        t.account, t.person, t.attempt
+                        "close_session for {}{person} could not be reported to jitd: {why}; \
+                         logout proceeds",
+                        h.account
                     ),
                 );
                 Code::Success

@@ -254,11 +254,13 @@ fn ctx(user: &str) -> LoginContext {
 }
 
 fn ticket() -> Ticket {
-    Ticket {
-        account: "admin".into(),
+    Ticket::new("0123456789abcdef0123456789abcdef")
+}
+
+fn granted() -> Step {
+    Step::Granted {
+        ticket: ticket(),
         person: "alice".into(),
-        reservation_id: 7,
-        attempt: "a-1".into(),
     }
 }
 
@@ -291,7 +293,7 @@ fn shared_account_full_login() {
                 Act::Expect(Request::Answer {
                     text: Secret::new("123456"),
                 }),
-                Act::Send(Step::Granted { ticket: ticket() }),
+                Act::Send(granted()),
             ]),
             // The ticket stored with pam_set_data in auth comes back in the same transaction.
             conn([
@@ -577,7 +579,7 @@ fn setcred_after_jit_auth_succeeds() {
             Act::Expect(Request::Answer {
                 text: Secret::new("123456"),
             }),
-            Act::Send(Step::Granted { ticket: ticket() }),
+            Act::Send(granted()),
         ])],
     );
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pam_driver.py");

@@ -251,3 +251,34 @@ fn refusals_are_visible_without_deny_as_prompt_too() {
         .assert_shows("The code is not valid for the current reservation of admin on web01")
         .assert_hides("press Enter");
 }
+
+/// A session opened before jitd restarts still closes with its person in the audit log: jitd
+/// keeps the tickets of open sessions on disk, and the one of this session is accepted only from
+/// sshd's monitor, the parent of the process that authenticated.
+#[test]
+fn a_session_closes_after_a_jitd_restart() {
+    let w = World::new();
+    let mut host = Host::start(&w);
+    let sys = System::new(&host, Pam::Profile);
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
+    reserve(&w.alice, "admin");
+    let go = sys.home().join("admin/go");
+    let code = w.alice.next_code();
+    std::thread::scope(|s| {
+        let session = s.spawn(|| {
+            sshd.client("admin")
+                .answer(CODE_PROMPT, &code)
+                .run("while [ ! -e \"$HOME/go\" ]; do sleep 0.1; done; echo session-ends")
+        });
+        wait_for_event(&w.admin, "admin", "session.open", "ok", Some("alice"));
+        host.kill();
+        host.run();
+        std::fs::write(&go, "").expect("tell the session to end");
+        session
+            .join()
+            .expect("the client thread")
+            .assert_code(0)
+            .assert_shows("session-ends");
+    });
+    wait_for_event(&w.admin, "admin", "session.close", "ok", Some("alice"));
+}

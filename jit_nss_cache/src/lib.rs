@@ -12,8 +12,10 @@
 //! - [`joined`]: the small file that tells a joined host (and its always-guarded names) from
 //!   one that never joined, even when no list can be read.
 //!
-//! This crate is linked into both modules: std only, and it must never panic, whatever the
-//! bytes: every access goes through `get()`, every sum is checked, and the whole file is
+//! - [`uid`]: the uid a login name resolves to (`getpwnam_r`), for the rule's uid half.
+//!
+//! This crate is linked into both modules: std and libc only, and it must never panic, whatever
+//! the bytes: every access goes through `get()`, every sum is checked, and the whole file is
 //! validated once by [`CacheView::parse`] so that lookups can trust it.
 //!
 //! # Format (version 2)
@@ -76,6 +78,7 @@ mod checksum;
 pub mod guard;
 pub mod joined;
 pub mod read;
+pub mod uid;
 pub mod write;
 
 pub use guard::{Verdict, decide};
@@ -84,6 +87,7 @@ pub use read::{
     CacheError, CacheView, Group, Groups, Guarded, GuardedNames, MemberGroups, Names, User, Users,
     read_file,
 };
+pub use uid::uid_of;
 pub use write::{CacheContents, CacheGroup, CacheGuarded, CacheUser, encode, publish};
 
 /// Where jitd publishes the file (tmpfs; replaced atomically).

@@ -22,7 +22,7 @@ use crate::pam_socket::{self, Limits, SocketError};
 use crate::record::Recorder;
 use crate::tickets::Tickets;
 use crate::upstream::Upstream;
-use crate::{files, joined, notify};
+use crate::{files, joined, notify, ssh_keys};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -99,6 +99,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         );
     }
 
+    if let Err(e) = ssh_keys::refresh_once(&*server, &config.ssh_keys()).await {
+        tracing::warn!("cannot fetch the ssh keys at startup (keeping the saved ones): {e}");
+    }
+
     let offline = Arc::new(OfflineStore::open(&config.state_dir));
     if let Err(e) = offline::refresh_once(&*server, &offline).await {
         tracing::debug!("cannot fetch the offline grants at startup (keeping the saved ones): {e}");
@@ -125,6 +129,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tokio::spawn(offline::run(
         server.clone(),
         offline,
+        config.refresh_interval.0,
+    ));
+    tokio::spawn(ssh_keys::run(
+        server.clone(),
+        config.ssh_keys(),
         config.refresh_interval.0,
     ));
     tokio::spawn(nss_publish::run(

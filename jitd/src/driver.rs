@@ -772,8 +772,25 @@ fn origin(ctx: &LoginContext) -> LoginOrigin {
         rhost: ctx.rhost.as_deref().map(clip),
         tty: ctx.tty.as_deref().map(clip),
         ruser: ctx.ruser.as_deref().map(clip),
-        ssh_key: None,
+        ssh_key: ctx.ssh_auth_info.as_deref().and_then(ssh_key_used),
     }
+}
+
+/// The `SHA256:…` fingerprint of the public key sshd accepted before PAM, from its
+/// `SSH_AUTH_INFO_0` (one `METHOD [DETAILS]` line per method that passed; for `publickey`,
+/// `publickey TYPE BASE64`). The last key wins, as it is the one that completed the method.
+fn ssh_key_used(info: &str) -> Option<String> {
+    use base64::Engine;
+    info.lines().rev().find_map(|l| {
+        let mut w = l.split_whitespace();
+        match (w.next(), w.next(), w.next()) {
+            (Some("publickey"), Some(_type), Some(b64)) => {
+                let blob = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+                Some(jit_proto::ssh_key::fingerprint_of_blob(&blob))
+            }
+            _ => None,
+        }
+    })
 }
 
 fn reason_name(r: DenyReason) -> String {

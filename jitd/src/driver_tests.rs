@@ -939,3 +939,35 @@ async fn offline_a_cached_grant_decides_once_when_the_server_is_unreachable() {
     }
     rig.done();
 }
+
+#[test]
+fn the_key_sshd_accepted_is_recorded_by_its_fingerprint() {
+    // A key made with ssh-keygen; `ssh-keygen -l` prints the fingerprint below.
+    let key = "AAAAC3NzaC1lZDI1NTE5AAAAIOdwkdfQju3qGGcaFZ4MsltsMH7EEWy4R/n03JDpKOD1";
+    let fp = "SHA256:o1MLGOA+ZNPR1oGJR6UEqBEkvqtQS3UEWIFVkRoVZV4".to_owned();
+    let login = |info: Option<&str>| {
+        origin(&LoginContext {
+            ssh_auth_info: info.map(str::to_owned),
+            ..ctx("admin", "sshd")
+        })
+        .ssh_key
+    };
+    assert_eq!(
+        login(Some(&format!("publickey ssh-ed25519 {key}\n"))),
+        Some(fp.clone())
+    );
+    assert_eq!(
+        login(Some(&format!(
+            "keyboard-interactive\npublickey ssh-ed25519 {key}"
+        ))),
+        Some(fp)
+    );
+    for none in [
+        None,
+        Some(""),
+        Some("keyboard-interactive"),
+        Some("publickey ssh-ed25519 !!"),
+    ] {
+        assert_eq!(login(none), None, "{none:?}");
+    }
+}

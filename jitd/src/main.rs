@@ -29,6 +29,7 @@ mod offline;
 mod pam_socket;
 mod peer;
 mod record;
+mod ssh_keys;
 mod syslog;
 #[cfg(test)]
 mod testing;
@@ -67,7 +68,8 @@ fn main() -> ExitCode {
     let config_path = match &cli.command {
         Command::Join { config, .. }
         | Command::Run { config }
-        | Command::CheckConfig { config } => config.clone(),
+        | Command::CheckConfig { config }
+        | Command::AuthorizedKeys { config, .. } => config.clone(),
     };
     let config = match load_config(&config_path) {
         Ok(c) => c,
@@ -76,6 +78,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::AuthorizedKeys { user, .. } = &cli.command {
+        // sshd reads stdout as authorized_keys lines; anything else goes to stderr (its log).
+        let uid = jit_nss_cache::uid_of(user.as_bytes());
+        return match ssh_keys::authorized_keys(&config, user, uid) {
+            Ok(lines) => {
+                print!("{lines}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("jitd authorized-keys {user}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -141,6 +157,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::AuthorizedKeys { .. } => ExitCode::SUCCESS,
         Command::Run { .. } => match runtime.block_on(daemon::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

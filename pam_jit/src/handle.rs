@@ -91,7 +91,7 @@ impl Handler for RealPam<'_> {
     }
 
     fn uid_of(&mut self, user: &[u8]) -> Option<u32> {
-        crate::uid::uid_of(user)
+        jit_nss_cache::uid_of(user)
     }
 
     fn item(&mut self, item: Item) -> Option<String> {

@@ -12,8 +12,7 @@
 //!
 //! Layout: [`handle`] is the only code that touches libpam (with [`shims`]); [`relay`] is the
 //! logic, tested without libpam; [`daemon`] talks to jitd; [`fallback`] reads the host's list of
-//! guarded names (the NSS cache) and the joined marker; [`uid`] resolves the login's uid;
-//! [`options`] parses the `/etc/pam.d` arguments. See `docs/pam_jit_module.md`.
+//! guarded names (the NSS cache) and the joined marker; [`options`] parses the `/etc/pam.d` arguments. See `docs/pam_jit_module.md`.
 
 #![deny(
     clippy::unwrap_used,
@@ -37,7 +36,6 @@ pub mod handle;
 pub mod options;
 pub mod relay;
 mod shims;
-pub mod uid;
 
 pam::pam_hooks!(PamJit);
 use handle::PamJit;

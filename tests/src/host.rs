@@ -140,6 +140,11 @@ impl Host {
         self.path().join("state/audit-queue.jsonl")
     }
 
+    /// The ssh keys file jitd keeps for `jitd authorized-keys` (empty if there is none).
+    pub fn ssh_keys(&self) -> String {
+        std::fs::read_to_string(self.path().join("state/ssh-keys.json")).unwrap_or_default()
+    }
+
     /// The marker `jitd join` and `jitd run` write for pam_jit.
     pub fn joined_marker(&self) -> PathBuf {
         self.path().join("etc-jit/joined")

@@ -9,8 +9,8 @@
 //! Nothing of the machine is changed: every file lives in one temp dir and is bind-mounted (or
 //! overlaid) on the real path inside the namespace. The only thing created outside it is the
 //! empty mount point `/run/jitd` (the host harness creates it too). /etc/ssh is an empty tmpfs
-//! holding only `authorized_keys/`, the shared accounts' keys of the shipped drop-in; /root is a
-//! directory of the test's own.
+//! (sshd gets its config and host key from the test); /root is a directory of the test's own;
+//! /usr/sbin/jitd is the built jitd, for the drop-in's `AuthorizedKeysCommand`.
 
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use jit_sandbox::{Namespace, require_root};
 
 use crate::host::{Host, PATIENCE, cdylib};
-use crate::{Person, World, enroll, wait_for};
+use crate::{Person, World, bin, enroll, wait_for};
 
 /// An ordinary local user with a password; jit must never get in her way.
 pub const CAROL: &str = "carol";
@@ -91,10 +91,11 @@ impl System {
         }
         std::fs::set_permissions(root.join("root"), Permissions::from_mode(0o700))
             .expect("chmod root's home");
-        std::fs::create_dir_all(sys.authorized_keys()).expect("mkdir");
-        // sshd's StrictModes: not group- or world-writable, as an admin makes it.
-        std::fs::set_permissions(sys.authorized_keys(), Permissions::from_mode(0o755))
-            .expect("chmod");
+        // jitd as the package installs it, for sshd's AuthorizedKeysCommand: the real file is
+        // bound on an empty one in an overlay of /usr/sbin (sshd wants it root's, not writable by
+        // others, on a path of such directories).
+        std::fs::create_dir_all(root.join("sbin")).expect("mkdir");
+        std::fs::write(root.join("sbin/jitd"), "").expect("mount point for jitd");
         std::fs::copy(cdylib("libpam_jit.so"), root.join("security/pam_jit.so"))
             .expect("copy pam_jit.so");
         std::fs::copy(cdylib("libnss_jit.so"), root.join("lib/libnss_jit.so.2"))
@@ -125,13 +126,6 @@ impl System {
         self.path().join("pam.d")
     }
 
-    /// This namespace's /etc/ssh/authorized_keys (outside the namespace): the root-owned keys
-    /// the shipped sshd drop-in trusts for shared accounts. The rest of the namespace's /etc/ssh
-    /// is empty (sshd gets its config and host key from the test).
-    pub fn authorized_keys(&self) -> PathBuf {
-        self.path().join("ssh/authorized_keys")
-    }
-
     /// This namespace's /home (outside the namespace).
     pub fn home(&self) -> PathBuf {
         self.path().join("home")
@@ -153,8 +147,8 @@ impl System {
             .bind(root.join("root"), "/root")
             .bind(self.home(), "/home")
             .tmpfs("/etc/ssh", "0755")
-            .mkdir("/etc/ssh/authorized_keys")
-            .bind(self.authorized_keys(), "/etc/ssh/authorized_keys")
+            .overlay(&[&root.join("sbin"), Path::new("/usr/sbin")], "/usr/sbin")
+            .bind(bin("jitd"), "/usr/sbin/jitd")
             .bind(self.pam_d(), "/etc/pam.d");
         for f in ["passwd", "group", "shadow", "nsswitch.conf"] {
             ns = ns.bind(root.join("etc").join(f), Path::new("/etc").join(f));

@@ -1,8 +1,10 @@
 //! The uid a user name resolves to in this process, through NSS (`getpwnam_r`): the uid the login
 //! will run as, whichever backend answers (a second uid-0 name in /etc/passwd, a case-insensitive
-//! directory). jit guards a login by that uid as well as by its name.
+//! directory). jit guards a login by that uid as well as by its name ([`crate::decide`]).
 //!
-//! Never panics and never loops without bound: the buffer grows on `ERANGE` up to a fixed cap.
+//! For pam_jit and `jitd authorized-keys`. Never for nss_jit: an NSS module that resolves a
+//! name through NSS calls itself. Never panics and never loops without bound: the buffer grows on
+//! `ERANGE` up to a fixed cap.
 
 use std::ffi::CString;
 

@@ -3,9 +3,10 @@
 //! The token carries the server URL, the CA fingerprint, the host name and a one-time secret.
 //! jitd connects trusting only a CA with that fingerprint (never the system's CA store), posts the
 //! secret, and stores the host credential (0600) and the captured CA certificate, so that every
-//! later connection trusts exactly that CA. Then it fetches this host's shared accounts once and
-//! publishes the NSS cache, so the shared set is known from the first start of `jitd run`, even
-//! if the server is unreachable then.
+//! later connection trusts exactly that CA. It writes the joined marker, so that a lost list never
+//! waves root through. Then it fetches this host's shared accounts once and publishes the NSS
+//! cache, so the list is known from the first start of `jitd run`, even if the server is
+//! unreachable then.
 //!
 //! Never prints or logs the token's secret or the credential.
 

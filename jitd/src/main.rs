@@ -2,7 +2,8 @@
 //!
 //! It serves `pam_jit.so` over a root-only Unix socket and drives each login's conversation (the
 //! server decides; jitd asks, relays and records), publishes the NSS cache that `libnss_jit.so.2`
-//! maps, keeps the local audit queue, and joins the host to the server (`jitd join`).
+//! reads (the host's one list of shared accounts), keeps the local audit queue, answers sshd's
+//! `AuthorizedKeysCommand` (`jitd authorized-keys`), and joins the host to the server (`jitd join`).
 //! It must never let a shared account in without the server's word, and never get in the way
 //! of a login to any other name.
 

@@ -2,8 +2,7 @@
 //! on drop) and a scripted fake jitd (the other end of a `UnixStream::pair()`, served by a thread
 //! that asserts every request and sends canned steps).
 //!
-//! Tests that read a cache file build it with `jit_nss_cache::publish`, so they need the
-//! real nss_cache implementation; they are marked `needs nss_cache` below.
+//! Tests that read a cache file build it with `jit_nss_cache::publish`, as jitd writes it.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -357,7 +356,7 @@ fn publish(path: &Path, shared: &[&str]) {
             .collect(),
         ..Default::default()
     };
-    nss_cache::publish(path, &contents).expect("nss_cache::publish (needs the real nss_cache)");
+    nss_cache::publish(path, &contents).expect("publish the cache");
 }
 
 fn ctx(account: &str) -> LoginContext {
@@ -713,7 +712,7 @@ fn pam_get_user_failure_is_passed_on_but_never_as_success() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// auth when jitd misbehaves: the cache decides (needs nss_cache)
+// auth when jitd misbehaves: the cache decides
 
 /// Runs auth for `user` against `jitd` with a cache listing `shared`; returns the code and logs.
 fn auth_with_cache(
@@ -734,7 +733,6 @@ const T: Duration = Duration::from_secs(5);
 
 #[test]
 fn unreachable_jitd_refuses_shared_and_ignores_others() {
-    // needs nss_cache
     let refused = vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)];
     let (code, logs) = auth_with_cache("admin", Some(&["admin"]), &Unreachable, refused, T);
     assert_eq!(code, Code::AuthErr);
@@ -754,7 +752,6 @@ fn unreachable_jitd_refuses_shared_and_ignores_others() {
 
 #[test]
 fn jitd_hanging_up_before_any_challenge_falls_back_to_the_cache() {
-    // needs nss_cache
     let hangup = || {
         FakeJitd::new(script(vec![
             hello(),
@@ -805,7 +802,6 @@ fn jitd_hanging_up_after_a_prompt_refuses_whatever_the_cache_says() {
 
 #[test]
 fn garbage_from_jitd_fails_closed() {
-    // needs nss_cache
     let mut not_json = 9u32.to_be_bytes().to_vec();
     not_json.extend_from_slice(b"not json!");
     let oversized = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
@@ -840,7 +836,6 @@ fn garbage_from_jitd_fails_closed() {
 
 #[test]
 fn silent_jitd_times_out_and_fails_closed() {
-    // needs nss_cache
     let jitd = FakeJitd::new(script(vec![
         hello(),
         vec![
@@ -865,7 +860,6 @@ fn silent_jitd_times_out_and_fails_closed() {
 
 #[test]
 fn silent_jitd_during_hello_times_out_too() {
-    // needs nss_cache
     let jitd = FakeJitd::new(vec![Act::Stall]);
     let (code, logs) = auth_with_cache(
         "bob",
@@ -883,7 +877,6 @@ fn silent_jitd_during_hello_times_out_too() {
 
 #[test]
 fn version_mismatch_falls_back() {
-    // needs nss_cache
     let jitd = FakeJitd::new(vec![
         Act::Expect(Request::Hello {
             version: PROTOCOL_VERSION,
@@ -901,7 +894,6 @@ fn version_mismatch_falls_back() {
 
 #[test]
 fn failed_step_falls_back() {
-    // needs nss_cache
     let jitd = FakeJitd::new(script(vec![
         hello(),
         vec![
@@ -922,7 +914,6 @@ fn failed_step_falls_back() {
 
 #[test]
 fn step_count_is_capped() {
-    // needs nss_cache
     let mut acts = script(vec![
         hello(),
         vec![Act::Expect(Request::AuthStart { ctx: ctx("bob") })],
@@ -953,7 +944,6 @@ fn step_count_is_capped() {
 
 #[test]
 fn unexpected_final_step_falls_back() {
-    // needs nss_cache
     let jitd = FakeJitd::new(script(vec![
         hello(),
         vec![
@@ -1040,7 +1030,6 @@ fn the_list_guards_other_names_of_a_guarded_uid() {
 
 #[test]
 fn misconfigured_module_refuses_shared_ignores_others_without_asking_jitd() {
-    // needs nss_cache
     let (_d, base) = setup(Some(&["admin"]));
     let opts = Options {
         problems: vec!["unknown argument `sokcet=/x`".into()],
@@ -1173,7 +1162,6 @@ fn account_with_ticket_and_jitd_gone_is_denied_even_without_cache() {
 
 #[test]
 fn account_without_jitd_follows_the_cache() {
-    // needs nss_cache
     let (_d, opts) = setup(Some(&["admin"]));
     let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)]);
     assert_eq!(
@@ -1289,7 +1277,6 @@ fn open_session_denied_and_not_shared() {
 
 #[test]
 fn open_session_without_jitd_follows_the_cache() {
-    // needs nss_cache
     let (_d, opts) = setup(Some(&["admin"]));
     let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)]);
     assert_eq!(
@@ -1398,7 +1385,6 @@ fn chauthtok_refuses_shared_accounts_without_asking_jitd() {
 
 #[test]
 fn chauthtok_uses_the_cache() {
-    // needs nss_cache
     let (_d, opts) = setup(Some(&["admin"]));
     let mut pam = FakePam::new(
         "admin",

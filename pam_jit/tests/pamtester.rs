@@ -393,7 +393,6 @@ fn not_shared_user_is_left_to_the_next_module() {
 
 #[test]
 fn jitd_down_shared_account_is_refused_with_a_message() {
-    // needs nss_cache
     let d = TestDir::new();
     d.standard("pam_permit.so");
     d.publish(&["admin"]);
@@ -408,7 +407,6 @@ fn jitd_down_shared_account_is_refused_with_a_message() {
 
 #[test]
 fn jitd_down_other_users_are_untouched() {
-    // needs nss_cache
     let d = TestDir::new();
     d.standard("pam_permit.so");
     d.publish(&["admin"]);
@@ -475,7 +473,6 @@ fn jitd_hanging_up_mid_exchange_fails_closed_without_killing_the_caller() {
 
 #[test]
 fn jitd_that_never_answers_times_out() {
-    // needs nss_cache
     let d = TestDir::new();
     d.service(
         "[success=done ignore=ignore default=die]",
@@ -497,7 +494,6 @@ fn jitd_that_never_answers_times_out() {
 
 #[test]
 fn unknown_option_refuses_shared_and_leaves_others_alone() {
-    // needs nss_cache
     let d = TestDir::new();
     d.service(
         "[success=done ignore=ignore default=die]",
@@ -545,7 +541,6 @@ fn without_a_readable_list_a_joined_host_refuses_root_only() {
 
 #[test]
 fn shared_account_has_no_password_to_change() {
-    // needs nss_cache
     let d = TestDir::new();
     d.standard("pam_permit.so");
     d.publish(&["admin"]);

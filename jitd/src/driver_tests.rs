@@ -5,11 +5,9 @@ use std::sync::Arc;
 use jit_proto::api::{ErrorCode, Factor};
 use jit_proto::{AccountName, PersonName, Secret};
 
-use jit_nss_cache::CacheGuarded;
-
 use super::*;
 use crate::peer::ProcId;
-use crate::testing::{Answer, Call, FakeServer, Recorded};
+use crate::testing::{Answer, Call, FakeServer, Recorded, guarded_contents};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -25,18 +23,7 @@ impl Rig {
         let record = Arc::new(Recorded::default());
         let guarded = Arc::new(GuardList::new(Default::default()));
         guarded
-            .set(jit_nss_cache::encode(&jit_nss_cache::CacheContents {
-                guarded: vec![
-                    CacheGuarded::account("admin", Some(60001)),
-                    CacheGuarded::account("root", Some(0)),
-                    CacheGuarded {
-                        name: "toor".into(),
-                        account: "root".into(),
-                        uid: Some(0),
-                    },
-                ],
-                ..Default::default()
-            }))
+            .set(jit_nss_cache::encode(&guarded_contents()))
             .unwrap();
         let settings = Settings {
             host: "web01".into(),

@@ -128,12 +128,11 @@ pub fn authorized_keys(config: &Config, user: &str, uid: Option<u32>) -> Result<
 
 #[cfg(test)]
 mod tests {
-    use jit_nss_cache::{CacheContents, CacheGuarded};
     use jit_proto::PersonName;
     use jit_proto::api::{HostAccountKeys, HostSshKey};
 
     use super::*;
-    use crate::testing::{Answer, FakeServer};
+    use crate::testing::{Answer, FakeServer, guarded_contents};
 
     fn key(person: &str, n: u8) -> HostSshKey {
         HostSshKey {
@@ -169,19 +168,7 @@ mod tests {
             state_dir: d.path().join("state"),
             ..Config::default()
         };
-        let contents = CacheContents {
-            guarded: vec![
-                CacheGuarded::account("admin", Some(60001)),
-                CacheGuarded::account("root", Some(0)),
-                CacheGuarded {
-                    name: "toor".into(),
-                    account: "root".into(),
-                    uid: Some(0),
-                },
-            ],
-            ..Default::default()
-        };
-        jit_nss_cache::publish(&config.state_cache(), &contents).unwrap();
+        jit_nss_cache::publish(&config.state_cache(), &guarded_contents()).unwrap();
         (d, config)
     }
 

@@ -13,6 +13,24 @@ use crate::driver::Record;
 use crate::syslog::Decision;
 use crate::upstream::Server;
 
+/// The list of a host where admin (uid 60001), root and toor (uid 0, a login to root) are
+/// guarded.
+pub fn guarded_contents() -> jit_nss_cache::CacheContents {
+    use jit_nss_cache::CacheGuarded;
+    jit_nss_cache::CacheContents {
+        guarded: vec![
+            CacheGuarded::account("admin", Some(60001)),
+            CacheGuarded::account("root", Some(0)),
+            CacheGuarded {
+                name: "toor".into(),
+                account: "root".into(),
+                uid: Some(0),
+            },
+        ],
+        ..Default::default()
+    }
+}
+
 /// One scripted answer.
 pub enum Answer<T> {
     Ok(T),

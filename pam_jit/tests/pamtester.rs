@@ -114,22 +114,8 @@ impl TestDir {
     }
 
     fn pamtester(&self, user: &str, ops: &[&str], stdin: &str) -> Run {
-        assert!(
-            Path::new("/usr/bin/pamtester").exists(),
-            "pamtester missing: apt-get install pamtester"
-        );
-        let mut argv = vec![
-            "pamtester",
-            "-I",
-            "rhost=192.0.2.10",
-            "-I",
-            "tty=ssh",
-            SERVICE,
-            user,
-        ];
-        argv.extend_from_slice(ops);
         let mut child = self
-            .in_namespace(&argv)
+            .in_namespace(&jit_sandbox::pamtester_argv(SERVICE, user, ops))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

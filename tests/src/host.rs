@@ -266,13 +266,7 @@ impl Host {
     /// docs/pam_jit_module.md), `next_auth` decides whenever pam_jit ignores the name, and
     /// pam_exec prints the session's environment.
     pub fn service(&self, name: &str, next_auth: &str) {
-        let m = format!(
-            "{} socket={} cache={} joined={}",
-            cdylib("libpam_jit.so").display(),
-            self.socket().display(),
-            self.nss_cache().display(),
-            self.joined_marker().display()
-        );
+        let m = self.pam_jit();
         let text = format!(
             "auth [success=done ignore=ignore default=die] {m}\n\
              auth required {next_auth}\n\
@@ -284,6 +278,18 @@ impl Host {
              password required pam_permit.so\n"
         );
         std::fs::write(self.path().join("pam.d").join(name), text).expect("write service");
+    }
+
+    /// The built `libpam_jit.so` with this host's socket, cache and joined marker: what goes after
+    /// the control on a pam.d line.
+    pub fn pam_jit(&self) -> String {
+        format!(
+            "{} socket={} cache={} joined={}",
+            cdylib("libpam_jit.so").display(),
+            self.socket().display(),
+            self.nss_cache().display(),
+            self.joined_marker().display()
+        )
     }
 
     /// `pamtester SERVICE USER OPS…` (see [`Host::pam_command`]), with `stdin` as the person's typing.
@@ -308,24 +314,10 @@ impl Host {
     /// /etc/pam.d in a private mount namespace. (pam_wrapper is not used here: concurrent
     /// processes can pick the same /tmp/pam.X directory and overwrite each other's stacks.)
     pub fn pam_command(&self, service: &str, user: &str, ops: &[&str]) -> Command {
-        assert!(
-            Path::new("/usr/bin/pamtester").exists(),
-            "pamtester missing: apt-get install pamtester"
-        );
-        let mut argv = vec![
-            "pamtester",
-            "-I",
-            "rhost=192.0.2.10",
-            "-I",
-            "tty=ssh",
-            service,
-            user,
-        ];
-        argv.extend_from_slice(ops);
         let mut cmd = self
             .namespace()
             .bind(self.path().join("pam.d"), "/etc/pam.d")
-            .command(&argv);
+            .command(&jit_sandbox::pamtester_argv(service, user, ops));
         cmd.env("LD_LIBRARY_PATH", self.path().join("nss/lib"));
         cmd
     }
@@ -402,6 +394,24 @@ pub fn guards(path: &Path, name: &str) -> bool {
     jit_nss_cache::CacheView::parse(&bytes)
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .is_guarded(name.as_bytes())
+}
+
+/// Makes the host's own `root` a shared account of group ops on web*, and waits until `host`'s
+/// jitd guards `name` (root, or another name with root's uid).
+pub fn share_root(w: &World, host: &Host, name: &str) {
+    w.admin.ok(&[
+        "account",
+        "add",
+        "root",
+        "--existing",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+    ]);
+    wait_for(&format!("jitd to guard {name}"), PATIENCE, || {
+        host.nss_cache().exists() && guards(&host.nss_cache(), name)
+    });
 }
 
 /// A code that is *not* valid for `p` now (none of the steps within the skew).

@@ -8,30 +8,12 @@
 
 use std::process::Command;
 
-use jit_tests::host::{Host, PATIENCE, PROMPT, SERVICE, guards, reserve};
-use jit_tests::{World, wait_for};
+use jit_tests::World;
+use jit_tests::host::{Host, PROMPT, SERVICE, reserve, share_root};
 
 const ALL_STAGES: &[&str] = &["authenticate", "acct_mgmt", "open_session", "close_session"];
 /// A service whose auth stack lets through whatever pam_jit ignores.
 const PERMIT: &str = "permit-next";
-
-/// Makes the host's own `root` a shared account of group ops on web*, and waits until jitd's
-/// list guards `name` too.
-fn share_root(w: &World, host: &Host, name: &str) {
-    w.admin.ok(&[
-        "account",
-        "add",
-        "root",
-        "--existing",
-        "--group",
-        "ops",
-        "--hosts",
-        "web*",
-    ]);
-    wait_for(&format!("jitd to guard {name}"), PATIENCE, || {
-        host.nss_cache().exists() && guards(&host.nss_cache(), name)
-    });
-}
 
 #[test]
 fn a_second_uid_0_name_is_a_login_to_root() {

@@ -5,7 +5,7 @@
 //! sshd in login_ssh.rs.)
 
 use jit_proto::pam::{PROTOCOL_VERSION, Ticket};
-use jit_tests::host::{Host, PROMPT, assert_code_not_logged, cdylib, reserve};
+use jit_tests::host::{Host, PROMPT, assert_code_not_logged, reserve};
 use jit_tests::{World, wait_for};
 
 /// Sends each JSON argument as a frame on the PAM socket and prints each reply.
@@ -32,13 +32,7 @@ for msg in sys.argv[2:]:
 /// A stack that prints the PAM environment after the account stage: what sshd's conversation
 /// child hands back to its monitor.
 fn show_ticket_service(host: &Host) {
-    let m = format!(
-        "{} socket={} cache={} joined={}",
-        cdylib("libpam_jit.so").display(),
-        host.socket().display(),
-        host.nss_cache().display(),
-        host.joined_marker().display()
-    );
+    let m = host.pam_jit();
     let text = format!(
         "auth [success=done ignore=ignore default=die] {m}\n\
          auth required pam_deny.so\n\

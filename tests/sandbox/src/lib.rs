@@ -167,6 +167,27 @@ impl Namespace {
     }
 }
 
+/// `pamtester SERVICE USER OPS…` as the tests run it, with the items of an ssh login
+/// (`rhost=192.0.2.10`, `tty=ssh`); run it in a namespace whose /etc/pam.d has SERVICE.
+#[track_caller]
+pub fn pamtester_argv<'a>(service: &'a str, user: &'a str, ops: &[&'a str]) -> Vec<&'a str> {
+    assert!(
+        Path::new("/usr/bin/pamtester").exists(),
+        "pamtester missing: apt-get install pamtester"
+    );
+    let mut argv = vec![
+        "pamtester",
+        "-I",
+        "rhost=192.0.2.10",
+        "-I",
+        "tty=ssh",
+        service,
+        user,
+    ];
+    argv.extend_from_slice(ops);
+    argv
+}
+
 /// A client that says hello on a PAM socket and prints the reply frame's JSON.
 const HELLO_CLIENT: &str = r#"
 import json, socket, struct, sys

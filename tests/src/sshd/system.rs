@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use jit_sandbox::{Namespace, require_root};
 
 use crate::host::{Host, PATIENCE, cdylib};
-use crate::{Person, World, bin, enroll, wait_for};
+use crate::{Person, World, bin, enroll};
 
 /// An ordinary local user with a password; jit must never get in her way.
 pub const CAROL: &str = "carol";
@@ -369,28 +369,7 @@ pub fn person(w: &World, name: &str) -> Person {
 }
 
 /// Makes the machine's own `root` a shared account of group ops on web*, and waits until
-/// `host`'s jitd knows it (its cache lists root).
+/// `host`'s jitd guards it.
 pub fn share_root(w: &World, host: &Host) {
-    w.admin.ok(&[
-        "account",
-        "add",
-        "root",
-        "--existing",
-        "--group",
-        "ops",
-        "--hosts",
-        "web*",
-    ]);
-    wait_for("jitd to list root as shared", PATIENCE, || {
-        jit_nss_cache::read_file(&host.nss_cache())
-            .ok()
-            .and_then(|b| {
-                Some(
-                    jit_nss_cache::CacheView::parse(&b)
-                        .ok()?
-                        .is_guarded(b"root"),
-                )
-            })
-            .unwrap_or(false)
-    });
+    crate::host::share_root(w, host, "root");
 }

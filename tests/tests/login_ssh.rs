@@ -100,7 +100,7 @@ fn refusals_tell_the_person_what_to_do() {
 /// was used, and a key removed on the server stops working at jitd's next refresh.
 #[test]
 fn keys_come_from_the_server_and_only_the_holders_count() {
-    let w = World::new();
+    let mut w = World::new();
     let host = Host::start(&w);
     let sys = System::new(&host, Pam::Profile);
     let bare = Sshd::start(&sys, DropIn::CODE_ONLY, "");
@@ -180,6 +180,19 @@ fn keys_come_from_the_server_and_only_the_holders_count() {
         .assert_code(255)
         .assert_shows("Permission denied (publickey)")
         .assert_hides("uid=");
+
+    // The server goes away: sshd still gets the keys, from jitd's copy.
+    w.server.kill();
+    let before = sshd.log().matches("Partial publickey for admin").count();
+    sshd.client("admin")
+        .methods("publickey")
+        .key(&bob_key)
+        .run("id")
+        .assert_code(255)
+        .assert_hides("uid=");
+    wait_for("sshd to accept bob's key", PATIENCE, || {
+        sshd.log().matches("Partial publickey for admin").count() > before
+    });
 }
 
 /// Scenario 5: an ordinary local user logs in with her password exactly as before: no jit

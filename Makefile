@@ -1,7 +1,7 @@
 # jit: the two commands for a fresh machine are `make demo` and `make test` (see README.md).
 CARGO ?= cargo
 
-.PHONY: all build test demo lint bench clean
+.PHONY: all build test demo lint bench clean playwright portal-screenshots
 
 all: build
 
@@ -11,8 +11,23 @@ build:
 # Every test: unit tests, and end-to-end tests against the real server, jitd, libpam (through
 # pam_wrapper, or a bind-mounted /etc/pam.d in a private mount namespace), glibc NSS (a
 # bind-mounted nsswitch.conf) and OpenSSH. Needs root for unshare.
-test: build
+test: build playwright
 	$(CARGO) test --workspace
+
+# Playwright (PyPI, pinned) in a virtualenv inside the checkout, for the portal's browser test
+# (tests/tests/portal_browser.rs drives Debian's /usr/bin/chromium; no browser is downloaded).
+PLAYWRIGHT_VENV := $(CURDIR)/target/playwright-venv
+PLAYWRIGHT_VERSION := 1.65.2
+playwright: $(PLAYWRIGHT_VENV)/.installed-$(PLAYWRIGHT_VERSION)
+$(PLAYWRIGHT_VENV)/.installed-$(PLAYWRIGHT_VERSION):
+	python3 -m venv $(PLAYWRIGHT_VENV)
+	PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 $(PLAYWRIGHT_VENV)/bin/pip install --quiet --no-cache-dir \
+	    playwright==$(PLAYWRIGHT_VERSION)
+	touch $@
+
+# The screenshots in docs/portal/ (docs/portal.md), taken by the browser test.
+portal-screenshots: build playwright
+	JIT_PORTAL_SCREENSHOTS=$(CURDIR)/docs/portal $(CARGO) test -p jit_tests --test portal_browser
 
 # The main job end to end with the embedded defaults: a SQLite server on loopback, a host that
 # joins it, a person who reserves `admin` and logs in with a TOTP code through real libpam.

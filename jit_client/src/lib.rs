@@ -189,6 +189,36 @@ impl Client {
             .await
     }
 
+    pub async fn set_admin_role(
+        &self,
+        name: &PersonName,
+        admin: bool,
+    ) -> Result<Person, ClientError> {
+        self.post(&format!("/persons/{name}/admin"), &AdminRole { admin })
+            .await
+    }
+
+    /// Spends a one-time bootstrap token (this client's credential) on a named admin.
+    pub async fn bootstrap(&self, body: &Bootstrap) -> Result<Bootstrapped, ClientError> {
+        self.post("/bootstrap", body).await
+    }
+
+    // --- credentials
+
+    pub async fn tokens(&self) -> Result<Tokens, ClientError> {
+        self.get("/tokens").await
+    }
+
+    pub async fn revoke_token(&self, id: &str) -> Result<TokenInfo, ClientError> {
+        // Ids are `p-`/`h-` and hex; refuse anything that could alter the path.
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+            return Err(ClientError::Protocol(format!(
+                "{id:?} is not a credential id: copy one from `jitctl token list`"
+            )));
+        }
+        self.post_empty(&format!("/tokens/{id}/revoke")).await
+    }
+
     // --- admin: groups
 
     pub async fn add_group(&self, body: &NewGroup) -> Result<Group, ClientError> {
@@ -327,6 +357,10 @@ impl Client {
 
     pub async fn release(&self, body: &ReleaseRequest) -> Result<Released, ClientError> {
         self.post("/reservations/release", body).await
+    }
+
+    pub async fn extend(&self, body: &ExtendRequest) -> Result<Extended, ClientError> {
+        self.post("/reservations/extend", body).await
     }
 
     // --- persons and admins: ssh public keys

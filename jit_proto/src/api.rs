@@ -103,6 +103,9 @@ pub struct NewPerson {
     pub name: PersonName,
     #[serde(default)]
     pub display_name: Option<String>,
+    /// Give the person the admin role.
+    #[serde(default)]
+    pub admin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,6 +119,76 @@ pub struct Person {
     /// Set while the person is locked out after too many wrong codes.
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    /// True for a person with the admin role.
+    #[serde(default)]
+    pub admin: bool,
+}
+
+/// `POST /v1/persons/{name}/admin` (admin): grant or withdraw the admin role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminRole {
+    pub admin: bool,
+}
+
+/// `POST /v1/bootstrap`, with the one-time token `jit-server init` or `jit-server admin-token`
+/// printed as the credential: creates the named admin (or gives an existing person the admin
+/// role, to recover from lost admins) and spends the token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Bootstrap {
+    pub name: PersonName,
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bootstrapped {
+    pub person: PersonName,
+    /// False when the person existed and was given the admin role.
+    pub created: bool,
+    /// The admin's token for jitctl. The server keeps only its hash.
+    pub token: Secret,
+    /// One-time code for the admin's own factor (`jitctl enroll`, or the portal's enroll
+    /// page); absent when the person already has one.
+    pub enrollment_code: Option<String>,
+    pub enrollment_expires_at: Option<i64>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Credentials (person tokens and host credentials)
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CredentialKind {
+    /// A person's jitctl token.
+    Person,
+    /// A host's credential (from `jitd join`).
+    Host,
+}
+
+/// One live credential (never the secret itself). `GET /v1/tokens`: admins see all, persons
+/// their own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// Stable id for `jitctl token revoke`: `p-` or `h-` and the start of the stored hash.
+    pub id: String,
+    pub kind: CredentialKind,
+    /// The person's or host's name.
+    pub owner: String,
+    pub created_at: i64,
+    pub last_used_at: Option<i64>,
+    /// When a person token lapses unless used before (host credentials do not lapse).
+    pub expires_at: Option<i64>,
+    /// True for a person token past its end (listed so that it can be seen and revoked).
+    #[serde(default)]
+    pub expired: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub tokens: Vec<TokenInfo>,
+    pub now: i64,
 }
 
 /// Answer to `POST /v1/persons` and `POST /v1/persons/{name}/reset-factor`.
@@ -367,6 +440,15 @@ pub struct Reservation {
     pub ended_at: Option<i64>,
     /// Who released it, when released: a person's name or `admin`.
     pub ended_by: Option<String>,
+    /// False while the host has not joined jit (no `jitd join` there yet, or not since its
+    /// credential was reset): until it does, nothing there asks for this reservation, and logins
+    /// to the account on that host are not possible.
+    #[serde(default = "yes")]
+    pub host_joined: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `POST /v1/reservations/release` (person: own reservations; admin: any, audited as forced).
@@ -382,6 +464,23 @@ pub struct ReleaseRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Released {
     pub released: Vec<Reservation>,
+}
+
+/// `POST /v1/reservations/extend` (person: own live reservations, used or not yet used): moves
+/// the end `duration_secs` later, as long as no more than the account's max-ttl is left then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    pub account: AccountName,
+    /// All hosts where the person holds it when absent.
+    #[serde(default)]
+    pub host: Option<HostName>,
+    pub duration_secs: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Extended {
+    pub extended: Vec<Reservation>,
 }
 
 /// `GET /v1/reservations`: a person sees their own, an admin sees everybody's.

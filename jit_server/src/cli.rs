@@ -21,7 +21,8 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Create a data directory: database, TLS CA and server certificate, at-rest key, admin token.
+    /// Create a data directory: database, TLS CA and server certificate, at-rest key, and a
+    /// one-time bootstrap token that creates the first admin (`jitctl login --token … --name …`).
     Init {
         /// Data directory (default: data_dir from the config, else /var/lib/jit-server).
         #[arg(long, value_name = "DIR")]
@@ -30,7 +31,8 @@ pub enum Command {
         /// this machine's host name are always included.
         #[arg(long = "san", value_name = "NAME")]
         sans: Vec<String>,
-        /// Print a JSON object (admin_token, ca_fingerprint, data_dir) instead of text.
+        /// Print a JSON object (admin_token: the bootstrap token, ca_fingerprint, data_dir)
+        /// instead of text.
         #[arg(long)]
         json: bool,
     },
@@ -44,16 +46,17 @@ pub enum Command {
         #[arg(long, value_name = "ADDR", value_parser = listen_addr)]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Mint a new admin token (for example when the first one was lost).
+    /// Mint a one-time bootstrap token: `jitctl login --token … --name NAME` with it creates the
+    /// admin NAME, or gives an existing person NAME the admin role (when every admin is lost).
     AdminToken {
         /// Data directory made by `init` (default: data_dir from the config, else
         /// /var/lib/jit-server).
         #[arg(long, value_name = "DIR")]
         data: Option<PathBuf>,
-        /// Revoke every earlier admin token.
+        /// Revoke every earlier bootstrap token not used yet.
         #[arg(long)]
         revoke_others: bool,
-        /// Print a JSON object (admin_token) instead of text.
+        /// Print a JSON object (admin_token: the bootstrap token) instead of text.
         #[arg(long)]
         json: bool,
     },

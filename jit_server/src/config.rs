@@ -67,6 +67,61 @@ pub struct Settings {
     pub hosts: HostSettings,
     pub logins: LoginSettings,
     pub connections: ConnectionSettings,
+    pub tokens: TokenSettings,
+    pub portal: PortalSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TokenSettings {
+    /// A person token (jitctl's credential) lapses after this long unused; every use starts it
+    /// again. Default 90d.
+    pub person_ttl: Span,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        Self {
+            person_ttl: Span(Duration::from_secs(90 * 86_400)),
+        }
+    }
+}
+
+/// The web portal (docs/portal.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PortalSettings {
+    /// Serve the portal at /portal/ on the main listener. Default true.
+    pub enabled: bool,
+    /// The address people open, e.g. https://jit.example.org (behind a reverse proxy: the
+    /// proxy's address). Browsers' requests must come from this origin, and passkeys are bound
+    /// to its host name. Default: the address the browser used (its Host header).
+    pub public_url: Option<String>,
+    /// A listener of its own for the portal, with a certificate browsers trust (a company CA,
+    /// or ACME); needs `cert` and `key`. Default: none.
+    pub listen: Option<SocketAddr>,
+    /// PEM certificate chain for `listen`. Re-read when the file changes (ACME renewals).
+    pub cert: Option<PathBuf>,
+    /// PEM private key for `listen`.
+    pub key: Option<PathBuf>,
+    /// Signed out after this long without a request. Default 15m.
+    pub idle_timeout: Span,
+    /// Signed out this long after signing in, however busy. Default 8h.
+    pub session_lifetime: Span,
+}
+
+impl Default for PortalSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            public_url: None,
+            listen: None,
+            cert: None,
+            key: None,
+            idle_timeout: Span(Duration::from_secs(15 * 60)),
+            session_lifetime: Span(Duration::from_secs(8 * 3600)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +211,8 @@ impl Default for Settings {
             hosts: HostSettings::default(),
             logins: LoginSettings::default(),
             connections: ConnectionSettings::default(),
+            tokens: TokenSettings::default(),
+            portal: PortalSettings::default(),
         }
     }
 }
@@ -275,6 +332,43 @@ impl Settings {
             && !url.starts_with("https://")
         {
             return Err(format!("public_url: {url:?} must start with https://"));
+        }
+        self.validate_portal()
+    }
+
+    fn validate_portal(&self) -> Result<(), String> {
+        let p = &self.portal;
+        if self.tokens.person_ttl.secs() < 3600 {
+            return Err("tokens.person_ttl: must be at least 1h".into());
+        }
+        if let Some(url) = &p.public_url
+            && crate::portal::origin::Origin::parse(url).is_none()
+        {
+            return Err(format!(
+                "portal.public_url: {url:?} is not an https:// address with a host name and \
+                 no path, e.g. https://jit.example.org"
+            ));
+        }
+        match (p.listen, &p.cert, &p.key) {
+            (None, None, None) | (Some(_), Some(_), Some(_)) => {}
+            _ => {
+                return Err(
+                    "portal.listen, portal.cert and portal.key go together: a listener \
+                            of its own needs a certificate and its key"
+                        .into(),
+                );
+            }
+        }
+        if p.idle_timeout.secs() < 60 || p.idle_timeout.secs() > 86_400 {
+            return Err("portal.idle_timeout: must be between 1m and 24h".into());
+        }
+        if p.session_lifetime.secs() < p.idle_timeout.secs()
+            || p.session_lifetime.secs() > 30 * 86_400
+        {
+            return Err(
+                "portal.session_lifetime: must be at least portal.idle_timeout and at most 30d"
+                    .into(),
+            );
         }
         Ok(())
     }

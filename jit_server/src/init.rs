@@ -1,5 +1,5 @@
 //! `jit-server init`: a new data directory with an empty database, the TLS CA and server
-//! certificate, the at-rest key and a first admin token.
+//! certificate, the at-rest key and a one-time bootstrap token for the first admin.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use crate::tls::{self, TlsPaths};
 #[derive(Debug, thiserror::Error)]
 pub enum InitError {
     #[error(
-        "{0} is already initialized (it holds {1}); to start over, move it away first. To get a new admin token, run `jit-server admin-token --data {0}`"
+        "{0} is already initialized (it holds {1}); to start over, move it away first. To get a new bootstrap token (it creates or restores a named admin), run `jit-server admin-token --data {0}`"
     )]
     AlreadyInitialized(String, &'static str),
     #[error("cannot create {path}: {source}")]
@@ -107,7 +107,8 @@ pub async fn init(
     })
 }
 
-/// A new admin token. Earlier ones keep working unless `revoke_others` is set.
+/// A new one-time bootstrap token. Earlier unused ones keep working unless `revoke_others` is
+/// set.
 pub async fn mint_admin_token(
     store: &Store,
     now: i64,

@@ -7,8 +7,9 @@
 //!
 //! Map: [`cli`] (the command line, also rendered into jit-server(8)), [`config`] (server.toml),
 //! [`init`] (data directory, CA, keys, admin token), [`serve`] (TLS listener), [`api`] (HTTP
-//! handlers), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes), [`keys`] (at-rest
-//! encryption and token hashing).
+//! handlers), [`login`] (the login decision: facts, one pure `decide`, applying the outcome),
+//! [`portal`] (the web pages), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes),
+//! [`keys`] (at-rest encryption and token hashing).
 
 pub mod api;
 pub mod cli;
@@ -17,6 +18,8 @@ pub mod config;
 pub mod error;
 pub mod init;
 pub mod keys;
+pub mod login;
+pub mod portal;
 pub mod rules;
 pub mod serve;
 pub mod store;

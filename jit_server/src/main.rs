@@ -1,4 +1,5 @@
-//! `jit-server`: initialize a data directory, run the central service, mint admin tokens.
+//! `jit-server`: initialize a data directory, run the central service, mint one-time bootstrap
+//! tokens (each creates or restores one named admin).
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 usage error, 3 configuration error.
 
@@ -72,14 +73,14 @@ fn main() -> ExitCode {
                 } else {
                     println!("Initialized {}", settings.data_dir.display());
                     println!();
-                    println!("Admin token (shown once; keep it safe):");
+                    println!("Bootstrap token (shown once; it works once, and creates the first admin):");
                     println!("  {}", done.admin_token.expose());
                     println!("CA fingerprint (hosts and jitctl pin it):");
                     println!("  {}", done.ca_fingerprint);
                     println!();
                     println!("Next: jit-server run --data {} --listen 127.0.0.1:8443", settings.data_dir.display());
                     println!(
-                        "Then: jitctl login --server https://127.0.0.1:8443 --ca-fingerprint {} --token <admin token>",
+                        "Then: jitctl login --server https://127.0.0.1:8443 --ca-fingerprint {} --token <bootstrap token> --name <your name>",
                         done.ca_fingerprint
                     );
                 }

@@ -91,6 +91,29 @@ pub fn reservation_ttl(requested: Option<u32>, default: u32, max: u32) -> Result
 }
 
 /// Default and maximum durations of an account, validated together.
+/// The new end of a live reservation extended by `by` seconds: at least [`MIN_TTL_SECS`] more,
+/// and no more than `max` (the account's max-ttl) left at `now` afterwards.
+pub fn extended_expiry(expires_at: i64, now: i64, by: u32, max: u32) -> Result<i64, RuleError> {
+    if by < MIN_TTL_SECS {
+        return Err(invalid(format!(
+            "extend by at least {MIN_TTL_SECS} s; you asked for {by} s"
+        )));
+    }
+    let new_end = expires_at.max(now) + i64::from(by);
+    if new_end - now > i64::from(max) {
+        let room = (i64::from(max) - (expires_at - now)).max(0);
+        return Err(invalid(format!(
+            "this account can be held for at most {} at a time, and {} is left: extend by at \
+             most {} (you asked for {})",
+            human_secs(i64::from(max)),
+            human_secs(expires_at - now),
+            human_secs(room),
+            human_secs(i64::from(by))
+        )));
+    }
+    Ok(new_end)
+}
+
 pub fn account_ttls(default: Option<u32>, max: Option<u32>) -> Result<(u32, u32), RuleError> {
     let max = max.unwrap_or(DEFAULT_TTL_SECS.max(default.unwrap_or(0)));
     let default = default.unwrap_or(DEFAULT_TTL_SECS.min(max));
@@ -341,5 +364,20 @@ mod tests {
         assert!(check_reason(&Some("patch openssl".into())).is_ok());
         assert!(check_reason(&Some("x".repeat(201))).is_err());
         assert!(check_reason(&Some("a\u{1b}[2J".into())).is_err());
+    }
+
+    #[test]
+    fn extension_stays_within_max_ttl() {
+        // 5 min left of a 30 min max: up to 25 min more.
+        assert_eq!(extended_expiry(1300, 1000, 600, 1800), Ok(1900));
+        assert_eq!(extended_expiry(1300, 1000, 1500, 1800), Ok(2800));
+        let err = extended_expiry(1300, 1000, 1560, 1800)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("extend by at most 25m"), "{err}");
+        let err = extended_expiry(1300, 1000, 30, 1800)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("at least 60 s"), "{err}");
     }
 }

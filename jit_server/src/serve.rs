@@ -52,35 +52,100 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let tls_config = tls::server_config(&paths)?;
     let ca_fingerprint = tls::ca_fingerprint(&paths)?;
     let key = AtRestKey::load(&settings.data_dir.join(keys::KEY_FILE))?;
+    let portal_tls = match (
+        &settings.portal.listen,
+        &settings.portal.cert,
+        &settings.portal.key,
+    ) {
+        (Some(addr), Some(cert), Some(key)) => Some((
+            *addr,
+            crate::portal::listener::server_config(cert.clone(), key.clone())?,
+        )),
+        _ => None,
+    };
     let store = Store::open(&settings.database_url()).await?;
     let listen = settings.listen;
     let bounds = settings.connections.clone();
+    let portal_enabled = settings.portal.enabled;
     let state = Arc::new(AppState {
         store: store.clone(),
         key,
         settings,
         ca_fingerprint,
     });
-    let app = api::router(state.clone());
+    let mut app = api::router(state.clone());
+    if portal_enabled {
+        app = app.merge(crate::portal::router(state.clone()));
+    }
 
-    let listener = TcpListener::bind(listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            addr: listen,
-            source,
-        })?;
+    let listener = bind(listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
         addr: listen,
         source,
     })?;
     tracing::info!(%local, ca = %ca_fingerprint, "jit-server listening");
-    // One line on stdout once the port is open, for scripts and tests that wait for readiness.
+    let portal = match portal_tls {
+        Some((addr, config)) => {
+            let l = bind(addr).await?;
+            let local = l
+                .local_addr()
+                .map_err(|source| ServeError::Bind { addr, source })?;
+            tracing::info!(%local, "portal listening on https://{local}/portal/");
+            Some((l, local, config))
+        }
+        None => None,
+    };
+    // One line on stdout once the port is open (the portal's own too, if any), for scripts and
+    // tests that wait for readiness. Only this one: a reader may stop reading after it.
     println!("listening on https://{local}");
 
     let sweeper = tokio::spawn(sweep(state.clone()));
-    let acceptor = TlsAcceptor::from(tls_config);
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
-    let mut shutdown = std::pin::pin!(shutdown_signal());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut loops = vec![tokio::spawn(accept_loop(
+        listener,
+        TlsAcceptor::from(tls_config),
+        app,
+        bounds.clone(),
+        slots.clone(),
+        stopped.clone(),
+    ))];
+    if let Some((l, _, config)) = portal {
+        loops.push(tokio::spawn(accept_loop(
+            l,
+            TlsAcceptor::from(config),
+            crate::portal::router(state.clone()),
+            bounds,
+            slots,
+            stopped,
+        )));
+    }
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    let _ = stop.send(true);
+    for l in loops {
+        let _ = l.await;
+    }
+    sweeper.abort();
+    store.close().await;
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Accepts connections on one listener until `stop` turns true.
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    app: Router,
+    bounds: ConnectionSettings,
+    slots: Arc<Semaphore>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         let (tcp, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -91,7 +156,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
                     continue;
                 }
             },
-            _ = &mut shutdown => break,
+            _ = stop.changed() => break,
         };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "too many connections; dropping one");
@@ -105,10 +170,6 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
             serve_connection(tcp, peer, acceptor, app, bounds).await;
         });
     }
-    tracing::info!("shutting down");
-    sweeper.abort();
-    store.close().await;
-    Ok(())
 }
 
 /// Serves one accepted TCP connection until the client closes it or a bound is reached.

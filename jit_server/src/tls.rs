@@ -158,32 +158,7 @@ pub fn ca_fingerprint(paths: &TlsPaths) -> Result<Fingerprint, TlsError> {
 
 /// rustls configuration for the listener.
 pub fn server_config(paths: &TlsPaths) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    let cert_path = paths.server_cert();
-    let pem = std::fs::read(&cert_path).map_err(|source| TlsError::Read {
-        path: cert_path.clone(),
-        source,
-    })?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
-        .collect::<Result<_, _>>()
-        .map_err(|_| TlsError::Pem {
-            path: cert_path.clone(),
-            what: "certificate chain",
-        })?;
-    if chain.is_empty() {
-        return Err(TlsError::Pem {
-            path: cert_path,
-            what: "certificate chain",
-        });
-    }
-    let key_path = paths.server_key();
-    let key_pem = std::fs::read(&key_path).map_err(|source| TlsError::Read {
-        path: key_path.clone(),
-        source,
-    })?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
-        path: key_path,
-        what: "private key",
-    })?;
+    let (chain, key) = load_pair(&paths.server_cert(), &paths.server_key())?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -191,4 +166,36 @@ pub fn server_config(paths: &TlsPaths) -> Result<Arc<rustls::ServerConfig>, TlsE
         .with_single_cert(chain, key)?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// A PEM certificate chain and its PEM private key.
+pub fn load_pair(
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let pem = std::fs::read(cert_path).map_err(|source| TlsError::Read {
+        path: cert_path.to_owned(),
+        source,
+    })?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<_, _>>()
+        .map_err(|_| TlsError::Pem {
+            path: cert_path.to_owned(),
+            what: "certificate chain",
+        })?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem {
+            path: cert_path.to_owned(),
+            what: "certificate chain",
+        });
+    }
+    let key_pem = std::fs::read(key_path).map_err(|source| TlsError::Read {
+        path: key_path.to_owned(),
+        source,
+    })?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::Pem {
+        path: key_path.to_owned(),
+        what: "private key",
+    })?;
+    Ok((chain, key))
 }

@@ -36,7 +36,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Save the server address, pin its CA, and store a token (admins).
+    /// Save the server address, pin its CA, and store a token (the first admin: with the
+    /// bootstrap token).
     Login(Login),
     /// Forget the stored credential.
     Logout,
@@ -48,6 +49,8 @@ pub enum Command {
     Reserve(Reserve),
     /// Give a reservation back early.
     Release(Release),
+    /// Give yourself more time on a reservation, within the account's max-ttl.
+    Extend(Extend),
     /// Show your reservations (admins: everybody's), with time left.
     Status(Status),
     /// Register, list and remove your ssh public keys (admins: anyone's).
@@ -67,6 +70,33 @@ pub enum Command {
     Host(HostCmd),
     /// Read the audit log (admin).
     Audit(Audit),
+    /// List and revoke credentials: person tokens and host credentials (persons: their own).
+    #[command(subcommand)]
+    Token(TokenCmd),
+}
+
+#[derive(Args, Debug)]
+pub struct Extend {
+    /// Shared account.
+    pub account: String,
+    /// How much longer, e.g. 10m.
+    #[arg(long = "for", value_name = "DURATION")]
+    pub duration: String,
+    /// Only on this host (default: every host where you hold it).
+    #[arg(long)]
+    pub host: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TokenCmd {
+    /// List live credentials: admins see every person token and host credential, persons their
+    /// own tokens.
+    List,
+    /// Revoke a credential by the id `jitctl token list` shows (a revoked host must join again).
+    Revoke {
+        /// e.g. p-3f2a9c1b0d4e5f60
+        id: String,
+    },
 }
 
 #[derive(Args, Debug)]
@@ -77,9 +107,16 @@ pub struct Login {
     /// The CA fingerprint `jit-server init` printed (SHA256:…).
     #[arg(long)]
     pub ca_fingerprint: String,
-    /// The admin token (or a person token). Read from the JITCTL_TOKEN variable or stdin if absent.
+    /// A person token, or the one-time bootstrap token `jit-server init` printed (it creates
+    /// the admin named by --name). Read from the JITCTL_TOKEN variable or stdin if absent.
     #[arg(long, env = "JITCTL_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// With a bootstrap token: the name of the admin it creates (a login-style name).
+    #[arg(long, default_value = "admin")]
+    pub name: String,
+    /// With a bootstrap token: the admin's full name.
+    #[arg(long)]
+    pub display_name: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -130,8 +167,8 @@ pub struct Status {
 
 #[derive(Subcommand, Debug)]
 pub enum KeyCmd {
-    /// Register an ssh public key, so sshd on jit hosts accepts it for the shared accounts you
-    /// may reserve (while you hold one, only your keys count there).
+    /// Register an ssh public key: sshd on jit hosts accepts it for the shared accounts you may
+    /// reserve (while someone holds an account on a host, only the holder's keys count there).
     #[command(after_help = "\
 With no FILE, the first of ~/.ssh/id_ed25519.pub, id_ed25519_sk.pub, id_ecdsa.pub,
 id_ecdsa_sk.pub and id_rsa.pub that exists is used. The file holds one line:
@@ -168,7 +205,14 @@ pub enum PersonCmd {
         /// Full name shown in lists and the audit log, e.g. "Alice Liddell".
         #[arg(long)]
         display_name: Option<String>,
+        /// Give the person the admin role.
+        #[arg(long)]
+        admin: bool,
     },
+    /// Give a person the admin role.
+    GrantAdmin { name: String },
+    /// Take the admin role away (not from the last admin).
+    RevokeAdmin { name: String },
     /// List persons.
     List,
     /// Show one person.

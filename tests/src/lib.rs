@@ -51,15 +51,24 @@ pub fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// A running jit-server with its own data directory.
+/// A running jit-server with its own data directory, and its first admin: the person `admin`,
+/// made from the one-time bootstrap token `jit-server init` printed.
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub url: String,
     pub fingerprint: String,
+    /// The token of the admin person `admin` (a person token, `jitp_…`).
     pub admin_token: String,
+    /// The bootstrap token from `jit-server init` (already spent on `admin`).
+    pub bootstrap_token: String,
+    /// The one-time enrollment code of `admin`'s own factor (unused: admin has none yet).
+    pub admin_enrollment_code: String,
     child: Option<Child>,
     log: PathBuf,
 }
+
+/// Name of the admin person every [`Server`] starts with.
+pub const ADMIN: &str = "admin";
 
 impl Server {
     /// `jit-server init` in a new directory, then `run` on a free loopback port.
@@ -88,11 +97,40 @@ impl Server {
                 .as_str()
                 .expect("ca_fingerprint")
                 .to_owned(),
-            admin_token: v["admin_token"].as_str().expect("admin_token").to_owned(),
+            bootstrap_token: v["admin_token"].as_str().expect("admin_token").to_owned(),
+            admin_token: String::new(),
+            admin_enrollment_code: String::new(),
             child: None,
         };
         s.run("127.0.0.1:0");
+        s.bootstrap_admin();
         s
+    }
+
+    /// `jitctl login` with the bootstrap token, as the first admin does: creates the person
+    /// `admin` with the admin role, and keeps its token for [`Jitctl::admin`].
+    fn bootstrap_admin(&mut self) {
+        let j = Jitctl::new();
+        let v = j.json(&[
+            "login",
+            "--server",
+            &self.url,
+            "--ca-fingerprint",
+            &self.fingerprint,
+            "--token",
+            &self.bootstrap_token,
+            "--name",
+            ADMIN,
+        ]);
+        self.admin_enrollment_code = v["enrollment_code"]
+            .as_str()
+            .expect("enrollment_code")
+            .to_owned();
+        let cfg: Value = serde_json::from_str(
+            &std::fs::read_to_string(j.dir().join("config.json")).expect("jitctl config"),
+        )
+        .expect("config json");
+        self.admin_token = cfg["token"].as_str().expect("token").to_owned();
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -283,7 +321,7 @@ impl Jitctl {
         }
     }
 
-    /// An admin identity logged in to `server`.
+    /// An admin identity logged in to `server` (the person [`ADMIN`], with its token).
     pub fn admin(server: &Server) -> Jitctl {
         let j = Jitctl::new();
         j.ok(&[

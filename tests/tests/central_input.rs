@@ -53,9 +53,9 @@ fn malformed_bodies_get_a_4xx_that_says_what_was_wrong() {
     let cases: &[(&[u8], u16, &str)] = &[
         (b"{\"name\":", 400, "not valid JSON"),
         (
-            b"{\"name\":\"carol\",\"admin\":true}",
+            b"{\"name\":\"carol\",\"colour\":true}",
             400,
-            "unknown field `admin`",
+            "unknown field `colour`",
         ),
         (b"{\"name\":42}", 400, "does not fit"),
         (b"[]", 400, "does not fit"),
@@ -96,7 +96,7 @@ fn malformed_bodies_get_a_4xx_that_says_what_was_wrong() {
     assert!(text.contains("docs/api.md"), "{text}");
     // The server is still fine and nothing was created.
     let persons = w.admin.json(&["person", "list"]);
-    assert_eq!(persons.as_array().unwrap().len(), 2);
+    assert_eq!(persons.as_array().unwrap().len(), 3, "admin, alice and bob");
 }
 
 #[test]
@@ -107,9 +107,15 @@ fn wrong_or_missing_credentials() {
     assert!(body.contains("needs a credential"), "{body}");
     let (code, body) = w
         .server
-        .curl("GET", "/v1/persons", Some("jita_not-a-real-token"), None);
+        .curl("GET", "/v1/persons", Some("jitp_not-a-real-token"), None);
     assert_eq!(code, 401, "{body}");
-    assert!(body.contains("unknown or revoked credential"), "{body}");
+    assert!(body.contains("unknown, expired or revoked token"), "{body}");
+    // The bootstrap token only ever creates a named admin; it is no admin credential itself.
+    let (code, body) = w
+        .server
+        .curl("GET", "/v1/persons", Some(&w.server.bootstrap_token), None);
+    assert_eq!(code, 401, "{body}");
+    assert!(body.contains("one-time bootstrap token"), "{body}");
     let (code, _) = w.server.curl("GET", "/v1/persons", Some("garbage"), None);
     assert_eq!(code, 401);
     // A host credential on an admin endpoint is forbidden, and an admin token on a host one.

@@ -267,7 +267,7 @@ fn persons_add_list_and_remove_keys_with_ssh_keygen_fingerprints() {
             .unwrap()
             .iter()
             .any(|e| e["action"] == "key.remove"
-                && e["actor"] == "admin"
+                && e["actor"] == "person:admin"
                 && e["detail"]["fingerprint"] == carol_key.fingerprint.as_str()),
         "{audit}"
     );

@@ -6,9 +6,11 @@ use jit_tests::{Jitctl, World, enroll};
 #[test]
 fn quick_start_fields_keep_their_names() {
     let w = World::new();
-    // init → admin_token, ca_fingerprint (used by World); person add → enrollment_code;
-    // host add → join_token; enroll → otpauth_uri (used by enroll()).
-    assert!(w.server.admin_token.starts_with("jita_"));
+    // init → admin_token (the bootstrap token), ca_fingerprint (used by World); login with it
+    // → the admin person's token; person add → enrollment_code; host add → join_token;
+    // enroll → otpauth_uri (used by enroll()).
+    assert!(w.server.bootstrap_token.starts_with("jita_"));
+    assert!(w.server.admin_token.starts_with("jitp_"));
     assert!(w.server.fingerprint.starts_with("SHA256:") && w.server.fingerprint.len() == 71);
     assert!(w.join_token.starts_with("jit1_"));
     let carol = w.admin.json(&["person", "add", "carol"]);
@@ -148,7 +150,7 @@ fn exclusive_with_a_message_that_says_until_when() {
         .iter()
         .find(|e| e["action"] == "reservation.force_release");
     let forced = forced.expect("force release audited");
-    assert_eq!(forced["actor"], "admin");
+    assert_eq!(forced["actor"], "person:admin");
     assert_eq!(forced["person"], "alice");
     let denied = audit["events"]
         .as_array()
@@ -279,7 +281,7 @@ fn reset_factor_revokes_and_reenrolls() {
     let code = reset["enrollment_code"].as_str().unwrap().to_owned();
     // Her old token is revoked at once.
     let err = w.alice.jitctl.fails(3, &["whoami"]);
-    assert!(err.contains("unknown or revoked credential"), "{err}");
+    assert!(err.contains("unknown, expired or revoked token"), "{err}");
     let p = w.admin.json(&["person", "show", "alice"]);
     assert_eq!(p["enrolled"], false);
     let again = jit_tests::enroll_with_code(&w.server, "alice", &code);
@@ -353,6 +355,63 @@ fn audit_filters_by_person_account_host_and_time() {
 }
 
 #[test]
+fn group_changes_name_the_group_in_the_audit() {
+    let w = World::new();
+    w.admin.ok(&["group", "remove-member", "ops", "bob"]);
+    let events = w.admin.json(&["audit"])["events"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let reason = |action: &str, person: Option<&str>| {
+        events
+            .iter()
+            .find(|e| e["action"] == action && person.is_none_or(|p| e["person"] == p))
+            .unwrap_or_else(|| panic!("{action} audited: {events:?}"))["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert_eq!(reason("group.add", None), "group ops created");
+    assert_eq!(
+        reason("group.add_member", Some("alice")),
+        "alice added to group ops"
+    );
+    assert_eq!(
+        reason("group.remove_member", Some("bob")),
+        "bob removed from group ops"
+    );
+    // The admin reading the table sees it too, not only a script reading the detail.
+    let text = w.admin.ok(&["audit"]);
+    let line = text
+        .lines()
+        .find(|l| l.contains("group.add_member") && l.contains("alice"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("group ops"), "{line}");
+}
+
+#[test]
+fn a_reservation_on_a_host_that_never_joined_comes_with_a_note() {
+    let w = World::new();
+    // web01 was added but has not joined: the reservation is made, with a note that says so.
+    let out = w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    assert!(out.contains("Reserved admin on web01"), "{out}");
+    assert!(
+        out.contains("Note: web01 has not joined jit yet") && out.contains("jitd join"),
+        "{out}"
+    );
+    let r = w.alice.jitctl.json(&["status"]);
+    assert_eq!(r["reservations"][0]["host_joined"], false, "{r}");
+    w.alice.jitctl.ok(&["release", "admin"]);
+    // Once it joined, no note.
+    let rt = jit_tests::runtime();
+    jit_tests::join_host(&rt, &w.join_token);
+    let out = w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    assert!(!out.contains("Note"), "{out}");
+    let r = w.alice.jitctl.json(&["release", "admin"]);
+    assert_eq!(r["released"][0]["host_joined"], true, "{r}");
+}
+
+#[test]
 fn persons_cannot_administer() {
     let w = World::new();
     for args in [
@@ -362,11 +421,11 @@ fn persons_cannot_administer() {
         vec!["host", "add", "evil01"],
     ] {
         let err = w.alice.jitctl.fails(3, &args);
-        assert!(err.contains("admin token"), "{args:?}: {err}");
+        assert!(err.contains("this needs an admin"), "{args:?}: {err}");
     }
-    // And the admin token cannot hold reservations.
+    // An admin is a person like any other: reserving takes a group that may.
     let err = w.admin.fails(3, &["reserve", "admin", "--host", "web01"]);
-    assert!(err.contains("cannot hold reservations"), "{err}");
+    assert!(err.contains("not in a group allowed"), "{err}");
 }
 
 #[test]

@@ -56,10 +56,11 @@ fn check_where(patterns: &[String], labels: &[jit_proto::Label]) -> ApiResult<()
 }
 
 pub async fn add(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Body(req): Body<NewAccount>,
 ) -> ApiResult<Json<Account>> {
+    let actor = admin.actor();
     let (default_ttl, max_ttl) = rules::account_ttls(req.default_ttl_secs, req.max_ttl_secs)?;
     check_where(&req.host_patterns, &req.host_labels)?;
     if let Some(p) = &req.posix {
@@ -96,7 +97,7 @@ pub async fn add(
         Err(e) => return Err(ApiError::internal(e)),
     };
     accounts::set_groups(&mut tx, id, &gids).await?;
-    let e = Event::new(now, "admin", "account.add", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "account.add", AuditResult::Ok)
         .account(req.name.as_str())
         .detail(serde_json::json!({
             "virtual": req.posix.is_some(),
@@ -134,11 +135,12 @@ pub async fn show(
 }
 
 pub async fn change(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
     Body(req): Body<AccountChange>,
 ) -> ApiResult<Json<Account>> {
+    let actor = admin.actor();
     let name: AccountName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
@@ -166,7 +168,7 @@ pub async fn change(
         row.offline = offline_str(o).to_owned();
     }
     accounts::update(&mut tx, &row).await?;
-    let e = Event::new(now, "admin", "account.change", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "account.change", AuditResult::Ok)
         .account(&row.name)
         .detail(serde_json::to_value(&req).unwrap_or_default());
     audit::record(&mut tx, &e).await?;
@@ -176,7 +178,12 @@ pub async fn change(
     Ok(Json(out))
 }
 
-async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<Account>> {
+async fn set_active(
+    state: State,
+    actor: String,
+    name: String,
+    active: bool,
+) -> ApiResult<Json<Account>> {
     let name: AccountName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
@@ -190,7 +197,7 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     };
     audit::record(
         &mut tx,
-        &Event::new(now, "admin", action, AuditResult::Ok).account(&row.name),
+        &Event::new(now, actor.clone(), action, AuditResult::Ok).account(&row.name),
     )
     .await?;
     let out = to_api(&mut tx, &row).await?;
@@ -199,17 +206,17 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
 }
 
 pub async fn disable(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Account>> {
-    set_active(state, name, false).await
+    set_active(state, admin.actor(), name, false).await
 }
 
 pub async fn enable(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Account>> {
-    set_active(state, name, true).await
+    set_active(state, admin.actor(), name, true).await
 }

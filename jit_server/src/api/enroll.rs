@@ -7,17 +7,18 @@ use jit_proto::api::{AuditResult, EnrollConfirm, EnrollStart, EnrollStarted, Enr
 use jit_proto::{PersonName, Secret};
 use sqlx::AnyConnection;
 
-use super::factor::{self, CodeOutcome};
+use super::factor;
 use super::{Body, State, now};
 use crate::error::{ApiError, ApiResult};
 use crate::keys::{self, TokenKind};
+use crate::login::decision::{CodeVerdict, Failure};
 use crate::store::StoreError;
 use crate::store::audit::{self, Event};
 use crate::store::persons::{self, PersonRow};
 use crate::totp;
 
 /// Finds the person an enrollment code belongs to, if the code is still good.
-async fn redeem(
+pub(crate) async fn redeem(
     conn: &mut AnyConnection,
     code: &Secret,
     now: i64,
@@ -96,8 +97,8 @@ pub async fn confirm(
     })?;
     let actor = format!("enroll:{}", person.name);
     match factor::check(&state, &mut tx, &person, &sealed, &req.code, now).await? {
-        CodeOutcome::Accepted => {}
-        CodeOutcome::LockedOut(until) => {
+        CodeVerdict::Accepted(_) => {}
+        CodeVerdict::LockedOut(until) => {
             return Err(ApiError::new(
                 ErrorCode::LockedOut,
                 format!(
@@ -114,9 +115,10 @@ pub async fn confirm(
             audit::record(&mut tx, &e).await?;
             tx.commit().await.map_err(ApiError::internal)?;
             let mut msg = "that code is not right: check that your phone's clock is correct and type the code showing now".to_owned();
-            if let CodeOutcome::Wrong {
-                locked_until: Some(u),
-            } = outcome
+            if let CodeVerdict::Wrong(Failure {
+                lock_until: Some(u),
+                ..
+            }) = outcome
             {
                 msg.push_str(&format!(
                     "; too many wrong codes, locked until {}",
@@ -134,7 +136,15 @@ pub async fn confirm(
     }
     persons::activate_factor(&mut tx, person.id).await?;
     let token = keys::new_token(TokenKind::Person);
-    persons::insert_token(&mut tx, person.id, &keys::token_hash(token.expose()), now).await?;
+    let until = now + state.settings.tokens.person_ttl.secs();
+    persons::insert_token(
+        &mut tx,
+        person.id,
+        &keys::token_hash(token.expose()),
+        now,
+        until,
+    )
+    .await?;
     let e = Event::new(now, actor, "person.enroll", AuditResult::Ok).person(&person.name);
     audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;

@@ -35,10 +35,11 @@ async fn to_api(conn: &mut AnyConnection, id: i64, name: &str) -> ApiResult<Grou
 }
 
 pub async fn add(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Body(req): Body<NewGroup>,
 ) -> ApiResult<Json<Group>> {
+    let actor = admin.actor();
     let now = now();
     let mut tx = state.store.write().await?;
     let id = match groups::insert(&mut tx, req.name.as_str(), now).await {
@@ -51,7 +52,8 @@ pub async fn add(
         }
         Err(e) => return Err(ApiError::internal(e)),
     };
-    let e = Event::new(now, "admin", "group.add", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "group.add", AuditResult::Ok)
+        .reason(format!("group {} created", req.name))
         .detail(serde_json::json!({ "group": req.name }));
     audit::record(&mut tx, &e).await?;
     let out = to_api(&mut tx, id, req.name.as_str()).await?;
@@ -81,19 +83,21 @@ pub async fn show(
 }
 
 pub async fn add_member(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
     Body(req): Body<NewMember>,
 ) -> ApiResult<Json<Group>> {
+    let actor = admin.actor();
     let name: GroupName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
     let gid = find_id(&mut tx, name.as_str()).await?;
     let person = person_api::find(&mut tx, req.person.as_str()).await?;
     if groups::add_member(&mut tx, gid, person.id).await? {
-        let e = Event::new(now, "admin", "group.add_member", AuditResult::Ok)
+        let e = Event::new(now, actor.clone(), "group.add_member", AuditResult::Ok)
             .person(&person.name)
+            .reason(format!("{} added to group {name}", person.name))
             .detail(serde_json::json!({ "group": name }));
         audit::record(&mut tx, &e).await?;
     }
@@ -103,10 +107,11 @@ pub async fn add_member(
 }
 
 pub async fn remove_member(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path((name, person)): Path<(String, String)>,
 ) -> ApiResult<Json<Group>> {
+    let actor = admin.actor();
     let name: GroupName = path_name(&name)?;
     let person: PersonName = path_name(&person)?;
     let now = now();
@@ -118,8 +123,9 @@ pub async fn remove_member(
             "{person} is not a member of {name}"
         )));
     }
-    let e = Event::new(now, "admin", "group.remove_member", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "group.remove_member", AuditResult::Ok)
         .person(&row.name)
+        .reason(format!("{} removed from group {name}", row.name))
         .detail(serde_json::json!({ "group": name }));
     audit::record(&mut tx, &e).await?;
     let out = to_api(&mut tx, gid, name.as_str()).await?;

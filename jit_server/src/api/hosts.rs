@@ -61,12 +61,13 @@ fn join_token(state: &State, url: String, host: &HostName, secret: jit_proto::Se
 }
 
 pub async fn add(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     headers: HeaderMap,
     uri: Uri,
     Body(req): Body<NewHost>,
 ) -> ApiResult<Json<HostCreated>> {
+    let actor = admin.actor();
     let url = public_url(&state, &headers, &uri)?;
     let now = now();
     let secret = keys::new_token(TokenKind::JoinSecret);
@@ -83,7 +84,7 @@ pub async fn add(
         }
         Err(e) => return Err(ApiError::internal(e)),
     }
-    let e = Event::new(now, "admin", "host.add", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "host.add", AuditResult::Ok)
         .host(req.name.as_str())
         .detail(serde_json::json!({ "labels": req.labels }));
     audit::record(&mut tx, &e).await?;
@@ -105,12 +106,13 @@ pub async fn list(_: Admin, St(state): St<State>) -> ApiResult<Json<Vec<Host>>> 
 }
 
 pub async fn rejoin(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     headers: HeaderMap,
     uri: Uri,
     Path(name): Path<String>,
 ) -> ApiResult<Json<HostCreated>> {
+    let actor = admin.actor();
     let name: HostName = path_name(&name)?;
     let url = public_url(&state, &headers, &uri)?;
     let now = now();
@@ -119,7 +121,7 @@ pub async fn rejoin(
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
     hosts::reset_join(&mut tx, row.id, &keys::token_hash(secret.expose()), expires).await?;
-    let e = Event::new(now, "admin", "host.rejoin", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "host.rejoin", AuditResult::Ok)
         .host(&row.name)
         .reason("previous host credential revoked");
     audit::record(&mut tx, &e).await?;
@@ -132,7 +134,12 @@ pub async fn rejoin(
     }))
 }
 
-async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<Host>> {
+async fn set_active(
+    state: State,
+    actor: String,
+    name: String,
+    active: bool,
+) -> ApiResult<Json<Host>> {
     let name: HostName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
@@ -145,7 +152,7 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     };
     audit::record(
         &mut tx,
-        &Event::new(now, "admin", action, AuditResult::Ok).host(&row.name),
+        &Event::new(now, actor.clone(), action, AuditResult::Ok).host(&row.name),
     )
     .await?;
     let row = find(&mut tx, name.as_str()).await?;
@@ -154,19 +161,19 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
 }
 
 pub async fn disable(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Host>> {
-    set_active(state, name, false).await
+    set_active(state, admin.actor(), name, false).await
 }
 
 pub async fn enable(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Host>> {
-    set_active(state, name, true).await
+    set_active(state, admin.actor(), name, true).await
 }
 
 /// `POST /v1/join`: the join secret is the credential for this one call.

@@ -4,18 +4,20 @@
 //! JSON with unknown fields refused and a size cap; every failure becomes an [`ApiError`] with a
 //! message that says what was wrong.
 
-mod accounts;
-mod audit;
-mod auth;
-mod enroll;
-mod factor;
-mod groups;
+pub(crate) mod accounts;
+pub(crate) mod audit;
+pub(crate) mod auth;
+mod bootstrap;
+pub(crate) mod enroll;
+pub(crate) mod factor;
+pub(crate) mod groups;
 mod host;
-mod hosts;
+pub(crate) mod hosts;
 mod offline;
-mod persons;
-mod reservations;
-mod ssh_keys;
+pub(crate) mod persons;
+pub(crate) mod reservations;
+pub(crate) mod ssh_keys;
+pub(crate) mod tokens;
 
 use std::sync::Arc;
 
@@ -55,6 +57,10 @@ pub fn router(state: State) -> Router {
         .route("/persons/{name}/enable", post(persons::enable))
         .route("/persons/{name}/reset-factor", post(persons::reset_factor))
         .route("/persons/{name}/unlock", post(persons::unlock))
+        .route("/persons/{name}/admin", post(persons::set_role))
+        .route("/bootstrap", post(bootstrap::bootstrap))
+        .route("/tokens", get(tokens::list))
+        .route("/tokens/{id}/revoke", post(tokens::revoke))
         .route("/groups", post(groups::add).get(groups::list))
         .route("/groups/{name}", get(groups::show))
         .route("/groups/{name}/members", post(groups::add_member))
@@ -78,6 +84,7 @@ pub fn router(state: State) -> Router {
             post(reservations::reserve).get(reservations::list),
         )
         .route("/reservations/release", post(reservations::release))
+        .route("/reservations/extend", post(reservations::extend))
         .route("/keys", post(ssh_keys::add).get(ssh_keys::list))
         .route("/keys/{id}", delete(ssh_keys::remove))
         .route("/audit", get(audit::query))

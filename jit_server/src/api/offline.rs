@@ -1,6 +1,6 @@
 //! Offline grants: issued after a reservation of an `offline = "cached"` account, served to that
 //! reservation's host (which is recorded), and reconciled when the host reports a login it
-//! decided offline (`host::reconcile_offline_login`, which trusts nothing the host says that the
+//! decided offline (judged by `login::decision`, which trusts nothing the host says that the
 //! grant does not bound).
 
 use axum::Json;
@@ -8,7 +8,7 @@ use axum::extract::State as St;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jit_proto::api::{OfflineGrant, OfflineGrants, StepHash};
-use jit_proto::offline::{self, ITERATIONS, KDF, MAX_STEPS};
+use jit_proto::offline::{self, ITERATIONS, KDF};
 use jit_proto::{AccountName, PersonName};
 use rand::RngCore;
 
@@ -16,21 +16,13 @@ use super::auth::HostCaller;
 use super::factor::secret_aad;
 use super::{State, now};
 use crate::error::{ApiError, ApiResult};
+use crate::login::decision::grant_steps;
 use crate::store::{StoreError, from_json, offline as store, to_json};
 use crate::totp::{self, STEP_SECS};
 
-/// The steps a grant covers: one step of skew before the reservation starts, to one after it
-/// ends, at most [`MAX_STEPS`].
-pub fn steps(created_at: i64, expires_at: i64) -> std::ops::RangeInclusive<i64> {
-    let step = STEP_SECS as i64;
-    let first = created_at.div_euclid(step) - 1;
-    let last = (expires_at.div_euclid(step) + 1).min(first + MAX_STEPS - 1);
-    first..=last
-}
-
 /// Hashes the codes of `secret` for the window (CPU work: call from a blocking thread).
 pub fn hash_window(secret: &[u8], salt: &[u8], created_at: i64, expires_at: i64) -> Vec<StepHash> {
-    steps(created_at, expires_at)
+    grant_steps(created_at, expires_at)
         .filter_map(|s| {
             let code = totp::code_at(secret, s * STEP_SECS as i64)?;
             Some(offline::hash_code(&code, salt, s, ITERATIONS))
@@ -119,10 +111,10 @@ mod tests {
 
     #[test]
     fn the_window_has_a_step_of_skew_each_side_and_a_cap() {
-        let r = steps(3000, 3300); // steps 100..=110
+        let r = grant_steps(3000, 3300); // steps 100..=110
         assert_eq!((*r.start(), *r.end()), (99, 111));
-        let long = steps(0, 24 * 3600);
-        assert_eq!(long.end() - long.start() + 1, MAX_STEPS);
+        let long = grant_steps(0, 24 * 3600);
+        assert_eq!(long.end() - long.start() + 1, offline::MAX_STEPS);
     }
 
     #[test]

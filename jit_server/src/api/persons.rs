@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, State as St};
-use jit_proto::api::{AuditResult, EnrollmentIssued, NewPerson, Person};
+use jit_proto::api::{AdminRole, AuditResult, EnrollmentIssued, NewPerson, Person};
 use jit_proto::{GroupName, PersonName};
 use sqlx::AnyConnection;
 
@@ -33,6 +33,7 @@ pub(super) async fn to_api(
         groups,
         locked_until: row.locked_at(now),
         created_at: row.created_at,
+        admin: row.is_admin(),
     })
 }
 
@@ -56,7 +57,7 @@ fn check_display_name(d: &Option<String>) -> ApiResult<()> {
 }
 
 /// Issues a fresh enrollment code for `person` inside `conn`'s transaction.
-async fn issue_code(
+pub(crate) async fn issue_code(
     state: &State,
     conn: &mut AnyConnection,
     person: &PersonRow,
@@ -81,10 +82,11 @@ async fn issue_code(
 }
 
 pub async fn add(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Body(req): Body<NewPerson>,
 ) -> ApiResult<Json<EnrollmentIssued>> {
+    let actor = admin.actor();
     check_display_name(&req.display_name)?;
     let now = now();
     let mut tx = state.store.write().await?;
@@ -99,12 +101,15 @@ pub async fn add(
         Err(e) => return Err(ApiError::internal(e)),
     }
     let row = find(&mut tx, req.name.as_str()).await?;
+    if req.admin {
+        persons::set_admin(&mut tx, row.id, true).await?;
+    }
     let issued = issue_code(&state, &mut tx, &row, now).await?;
-    audit::record(
-        &mut tx,
-        &Event::new(now, "admin", "person.add", AuditResult::Ok).person(&row.name),
-    )
-    .await?;
+    let mut e = Event::new(now, actor.clone(), "person.add", AuditResult::Ok).person(&row.name);
+    if req.admin {
+        e = e.detail(serde_json::json!({ "admin": true }));
+    }
+    audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(Json(issued))
 }
@@ -130,11 +135,22 @@ pub async fn show(
     Ok(Json(to_api(&mut tx, &row, now()).await?))
 }
 
-async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<Person>> {
+async fn set_active(
+    state: State,
+    actor: String,
+    name: String,
+    active: bool,
+) -> ApiResult<Json<Person>> {
     let name: PersonName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
+    if !active && row.is_admin() && persons::active_admins(&mut tx).await? <= 1 {
+        return Err(ApiError::not_allowed(format!(
+            "{} is the last admin: grant the role to someone else first",
+            row.name
+        )));
+    }
     persons::set_active(&mut tx, row.id, active).await?;
     let action = if active {
         "person.enable"
@@ -143,14 +159,14 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
     };
     audit::record(
         &mut tx,
-        &Event::new(now, "admin", action, AuditResult::Ok).person(&row.name),
+        &Event::new(now, actor.clone(), action, AuditResult::Ok).person(&row.name),
     )
     .await?;
     if !active {
         // A disabled person's reservations end now: nobody may log in on their behalf.
         for r in reservations::list(&mut tx, Some(row.id), false, now).await? {
-            if reservations::release(&mut tx, r.id, now, "admin").await? {
-                let e = Event::new(now, "admin", "reservation.release", AuditResult::Ok)
+            if reservations::release(&mut tx, r.id, now, &actor).await? {
+                let e = Event::new(now, actor.clone(), "reservation.release", AuditResult::Ok)
                     .person(&r.person)
                     .account(&r.account)
                     .host(&r.host)
@@ -166,35 +182,36 @@ async fn set_active(state: State, name: String, active: bool) -> ApiResult<Json<
 }
 
 pub async fn disable(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Person>> {
-    set_active(state, name, false).await
+    set_active(state, admin.actor(), name, false).await
 }
 
 pub async fn enable(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Person>> {
-    set_active(state, name, true).await
+    set_active(state, admin.actor(), name, true).await
 }
 
 /// Lifts a lockout after wrong codes (the person keeps their factor; `reset-factor` is for a
 /// lost or compromised one).
 pub async fn unlock(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Person>> {
+    let actor = admin.actor();
     let name: PersonName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
     let was_locked = row.locked_at(now).is_some();
     persons::unlock(&mut tx, row.id).await?;
-    let e = Event::new(now, "admin", "person.unlock", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "person.unlock", AuditResult::Ok)
         .person(&row.name)
         .reason(if was_locked {
             "lockout lifted; wrong-code count cleared"
@@ -209,20 +226,55 @@ pub async fn unlock(
 }
 
 pub async fn reset_factor(
-    _: Admin,
+    admin: Admin,
     St(state): St<State>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<EnrollmentIssued>> {
+    let actor = admin.actor();
     let name: PersonName = path_name(&name)?;
     let now = now();
     let mut tx = state.store.write().await?;
     let row = find(&mut tx, name.as_str()).await?;
     persons::reset_factor(&mut tx, row.id, now).await?;
     let issued = issue_code(&state, &mut tx, &row, now).await?;
-    let e = Event::new(now, "admin", "person.reset_factor", AuditResult::Ok)
+    let e = Event::new(now, actor.clone(), "person.reset_factor", AuditResult::Ok)
         .person(&row.name)
         .reason("factor and tokens revoked; person must enroll again");
     audit::record(&mut tx, &e).await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(Json(issued))
+}
+
+/// Grants or withdraws the admin role. The last active admin cannot withdraw it from themselves
+/// (nobody could administer jit afterwards but through `jit-server admin-token`).
+pub async fn set_role(
+    admin: Admin,
+    St(state): St<State>,
+    Path(name): Path<String>,
+    Body(req): Body<AdminRole>,
+) -> ApiResult<Json<Person>> {
+    let name: PersonName = path_name(&name)?;
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let row = find(&mut tx, name.as_str()).await?;
+    if !req.admin && row.is_admin() && persons::active_admins(&mut tx).await? <= 1 {
+        return Err(ApiError::not_allowed(format!(
+            "{} is the last admin: grant the role to someone else first",
+            row.name
+        )));
+    }
+    if row.is_admin() != req.admin {
+        persons::set_admin(&mut tx, row.id, req.admin).await?;
+        let action = if req.admin {
+            "person.grant_admin"
+        } else {
+            "person.revoke_admin"
+        };
+        let e = Event::new(now, admin.actor(), action, AuditResult::Ok).person(&row.name);
+        audit::record(&mut tx, &e).await?;
+    }
+    let row = find(&mut tx, name.as_str()).await?;
+    let out = to_api(&mut tx, &row, now).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(out))
 }

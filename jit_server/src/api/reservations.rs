@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State as St;
 use jit_proto::api::{
-    AuditResult, ErrorCode, NewReservation, OfflinePolicy, ReleaseRequest, Released, Reservation,
-    ReservationQuery, Reservations,
+    AuditResult, ErrorCode, ExtendRequest, Extended, NewReservation, OfflinePolicy, ReleaseRequest,
+    Released, Reservation, ReservationQuery, Reservations,
 };
 use sqlx::{Any, AnyConnection, Transaction};
 
@@ -198,7 +198,7 @@ pub async fn list(
     Params(q): Params<ReservationQuery>,
 ) -> ApiResult<Json<Reservations>> {
     let person_id = match &caller {
-        Caller::Admin => None,
+        Caller::Admin(_) => None,
         Caller::Person(p) => Some(p.id),
         Caller::Host(_) => {
             return Err(ApiError::forbidden(
@@ -221,9 +221,8 @@ pub async fn release(
     St(state): St<State>,
     Body(req): Body<ReleaseRequest>,
 ) -> ApiResult<Json<Released>> {
-    let (person_id, by, action) = match &caller {
-        Caller::Admin => (None, "admin".to_owned(), "reservation.force_release"),
-        Caller::Person(p) => (Some(p.id), p.name.clone(), "reservation.release"),
+    let person = match &caller {
+        Caller::Admin(p) | Caller::Person(p) => p,
         Caller::Host(_) => {
             return Err(ApiError::forbidden(
                 "this needs a person or the admin token",
@@ -242,12 +241,19 @@ pub async fn release(
         ),
         None => None,
     };
-    let live = reservations::live_for_account(&mut tx, account.id, host_id, person_id, now).await?;
+    let mut live =
+        reservations::live_for_account(&mut tx, account.id, host_id, Some(person.id), now).await?;
+    // An admin gives back their own reservation like anybody; without one, they force-release
+    // whoever holds it.
+    let forced = live.is_empty() && matches!(caller, Caller::Admin(_));
+    if forced {
+        live = reservations::live_for_account(&mut tx, account.id, host_id, None, now).await?;
+    }
     if live.is_empty() {
-        let whose = if person_id.is_some() {
-            "you hold no"
-        } else {
+        let whose = if matches!(caller, Caller::Admin(_)) {
             "there is no"
+        } else {
+            "you hold no"
         };
         let where_ = req
             .host
@@ -259,18 +265,23 @@ pub async fn release(
             account.name
         )));
     }
+    let action = if forced {
+        "reservation.force_release"
+    } else {
+        "reservation.release"
+    };
     let mut released = Vec::new();
     for r in live {
-        if reservations::release(&mut tx, r.id, now, &by).await? {
+        if reservations::release(&mut tx, r.id, now, &person.name).await? {
             let mut e = Event::new(now, caller.actor(), action, AuditResult::Ok)
                 .person(&r.person)
                 .account(&r.account)
                 .host(&r.host)
                 .detail(serde_json::json!({ "reservation": r.id }));
-            if person_id.is_none() {
+            if forced {
                 e = e.reason(format!(
-                    "forced release by admin; it was held by {}",
-                    r.person
+                    "forced release by admin {}; it was held by {}",
+                    person.name, r.person
                 ));
             }
             audit::record(&mut tx, &e).await?;
@@ -281,4 +292,68 @@ pub async fn release(
     }
     tx.commit().await.map_err(ApiError::internal)?;
     Ok(Json(Released { released }))
+}
+
+/// Moves the end of the caller's own reservations of an account, within its max-ttl.
+pub async fn extend(
+    PersonCaller(person): PersonCaller,
+    St(state): St<State>,
+    Body(req): Body<ExtendRequest>,
+) -> ApiResult<Json<Extended>> {
+    let now = now();
+    let mut tx = state.store.write().await?;
+    let account = account_api::find(&mut tx, req.account.as_str()).await?;
+    let host_id = match &req.host {
+        Some(h) => Some(
+            hosts::by_name(&mut tx, h.as_str())
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no host named {h}")))?
+                .id,
+        ),
+        None => None,
+    };
+    let held =
+        reservations::unexpired_of_person(&mut tx, account.id, host_id, person.id, now).await?;
+    if held.is_empty() {
+        let where_ = req
+            .host
+            .as_ref()
+            .map(|h| format!(" on {h}"))
+            .unwrap_or_default();
+        return Err(ApiError::not_found(format!(
+            "you hold no reservation of {}{where_} that has time left; reserve it with \
+             `jitctl reserve {} --host HOST`",
+            account.name, account.name
+        )));
+    }
+    let (_, max_ttl) = account.ttls();
+    let mut extended = Vec::new();
+    for r in held {
+        let ev = Event::new(
+            now,
+            format!("person:{}", person.name),
+            "reservation.extend",
+            AuditResult::Denied,
+        )
+        .person(&r.person)
+        .account(&r.account)
+        .host(&r.host);
+        let new_end = match rules::extended_expiry(r.expires_at, now, req.duration_secs, max_ttl) {
+            Ok(t) => t,
+            Err(e) => return refuse(tx, ev, e.into()).await,
+        };
+        if reservations::extend(&mut tx, r.id, r.expires_at, new_end, now).await? {
+            let mut ok = ev.detail(serde_json::json!({
+                "reservation": r.id, "from": r.expires_at, "to": new_end,
+                "by_secs": req.duration_secs,
+            }));
+            ok.result = AuditResult::Ok;
+            audit::record(&mut tx, &ok).await?;
+            if let Some(row) = reservations::by_id(&mut tx, r.id).await? {
+                extended.push(row.to_api(now)?);
+            }
+        }
+    }
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(Extended { extended }))
 }

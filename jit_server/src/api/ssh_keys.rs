@@ -41,7 +41,7 @@ async fn subject(
             )),
             _ => Ok(Some(me.clone())),
         },
-        Caller::Admin => match named {
+        Caller::Admin(_) => match named {
             Some(p) => Ok(Some(person_api::find(conn, p.as_str()).await?)),
             None => Ok(None),
         },

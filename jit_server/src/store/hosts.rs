@@ -167,3 +167,31 @@ pub async fn touch(conn: &mut AnyConnection, id: i64, now: i64) -> StoreResult<(
     .await?;
     Ok(())
 }
+
+/// Joined hosts' credentials, for listing: (host name, credential hash, created, last seen).
+pub async fn credentials(
+    conn: &mut AnyConnection,
+) -> StoreResult<Vec<(String, String, i64, Option<i64>)>> {
+    Ok(sqlx::query_as(
+        "SELECT name, credential_hash, created_at, last_seen FROM hosts \
+         WHERE credential_hash IS NOT NULL ORDER BY name",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Revokes the credential whose hash starts with `prefix`: the host must join again (`jitctl
+/// host rejoin`). Returns the host's name.
+pub async fn revoke_credential(
+    conn: &mut AnyConnection,
+    prefix: &str,
+) -> StoreResult<Option<String>> {
+    let row: Option<(String,)> = sqlx::query_as(
+        "UPDATE hosts SET credential_hash = NULL \
+         WHERE credential_hash IS NOT NULL AND substr(credential_hash, 1, 16) = $1 RETURNING name",
+    )
+    .bind(prefix)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|(n,)| n))
+}

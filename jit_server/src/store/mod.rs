@@ -13,6 +13,7 @@ pub mod groups;
 pub mod hosts;
 pub mod offline;
 pub mod persons;
+pub mod portal;
 pub mod reservations;
 pub mod ssh_keys;
 

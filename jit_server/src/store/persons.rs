@@ -16,11 +16,17 @@ pub struct PersonRow {
     pub totp_last_step: Option<i64>,
     pub locked_until: Option<i64>,
     pub created_at: i64,
+    /// 1 for a person with the admin role.
+    pub admin: i64,
 }
 
 impl PersonRow {
     pub fn is_active(&self) -> bool {
         flag(self.active)
+    }
+
+    pub fn is_admin(&self) -> bool {
+        flag(self.admin)
     }
 
     pub fn is_enrolled(&self) -> bool {
@@ -54,7 +60,9 @@ macro_rules! person_cols {
             $p,
             "locked_until, ",
             $p,
-            "created_at"
+            "created_at, ",
+            $p,
+            "admin"
         )
     };
 }
@@ -119,6 +127,25 @@ pub async fn groups_of(conn: &mut AnyConnection, person_id: i64) -> StoreResult<
     .fetch_all(conn)
     .await?;
     Ok(rows.into_iter().map(|(n,)| n).collect())
+}
+
+/// Grants or withdraws the admin role.
+pub async fn set_admin(conn: &mut AnyConnection, id: i64, admin: bool) -> StoreResult<()> {
+    sqlx::query("UPDATE persons SET admin = $1 WHERE id = $2")
+        .bind(i64::from(admin))
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// How many active persons hold the admin role.
+pub async fn active_admins(conn: &mut AnyConnection) -> StoreResult<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM persons WHERE admin = 1 AND active = 1")
+            .fetch_one(conn)
+            .await?;
+    Ok(n)
 }
 
 pub async fn set_active(conn: &mut AnyConnection, id: i64, active: bool) -> StoreResult<()> {
@@ -210,6 +237,15 @@ pub async fn set_pending_secret(
     Ok(())
 }
 
+/// Forgets a secret offered but not confirmed (the person's factor stays as it is).
+pub async fn clear_pending_secret(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
+    sqlx::query("UPDATE persons SET totp_pending = NULL WHERE id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// The pending secret becomes the person's factor. The confirmation code's time step was
 /// already recorded by [`accept_step`], so it cannot be replayed for a login.
 pub async fn activate_factor(conn: &mut AnyConnection, id: i64) -> StoreResult<()> {
@@ -240,6 +276,15 @@ pub async fn reset_factor(conn: &mut AnyConnection, id: i64, now: i64) -> StoreR
         .bind(id)
         .execute(&mut *conn)
         .await?;
+    // Every other factor and every signed-in portal session go too.
+    sqlx::query("DELETE FROM passkeys WHERE person_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM portal_sessions WHERE person_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     revoke_tokens(conn, id, now).await
 }
 
@@ -257,13 +302,28 @@ pub async fn accept_step(conn: &mut AnyConnection, id: i64, step: i64) -> StoreR
     Ok(r.rows_affected() == 1)
 }
 
-/// Records a wrong code and returns how many wrong codes the person has since `window_start`.
+/// Wrong codes of the person since `window_start`.
+pub async fn recent_failures(
+    conn: &mut AnyConnection,
+    id: i64,
+    window_start: i64,
+) -> StoreResult<i64> {
+    let (n,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM totp_failures WHERE person_id = $1 AND at >= $2")
+            .bind(id)
+            .bind(window_start)
+            .fetch_one(conn)
+            .await?;
+    Ok(n)
+}
+
+/// Records a wrong code, and forgets the ones from before `window_start`.
 pub async fn record_failure(
     conn: &mut AnyConnection,
     id: i64,
     now: i64,
     window_start: i64,
-) -> StoreResult<i64> {
+) -> StoreResult<()> {
     sqlx::query("INSERT INTO totp_failures (person_id, at) VALUES ($1, $2)")
         .bind(id)
         .bind(now)
@@ -273,15 +333,9 @@ pub async fn record_failure(
     sqlx::query("DELETE FROM totp_failures WHERE person_id = $1 AND at < $2")
         .bind(id)
         .bind(window_start)
-        .execute(&mut *conn)
+        .execute(conn)
         .await?;
-    let (n,): (i64,) =
-        sqlx::query_as("SELECT COUNT(*) FROM totp_failures WHERE person_id = $1 AND at >= $2")
-            .bind(id)
-            .bind(window_start)
-            .fetch_one(conn)
-            .await?;
-    Ok(n)
+    Ok(())
 }
 
 pub async fn lock_until(conn: &mut AnyConnection, id: i64, until: i64) -> StoreResult<()> {
@@ -316,18 +370,22 @@ pub async fn clear_failures(conn: &mut AnyConnection, id: i64) -> StoreResult<()
 
 // --- person tokens
 
+/// Inserts a person token that lapses at `expires_at` unless used before (each use moves it).
 pub async fn insert_token(
     conn: &mut AnyConnection,
     person_id: i64,
     token_hash: &str,
     now: i64,
+    expires_at: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO person_tokens (token_hash, person_id, created_at) VALUES ($1, $2, $3)",
+        "INSERT INTO person_tokens (token_hash, person_id, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4)",
     )
     .bind(token_hash)
     .bind(person_id)
     .bind(now)
+    .bind(expires_at)
     .execute(conn)
     .await?;
     Ok(())
@@ -344,22 +402,95 @@ pub async fn revoke_tokens(conn: &mut AnyConnection, person_id: i64, now: i64) -
     Ok(())
 }
 
-pub async fn by_token(
+/// One stored person token, for listing (never the token itself).
+#[derive(Debug, Clone, FromRow)]
+pub struct TokenRow {
+    pub token_hash: String,
+    pub person: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+/// Person tokens not revoked, of one person or of everybody, newest first.
+pub async fn tokens(
     conn: &mut AnyConnection,
-    token_hash: &str,
-) -> StoreResult<Option<PersonRow>> {
-    Ok(sqlx::query_as(concat!(
-        "SELECT ",
-        person_cols!("p."),
-        " FROM persons p JOIN person_tokens t ON t.person_id = p.id \
-         WHERE t.token_hash = $1 AND t.revoked_at IS NULL"
-    ))
-    .bind(token_hash)
-    .fetch_optional(conn)
+    person_id: Option<i64>,
+) -> StoreResult<Vec<TokenRow>> {
+    Ok(sqlx::query_as(
+        "SELECT t.token_hash, p.name AS person, t.created_at, t.expires_at, t.last_used_at, \
+         t.revoked_at FROM person_tokens t JOIN persons p ON p.id = t.person_id \
+         WHERE t.revoked_at IS NULL AND (CAST($1 AS BIGINT) IS NULL OR t.person_id = $1) \
+         ORDER BY t.created_at DESC, p.name",
+    )
+    .bind(person_id)
+    .fetch_all(conn)
     .await?)
 }
 
-// --- admin tokens
+/// Revokes one token by its hash; false if it was not live.
+pub async fn revoke_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE person_tokens SET revoked_at = $1 WHERE token_hash = $2 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(token_hash)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
+}
+
+/// The person a live token belongs to, with the token's expiry and last use.
+pub async fn by_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: i64,
+) -> StoreResult<Option<(PersonRow, Option<i64>)>> {
+    #[derive(FromRow)]
+    struct Hit {
+        #[sqlx(flatten)]
+        person: PersonRow,
+        token_last_used: Option<i64>,
+    }
+    let hit: Option<Hit> = sqlx::query_as(concat!(
+        "SELECT ",
+        person_cols!("p."),
+        ", t.last_used_at AS token_last_used FROM persons p JOIN person_tokens t \
+         ON t.person_id = p.id WHERE t.token_hash = $1 AND t.revoked_at IS NULL \
+         AND (t.expires_at IS NULL OR t.expires_at > $2)"
+    ))
+    .bind(token_hash)
+    .bind(now)
+    .fetch_optional(conn)
+    .await?;
+    Ok(hit.map(|h| (h.person, h.token_last_used)))
+}
+
+/// Records a use of a token: its lifetime starts again from `now`.
+pub async fn touch_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE person_tokens SET last_used_at = $1, expires_at = $2 \
+         WHERE token_hash = $3 AND revoked_at IS NULL",
+    )
+    .bind(now)
+    .bind(expires_at)
+    .bind(token_hash)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+// --- bootstrap tokens (`jit-server init`, `jit-server admin-token`)
 
 pub async fn insert_admin_token(
     conn: &mut AnyConnection,
@@ -374,19 +505,31 @@ pub async fn insert_admin_token(
     Ok(())
 }
 
-pub async fn admin_token_valid(conn: &mut AnyConnection, token_hash: &str) -> StoreResult<bool> {
-    let row: Option<(i64,)> =
-        sqlx::query_as("SELECT 1 FROM admin_tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(token_hash)
-            .fetch_optional(conn)
-            .await?;
-    Ok(row.is_some())
+/// Spends a bootstrap token for `person`; false if it is unknown, revoked or already spent.
+pub async fn use_admin_token(
+    conn: &mut AnyConnection,
+    token_hash: &str,
+    person: &str,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE admin_tokens SET used_at = $1, used_by = $2 \
+         WHERE token_hash = $3 AND revoked_at IS NULL AND used_at IS NULL",
+    )
+    .bind(now)
+    .bind(person)
+    .bind(token_hash)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 pub async fn revoke_admin_tokens(conn: &mut AnyConnection, now: i64) -> StoreResult<()> {
-    sqlx::query("UPDATE admin_tokens SET revoked_at = $1 WHERE revoked_at IS NULL")
-        .bind(now)
-        .execute(conn)
-        .await?;
+    sqlx::query(
+        "UPDATE admin_tokens SET revoked_at = $1 WHERE revoked_at IS NULL AND used_at IS NULL",
+    )
+    .bind(now)
+    .execute(conn)
+    .await?;
     Ok(())
 }

@@ -25,6 +25,7 @@ pub struct ReservationRow {
     pub expires_at: i64,
     pub ended_at: Option<i64>,
     pub ended_by: Option<String>,
+    pub host_joined: i64,
 }
 
 // A macro so every query stays a literal string (sqlx refuses dynamic SQL).
@@ -32,7 +33,9 @@ macro_rules! select_reservations {
     () => {
         "SELECT r.id, r.account_id, r.host_id, r.person_id, a.name AS account, \
      h.name AS host, p.name AS person, r.state, r.reason, r.created_at, r.expires_at, \
-     r.ended_at, r.ended_by FROM reservations r JOIN accounts a ON a.id = r.account_id \
+     r.ended_at, r.ended_by, \
+     CASE WHEN h.credential_hash IS NULL THEN 0 ELSE 1 END AS host_joined \
+     FROM reservations r JOIN accounts a ON a.id = r.account_id \
      JOIN hosts h ON h.id = r.host_id JOIN persons p ON p.id = r.person_id"
     };
 }
@@ -70,6 +73,7 @@ impl ReservationRow {
                 (_, e) => e,
             },
             ended_by: self.ended_by.clone(),
+            host_joined: super::flag(self.host_joined),
         })
     }
 }
@@ -228,6 +232,50 @@ pub async fn live_for_account(
     .bind(now)
     .fetch_all(conn)
     .await?)
+}
+
+/// A person's reservations of an account (optionally on one host) that have not run out yet,
+/// used by a login or not: the ones an extension may move.
+pub async fn unexpired_of_person(
+    conn: &mut AnyConnection,
+    account_id: i64,
+    host_id: Option<i64>,
+    person_id: i64,
+    now: i64,
+) -> StoreResult<Vec<ReservationRow>> {
+    Ok(sqlx::query_as(concat!(
+        select_reservations!(),
+        " WHERE r.account_id = $1 \
+         AND (CAST($2 AS BIGINT) IS NULL OR r.host_id = $2) AND r.person_id = $3 \
+         AND r.state IN ('active', 'consumed') AND r.expires_at > $4 ORDER BY r.id"
+    ))
+    .bind(account_id)
+    .bind(host_id)
+    .bind(person_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Moves the end of a reservation that has not run out; false if it ran out meanwhile.
+pub async fn extend(
+    conn: &mut AnyConnection,
+    id: i64,
+    old_end: i64,
+    new_end: i64,
+    now: i64,
+) -> StoreResult<bool> {
+    let r = sqlx::query(
+        "UPDATE reservations SET expires_at = $1 WHERE id = $2 AND expires_at = $3 \
+         AND state IN ('active', 'consumed') AND expires_at > $4",
+    )
+    .bind(new_end)
+    .bind(id)
+    .bind(old_end)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(r.rows_affected() == 1)
 }
 
 // --- login attempts

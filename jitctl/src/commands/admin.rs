@@ -49,6 +49,7 @@ fn person_rows(list: &[Person]) -> Vec<Vec<String>> {
             vec![
                 p.name.to_string(),
                 or_dash(p.display_name.as_deref()),
+                if p.admin { "admin" } else { "person" }.into(),
                 if p.active { "active" } else { "disabled" }.into(),
                 if p.enrolled { "yes" } else { "no" }.into(),
                 p.groups
@@ -70,6 +71,7 @@ fn print_persons(ctx: &Ctx, list: &[Person]) {
             &[
                 "NAME",
                 "DISPLAY NAME",
+                "ROLE",
                 "STATE",
                 "ENROLLED",
                 "GROUPS",
@@ -80,19 +82,41 @@ fn print_persons(ctx: &Ctx, list: &[Person]) {
     }
 }
 
+fn set_role(ctx: &Ctx, client: &jit_client::Client, n: &str, admin: bool) -> CliResult<()> {
+    let p = ctx.block_on(client.set_admin_role(&name(n)?, admin))?;
+    if ctx.json {
+        output::json(&p)
+    } else if admin {
+        println!("{} is an admin.", p.name)
+    } else {
+        println!("{} is no longer an admin.", p.name)
+    }
+    Ok(())
+}
+
 pub fn person(ctx: &Ctx, cmd: PersonCmd) -> CliResult<()> {
     let (client, creds) = ctx.client()?;
+
     match cmd {
         PersonCmd::Add {
             name: n,
             display_name,
+            admin,
         } => {
             let e = ctx.block_on(client.add_person(&NewPerson {
                 name: name(&n)?,
                 display_name,
+                admin,
             }))?;
-            show_enrollment(ctx, &creds, &e, "Added person");
+            show_enrollment(
+                ctx,
+                &creds,
+                &e,
+                if admin { "Added admin" } else { "Added person" },
+            );
         }
+        PersonCmd::GrantAdmin { name: n } => set_role(ctx, &client, &n, true)?,
+        PersonCmd::RevokeAdmin { name: n } => set_role(ctx, &client, &n, false)?,
         PersonCmd::List => print_persons(ctx, &ctx.block_on(client.persons())?),
         PersonCmd::Show { name: n } => {
             let p = ctx.block_on(client.person(&name(&n)?))?;

@@ -6,6 +6,7 @@ mod audit;
 mod reservations;
 mod session;
 mod ssh_keys;
+mod tokens;
 
 use std::future::Future;
 use std::time::Duration;
@@ -62,6 +63,7 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Enroll(a) => session::enroll(&ctx, a),
         Command::Reserve(a) => reservations::reserve(&ctx, a),
         Command::Release(a) => reservations::release(&ctx, a),
+        Command::Extend(a) => reservations::extend(&ctx, a),
         Command::Status(a) => reservations::status(&ctx, a),
         Command::Key(c) => ssh_keys::key(&ctx, c),
         Command::Person(c) => admin::person(&ctx, c),
@@ -69,5 +71,6 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Account(c) => admin::account(&ctx, c),
         Command::Host(c) => admin::host(&ctx, c),
         Command::Audit(a) => audit::audit(&ctx, a),
+        Command::Token(c) => tokens::token(&ctx, c),
     }
 }

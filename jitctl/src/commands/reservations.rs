@@ -1,10 +1,12 @@
 //! reserve, release, status.
 
-use jit_proto::api::{NewReservation, ReleaseRequest, Reservation, ReservationState};
+use jit_proto::api::{
+    ExtendRequest, NewReservation, ReleaseRequest, Reservation, ReservationState,
+};
 use jit_proto::timefmt::{human_secs, utc};
 
 use super::{Ctx, name};
-use crate::cli::{Release, Reserve, Status};
+use crate::cli::{Extend, Release, Reserve, Status};
 use crate::exit::{CliError, CliResult};
 use crate::output::{self, or_dash};
 use crate::when;
@@ -39,6 +41,13 @@ pub fn reserve(ctx: &Ctx, a: Reserve) -> CliResult<()> {
             r.account,
             r.host
         );
+        if !r.host_joined {
+            println!(
+                "Note: {} has not joined jit yet, so logins there are refused until an admin runs \
+                 `jitd join` on it; the reservation's time runs from now.",
+                r.host
+            );
+        }
     }
     Ok(())
 }
@@ -59,6 +68,29 @@ pub fn release(ctx: &Ctx, a: Release) -> CliResult<()> {
             println!(
                 "Released {} on {} (held by {}).",
                 r.account, r.host, r.person
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn extend(ctx: &Ctx, a: Extend) -> CliResult<()> {
+    let req = ExtendRequest {
+        account: name(&a.account)?,
+        host: a.host.as_deref().map(name).transpose()?,
+        duration_secs: when::duration_secs(&a.duration)?,
+    };
+    let (client, _) = ctx.client()?;
+    let done = ctx.block_on(client.extend(&req))?;
+    if ctx.json {
+        output::json(&done);
+    } else {
+        for r in &done.extended {
+            println!(
+                "Extended {} on {} until {}.",
+                r.account,
+                r.host,
+                utc(r.expires_at)
             );
         }
     }

@@ -4,7 +4,7 @@ use std::io::{BufRead, IsTerminal, Write};
 
 use jit_client::{Client, ClientError, Trust, parse_fingerprint};
 use jit_proto::Secret;
-use jit_proto::api::{CallerKind, EnrollConfirm, EnrollStart, ErrorCode};
+use jit_proto::api::{Bootstrap, CallerKind, EnrollConfirm, EnrollStart, ErrorCode};
 
 use super::Ctx;
 use crate::cli::{Enroll, Login};
@@ -90,11 +90,14 @@ fn captured_ca(client: &Client) -> CliResult<String> {
 }
 
 pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
-    let token = match a.token {
+    let token = match a.token.clone() {
         Some(t) => Secret::new(t),
         None => read_input("Token (not shown): ", true)?,
     };
     let client = first_contact(ctx, &a.server, &a.ca_fingerprint, Some(token.clone()))?;
+    if token.expose().starts_with(BOOTSTRAP_PREFIX) {
+        return bootstrap(ctx, &a, client);
+    }
     let who = ctx.block_on(client.whoami())?;
     if who.kind == CallerKind::Host {
         return Err(CliError::Usage(
@@ -126,6 +129,65 @@ pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
     Ok(())
 }
 
+/// Tokens `jit-server init` and `jit-server admin-token` print (one use each).
+const BOOTSTRAP_PREFIX: &str = "jita_";
+
+/// `jitctl login` with a bootstrap token: creates the named admin, stores their own token.
+fn bootstrap(ctx: &Ctx, a: &Login, client: Client) -> CliResult<()> {
+    let person: jit_proto::PersonName = super::name(&a.name)?;
+    config::check_replace(CallerKind::Admin, person.as_str())?;
+    let done = ctx.block_on(client.bootstrap(&Bootstrap {
+        name: person,
+        display_name: a.display_name.clone(),
+    }))?;
+    let creds = Credentials {
+        server: client.server().to_owned(),
+        ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
+        ca_pem: captured_ca(&client)?,
+        token: done.token.clone(),
+        kind: CallerKind::Admin,
+        name: done.person.to_string(),
+    };
+    let path = config::save(&creds)?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "server": creds.server, "kind": CallerKind::Admin, "name": done.person,
+            "created": done.created, "config": path,
+            "enrollment_code": done.enrollment_code,
+            "enrollment_expires_at": done.enrollment_expires_at,
+        }));
+        return Ok(());
+    }
+    if done.created {
+        println!(
+            "Created the admin {}; the bootstrap token is now spent.",
+            done.person
+        );
+    } else {
+        println!(
+            "{} is an admin again; the bootstrap token is now spent.",
+            done.person
+        );
+    }
+    println!(
+        "Logged in to {} as {}. Credentials saved in {}.",
+        creds.server,
+        done.person,
+        path.display()
+    );
+    if let (Some(code), Some(until)) = (&done.enrollment_code, done.enrollment_expires_at) {
+        println!();
+        println!(
+            "Your own second factor (for the portal and for shared accounts): open {}/portal/enroll \
+             and enter this one-time code (valid until {}):",
+            creds.server,
+            jit_proto::timefmt::utc(until)
+        );
+        println!("  {code}");
+    }
+    Ok(())
+}
+
 pub fn logout(ctx: &Ctx) -> CliResult<()> {
     let was = config::load().ok();
     let removed = config::remove()?;
@@ -135,8 +197,9 @@ pub fn logout(ctx: &Ctx) -> CliResult<()> {
         println!("Logged out; the stored credential is deleted.");
         match was {
             Some(c) if c.kind == CallerKind::Admin => println!(
-                "The admin token itself stays valid: keep your copy, or mint a new one on the \
-                 server with `jit-server admin-token`."
+                "To use jitctl as {} again, another admin runs `jitctl person reset-factor {}` \
+                 (or, on the server, `jit-server admin-token` makes a one-time bootstrap token).",
+                c.name, c.name
             ),
             Some(c) => println!(
                 "To use jitctl as {} again, an admin runs `jitctl person reset-factor {}` and \

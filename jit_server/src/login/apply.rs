@@ -1,0 +1,338 @@
+//! Writing a login decision: the attempt, the consumption, the used step, the failure count and
+//! the lockout, and the audit rows, in the transaction the facts were read in. Nothing here
+//! decides; where the database reports that another transaction changed a fact meanwhile (a
+//! concurrent login used the step or consumed the reservation), the changed fact goes back
+//! through [`decide`] so the answer is the one the decision gives for it.
+
+use jit_proto::api::{AuditResult, DenyReason, HostEvent, LoginBegun, LoginVerified};
+use jit_proto::{PersonName, timefmt::utc};
+use sqlx::AnyConnection;
+
+use super::decision::{
+    CodeMatch, CodeVerdict, Decision, Denial, Failure, Lifecycle, LockoutPolicy, Step, decide,
+    lockout_reason,
+};
+use super::facts::Gathered;
+use crate::keys;
+use crate::store::audit::{self, Event};
+use crate::store::hosts::HostRow;
+use crate::store::persons::{self, PersonRow};
+use crate::store::reservations::{self, AttemptRow};
+use crate::store::{StoreError, StoreResult};
+
+fn reason_name(r: DenyReason) -> String {
+    serde_json::to_value(r)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The audit detail of a login: where it came from, the owner of the ssh key used (when it is a
+/// registered key), and `extra`.
+fn detail(g: &Gathered, extra: serde_json::Value) -> serde_json::Value {
+    let mut d = serde_json::json!({ "origin": g.origin });
+    if let Some(owner) = &g.facts.key_owner {
+        d["ssh_key_owner"] = serde_json::json!(owner);
+    }
+    if let (Some(d), serde_json::Value::Object(extra)) = (d.as_object_mut(), extra) {
+        d.extend(extra);
+    }
+    d
+}
+
+fn login_event(now: i64, host: &HostRow, action: &'static str, g: &Gathered) -> Event {
+    let mut e = Event::new(
+        now,
+        format!("host:{}", host.name),
+        action,
+        AuditResult::Denied,
+    )
+    .host(&host.name);
+    if let Some(a) = &g.account {
+        e = e.account(&a.name);
+    }
+    if let Some(r) = &g.reservation {
+        e = e.person(&r.person);
+    }
+    e
+}
+
+/// Begin: open an attempt and audit, or audit the refusal. A name that is not shared here is
+/// left alone: no audit row (the host ignores it too).
+pub async fn begin(
+    conn: &mut AnyConnection,
+    host: &HostRow,
+    g: &Gathered,
+    d: &Decision,
+    attempt_ttl: i64,
+    now: i64,
+) -> StoreResult<LoginBegun> {
+    let ev = login_event(now, host, "login.begin", g);
+    match d {
+        Decision::Prompt { factor, expires_at } => {
+            let (Some(account), Some(res)) = (&g.account, &g.reservation) else {
+                return Err(StoreError::Corrupt("a prompt without a reservation".into()));
+            };
+            let attempt = AttemptRow {
+                id: keys::new_attempt_id(),
+                host_id: host.id,
+                account_id: account.id,
+                reservation_id: res.id,
+                state: "pending".into(),
+                origin: g.origin.to_string(),
+                created_at: now,
+                expires_at: now + attempt_ttl,
+            };
+            reservations::insert_attempt(conn, &attempt).await?;
+            let mut ok = ev
+                .detail(detail(g, serde_json::json!({ "attempt": attempt.id })))
+                .reason("code requested");
+            ok.result = AuditResult::Ok;
+            audit::record(conn, &ok).await?;
+            Ok(LoginBegun::Challenge {
+                attempt: attempt.id,
+                factor: *factor,
+                expires_at: *expires_at,
+            })
+        }
+        Decision::Deny(no) => {
+            if no.reason != DenyReason::NotShared {
+                let e = ev
+                    .detail(detail(g, serde_json::json!({})))
+                    .reason(no.message.clone());
+                audit::record(conn, &e).await?;
+            }
+            Ok(LoginBegun::Denied {
+                reason: no.reason,
+                message: no.message.clone(),
+            })
+        }
+        other => Err(StoreError::Corrupt(format!(
+            "login begin cannot apply {other:?}"
+        ))),
+    }
+}
+
+/// Verify: use the step and consume the reservation, or count the wrong code; end the attempt
+/// either way and audit.
+pub async fn verify(
+    conn: &mut AnyConnection,
+    host: &HostRow,
+    g: &Gathered,
+    d: &Decision,
+    now: i64,
+) -> StoreResult<LoginVerified> {
+    let (Some(attempt), Some(res)) = (&g.attempt, &g.reservation) else {
+        // An attempt this host never had: nothing to end and no account to file it under.
+        let Decision::Deny(no) = d else {
+            return Err(StoreError::Corrupt("a verify without an attempt".into()));
+        };
+        return Ok(LoginVerified::Denied {
+            reason: no.reason,
+            message: no.message.clone(),
+        });
+    };
+    let ev = login_event(now, host, "login.verify", g).detail(detail(
+        g,
+        serde_json::json!({ "attempt": attempt.id, "reservation": res.id }),
+    ));
+    let mut outcome = d.clone();
+    if let (Decision::Grant { step }, Some(holder)) = (d, &g.holder) {
+        outcome = grant(conn, host, g, holder, *step, now).await?;
+    }
+    match outcome {
+        Decision::Grant { .. } => {
+            reservations::finish_attempt(conn, &attempt.id, "granted").await?;
+            let mut ok = ev.reason("code accepted; reservation consumed");
+            ok.result = AuditResult::Ok;
+            audit::record(conn, &ok).await?;
+            Ok(LoginVerified::Granted {
+                person: PersonName::new(&res.person)
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+                reservation_id: res.id,
+            })
+        }
+        Decision::Deny(no) => {
+            reservations::finish_attempt(conn, &attempt.id, "denied").await?;
+            if let (Some(f), Some(holder)) = (&no.failure, &g.holder) {
+                count_failure(conn, holder, f, &g.facts.lockout, now).await?;
+            }
+            let e = ev.reason(format!("{}: {}", reason_name(no.reason), no.message));
+            audit::record(conn, &e).await?;
+            Ok(LoginVerified::Denied {
+                reason: no.reason,
+                message: no.message,
+            })
+        }
+        other => Err(StoreError::Corrupt(format!(
+            "login verify cannot apply {other:?}"
+        ))),
+    }
+}
+
+/// Uses `step` and consumes the reservation. Either can have been taken by a concurrent login
+/// since the facts were read; then the decision is made again with what the database says.
+async fn grant(
+    conn: &mut AnyConnection,
+    host: &HostRow,
+    g: &Gathered,
+    holder: &PersonRow,
+    step: i64,
+    now: i64,
+) -> StoreResult<Decision> {
+    let again = |change: &dyn Fn(&mut super::decision::Facts)| {
+        let mut facts = g.facts.clone();
+        change(&mut facts);
+        decide(
+            &Step::Verify {
+                code: CodeMatch::Step(step),
+            },
+            &facts,
+            now,
+        )
+    };
+    if !persons::accept_step(conn, holder.id, step).await? {
+        return Ok(again(&|f| {
+            if let Some(h) = &mut f.holder {
+                h.last_step = Some(step);
+            }
+        }));
+    }
+    persons::clear_failures(conn, holder.id).await?;
+    let Some(res) = &g.reservation else {
+        return Err(StoreError::Corrupt("a grant without a reservation".into()));
+    };
+    if !reservations::consume(conn, res.id, now, &format!("host:{}", host.name)).await? {
+        return Ok(again(&|f| {
+            if let Some(r) = &mut f.reservation {
+                r.state = Lifecycle::Consumed;
+            }
+        }));
+    }
+    Ok(Decision::Grant { step })
+}
+
+/// Counts a wrong code, and locks the person out (audited) when the decision says so.
+async fn count_failure(
+    conn: &mut AnyConnection,
+    person: &PersonRow,
+    f: &Failure,
+    p: &LockoutPolicy,
+    now: i64,
+) -> StoreResult<()> {
+    persons::record_failure(conn, person.id, now, now - p.window_secs).await?;
+    if let Some(until) = f.lock_until {
+        persons::lock_until(conn, person.id, until).await?;
+        let e = Event::new(now, "server", "person.lockout", AuditResult::Denied)
+            .person(&person.name)
+            .reason(lockout_reason(f, p));
+        audit::record(conn, &e).await?;
+    }
+    Ok(())
+}
+
+/// Records what judging one code came to (the enrollment confirmation): the used step, or the
+/// wrong code and a lockout. A step a concurrent request used meanwhile is a replay.
+pub async fn code(
+    conn: &mut AnyConnection,
+    person: &PersonRow,
+    verdict: CodeVerdict,
+    p: &LockoutPolicy,
+    now: i64,
+) -> StoreResult<CodeVerdict> {
+    match verdict {
+        CodeVerdict::Accepted(step) => {
+            if !persons::accept_step(conn, person.id, step).await? {
+                return Ok(CodeVerdict::Replayed);
+            }
+            persons::clear_failures(conn, person.id).await?;
+        }
+        CodeVerdict::Wrong(f) => count_failure(conn, person, &f, p, now).await?,
+        CodeVerdict::Replayed | CodeVerdict::LockedOut(_) => {}
+    }
+    Ok(verdict)
+}
+
+/// The time a host event is recorded at: a believed offline login at its (bounded) time, a
+/// refused one when it arrived, anything else at the host's time unless that is in the future.
+pub fn event_time(ev: &HostEvent, d: Option<&Decision>, now: i64) -> i64 {
+    match d {
+        Some(Decision::Reconcile { at, .. }) => *at,
+        Some(_) => now,
+        None => ev.at.min(now),
+    }
+}
+
+/// Applies a judged `login.offline` report (once: only when the event was newly stored) and
+/// audits the outcome as `login.reconcile`.
+pub async fn offline(
+    conn: &mut AnyConnection,
+    host: &HostRow,
+    ev: &HostEvent,
+    g: &Gathered,
+    d: &Decision,
+    now: i64,
+) -> StoreResult<()> {
+    let actor = format!("host:{}", host.name);
+    let mut e = Event::new(now, actor.clone(), "login.reconcile", AuditResult::Denied)
+        .account(ev.account.as_str())
+        .host(&host.name)
+        .detail(serde_json::json!({
+            "event": ev.id,
+            "reservation": ev.reservation_id,
+            "totp_step": ev.totp_step,
+            "reported_at": ev.at,
+        }));
+    if let Some(p) = &ev.person {
+        e = e.person(p.as_str());
+    }
+    match d {
+        Decision::Deny(Denial {
+            message,
+            suspicious,
+            ..
+        }) => {
+            let why = if *suspicious {
+                tracing::warn!(host = %host.name, event = %ev.id, "suspicious offline login report refused: {message}");
+                format!("suspicious report refused: {message}")
+            } else {
+                format!("refused: {message}")
+            };
+            audit::record(conn, &e.reason(why)).await?;
+        }
+        Decision::Reconcile { step, at } => {
+            let (Some(res), Some(holder)) = (&g.reservation, &g.holder) else {
+                return Err(StoreError::Corrupt(
+                    "a reconcile without a reservation".into(),
+                ));
+            };
+            // The code's step can no longer be used anywhere (it is inside the window, so this
+            // cannot push the holder's last step beyond the reservation's end).
+            persons::accept_step(conn, holder.id, *step).await?;
+            // `consume` checks the expiry against its `now`: use the time of the login.
+            let consumed =
+                reservations::consume(conn, res.id, *at, &format!("{actor} (offline)")).await?;
+            let why = if consumed {
+                format!(
+                    "offline login at {} reconciled: reservation consumed, time step {step} used",
+                    utc(*at)
+                )
+            } else {
+                format!(
+                    "offline login at {} reconciled: time step {step} used; the reservation had \
+                     already ended",
+                    utc(*at)
+                )
+            };
+            let mut ok = e.person(&res.person).reason(why);
+            ok.result = AuditResult::Ok;
+            audit::record(conn, &ok).await?;
+        }
+        other => {
+            return Err(StoreError::Corrupt(format!(
+                "an offline report cannot apply {other:?}"
+            )));
+        }
+    }
+    Ok(())
+}

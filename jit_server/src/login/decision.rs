@@ -1,0 +1,563 @@
+//! The login decision as one pure function: [`decide`] takes the step being decided, the facts
+//! the store read, and `now`, and says what to do. It reads no database, no clock and no
+//! network, so every rule is shown by a row of the table test below.
+//!
+//! The same eligibility rules serve every step: a login begins only where it could also be
+//! granted, and a code is checked only where the login could begin.
+
+use jit_proto::api::{DenyReason, Factor, OfflinePolicy};
+use jit_proto::timefmt::{human_secs, utc};
+
+/// TOTP time step, in seconds.
+pub const STEP_SECS: i64 = crate::totp::STEP_SECS as i64;
+
+/// What is being decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// A login to a shared account begins at a prompt: may the holder be asked for a factor?
+    Begin,
+    /// The person answered the prompt. `code` is what TOTP matching made of the answer.
+    Verify { code: CodeMatch },
+    /// A host reports a login it decided offline from the grant it was served.
+    Offline(OfflineReport),
+}
+
+/// The outcome of matching a typed code against the holder's secret ([`crate::totp::check`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeMatch {
+    /// The holder's code of this time step (within the allowed skew).
+    Step(i64),
+    /// No step within the skew has this code.
+    NoMatch,
+}
+
+/// What a host says about a login it allowed offline. Believed only as far as the grant it was
+/// served bounds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfflineReport {
+    pub reservation_id: Option<i64>,
+    pub account: String,
+    pub person: Option<String>,
+    /// When the host says the login happened (its clock).
+    pub at: i64,
+    pub totp_step: Option<i64>,
+}
+
+/// Everything [`decide`] may look at. The store reads it in the transaction that then applies
+/// the decision, so what was decided is what holds when it is written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Facts {
+    /// The calling host.
+    pub host: HostFacts,
+    /// The shared account the login is for (`None`: no such account).
+    pub account: Option<AccountFacts>,
+    /// Begin: the live reservation of the account on this host. Verify: the attempt's
+    /// reservation. Offline: the reservation the report names.
+    pub reservation: Option<ReservationFacts>,
+    /// The person holding `reservation`.
+    pub holder: Option<PersonFacts>,
+    /// Verify: the login attempt being answered (`None`: unknown to this host).
+    pub attempt: Option<AttemptFacts>,
+    /// Offline: the grant the server issued for `reservation`.
+    pub grant: Option<GrantFacts>,
+    /// The registered owner of the ssh key sshd accepted for this login, if the key is
+    /// registered.
+    pub key_owner: Option<String>,
+    pub lockout: LockoutPolicy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostFacts {
+    pub name: String,
+    pub active: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountFacts {
+    pub name: String,
+    pub active: bool,
+    /// Its host patterns or labels match the calling host.
+    pub on_host: bool,
+    pub offline: OfflinePolicy,
+}
+
+/// A reservation's state as stored (an `Active` one past `expires_at` has run out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    Active,
+    Consumed,
+    Released,
+    Expired,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReservationFacts {
+    pub id: i64,
+    pub account: String,
+    pub person: String,
+    /// It is a reservation of the calling host.
+    pub on_this_host: bool,
+    pub state: Lifecycle,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+impl ReservationFacts {
+    /// Its state at `t`, as a login would find it.
+    fn state_at(&self, t: i64) -> Lifecycle {
+        match self.state {
+            Lifecycle::Active if self.expires_at <= t => Lifecycle::Expired,
+            s => s,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonFacts {
+    pub name: String,
+    pub active: bool,
+    /// Has a confirmed TOTP factor.
+    pub enrolled: bool,
+    pub locked_until: Option<i64>,
+    /// The newest TOTP step accepted from this person (each step is accepted once).
+    pub last_step: Option<i64>,
+    /// Wrong codes within the lockout window before `now`.
+    pub recent_failures: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptFacts {
+    /// Already granted or denied.
+    pub answered: bool,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrantFacts {
+    /// When the host first fetched it (`None`: never).
+    pub served_at: Option<i64>,
+    /// The steps it holds hashed codes for.
+    pub steps: Vec<i64>,
+}
+
+/// `[lockout]` of server.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockoutPolicy {
+    pub max_failures: u32,
+    pub window_secs: i64,
+    pub duration_secs: i64,
+}
+
+/// What to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Begin: ask the holder for their factor (the store opens a login attempt).
+    Prompt { factor: Factor, expires_at: i64 },
+    /// Verify: the right, fresh code. Use `step` up and consume the reservation.
+    Grant { step: i64 },
+    /// Offline: a believable report. Use `step` up and consume the reservation as of `at`.
+    Reconcile { step: i64, at: i64 },
+    /// Refused; nothing is consumed and no step is used.
+    Deny(Denial),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    pub reason: DenyReason,
+    /// Begin and verify: for the person at the prompt (it says what to do next and never names
+    /// the holder). Offline: why, for the audit log.
+    pub message: String,
+    /// A wrong code: it counts towards the lockout, and locks the person when `lock_until`.
+    pub failure: Option<Failure>,
+    /// Offline: no grant this host was served could have produced the report.
+    pub suspicious: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Failure {
+    /// Wrong codes within the window, this one included.
+    pub count: u32,
+    pub lock_until: Option<i64>,
+}
+
+/// What checking a code for a person comes to (logins and the enrollment confirmation alike,
+/// so both count towards one lockout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// Right and fresh: use `step`.
+    Accepted(i64),
+    /// Right, but this step (or a later one) was used already.
+    Replayed,
+    Wrong(Failure),
+    /// Locked out until then; the code does not matter.
+    LockedOut(i64),
+}
+
+/// The decision for `step`, from `facts` alone.
+pub fn decide(step: &Step, facts: &Facts, now: i64) -> Decision {
+    let outcome = match step {
+        Step::Begin => begin(facts, now),
+        Step::Verify { code } => verify(facts, *code, now),
+        Step::Offline(report) => offline(facts, report, now),
+    };
+    outcome.unwrap_or_else(Decision::Deny)
+}
+
+/// Replay, failure counting and lockout for one code of one person.
+pub fn judge_code(
+    person: &PersonFacts,
+    code: CodeMatch,
+    p: &LockoutPolicy,
+    now: i64,
+) -> CodeVerdict {
+    if let Some(until) = person.locked_until.filter(|u| *u > now) {
+        return CodeVerdict::LockedOut(until);
+    }
+    match code {
+        CodeMatch::Step(step) if person.last_step.is_some_and(|last| step <= last) => {
+            CodeVerdict::Replayed
+        }
+        CodeMatch::Step(step) => CodeVerdict::Accepted(step),
+        CodeMatch::NoMatch => {
+            let count = person.recent_failures.saturating_add(1);
+            CodeVerdict::Wrong(Failure {
+                count,
+                lock_until: (count >= p.max_failures).then_some(now + p.duration_secs),
+            })
+        }
+    }
+}
+
+/// The lockout's audit reason.
+pub fn lockout_reason(f: &Failure, p: &LockoutPolicy) -> String {
+    format!(
+        "{} wrong codes within {}; locked until {}",
+        f.count,
+        human_secs(p.window_secs),
+        f.lock_until.map(utc).unwrap_or_default()
+    )
+}
+
+fn deny(reason: DenyReason, message: impl Into<String>) -> Denial {
+    Denial {
+        reason,
+        message: message.into(),
+        failure: None,
+        suspicious: false,
+    }
+}
+
+fn how_to_reserve(account: &str, host: &str) -> String {
+    format!("Reserve it first: jitctl reserve {account} --host {host}")
+}
+
+fn locked_message(until: i64) -> String {
+    format!(
+        "Too many wrong codes. Try again after {}, or ask an admin to unlock you.",
+        utc(until)
+    )
+}
+
+/// The checks every prompt-bound step shares: the account exists here and is enabled, the host
+/// is enabled, a live reservation is held by an active, enrolled person who is not locked out,
+/// and a key sshd accepted (if any) is not someone else's.
+fn eligible(
+    f: &Facts,
+    prompted: bool,
+    now: i64,
+) -> Result<(&ReservationFacts, &PersonFacts), Denial> {
+    let h = f.host.name.as_str();
+    let account = match &f.account {
+        Some(a) if a.on_host => a,
+        // Before a prompt, a name that is not shared here is none of jit's business; after
+        // one, the account was moved off this host meanwhile.
+        _ if !prompted => return Err(deny(DenyReason::NotShared, "")),
+        a => {
+            let what = a.as_ref().map_or("This shared account".to_owned(), |a| {
+                format!("The shared account {}", a.name)
+            });
+            return Err(deny(
+                DenyReason::HostNotAllowed,
+                format!("{what} no longer exists on {h}."),
+            ));
+        }
+    };
+    let a = account.name.as_str();
+    if !account.active {
+        return Err(deny(
+            DenyReason::AccountDisabled,
+            format!("The shared account {a} is disabled."),
+        ));
+    }
+    if !f.host.active {
+        return Err(deny(
+            DenyReason::HostNotAllowed,
+            format!(
+                "{h} is disabled in jit, so its shared accounts cannot be used; ask an admin to \
+                 run `jitctl host enable {h}`."
+            ),
+        ));
+    }
+    let again = how_to_reserve(a, h);
+    let Some(res) = &f.reservation else {
+        return Err(deny(
+            DenyReason::NoReservation,
+            format!("{a} is not reserved on {h}. {again}"),
+        ));
+    };
+    match res.state_at(now) {
+        Lifecycle::Active => {}
+        Lifecycle::Consumed => {
+            return Err(deny(
+                DenyReason::AlreadyUsed,
+                format!("The reservation of {a} on {h} was already used by a login. {again}"),
+            ));
+        }
+        Lifecycle::Expired => {
+            return Err(deny(
+                DenyReason::Expired,
+                format!("The reservation of {a} on {h} has expired. {again}"),
+            ));
+        }
+        Lifecycle::Released => {
+            return Err(deny(
+                DenyReason::NoReservation,
+                format!("{a} is not reserved on {h}. {again}"),
+            ));
+        }
+    }
+    // sshd accepted the key of a registered person who is not the holder.
+    if f.key_owner.as_ref().is_some_and(|o| *o != res.person) {
+        return Err(deny(
+            DenyReason::NoReservation,
+            format!("{a} is not reserved for you on {h}. {again}"),
+        ));
+    }
+    let cannot = format!("The reservation of {a} on {h} cannot be used.");
+    let Some(person) = f.holder.as_ref().filter(|p| p.name == res.person) else {
+        return Err(deny(DenyReason::PersonDisabled, cannot));
+    };
+    if !person.active {
+        return Err(deny(DenyReason::PersonDisabled, cannot));
+    }
+    if !person.enrolled {
+        return Err(deny(DenyReason::NotEnrolled, cannot));
+    }
+    if let Some(until) = person.locked_until.filter(|u| *u > now) {
+        return Err(deny(DenyReason::LockedOut, locked_message(until)));
+    }
+    Ok((res, person))
+}
+
+fn begin(f: &Facts, now: i64) -> Result<Decision, Denial> {
+    let (res, _) = eligible(f, false, now)?;
+    Ok(Decision::Prompt {
+        factor: Factor::Totp,
+        expires_at: res.expires_at,
+    })
+}
+
+fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
+    let Some(attempt) = &f.attempt else {
+        return Err(deny(
+            DenyReason::AttemptExpired,
+            "This login attempt is unknown; start the login again.",
+        ));
+    };
+    if attempt.answered {
+        return Err(deny(
+            DenyReason::AttemptExpired,
+            "This login attempt was already answered; start the login again.",
+        ));
+    }
+    if attempt.expires_at <= now {
+        return Err(deny(
+            DenyReason::AttemptExpired,
+            "The code came too late; start the login again.",
+        ));
+    }
+    let (res, person) = eligible(f, true, now)?;
+    match judge_code(person, code, &f.lockout, now) {
+        CodeVerdict::Accepted(step) => Ok(Decision::Grant { step }),
+        CodeVerdict::Replayed => Err(deny(
+            DenyReason::ReplayedCode,
+            "That code was already used. Wait for the next code and log in again.",
+        )),
+        CodeVerdict::LockedOut(until) => Err(deny(DenyReason::LockedOut, locked_message(until))),
+        CodeVerdict::Wrong(failure) => {
+            let mut message = format!(
+                "The code is not valid for the current reservation of {} on {}.",
+                res.account, f.host.name
+            );
+            if let Some(u) = failure.lock_until {
+                message.push_str(&format!(" Too many wrong codes: locked until {}.", utc(u)));
+            }
+            Err(Denial {
+                failure: Some(failure),
+                ..deny(DenyReason::WrongCode, message)
+            })
+        }
+    }
+}
+
+fn suspicious(reason: DenyReason, why: String) -> Denial {
+    Denial {
+        suspicious: true,
+        ..deny(reason, why)
+    }
+}
+
+/// A host is trusted only as far as the grant it was given bounds it. Whatever else it says
+/// (another host's reservation, a step outside the reservation's window, a time it could not
+/// have logged in at) is refused and changes nothing: no reservation is consumed and no step is
+/// used, so a host can neither lock a person out of TOTP nor backdate the audit log.
+fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> {
+    use DenyReason as R;
+    let Some(id) = ev.reservation_id else {
+        return Err(suspicious(
+            R::NoReservation,
+            "the event names no reservation".into(),
+        ));
+    };
+    let Some(res) = f.reservation.as_ref().filter(|r| r.id == id) else {
+        return Err(suspicious(
+            R::NoReservation,
+            format!("reservation {id} does not exist"),
+        ));
+    };
+    if !res.on_this_host {
+        return Err(suspicious(
+            R::HostNotAllowed,
+            format!("reservation {id} is not a reservation of this host"),
+        ));
+    }
+    if res.account != ev.account {
+        return Err(suspicious(
+            R::NoReservation,
+            format!(
+                "reservation {id} is for {}, not {}",
+                res.account, ev.account
+            ),
+        ));
+    }
+    if let Some(p) = ev.person.as_ref().filter(|p| **p != res.person) {
+        return Err(suspicious(
+            R::NoReservation,
+            format!("reservation {id} is held by {}, not {p}", res.person),
+        ));
+    }
+    let Some(grant) = &f.grant else {
+        return Err(suspicious(
+            R::NoAuth,
+            format!("no offline grant was issued for reservation {id}"),
+        ));
+    };
+    let Some(served_at) = grant.served_at else {
+        return Err(suspicious(
+            R::NoAuth,
+            format!("the offline grant of reservation {id} was never given to this host"),
+        ));
+    };
+    if let Some(a) = f
+        .account
+        .as_ref()
+        .filter(|a| a.offline != OfflinePolicy::Cached)
+    {
+        // The policy changed after the grant was served: the host may have acted in good faith.
+        return Err(deny(
+            R::NoAuth,
+            format!("the offline policy of {} is no longer `cached`", a.name),
+        ));
+    }
+    let Some(step) = ev.totp_step else {
+        return Err(suspicious(
+            R::WrongCode,
+            "the event carries no time step".into(),
+        ));
+    };
+    // The host's clock may run a step ahead of ours; beyond that the time is made up.
+    if ev.at > now + STEP_SECS {
+        return Err(suspicious(
+            R::Expired,
+            format!("the reported login time {} is in the future", utc(ev.at)),
+        ));
+    }
+    let at = ev.at.min(now);
+    if at < res.created_at || at >= res.expires_at {
+        return Err(suspicious(
+            R::Expired,
+            format!(
+                "the reported login time {} is outside the reservation's window ({} to {})",
+                utc(at),
+                utc(res.created_at),
+                utc(res.expires_at)
+            ),
+        ));
+    }
+    if at < served_at - STEP_SECS {
+        return Err(suspicious(
+            R::Expired,
+            format!(
+                "the reported login time {} is before this host was given the grant ({})",
+                utc(at),
+                utc(served_at)
+            ),
+        ));
+    }
+    let window = grant_steps(res.created_at, res.expires_at);
+    if !window.contains(&step) || !grant.steps.contains(&step) {
+        return Err(suspicious(
+            R::WrongCode,
+            format!(
+                "time step {step} is outside the reservation's window (steps {} to {})",
+                window.start(),
+                window.end()
+            ),
+        ));
+    }
+    if (step - at.div_euclid(STEP_SECS)).abs() > 1 {
+        return Err(suspicious(
+            R::WrongCode,
+            format!(
+                "time step {step} is not within one step of the reported login time (step {})",
+                at.div_euclid(STEP_SECS)
+            ),
+        ));
+    }
+    // The reservation must have been live at the time of the login: active, or expired at
+    // `expires_at` (after `at`, as checked above), or ended after `at`.
+    let ended_by_then = res.ended_at.is_none_or(|e| e <= at);
+    let gone = match res.state {
+        // Nobody tells a host offline of a release; a consumption it made itself it knows of.
+        Lifecycle::Consumed if ended_by_then => Some(("consumed", R::AlreadyUsed, true)),
+        Lifecycle::Released if ended_by_then => Some(("released", R::NoReservation, false)),
+        _ => None,
+    };
+    if let Some((word, reason, suspicious)) = gone {
+        return Err(Denial {
+            suspicious,
+            ..deny(
+                reason,
+                format!(
+                    "reservation {id} was already {word} at the reported login time {}",
+                    utc(at)
+                ),
+            )
+        });
+    }
+    Ok(Decision::Reconcile { step, at })
+}
+
+/// The steps a grant covers: one step of skew before the reservation starts, to one after it
+/// ends, at most [`jit_proto::offline::MAX_STEPS`].
+pub fn grant_steps(created_at: i64, expires_at: i64) -> std::ops::RangeInclusive<i64> {
+    let first = created_at.div_euclid(STEP_SECS) - 1;
+    let last =
+        (expires_at.div_euclid(STEP_SECS) + 1).min(first + jit_proto::offline::MAX_STEPS - 1);
+    first..=last
+}
+
+#[cfg(test)]
+#[path = "decision_tests.rs"]
+mod tests;

@@ -1,0 +1,293 @@
+//! The login decision, one row per rule, with a fixed clock. Each row: a name, the step, how the
+//! facts differ from a baseline (alice holds `admin` on web01, live, enrolled, not locked), and
+//! the decision expected.
+
+use jit_proto::api::{DenyReason as R, Factor, OfflinePolicy};
+
+use super::*;
+
+/// The fixed clock: 2023-11-14 22:13:20 UTC, step 56666666.
+const NOW: i64 = 1_700_000_000;
+const STEP: i64 = NOW / STEP_SECS;
+const CREATED: i64 = NOW - 60;
+const EXPIRES: i64 = NOW + 240;
+
+const LOCKOUT: LockoutPolicy = LockoutPolicy {
+    max_failures: 5,
+    window_secs: 900,
+    duration_secs: 900,
+};
+
+fn baseline() -> Facts {
+    Facts {
+        host: HostFacts {
+            name: "web01".into(),
+            active: true,
+        },
+        account: Some(AccountFacts {
+            name: "admin".into(),
+            active: true,
+            on_host: true,
+            offline: OfflinePolicy::Cached,
+        }),
+        reservation: Some(ReservationFacts {
+            id: 7,
+            account: "admin".into(),
+            person: "alice".into(),
+            on_this_host: true,
+            state: Lifecycle::Active,
+            created_at: CREATED,
+            expires_at: EXPIRES,
+            ended_at: None,
+        }),
+        holder: Some(PersonFacts {
+            name: "alice".into(),
+            active: true,
+            enrolled: true,
+            locked_until: None,
+            // She logged in two steps ago.
+            last_step: Some(STEP - 2),
+            recent_failures: 0,
+        }),
+        attempt: Some(AttemptFacts {
+            answered: false,
+            expires_at: NOW + 200,
+        }),
+        grant: Some(GrantFacts {
+            served_at: Some(CREATED + 5),
+            steps: grant_steps(CREATED, EXPIRES).collect(),
+        }),
+        key_owner: None,
+        lockout: LOCKOUT,
+    }
+}
+
+fn code(step: i64) -> Step {
+    Step::Verify {
+        code: CodeMatch::Step(step),
+    }
+}
+
+const WRONG: Step = Step::Verify {
+    code: CodeMatch::NoMatch,
+};
+
+fn report(change: impl Fn(&mut OfflineReport)) -> Step {
+    let mut r = OfflineReport {
+        reservation_id: Some(7),
+        account: "admin".into(),
+        person: Some("alice".into()),
+        at: NOW - 30,
+        totp_step: Some(STEP - 1),
+    };
+    change(&mut r);
+    Step::Offline(r)
+}
+
+#[derive(Debug)]
+enum Want {
+    Prompt,
+    Grant(i64),
+    Reconcile {
+        step: i64,
+        at: i64,
+    },
+    /// The reason, a part of the message, the failure counted, suspicious.
+    Deny(R, &'static str, Option<Failure>, bool),
+}
+
+fn deny(r: R, msg: &'static str) -> Want {
+    Want::Deny(r, msg, None, false)
+}
+
+fn suspicious(r: R, msg: &'static str) -> Want {
+    Want::Deny(r, msg, None, true)
+}
+
+type Change = fn(&mut Facts);
+
+fn res(f: &mut Facts) -> &mut ReservationFacts {
+    f.reservation.as_mut().unwrap()
+}
+
+fn holder(f: &mut Facts) -> &mut PersonFacts {
+    f.holder.as_mut().unwrap()
+}
+
+fn account(f: &mut Facts) -> &mut AccountFacts {
+    f.account.as_mut().unwrap()
+}
+
+// One row per line reads as a table; rustfmt would spread each over a dozen lines.
+#[rustfmt::skip]
+fn rows() -> Vec<(&'static str, Step, Change, Want)> {
+    let same: Change = |_| {};
+    vec![
+        // --- begin
+        ("begin: a live reservation prompts for the holder's code", Step::Begin, same, Want::Prompt),
+        ("begin: no such account is not jit's", Step::Begin, |f| f.account = None, deny(R::NotShared, "")),
+        ("begin: an account of other hosts is not jit's here", Step::Begin, |f| account(f).on_host = false, deny(R::NotShared, "")),
+        ("begin: no reservation says how to reserve", Step::Begin, |f| f.reservation = None,
+            deny(R::NoReservation, "admin is not reserved on web01. Reserve it first: jitctl reserve admin --host web01")),
+        ("begin: expired", Step::Begin, |f| res(f).expires_at = NOW, deny(R::Expired, "has expired. Reserve it first")),
+        ("begin: already consumed", Step::Begin, |f| res(f).state = Lifecycle::Consumed, deny(R::AlreadyUsed, "already used by a login")),
+        ("begin: released", Step::Begin, |f| res(f).state = Lifecycle::Released, deny(R::NoReservation, "not reserved on web01")),
+        ("begin: disabled account", Step::Begin, |f| account(f).active = false, deny(R::AccountDisabled, "The shared account admin is disabled.")),
+        ("begin: disabled host", Step::Begin, |f| f.host.active = false, deny(R::HostNotAllowed, "jitctl host enable web01")),
+        ("begin: disabled holder", Step::Begin, |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),
+        ("begin: holder without a factor", Step::Begin, |f| holder(f).enrolled = false, deny(R::NotEnrolled, "cannot be used")),
+        ("begin: locked out says until when", Step::Begin, |f| holder(f).locked_until = Some(NOW + 60),
+            deny(R::LockedOut, "Try again after 2023-11-14 22:14:20 UTC, or ask an admin to unlock you.")),
+        ("begin: a lockout that ended is no lockout", Step::Begin, |f| holder(f).locked_until = Some(NOW), Want::Prompt),
+        ("begin: another holder's ssh key", Step::Begin, |f| f.key_owner = Some("bob".into()), deny(R::NoReservation, "not reserved for you on web01")),
+        ("begin: the holder's own ssh key", Step::Begin, |f| f.key_owner = Some("alice".into()), Want::Prompt),
+        // --- verify
+        ("verify: the right, fresh code is granted", code(STEP), same, Want::Grant(STEP)),
+        ("verify: the next step (skew) is granted", code(STEP + 1), same, Want::Grant(STEP + 1)),
+        ("verify: a wrong code counts", WRONG, same,
+            Want::Deny(R::WrongCode, "The code is not valid for the current reservation of admin on web01.", Some(Failure { count: 1, lock_until: None }), false)),
+        ("verify: the fifth wrong code locks", WRONG, |f| holder(f).recent_failures = 4,
+            Want::Deny(R::WrongCode, "Too many wrong codes: locked until 2023-11-14 22:28:20 UTC.", Some(Failure { count: 5, lock_until: Some(NOW + 900) }), false)),
+        ("verify: a code while locked is not looked at", code(STEP), |f| holder(f).locked_until = Some(NOW + 1), deny(R::LockedOut, "Too many wrong codes")),
+        ("verify: a replayed step", code(STEP - 2), same, deny(R::ReplayedCode, "already used. Wait for the next code")),
+        ("verify: an older step after a newer one", code(STEP - 3), same, deny(R::ReplayedCode, "already used")),
+        ("verify: the first code ever", code(STEP), |f| holder(f).last_step = None, Want::Grant(STEP)),
+        ("verify: a code of someone other than the holder matches nothing", WRONG, same,
+            Want::Deny(R::WrongCode, "not valid", Some(Failure { count: 1, lock_until: None }), false)),
+        ("verify: with another holder's ssh key", code(STEP), |f| f.key_owner = Some("bob".into()), deny(R::NoReservation, "not reserved for you")),
+        ("verify: an unknown attempt", code(STEP), |f| { f.attempt = None; f.reservation = None; f.holder = None; f.account = None; },
+            deny(R::AttemptExpired, "unknown; start the login again")),
+        ("verify: an answered attempt", code(STEP), |f| f.attempt.as_mut().unwrap().answered = true, deny(R::AttemptExpired, "already answered")),
+        ("verify: the code came too late", code(STEP), |f| f.attempt.as_mut().unwrap().expires_at = NOW, deny(R::AttemptExpired, "too late")),
+        ("verify: the reservation expired meanwhile", code(STEP), |f| res(f).expires_at = NOW - 1, deny(R::Expired, "has expired")),
+        ("verify: consumed by another login", code(STEP), |f| res(f).state = Lifecycle::Consumed, deny(R::AlreadyUsed, "already used by a login")),
+        ("verify: released meanwhile", code(STEP), |f| res(f).state = Lifecycle::Released, deny(R::NoReservation, "not reserved on web01")),
+        ("verify: the account left this host", code(STEP), |f| account(f).on_host = false, deny(R::HostNotAllowed, "no longer exists on web01")),
+        ("verify: the account was deleted", code(STEP), |f| f.account = None, deny(R::HostNotAllowed, "This shared account no longer exists on web01.")),
+        ("verify: disabled account", code(STEP), |f| account(f).active = false, deny(R::AccountDisabled, "disabled")),
+        ("verify: disabled host", code(STEP), |f| f.host.active = false, deny(R::HostNotAllowed, "disabled in jit")),
+        ("verify: disabled holder", code(STEP), |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),
+        ("verify: factor reset meanwhile", code(STEP), |f| holder(f).enrolled = false, deny(R::NotEnrolled, "cannot be used")),
+        // --- offline reports
+        ("offline: inside the served grant", report(|_| {}), same, Want::Reconcile { step: STEP - 1, at: NOW - 30 }),
+        ("offline: a host clock a little ahead is taken as now", report(|r| { r.at = NOW + 20; r.totp_step = Some(STEP); }), same,
+            Want::Reconcile { step: STEP, at: NOW }),
+        ("offline: released after the login", report(|_| {}), |f| { res(f).state = Lifecycle::Released; res(f).ended_at = Some(NOW - 10); },
+            Want::Reconcile { step: STEP - 1, at: NOW - 30 }),
+        ("offline: a login before the reservation ran out", report(|r| { r.at = NOW - 130; r.totp_step = Some((NOW - 130) / STEP_SECS); }),
+            |f| {
+                let r = res(f);
+                (r.created_at, r.expires_at, r.state) = (NOW - 400, NOW - 100, Lifecycle::Expired);
+                f.grant = Some(GrantFacts { served_at: Some(NOW - 395), steps: grant_steps(NOW - 400, NOW - 100).collect() });
+            },
+            Want::Reconcile { step: (NOW - 130) / STEP_SECS, at: NOW - 130 }),
+        ("offline: no reservation named", report(|r| r.reservation_id = None), same, suspicious(R::NoReservation, "names no reservation")),
+        ("offline: no such reservation", report(|r| r.reservation_id = Some(8)), |f| f.reservation = None, suspicious(R::NoReservation, "reservation 8 does not exist")),
+        ("offline: another host's reservation", report(|_| {}), |f| res(f).on_this_host = false, suspicious(R::HostNotAllowed, "not a reservation of this host")),
+        ("offline: another account", report(|r| r.account = "vault".into()), same, suspicious(R::NoReservation, "is for admin, not vault")),
+        ("offline: another holder", report(|r| r.person = Some("bob".into())), same, suspicious(R::NoReservation, "held by alice, not bob")),
+        ("offline: no grant issued", report(|_| {}), |f| f.grant = None, suspicious(R::NoAuth, "no offline grant was issued")),
+        ("offline: grant never served", report(|_| {}), |f| f.grant.as_mut().unwrap().served_at = None, suspicious(R::NoAuth, "never given to this host")),
+        ("offline: policy changed to deny since", report(|_| {}), |f| account(f).offline = OfflinePolicy::Deny, deny(R::NoAuth, "no longer `cached`")),
+        ("offline: no step", report(|r| r.totp_step = None), same, suspicious(R::WrongCode, "carries no time step")),
+        ("offline: a time in the future", report(|r| r.at = NOW + 7200), same, suspicious(R::Expired, "in the future")),
+        ("offline: backdated before the reservation", report(|r| r.at = 1), same, suspicious(R::Expired, "outside the reservation's window")),
+        ("offline: after the reservation ran out", report(|r| { r.at = NOW - 5; r.totp_step = Some(STEP); }), |f| res(f).expires_at = NOW - 10,
+            suspicious(R::Expired, "outside the reservation's window")),
+        ("offline: before the grant was served", report(|r| r.at = NOW - 45), |f| f.grant.as_mut().unwrap().served_at = Some(NOW),
+            suspicious(R::Expired, "before this host was given the grant")),
+        ("offline: a step far in the future", report(|r| r.totp_step = Some(9_000_000_000_000)), same, suspicious(R::WrongCode, "outside the reservation's window")),
+        ("offline: a step the grant has no hash for", report(|_| {}), |f| f.grant.as_mut().unwrap().steps.retain(|s| *s != STEP - 1),
+            suspicious(R::WrongCode, "outside the reservation's window")),
+        ("offline: a step not of the reported time", report(|r| r.totp_step = Some(STEP + 3)), same, suspicious(R::WrongCode, "not within one step")),
+        ("offline: released before the login", report(|_| {}), |f| { res(f).state = Lifecycle::Released; res(f).ended_at = Some(NOW - 40); },
+            deny(R::NoReservation, "already released at the reported login time")),
+        ("offline: consumed before the login", report(|_| {}), |f| { res(f).state = Lifecycle::Consumed; res(f).ended_at = Some(NOW - 40); },
+            suspicious(R::AlreadyUsed, "already consumed")),
+    ]
+}
+
+#[test]
+fn every_rule_is_a_row() {
+    for (name, step, change, want) in rows() {
+        let mut facts = baseline();
+        change(&mut facts);
+        let got = decide(&step, &facts, NOW);
+        match (&want, &got) {
+            (
+                Want::Prompt,
+                Decision::Prompt {
+                    factor: Factor::Totp,
+                    expires_at,
+                },
+            ) => assert_eq!(*expires_at, EXPIRES, "{name}"),
+            (Want::Grant(s), Decision::Grant { step }) => assert_eq!(s, step, "{name}"),
+            (Want::Reconcile { step: s, at: a }, Decision::Reconcile { step, at }) => {
+                assert_eq!((s, a), (step, at), "{name}")
+            }
+            (Want::Deny(reason, fragment, failure, susp), Decision::Deny(d)) => {
+                assert_eq!(d.reason, *reason, "{name}: {}", d.message);
+                assert!(
+                    d.message.contains(fragment),
+                    "{name}: {:?} lacks {fragment:?}",
+                    d.message
+                );
+                assert_eq!(d.failure, *failure, "{name}");
+                assert_eq!(d.suspicious, *susp, "{name}");
+                if !matches!(step, Step::Offline(_)) {
+                    // Whoever sits at a prompt never learns who holds the account.
+                    assert!(!d.message.contains("alice"), "{name}: {}", d.message);
+                }
+            }
+            _ => panic!("{name}: expected {want:?}, got {got:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_name_not_shared_here_is_silent_and_every_other_refusal_says_what_to_do() {
+    for (name, step, change, _) in rows() {
+        let mut facts = baseline();
+        change(&mut facts);
+        if let Decision::Deny(d) = decide(&step, &facts, NOW) {
+            assert_eq!(
+                d.message.is_empty(),
+                d.reason == R::NotShared,
+                "{name}: {d:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn judging_a_code_alone_serves_the_enrollment_confirmation() {
+    let p = baseline().holder.unwrap();
+    assert_eq!(
+        judge_code(&p, CodeMatch::Step(STEP), &LOCKOUT, NOW),
+        CodeVerdict::Accepted(STEP)
+    );
+    assert_eq!(
+        judge_code(&p, CodeMatch::Step(STEP - 2), &LOCKOUT, NOW),
+        CodeVerdict::Replayed
+    );
+    let four = PersonFacts {
+        recent_failures: 4,
+        ..p.clone()
+    };
+    let CodeVerdict::Wrong(f) = judge_code(&four, CodeMatch::NoMatch, &LOCKOUT, NOW) else {
+        panic!("a wrong code")
+    };
+    assert_eq!(f.lock_until, Some(NOW + 900));
+    assert_eq!(
+        lockout_reason(&f, &LOCKOUT),
+        "5 wrong codes within 15m; locked until 2023-11-14 22:28:20 UTC"
+    );
+    let locked = PersonFacts {
+        locked_until: Some(NOW + 5),
+        ..p
+    };
+    assert_eq!(
+        judge_code(&locked, CodeMatch::Step(STEP), &LOCKOUT, NOW),
+        CodeVerdict::LockedOut(NOW + 5)
+    );
+}

@@ -1,0 +1,45 @@
+//! Login decisions: gather the facts, decide, apply; one transaction, one pure function.
+//!
+//! Every login step a host asks about (begin, verify, and a login it decided offline) goes the
+//! same way, and the HTTP handlers in `api/host.rs` only carry it:
+//!
+//! 1. [`facts::read`] reads everything the decision may depend on (the host, the account, the
+//!    reservation, its holder with their lockout state and last used TOTP step, the attempt,
+//!    the offline grant, the owner of the ssh key sshd accepted) inside the write transaction;
+//! 2. [`decision::decide`] decides from those facts and `now` alone: no database, no clock, no
+//!    network. It is table-tested with a fixed clock, one row per rule;
+//! 3. [`apply`] writes the outcome in that same transaction (attempt, consumption, used step,
+//!    failure count, lockout, audit rows) and builds the answer for the host.
+//!
+//! TOTP matching stays outside the decision but is pure as well: [`crate::totp::check`] turns
+//! secret, code and `now` into the matched step or none; replay (a step not newer than the last
+//! one used), failure counting and the lockout are the decision's, from the facts.
+//!
+//! How the next features plug in, without new handlers:
+//! - **Push with number matching**: the holder's factors become a fact; [`decision::Step`] gains
+//!   `Approve { number }` (the number typed on the approval page or in `jitctl approve`) and
+//!   `Poll`; `Prompt` carries `Factor::Push` and the challenge number, which the caller draws at
+//!   random and passes in with the step, so `decide` stays pure. A wrong number is a `Deny` row,
+//!   and the one-push-a-minute limit is a fact (`last_push_at`) with its own row.
+//! - **Wrong codes per source**: [`decision::PersonFacts::recent_failures`] becomes counters per
+//!   source (the local uid behind su, the remote address, the tty) and per host, read for the
+//!   attempt's origin; [`decision::Failure`] says which counters to bump and until when this
+//!   source must wait, instead of locking the person everywhere. The store keeps the counters.
+//! - **Session policies**: the account's policy joins [`decision::AccountFacts`]; `Grant`
+//!   carries what the host must enforce (end the session at expiry, warn a minute before), and
+//!   session steps (`Step::SessionOpen`, `Step::Extend`) are new rows of the same table.
+
+pub mod apply;
+pub mod decision;
+pub mod facts;
+
+pub use decision::{CodeMatch, Decision, Facts, LockoutPolicy, Step, decide};
+
+/// The lockout policy of the running server.
+pub fn lockout_policy(s: &crate::config::Settings) -> LockoutPolicy {
+    LockoutPolicy {
+        max_failures: s.lockout.max_failures,
+        window_secs: s.lockout.window.secs(),
+        duration_secs: s.lockout.duration.secs(),
+    }
+}

@@ -592,6 +592,12 @@ pub struct LoginOrigin {
     /// code was asked for (sshd's `ExposeAuthInfo`, `SSH_AUTH_INFO_0`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_key: Option<String>,
+    /// Who sits at the prompt, as the host can tell it from the kernel rather than from what
+    /// the application says: `uid:1000` for a local user behind su or sudo (the real uid of the
+    /// process that asked), `addr:192.0.2.7` for a remote login, `tty:tty1` at a console. Wrong
+    /// codes count against it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 /// `POST /v1/host/logins`: a login to `account` begins on the calling host.

@@ -161,6 +161,7 @@ pub fn check_origin(o: &jit_proto::api::LoginOrigin) -> Result<(), RuleError> {
         ("tty", o.tty.as_ref()),
         ("ruser", o.ruser.as_ref()),
         ("ssh_key", o.ssh_key.as_ref()),
+        ("source", o.source.as_ref()),
     ];
     for (what, v) in fields {
         if let Some(v) = v

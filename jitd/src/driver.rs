@@ -773,6 +773,7 @@ fn origin(ctx: &LoginContext) -> LoginOrigin {
         tty: ctx.tty.as_deref().map(clip),
         ruser: ctx.ruser.as_deref().map(clip),
         ssh_key: ctx.ssh_auth_info.as_deref().and_then(ssh_key_used),
+        source: None,
     }
 }
 

@@ -371,6 +371,7 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
                     tty: Some("ssh".into()),
                     ruser: None,
                     ssh_key: None,
+                    source: None,
                 },
             }),
             Call::Verify("att-1".into(), "123456".into()),

@@ -258,7 +258,7 @@ for u in jitd jit-server; do
 done
 unit_has "$here/packaging/systemd/jitd.service" Type=notify Before=nss-user-lookup.target \
     Wants=network-online.target ConditionPathExists=/etc/jit/host.key \
-    "ReadWritePaths=/var/lib/jitd /run/jitd"
+    "ReadWritePaths=/var/lib/jitd /run/jitd -/etc/jit/joined"
 # Logins wait for nss-user-lookup.target, which jitd comes before: jitd must not wait for the
 # network (it answers from its cache), or every login waits for it, even on a host not joined.
 # (Wants= alone orders nothing: it only has the network brought up.)

@@ -16,6 +16,7 @@ fn begin(account: &str) -> LoginBegin {
             tty: None,
             ruser: None,
             ssh_key: None,
+            source: None,
         },
     }
 }

@@ -483,6 +483,12 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 );
                 self.deny(&ctx, message)
             }
+            // Only a push login's wait answers that; a code always gets granted or denied.
+            Ok(LoginVerified::Pending { .. }) => {
+                let message = "The server did not decide on the code; log in again.".to_owned();
+                self.decide(&ctx, None, "denied", message.clone());
+                self.deny(&ctx, message)
+            }
             // The server went away between the prompt and the answer: the grant decides.
             Err(e) if e.is_unreachable() && self.offline_known(&account, now) => {
                 self.offline_verify(ctx, account, req.code, now)

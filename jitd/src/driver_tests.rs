@@ -78,6 +78,8 @@ fn challenge() -> Answer<LoginBegun> {
         attempt: "att-1".into(),
         factor: Factor::Totp,
         expires_at: NOW + 300,
+        push: None,
+        notice: None,
     })
 }
 

@@ -86,6 +86,8 @@ impl Daemon {
                 attempt: "a1".into(),
                 factor: Factor::Totp,
                 expires_at: 0,
+                push: None,
+                notice: None,
             }))
             .on_verify(Answer::Ok(LoginVerified::Granted {
                 person: PersonName::new("alice").unwrap(),

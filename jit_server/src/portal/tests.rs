@@ -40,11 +40,14 @@ async fn harness() -> Harness {
         .unwrap();
     persons::activate_factor(&mut tx, id).await.unwrap();
     tx.commit().await.unwrap();
+    let settings = Settings::default();
+    let push = crate::push::Notifier::new(&settings, &key).unwrap();
     let state = Arc::new(AppState {
         store,
         key,
-        settings: Settings::default(),
+        settings,
         ca_fingerprint: jit_proto::fingerprint::Fingerprint::of_der(b"test"),
+        push,
     });
     let clock = Arc::new(AtomicI64::new(T0));
     let c = clock.clone();

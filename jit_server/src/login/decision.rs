@@ -540,8 +540,9 @@ fn refused_push(f: &Facts) -> Result<(), Denial> {
 }
 
 fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
-    open_attempt(f, now)?;
+    // A report ends the attempt too; say why rather than "already answered".
     refused_push(f)?;
+    open_attempt(f, now)?;
     let (res, person) = eligible(f, true, now)?;
     if !usable(f, person).0 {
         return Err(deny(
@@ -577,8 +578,8 @@ fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
 }
 
 fn wait(f: &Facts, now: i64) -> Result<Decision, Denial> {
-    open_attempt(f, now)?;
     refused_push(f)?;
+    open_attempt(f, now)?;
     let Some(c) = &f.challenge else {
         return Err(deny(
             DenyReason::AttemptExpired,

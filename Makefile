@@ -1,17 +1,31 @@
 # jit: the two commands for a fresh machine are `make demo` and `make test` (see README.md).
+# Both need root, the Debian packages that .ci/run installs, and Rust 1.88 or newer (rustup's
+# toolchain; `make toolchain` says what is missing).
 CARGO ?= cargo
 
-.PHONY: all build test demo lint bench clean playwright portal-screenshots
+.PHONY: all toolchain build test test-all demo lint bench clean install-local playwright \
+    portal-screenshots
 
 all: build
 
-build:
+# Fails early, with what to install, when cargo is missing or older than Cargo.toml's rust-version.
+toolchain:
+	@CARGO="$(CARGO)" scripts/check-toolchain.sh
+
+build: toolchain
 	$(CARGO) build --workspace --all-targets
 
 # Every test: unit tests, and end-to-end tests against the real server, jitd, libpam (through
 # pam_wrapper, or a bind-mounted /etc/pam.d in a private mount namespace), glibc NSS (a
-# bind-mounted nsswitch.conf) and OpenSSH. Needs root for unshare.
-test: build playwright
+# bind-mounted nsswitch.conf), OpenSSH and Chromium (the portal), and the package tests. Needs
+# root for unshare.
+# It runs under scripts/no-leftovers.sh, which fails the run if a test leaves a process running or
+# a file in /tmp, /var/tmp, /run or /dev/shm (and keeps them off the machine either way).
+test: toolchain
+	scripts/no-leftovers.sh $(MAKE) --no-print-directory test-all
+
+# The tests themselves, without that check.
+test-all: build playwright test-packages
 	$(CARGO) test --workspace
 
 # Playwright (PyPI, pinned) in a virtualenv inside the checkout, for the portal's browser test
@@ -32,17 +46,25 @@ portal-screenshots: build playwright
 # The main job end to end with the embedded defaults: a SQLite server on loopback, a host that
 # joins it, a person who reserves `admin` and logs in with a TOTP code through real libpam.
 demo: build
-	./scripts/demo.sh
+	scripts/no-leftovers.sh scripts/demo.sh
 
 lint:
+	@CARGO="$(CARGO)" scripts/check-toolchain.sh lint
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
-bench:
+bench: toolchain
 	$(CARGO) bench -p nss_jit --bench getpwnam
 
 clean:
 	$(CARGO) clean
+
+# A trial without packages: jit-server, jitctl and jitd in $(PREFIX)/bin, the modules, man pages
+# and shell completions beside them, and a jitd.toml that keeps all of jitd's files under
+# $(PREFIX): nothing is written to /etc, /run or /var (scripts/install-local.sh).
+PREFIX ?= $(HOME)/jit-trial
+install-local: build
+	scripts/install-local.sh "$(PREFIX)" "$(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/debug"
 
 # ---- Packages (docs/packaging.md) ---------------------------------------------------------
 # `make packages`: release .deb and .rpm files of jit-host and jit-server in target/packages/.
@@ -57,6 +79,9 @@ PKG_EPOCH := $(or $(SOURCE_DATE_EPOCH),$(shell git log -1 --format=%ct 2>/dev/nu
 # release: debug symbols go to a -dbgsym.ddeb, RPM payload in zstd (as Fedora/RHEL 9 do);
 # dev: stripped, quick compression (zstd alone would take 20 s per RPM).
 PKG_DEB_FLAGS := $(if $(filter dev,$(PKG_PROFILE)),--strip --fast,--dbgsym)
+# cargo-deb warns about a profile named dev (it is meant for releases). The package tests package
+# the debug build on purpose, so cargo-deb gets it as `packaged-dev`, a link to target/debug.
+PKG_DEB_PROFILE := $(if $(filter dev,$(PKG_PROFILE)),packaged-dev,$(PKG_PROFILE))
 PKG_RPM_FLAGS := $(if $(filter dev,$(PKG_PROFILE)),--payload-compress gzip,--payload-compress zstd)
 PKG_TOOLS := $(CURDIR)/target/tools
 CARGO_DEB_VERSION := 3.8.0
@@ -74,7 +99,8 @@ packaging-tools: $(PKG_TOOLS_STAMP)
 PKG_TOOLS_ENV := CARGO_TARGET_DIR=$(PKG_TOOLS)/build CARGO_PROFILE_RELEASE_OPT_LEVEL=1 \
     CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
     CARGO_PROFILE_RELEASE_DEBUG=false
-$(PKG_TOOLS_STAMP):
+$(PKG_TOOLS_STAMP): | toolchain
+	@echo "Installing cargo-deb and cargo-generate-rpm into $(PKG_TOOLS) (once; the Makefile runs them from there, whatever cargo says about PATH)"
 	mkdir -p $(PKG_TOOLS)
 	$(PKG_TOOLS_ENV) $(CARGO) install --locked --root $(PKG_TOOLS) \
 	    --version $(CARGO_DEB_VERSION) cargo-deb
@@ -86,17 +112,19 @@ $(PKG_TOOLS_STAMP):
 ifeq ($(PKG_PROFILE),dev)
 package-build: build
 else
-package-build:
+package-build: toolchain
 	$(CARGO) build --profile $(PKG_PROFILE) -p jitd -p jitctl -p pam_jit -p nss_jit -p jit_server -p jit_man
 endif
 
-# Man pages (gzipped, for both formats) and stripped copies of the binaries: the RPMs use them
-# all (cargo-generate-rpm does not strip), the .deb only libnss_jit.so (cargo-deb strips the
-# rest itself, and keeps their debug symbols in the -dbgsym package).
+# Man pages (gzipped, for both formats), shell completions (bash, zsh, fish) and stripped copies
+# of the binaries: the RPMs use them all (cargo-generate-rpm does not strip), the .deb only
+# libnss_jit.so (cargo-deb strips the rest itself, and keeps their debug symbols in the -dbgsym
+# package).
 package-files: package-build
-	rm -rf $(PKG_BUILD)/man $(PKG_BUILD)/stripped
-	SOURCE_DATE_EPOCH=$(PKG_EPOCH) $(PKG_BUILD)/jit-man $(PKG_BUILD)/man >/dev/null
+	rm -rf $(PKG_BUILD)/man $(PKG_BUILD)/completions $(PKG_BUILD)/stripped
+	SOURCE_DATE_EPOCH=$(PKG_EPOCH) $(PKG_BUILD)/jit-man man $(PKG_BUILD)/man >/dev/null
 	gzip -9n $(PKG_BUILD)/man/*
+	$(PKG_BUILD)/jit-man completions $(PKG_BUILD)/completions >/dev/null
 	mkdir -p $(PKG_BUILD)/stripped
 	for f in jitd jitctl jit-server; do \
 	    strip -R .comment -o $(PKG_BUILD)/stripped/$$f $(PKG_BUILD)/$$f; done
@@ -106,8 +134,11 @@ package-files: package-build
 packages: package-files $(PKG_TOOLS_STAMP)
 	rm -rf $(PKG_OUT)
 	mkdir -p $(PKG_OUT)
-	$(PKG_CARGO) deb -p jitd --no-build --profile $(PKG_PROFILE) $(PKG_DEB_FLAGS) -o $(PKG_OUT)/
-	$(PKG_CARGO) deb -p jit_server --no-build --profile $(PKG_PROFILE) $(PKG_DEB_FLAGS) -o $(PKG_OUT)/
+ifeq ($(PKG_PROFILE),dev)
+	ln -sfn debug $(PKG_TARGET)/$(PKG_DEB_PROFILE)
+endif
+	$(PKG_CARGO) deb -p jitd --no-build --profile $(PKG_DEB_PROFILE) $(PKG_DEB_FLAGS) -o $(PKG_OUT)/
+	$(PKG_CARGO) deb -p jit_server --no-build --profile $(PKG_DEB_PROFILE) $(PKG_DEB_FLAGS) -o $(PKG_OUT)/
 	$(PKG_CARGO) generate-rpm -p jitd --profile $(PKG_PROFILE) $(PKG_RPM_FLAGS) \
 	    --source-date $(PKG_EPOCH) -o $(PKG_OUT)/
 	$(PKG_CARGO) generate-rpm -p jit_server --profile $(PKG_PROFILE) $(PKG_RPM_FLAGS) \
@@ -121,5 +152,3 @@ test-packages:
 	$(MAKE) packages PKG_PROFILE=dev
 	packaging/tests/packages.sh $(PKG_TARGET)/packages-dev
 
-# `make test` runs the package tests too.
-test: test-packages

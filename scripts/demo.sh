@@ -104,8 +104,11 @@ login admin "$(totp "$uri" 1)" | grep -E 'Verification|successfully|JIT_PERSON'
 step "admin resolves through real glibc NSS (libnss_jit.so.2)"
 cp "$bin/libnss_jit.so" "$work/host/nss/libnss_jit.so.2"
 printf 'passwd: files jit\ngroup: files jit\nshadow: files jit\n' > "$work/host/nss/nsswitch.conf"
-mkdir -p /run/jitd
+# nss_jit reads /run/jitd/nss.cache: in the namespace, /run is a fresh tmpfs holding only that
+# (the machine's /run is not touched, not even by a mount point).
 LD_LIBRARY_PATH="$work/host/nss" unshare -m sh -ec '
+    mount -t tmpfs -o mode=0755 tmpfs /run
+    mkdir /run/jitd
     mount --bind "$1/run" /run/jitd
     mount --bind "$1/nss/nsswitch.conf" /etc/nsswitch.conf
     getent passwd admin; getent group admin; id admin' sh "$work/host"

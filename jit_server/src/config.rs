@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use jit_config::{ConfigError, Span};
 use serde::Deserialize;
 
 /// Default location of the configuration file.
@@ -12,38 +13,6 @@ pub const DEFAULT_CONFIG: &str = "/etc/jit/server.toml";
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/jit-server";
 /// Default listen address.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8443";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
-
-/// A duration written as `30s`, `5m`, `1h30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Span).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{s:?} is not a duration ({e}); write e.g. \"90s\", \"15m\", \"1h\""
-            ))
-        })
-    }
-}
-
-impl Span {
-    pub fn secs(self) -> i64 {
-        self.0.as_secs() as i64
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -304,25 +273,15 @@ impl Default for LoginSettings {
 impl Settings {
     /// Parses server.toml text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let settings: Settings = toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            path: path.to_owned(),
-            message: describe(&e, text),
-        })?;
+        let settings: Settings = jit_config::from_toml(text, path)?;
         settings
             .validate()
-            .map_err(|message| ConfigError::Invalid {
-                path: path.to_owned(),
-                message,
-            })?;
+            .map_err(|message| ConfigError::invalid(path, message))?;
         Ok(settings)
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&jit_config::read(path)?, path)
     }
 
     fn validate(&self) -> Result<(), String> {
@@ -466,19 +425,6 @@ impl Settings {
                 self.data_dir.join("jit.db").display()
             ),
         }
-    }
-}
-
-/// Turns a toml error into "line N, key K: what" (toml's own text already names line and column).
-fn describe(e: &toml::de::Error, text: &str) -> String {
-    let msg = e.message().trim().to_owned();
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
-            format!("line {line} ({snippet}): {msg}")
-        }
-        None => msg,
     }
 }
 

@@ -13,7 +13,6 @@
 
 pub mod api;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod error;
 pub mod init;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use jit_server::cli::{Cli, Command};
 use jit_server::config::{self, Settings};
-use jit_server::{clock, init, serve, tls};
+use jit_server::{init, serve, tls};
 
 fn load_settings(path: Option<&PathBuf>) -> Result<Settings, config::ConfigError> {
     match path {
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
                 if let Some(d) = data {
                     settings.data_dir = d;
                 }
-                let done = init::init(&settings.data_dir, &settings.database_url(), &sans, clock::now())
+                let done = init::init(&settings.data_dir, &settings.database_url(), &sans, jit_clock::now())
                     .await
                     .map_err(|e| e.to_string())?;
                 if json {
@@ -104,7 +104,7 @@ fn main() -> ExitCode {
                 let store = jit_server::store::Store::open(&settings.database_url())
                     .await
                     .map_err(|e| e.to_string())?;
-                let token = init::mint_admin_token(&store, clock::now(), revoke_others)
+                let token = init::mint_admin_token(&store, jit_clock::now(), revoke_others)
                     .await
                     .map_err(|e| e.to_string())?;
                 store.close().await;

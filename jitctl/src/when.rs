@@ -42,15 +42,9 @@ pub fn point_in_time(s: &str, now: i64) -> CliResult<i64> {
     )))
 }
 
-/// The local clock, read only here. Server answers carry the server's `now`, which is what
-/// "time left" is computed from; this is only for turning `--since 1h` into a time.
-#[allow(clippy::disallowed_methods)]
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+/// The local clock. Server answers carry the server's `now`, which is what "time left" is
+/// computed from; this is only for turning `--since 1h` into a time.
+pub use jit_clock::now;
 
 #[cfg(test)]
 mod tests {

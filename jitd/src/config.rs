@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use jit_config::{ConfigError, Span};
 use serde::Deserialize;
 
 /// Default location of the configuration file.
@@ -16,32 +17,6 @@ pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
 /// Longest Unix socket path (`sun_path` holds 108 bytes including the NUL).
 const MAX_SOCKET_PATH: usize = 107;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Invalid { path: PathBuf, message: String },
-}
-
-/// A duration written as `30s`, `5m`, `1h30m`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Span(pub Duration);
-
-impl<'de> Deserialize<'de> for Span {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map(Span).map_err(|e| {
-            serde::de::Error::custom(format!(
-                "{s:?} is not a duration ({e}); write e.g. \"10s\", \"5m\""
-            ))
-        })
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -142,27 +117,15 @@ impl Config {
 
     /// Parses jitd.toml text; `path` is only used in error messages.
     pub fn parse(text: &str, path: &Path) -> Result<Self, ConfigError> {
-        let invalid = |message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        };
-        let config: Config = toml::from_str(text).map_err(|e| invalid(describe(&e, text)))?;
-        config.validate().map_err(|(key, why)| {
-            let message = match line_of_key(text, key) {
-                Some(line) => format!("line {line}, {key}: {why}"),
-                None => format!("{key}: {why}"),
-            };
-            invalid(message)
-        })?;
+        let config: Config = jit_config::from_toml(text, path)?;
+        config
+            .validate()
+            .map_err(|(key, why)| ConfigError::at_key(path, text, key, &why))?;
         Ok(config)
     }
 
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text, path)
+        Self::parse(&jit_config::read(path)?, path)
     }
 
     /// The copy of the NSS cache that survives a reboot.
@@ -239,42 +202,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-/// Turns a toml error into "line N (the line): what"; toml's message names the key.
-fn describe(e: &toml::de::Error, text: &str) -> String {
-    let msg = e.message().trim().to_owned();
-    match e.span() {
-        Some(span) => {
-            let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-            let snippet = text.lines().nth(line - 1).unwrap_or("").trim();
-            format!("line {line} ({snippet}): {msg}")
-        }
-        None => msg,
-    }
-}
-
-/// The line on which a (possibly dotted, `table.key`) key is set, for validation errors.
-fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
-    let (table, key) = match dotted.rsplit_once('.') {
-        Some((t, k)) => (Some(t), k),
-        None => (None, dotted),
-    };
-    let mut current: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            current = Some(name.trim().to_owned());
-            continue;
-        }
-        let Some((k, _)) = line.split_once('=') else {
-            continue;
-        };
-        if k.trim() == key && current.as_deref() == table {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 #[cfg(test)]

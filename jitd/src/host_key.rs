@@ -19,9 +19,9 @@ pub struct HostKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HostKeyError {
-    #[error(
-        "{path} does not exist: this host has not joined jit yet; run `jitd join --token TOKEN`"
-    )]
+    /// The command that joins comes from the caller, which knows the `--config` in use
+    /// (`jitd::hints::join`).
+    #[error("{path} does not exist: this host has not joined jit yet")]
     Missing { path: PathBuf },
     #[error("cannot read {path}: {source}")]
     Read {
@@ -83,7 +83,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("host.key");
         let err = HostKey::load(&p).unwrap_err().to_string();
-        assert!(err.contains("jitd join --token"), "{err}");
+        assert!(err.contains("has not joined"), "{err}");
         let k = HostKey {
             server: "https://127.0.0.1:8443".into(),
             host: HostName::new("web01").unwrap(),

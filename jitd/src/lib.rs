@@ -1,6 +1,7 @@
-//! The parts of jitd that other crates read: its command line ([`cli`], rendered into jitd(8))
-//! and its configuration ([`config`], whose keys and defaults jitd.toml(5) and the packaged
-//! /etc/jit/jitd.toml are checked against). The daemon itself is the `jitd` binary (main.rs).
+//! The parts of jitd that other crates read: its command line ([`cli`], rendered into jitd(8)
+//! and its shell completions) and its configuration ([`config`], whose keys and defaults
+//! jitd.toml(5) and the packaged /etc/jit/jitd.toml are checked against); and the commands its
+//! messages suggest ([`hints`]). The daemon itself is the `jitd` binary (main.rs).
 
 // Same rule as the binary: no unwrap, expect or panic outside tests.
 #![cfg_attr(
@@ -10,3 +11,4 @@
 
 pub mod cli;
 pub mod config;
+pub mod hints;

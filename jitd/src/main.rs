@@ -14,7 +14,6 @@
 )]
 
 mod audit_queue;
-mod clock;
 mod daemon;
 mod driver;
 mod files;
@@ -38,8 +37,10 @@ use clap::Parser;
 
 // The command line and the configuration live in the library half (lib.rs), so the man pages
 // and the packaged config are built from the same definitions. `crate::config` keeps working.
+use host_key::HostKeyError;
 use jitd::cli::{Cli, Command};
 use jitd::config::{self, Config, DEFAULT_CONFIG};
+use jitd::hints;
 
 /// A missing default config file means "all defaults"; a named one must exist.
 fn load_config(path: &Path) -> Result<Config, config::ConfigError> {
@@ -49,17 +50,35 @@ fn load_config(path: &Path) -> Result<Config, config::ConfigError> {
     Config::load(path)
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Logs go to stderr. `run` logs what it does (`info`); `join` and `check-config` speak to a
+/// person in their own words, so only warnings and errors are logged there. JITD_LOG overrides.
+fn init_logging(command: &Command) {
+    let default = match command {
+        Command::Run { .. } => "info",
+        Command::Join { .. } | Command::CheckConfig { .. } => "warn",
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         // No colour codes in a file or the journal.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("JITD_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default)),
         )
         .init();
+}
+
+/// A host key error, and for a host that has not joined, the command that joins it.
+fn host_key_error(e: &HostKeyError, config_path: &Path) -> String {
+    match e {
+        HostKeyError::Missing { .. } => format!("{e}; run `{}`", hints::join(config_path)),
+        _ => e.to_string(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.command);
     let config_path = match &cli.command {
         Command::Join { config, .. }
         | Command::Run { config }
@@ -92,7 +111,7 @@ fn main() -> ExitCode {
             println!();
             match host_key::HostKey::load(&config.host_key) {
                 Ok(k) => println!("joined as {} to {}", k.host, k.server),
-                Err(e) => println!("not usable yet: {e}"),
+                Err(e) => println!("not usable yet: {}", host_key_error(&e, &config_path)),
             }
             ExitCode::SUCCESS
         }
@@ -119,16 +138,11 @@ fn main() -> ExitCode {
                             "Could not fetch the shared accounts yet ({e}); jitd will retry when it runs."
                         ),
                     }
-                    // A running jitd keeps the credential it started with (after --force, a
-                    // revoked one): it must be restarted, and `enable --now` would not do that.
-                    if pam_socket::ensure_not_in_use(&config.socket).is_err() {
-                        println!(
-                            "jitd is running with the previous credential: restart it now \
-                             (systemctl restart jitd)."
-                        );
-                    } else {
-                        println!("Now start jitd (systemctl enable --now jitd).");
-                    }
+                    let running = pam_socket::ensure_not_in_use(&config.socket).is_err();
+                    println!(
+                        "{}",
+                        hints::after_join(&config_path, running, hints::Service::detect())
+                    );
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
@@ -139,6 +153,10 @@ fn main() -> ExitCode {
         }
         Command::Run { .. } => match runtime.block_on(daemon::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
+            Err(daemon::RunError::HostKey(e)) => {
+                eprintln!("jitd: {}", host_key_error(&e, &config_path));
+                ExitCode::FAILURE
+            }
             Err(e) => {
                 eprintln!("jitd: {e}");
                 ExitCode::FAILURE

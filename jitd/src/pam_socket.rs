@@ -19,7 +19,6 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
-use crate::clock;
 use crate::driver::{Conversation, Core, Record};
 use crate::peer::Peer;
 use crate::upstream::Server;
@@ -262,7 +261,7 @@ pub async fn connection<S: Server, R: Record>(
             }
         };
         drop(payload);
-        let step = conv.handle(req, clock::now()).await;
+        let step = conv.handle(req, jit_clock::now()).await;
         let last = matches!(step, Step::Failed { .. });
         if let Step::Failed { message } = &step {
             tracing::warn!(pid = ?peer.pid, "refused a PAM request: {message}");

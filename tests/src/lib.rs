@@ -34,13 +34,7 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Unix seconds now.
-#[allow(clippy::disallowed_methods)]
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub use jit_clock::now;
 
 /// Waits for `cond`, polling; panics with `what` after `limit`. Used to wait for readiness, never
 /// to assert on timing.

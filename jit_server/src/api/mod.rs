@@ -1,6 +1,6 @@
 //! The HTTP API: routes, who may call them, and request-body handling.
 //!
-//! Every handler reads the clock once (via [`crate::clock`]) and passes `now` down. Bodies are
+//! Every handler reads the clock once (via [`jit_clock`]) and passes `now` down. Bodies are
 //! JSON with unknown fields refused and a size cap; every failure becomes an [`ApiError`] with a
 //! message that says what was wrong.
 
@@ -257,7 +257,7 @@ pub fn path_name<T: std::str::FromStr<Err = jit_proto::NameError>>(s: &str) -> A
     s.parse::<T>().map_err(ApiError::from)
 }
 
-pub use crate::clock::now;
+pub use jit_clock::now;
 
 /// Marks ran-out reservations and push challenges expired, for the background sweeper.
 pub async fn expire_due_now(conn: &mut sqlx::AnyConnection) -> ApiResult<()> {

@@ -66,7 +66,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The portal's routes (under `/portal/`), with the wall clock.
 pub fn router(app: State) -> Router {
-    router_with_clock(app, Arc::new(crate::clock::now))
+    router_with_clock(app, Arc::new(jit_clock::now))
 }
 
 pub fn router_with_clock(app: State, clock: Clock) -> Router {

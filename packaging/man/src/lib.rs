@@ -9,9 +9,14 @@
 //! The pages are built at package time (`make packages`), never committed. The tests check that
 //! the configuration pages name every key the daemons accept.
 //! Rendering never touches the file system except through [`write_all`].
+//!
+//! The shell completions of the three binaries come from the same clap definitions
+//! ([`completions`]).
 
 use std::io;
 use std::path::Path;
+
+pub mod completions;
 
 /// One rendered page: its file name (`jitd.8`) and its roff text.
 pub struct Page {

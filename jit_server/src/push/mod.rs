@@ -287,7 +287,7 @@ async fn deliver(state: &State, n: &Notice) {
         }
     }
     if let (Some(url), Some(secret)) = (&settings.webhook_url, &notifier.webhook_secret) {
-        let body = webhook::body(n, crate::clock::now());
+        let body = webhook::body(n, jit_clock::now());
         let sig = webhook::signature(secret, &body);
         let req = notifier
             .http
@@ -315,7 +315,7 @@ async fn web_push(state: &State, n: &Notice, person: &str, person_id: i64) {
         let auth = state.push.vapid.authorization(
             &s.endpoint,
             &state.settings.push.vapid_contact,
-            crate::clock::now() + 12 * 3600,
+            jit_clock::now() + 12 * 3600,
         );
         let (Ok(body), Ok(auth)) = (body, auth) else {
             tracing::warn!(%person, "a Web Push subscription is unusable; it is forgotten");

@@ -16,7 +16,7 @@ build: toolchain
 	$(CARGO) build --workspace --all-targets
 
 # Every test: unit tests, and end-to-end tests against the real server, jitd, libpam (through
-# pam_wrapper, or a bind-mounted /etc/pam.d in a private mount namespace), glibc NSS (a
+# a bind-mounted /etc/pam.d in a private mount namespace), glibc NSS (a
 # bind-mounted nsswitch.conf), OpenSSH and Chromium (the portal), and the package tests. Needs
 # root for unshare.
 # It runs under scripts/no-leftovers.sh, which fails the run if a test leaves a process running or

@@ -50,11 +50,11 @@ fn check_user_like(kind: &'static str, s: &str) -> Result<(), NameError> {
             max: MAX_NAME_LEN,
         });
     }
-    let b = s.as_bytes();
-    let first_ok = b[0].is_ascii_lowercase() || b[0] == b'_';
-    let rest_ok = b[1..]
-        .iter()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_' || *c == b'-');
+    let mut b = s.bytes();
+    let first_ok = b
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == b'_');
+    let rest_ok = b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
     if first_ok && rest_ok {
         Ok(())
     } else {
@@ -76,11 +76,13 @@ fn check_host(s: &str) -> Result<(), NameError> {
             max: MAX_HOST_LEN,
         });
     }
-    let b = s.as_bytes();
-    let first_ok = b[0].is_ascii_lowercase() || b[0].is_ascii_digit();
-    let rest_ok = b
-        .iter()
-        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'.');
+    let first_ok = s
+        .bytes()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+    let rest_ok = s
+        .bytes()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.');
     if first_ok && rest_ok && !s.contains("..") && !s.ends_with('.') {
         Ok(())
     } else {
@@ -108,7 +110,7 @@ macro_rules! name_type {
                     Ok(s) => Self::new(s),
                     Err(_) => Err(NameError::BadUserName {
                         kind: $kind,
-                        shown: String::from_utf8_lossy(&b[..b.len().min(64)]).into_owned(),
+                        shown: String::from_utf8_lossy(b.get(..64).unwrap_or(b)).into_owned(),
                     }),
                 }
             }
@@ -253,5 +255,25 @@ mod tests {
         assert_eq!(ok.as_str(), "admin");
         assert!(serde_json::from_str::<AccountName>("\"ADMIN\"").is_err());
         assert_eq!(serde_json::to_string(&ok).unwrap(), "\"admin\"");
+    }
+
+    #[test]
+    fn json_errors_about_names_never_show_the_value() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Body {
+            account: AccountName,
+        }
+        let err = |json: &str| {
+            crate::json_error::describe(&serde_json::from_str::<Body>(json).unwrap_err())
+        };
+        let t = err(r#"{"account":"A123456"}"#);
+        assert!(
+            t.starts_with("account name (value not shown) is not valid: use lowercase"),
+            "{t}"
+        );
+        assert!(!t.contains("123456"), "{t}");
+        let t = err(&format!(r#"{{"account":"{}"}}"#, "a".repeat(40)));
+        assert!(t.contains("40 bytes long; the limit is 32"), "{t}");
     }
 }

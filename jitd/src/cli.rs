@@ -42,6 +42,15 @@ pub enum Command {
         #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Print the ssh public keys that may log in to USER, for sshd's AuthorizedKeysCommand (run
+    /// as an unprivileged user; answers from the files jitd keeps, never from the network).
+    /// Prints nothing for a name jit does not guard.
+    AuthorizedKeys {
+        /// The login name sshd asks about (`%u`).
+        user: String,
+        #[arg(long, default_value = DEFAULT_CONFIG, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// The clap command, for man pages and completions.

@@ -15,6 +15,12 @@ pub const DEFAULT_CONFIG: &str = "/etc/jit/jitd.toml";
 /// Default prompt for a TOTP code. It names nobody: who holds a reservation is not shown at the
 /// login prompt (`jitctl status` is where people see that).
 pub const DEFAULT_PROMPT: &str = "Verification code: ";
+/// Name of the group nss_jit publishes with every guarded name as a member, which the sshd
+/// drop-in matches (`Match Group jit-guarded`).
+pub const GUARDED_GROUP: &str = "jit-guarded";
+/// Default gid of [`GUARDED_GROUP`]: next to the 60000s that virtual accounts conventionally
+/// use, and unused by Debian and RHEL. It must be the same group on no host's /etc/group.
+pub const DEFAULT_GUARDED_GID: u32 = 60999;
 /// Longest Unix socket path (`sun_path` holds 108 bytes including the NUL).
 const MAX_SOCKET_PATH: usize = 107;
 
@@ -30,9 +36,20 @@ pub struct Config {
     pub socket: PathBuf,
     /// Where the NSS cache is published for nss_jit. Default /run/jitd/nss.cache.
     pub nss_cache: PathBuf,
-    /// Persistent state: the copy of the NSS cache that survives a reboot (`nss.cache`) and the
-    /// local audit queue (`audit-queue.jsonl`). Default /var/lib/jitd.
+    /// Persistent state: the copy of the NSS cache that survives a reboot (`nss.cache`), the
+    /// ssh keys of the shared accounts (`ssh-keys.json`), the tickets of open sessions
+    /// (`tickets.json`) and the local audit queue (`audit-queue.jsonl`). Default /var/lib/jitd.
     pub state_dir: PathBuf,
+    /// The marker that tells pam_jit this host has joined, and its always-guarded names (written
+    /// by `jitd join` and at every start). Default /etc/jit/joined.
+    pub joined_marker: PathBuf,
+    /// Names refused, with every uid-0 name, while this joined host has no list of its shared
+    /// accounts (jitd has not reached the server since it joined and no saved copy exists, or
+    /// the copies are lost). Once the list is known, it alone decides. Default ["root"].
+    pub always_guarded: Vec<String>,
+    /// gid of the `jit-guarded` group that nss_jit publishes: every guarded name is a member, so
+    /// sshd's `Match Group jit-guarded` selects the shared accounts. Default 60999.
+    pub guarded_gid: u32,
     /// How often the shared accounts are fetched from the server. Default 10s; at most 30s.
     pub refresh_interval: Span,
     /// Bound on each call to the server. Default 5s. Keep it below pam_jit's `timeout=`
@@ -63,8 +80,14 @@ impl Default for Config {
             host_key: PathBuf::from("/etc/jit/host.key"),
             ca: PathBuf::from("/etc/jit/ca.pem"),
             socket: PathBuf::from(jit_proto::pam::DEFAULT_SOCKET),
-            nss_cache: PathBuf::from(jit_proto::nss_cache::DEFAULT_RUN_PATH),
+            nss_cache: PathBuf::from(jit_nss_cache::DEFAULT_RUN_PATH),
             state_dir: PathBuf::from("/var/lib/jitd"),
+            joined_marker: PathBuf::from(jit_nss_cache::joined::DEFAULT_PATH),
+            always_guarded: jit_nss_cache::joined::DEFAULT_ALWAYS_GUARDED
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            guarded_gid: DEFAULT_GUARDED_GID,
             refresh_interval: Span(Duration::from_secs(10)),
             server_timeout: Span(Duration::from_secs(5)),
             prompt: DEFAULT_PROMPT.to_owned(),
@@ -96,8 +119,14 @@ impl Config {
             .iter()
             .map(|s| format!("{s:?}"))
             .collect();
+        let always: Vec<String> = self
+            .always_guarded
+            .iter()
+            .map(|s| format!("{s:?}"))
+            .collect();
         format!(
             "host_key = {}\nca = {}\nsocket = {}\nnss_cache = {}\nstate_dir = {}\n\
+             joined_marker = {}\nalways_guarded = [{}]\nguarded_gid = {}\n\
              refresh_interval = {}\nserver_timeout = {}\nprompt = {:?}\nmax_connections = {}\n\
              request_timeout = {}\nanswer_timeout = {}\n\n[services]\ndeny_as_prompt = [{}]\n",
             path(&self.host_key),
@@ -105,6 +134,9 @@ impl Config {
             path(&self.socket),
             path(&self.nss_cache),
             path(&self.state_dir),
+            path(&self.joined_marker),
+            always.join(", "),
+            self.guarded_gid,
             span(self.refresh_interval),
             span(self.server_timeout),
             self.prompt,
@@ -138,6 +170,24 @@ impl Config {
         self.state_dir.join("audit-queue.jsonl")
     }
 
+    /// What the joined marker says: the always-guarded names.
+    pub fn joined(&self) -> jit_nss_cache::Joined {
+        jit_nss_cache::Joined {
+            always_guarded: self.always_guarded.clone(),
+        }
+    }
+
+    /// The ssh public keys of the shared accounts, which `jitd authorized-keys` answers from.
+    pub fn ssh_keys(&self) -> PathBuf {
+        self.state_dir.join("ssh-keys.json")
+    }
+
+    /// The tickets of logins that passed auth, kept so that a session still closes after a
+    /// restart.
+    pub fn tickets(&self) -> PathBuf {
+        self.state_dir.join("tickets.json")
+    }
+
     /// Checks values toml cannot; the error is (dotted key, what is wrong and what to write).
     fn validate(&self) -> Result<(), (&'static str, String)> {
         for (key, p) in [
@@ -146,6 +196,7 @@ impl Config {
             ("socket", &self.socket),
             ("nss_cache", &self.nss_cache),
             ("state_dir", &self.state_dir),
+            ("joined_marker", &self.joined_marker),
         ] {
             if !p.is_absolute() {
                 return Err((key, format!("{} must be an absolute path", p.display())));
@@ -190,6 +241,22 @@ impl Config {
             ));
         }
         if let Some(bad) = self
+            .always_guarded
+            .iter()
+            .find(|n| jit_proto::AccountName::new(n).is_err())
+        {
+            return Err((
+                "always_guarded",
+                format!("{bad:?} is not an account name (lowercase letters, digits, '_', '-')"),
+            ));
+        }
+        if self.guarded_gid == 0 || self.guarded_gid >= 0xffff_fffe {
+            return Err((
+                "guarded_gid",
+                "must be a gid of its own, between 1 and 4294967293".into(),
+            ));
+        }
+        if let Some(bad) = self
             .services
             .deny_as_prompt
             .iter()
@@ -223,6 +290,9 @@ mod tests {
         assert_eq!(c.server_timeout.0, Duration::from_secs(5));
         assert_eq!(c.prompt, "Verification code: ");
         assert!(c.services.deny_as_prompt.contains("sshd"));
+        assert_eq!(c.joined_marker, PathBuf::from("/etc/jit/joined"));
+        assert_eq!(c.always_guarded, ["root"]);
+        assert_eq!(c.guarded_gid, 60999);
     }
 
     #[test]
@@ -232,6 +302,8 @@ mod tests {
              nss_cache = \"/t/run/nss.cache\"\nstate_dir = \"/t/state\"\n\
              refresh_interval = \"1s\"\nserver_timeout = \"2s\"\nprompt = \"Code: \"\n\
              max_connections = 8\nrequest_timeout = \"3s\"\nanswer_timeout = \"1m\"\n\
+             joined_marker = \"/t/joined\"\nalways_guarded = [\"root\", \"deploy\"]\n\
+             guarded_gid = 4242\n\
              [services]\ndeny_as_prompt = []\n",
         )
         .unwrap();
@@ -240,6 +312,9 @@ mod tests {
         assert_eq!(c.refresh_interval.0, Duration::from_secs(1));
         assert_eq!(c.prompt, "Code: ");
         assert!(c.services.deny_as_prompt.is_empty());
+        assert_eq!(c.always_guarded, ["root", "deploy"]);
+        assert_eq!(c.guarded_gid, 4242);
+        assert_eq!(c.joined_marker, PathBuf::from("/t/joined"));
     }
 
     #[test]
@@ -278,6 +353,21 @@ mod tests {
                 "control characters",
             ),
             ("server_timeout = \"2m\"\n", "line 1, server_timeout", "60s"),
+            (
+                "always_guarded = [\"Root\"]\n",
+                "line 1, always_guarded",
+                "not an account name",
+            ),
+            (
+                "guarded_gid = 0\n",
+                "line 1, guarded_gid",
+                "a gid of its own",
+            ),
+            (
+                "joined_marker = \"joined\"\n",
+                "line 1, joined_marker",
+                "absolute",
+            ),
             (
                 "[services]\ndeny_as_prompt = [\"\"]\n",
                 "line 2, services.deny_as_prompt",

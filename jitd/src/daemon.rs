@@ -13,14 +13,16 @@ use jit_client::ClientError;
 
 use crate::audit_queue::{AuditQueue, QueueError};
 use crate::config::Config;
-use crate::driver::{Core, Settings, SharedAccounts};
+use crate::driver::{Core, Settings};
+use crate::guarded::GuardList;
 use crate::host_key::{HostKey, HostKeyError};
 use crate::nss_publish::{self, Publisher};
 use crate::offline::{self, OfflineStore};
 use crate::pam_socket::{self, Limits, SocketError};
 use crate::record::Recorder;
+use crate::tickets::Tickets;
 use crate::upstream::Upstream;
-use crate::{files, notify};
+use crate::{files, joined, notify, ssh_keys};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -67,27 +69,38 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         );
     }
 
-    let shared = Arc::new(SharedAccounts::default());
-    let mut publisher = Publisher::open(&config.nss_cache, &config.state_cache());
-    match publisher.restore() {
-        Ok(Some(names)) => shared.set(names),
-        Ok(None) => {}
-        Err(e) => tracing::error!("cannot restore the NSS cache from the persisted copy: {e}"),
+    // Before anything can be refused for want of a list: pam_jit learns from it that this host
+    // has joined, and its always-guarded names, even if jitd dies a moment later.
+    let joined = config.joined();
+    if let Err(e) = joined::write(&config.joined_marker, &joined) {
+        tracing::error!("{e}");
     }
-    match nss_publish::refresh_once(&*server, &mut publisher, &shared).await {
+    let list = Arc::new(GuardList::new(joined));
+    let mut publisher =
+        Publisher::open(&config.nss_cache, &config.state_cache(), config.guarded_gid);
+    if let Err(e) = publisher.restore() {
+        tracing::error!("cannot restore the NSS cache from the persisted copy: {e}");
+    }
+    publisher.share(&list);
+    match nss_publish::refresh_once(&*server, &mut publisher, &list).await {
         Ok(_) => {}
         Err(e) => tracing::warn!(
             "cannot fetch the shared accounts at startup ({e}); serving what the persisted cache \
-             knows ({} shared accounts) and retrying every {}s",
-            shared.len(),
+             knows ({} guarded names) and retrying every {}s",
+            list.len(),
             config.refresh_interval.0.as_secs()
         ),
     }
-    if !shared.is_known() {
+    if !list.is_known() {
         tracing::warn!(
-            "no list of shared accounts yet: every name is treated as not shared until the \
-             server answers"
+            "no list of shared accounts yet: logins to uid 0 and to {:?} are refused until the \
+             server answers; every other name is left alone",
+            list.joined().always_guarded
         );
+    }
+
+    if let Err(e) = ssh_keys::refresh_once(&*server, &config.ssh_keys()).await {
+        tracing::warn!("cannot fetch the ssh keys at startup (keeping the saved ones): {e}");
     }
 
     let offline = Arc::new(OfflineStore::open(&config.state_dir));
@@ -108,19 +121,25 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 queue: queue.clone(),
             },
             settings,
-            shared.clone(),
+            list.clone(),
         )
-        .with_offline(offline.clone()),
+        .with_offline(offline.clone())
+        .with_tickets(Tickets::open(&config.tickets())),
     );
     tokio::spawn(offline::run(
         server.clone(),
         offline,
         config.refresh_interval.0,
     ));
+    tokio::spawn(ssh_keys::run(
+        server.clone(),
+        config.ssh_keys(),
+        config.refresh_interval.0,
+    ));
     tokio::spawn(nss_publish::run(
         server.clone(),
         publisher,
-        shared,
+        list,
         config.refresh_interval.0,
     ));
     {

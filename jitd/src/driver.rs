@@ -4,16 +4,21 @@
 //! [`Record`], so every case is tested against a scripted server.
 //!
 //! Policy, in short (see docs/jitd.md):
-//! - A name that is not a valid account name, or not in this host's shared set, is `NotShared`
-//!   at once, without a server round trip: every other login on the host is untouched and fast.
+//! - Which logins are jit's: the host's one list ([`crate::guarded`], the same rule pam_jit and
+//!   nss_jit use). A name the list guards, by name or by the uid the login resolves to, is
+//!   checked against the shared account it stands for (`toor` is a login to `root`). Any other
+//!   name is `NotShared` at once, without a server round trip: every other login on the host is
+//!   untouched and fast. While no list is known, uid 0 and the always-guarded names are refused
+//!   with a message, never waved through.
 //! - auth: the server decides (`login_begin`, then `login_verify` with the code). The prompt never
 //!   names the holder of a reservation. The server unreachable (or failing) means deny: fail
 //!   closed, and the refusal goes to the local audit queue.
 //! - For services in `deny_as_prompt` (sshd), a denial is shown as an echoing prompt ending in
 //!   "(press Enter)" before the final `Denied`, because OpenSSH shows PAM messages only at the next
 //!   prompt (OpenSSH bug 2876).
-//! - account and session: only a ticket jitd itself granted (same attempt, account, person and
-//!   reservation; at most [`TICKET_TTL`] old) passes. A public-key login skips auth, has no
+//! - account and session: only a ticket jitd granted with this login's auth passes, under the
+//!   rules of [`crate::tickets`] (once per stage, same login name, service and process, account
+//!   and session-open within 2 minutes of the auth). A public-key login skips auth, has no
 //!   ticket, and is refused in the account stage.
 //!
 //! - Offline: when the server cannot be reached and the account is `offline = "cached"`, a grant
@@ -21,8 +26,8 @@
 //!
 //! Never logs or stores the person's answer.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, Mutex, RwLock};
+use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use jit_client::ClientError;
 use jit_proto::api::{
@@ -33,14 +38,13 @@ use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Tick
 use jit_proto::{AccountName, PersonName};
 
 use crate::audit_queue::new_event_id;
+use crate::guarded::{Guard, GuardList};
 use crate::offline::{Offline, OfflineStore};
+use crate::peer::Caller;
 use crate::syslog::Decision;
+use crate::tickets::{Issued, Stage, Tickets};
 use crate::upstream::Server;
 
-/// How long jitd remembers a ticket it granted (the account and session stages of that login).
-pub const TICKET_TTL: i64 = 24 * 3600;
-/// Most tickets remembered; the oldest are forgotten first beyond this.
-const MAX_TICKETS: usize = 100_000;
 /// Longest PAM item passed on to the server and the logs.
 const MAX_ITEM: usize = 256;
 
@@ -50,76 +54,6 @@ pub trait Record: Send + Sync + 'static {
     fn decision(&self, d: &Decision);
     /// An event jitd decided itself, for the local audit queue.
     fn event(&self, ev: HostEvent);
-}
-
-/// The shared account names of this host, from the server's latest answer (or the persisted
-/// cache until the first answer). `None` until anything is known: then no name is shared, as
-/// for pam_jit on a host without a cache file.
-#[derive(Debug, Default)]
-pub struct SharedAccounts(RwLock<Option<HashSet<String>>>);
-
-impl SharedAccounts {
-    pub fn set(&self, names: impl IntoIterator<Item = String>) {
-        let names = names.into_iter().collect();
-        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Some(names);
-    }
-
-    pub fn contains(&self, name: &str) -> bool {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|s| s.contains(name))
-    }
-
-    pub fn is_known(&self) -> bool {
-        self.0.read().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
-
-    /// How many names are shared (0 while unknown).
-    pub fn len(&self) -> usize {
-        self.0
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map_or(0, HashSet::len)
-    }
-}
-
-/// Tickets jitd granted, by attempt id, with the time they were granted.
-#[derive(Debug, Default)]
-pub struct Tickets(Mutex<HashMap<String, (Ticket, i64)>>);
-
-impl Tickets {
-    pub fn grant(&self, ticket: Ticket, now: i64) {
-        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        map.retain(|_, (_, at)| now - *at < TICKET_TTL);
-        while map.len() >= MAX_TICKETS {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            map.remove(&oldest);
-        }
-        map.insert(ticket.attempt.clone(), (ticket, now));
-    }
-
-    /// True if jitd granted exactly this ticket, for `account`, less than [`TICKET_TTL`] ago.
-    pub fn valid(&self, ticket: &Ticket, account: &str, now: i64) -> bool {
-        let map = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        match map.get(&ticket.attempt) {
-            Some((granted, at)) => {
-                granted == ticket
-                    && granted.account == account
-                    && now - *at < TICKET_TTL
-                    && now >= *at
-            }
-            None => false,
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,22 +71,30 @@ pub struct Core<S: Server, R: Record> {
     pub server: Arc<S>,
     pub record: R,
     pub settings: Settings,
-    pub shared: Arc<SharedAccounts>,
+    /// The host's list of guarded names.
+    pub guarded: Arc<GuardList>,
+    /// Tickets granted with an auth, for the account and session stages of that login.
     pub tickets: Tickets,
     /// Grants for deciding while the server is unreachable (`None`: always deny then).
     pub offline: Option<Arc<OfflineStore>>,
 }
 
 impl<S: Server, R: Record> Core<S, R> {
-    pub fn new(server: Arc<S>, record: R, settings: Settings, shared: Arc<SharedAccounts>) -> Self {
+    pub fn new(server: Arc<S>, record: R, settings: Settings, guarded: Arc<GuardList>) -> Self {
         Self {
             server,
             record,
             settings,
-            shared,
+            guarded,
             tickets: Tickets::default(),
             offline: None,
         }
+    }
+
+    /// Keeps the tickets in `tickets` (saved to disk, so sessions close across a restart).
+    pub fn with_tickets(mut self, tickets: Tickets) -> Self {
+        self.tickets = tickets;
+        self
     }
 
     /// Lets logins to `offline = "cached"` accounts be decided from `store` when the server is
@@ -188,13 +130,16 @@ enum State {
 pub struct Conversation<S: Server, R: Record> {
     core: Arc<Core<S, R>>,
     state: State,
+    /// The process on the other end: tickets granted here are bound to it.
+    caller: Caller,
 }
 
 impl<S: Server, R: Record> Conversation<S, R> {
-    pub fn new(core: Arc<Core<S, R>>) -> Self {
+    pub fn new(core: Arc<Core<S, R>>, caller: Caller) -> Self {
         Self {
             core,
             state: State::New,
+            caller,
         }
     }
 
@@ -259,15 +204,60 @@ impl<S: Server, R: Record> Conversation<S, R> {
         }
     }
 
-    /// The account name, if it is a shared account of this host.
-    fn shared_account(&self, ctx: &LoginContext) -> Option<AccountName> {
-        let name = AccountName::new(&ctx.account).ok()?;
-        self.core.shared.contains(name.as_str()).then_some(name)
+    /// The shared account this login stands for, or the step that ends the stage at once: not
+    /// jit's (`NotShared`), or refused because no list is known yet.
+    fn guarded(
+        &mut self,
+        stage: &'static str,
+        ctx: &LoginContext,
+        now: i64,
+    ) -> Result<AccountName, Step> {
+        match self.core.guarded.decide(&ctx.account, ctx.uid) {
+            Guard::Guarded { account } => Ok(account),
+            Guard::NotGuarded => Err(Step::NotShared),
+            Guard::NoList => Err(self.no_list(stage, ctx, now)),
+        }
+    }
+
+    /// uid 0 or an always-guarded name while jitd has no list: refused, and said why.
+    fn no_list(&mut self, stage: &'static str, ctx: &LoginContext, now: i64) -> Step {
+        let reason = "no list of shared accounts: jitd has not reached the jit server since it \
+                      started and no saved copy exists";
+        self.decide_stage(stage, ctx, None, "denied", reason.into());
+        if let Ok(account) = AccountName::new(&ctx.account) {
+            let action = if stage == "auth" {
+                "login.denied"
+            } else {
+                "account.denied"
+            };
+            self.event(
+                ctx,
+                &account,
+                action,
+                AuditResult::Denied,
+                reason,
+                None,
+                None,
+                now,
+            );
+        }
+        let message = format!(
+            "jit does not know the shared accounts of {} yet (jitd has not reached the jit \
+             server), so logins to {} are refused until it does. Ask an admin to check \
+             `journalctl -u jitd`.",
+            self.core.settings.host, ctx.account
+        );
+        if stage == "auth" {
+            self.deny(ctx, message)
+        } else {
+            Step::Denied { message }
+        }
     }
 
     async fn auth_start(&mut self, ctx: LoginContext, now: i64) -> Step {
-        let Some(account) = self.shared_account(&ctx) else {
-            return Step::NotShared;
+        let account = match self.guarded("auth", &ctx, now) {
+            Ok(a) => a,
+            Err(step) => return step,
         };
         let req = LoginBegin {
             account: account.clone(),
@@ -360,13 +350,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 step,
             } => {
                 let attempt = format!("offline-{}", new_event_id());
-                let ticket = Ticket {
-                    account: account.to_string(),
-                    person: person.clone(),
-                    reservation_id,
-                    attempt: attempt.clone(),
-                };
-                self.core.tickets.grant(ticket.clone(), now);
+                let ticket = self.grant(&ctx, &person, reservation_id, &attempt, now);
                 self.decide(
                     &ctx,
                     Some(&person),
@@ -389,7 +373,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     attempt: Some(attempt),
                     totp_step: Some(step),
                 });
-                Step::Granted { ticket }
+                Step::Granted { ticket, person }
             }
             refused => self.offline_refused(&ctx, &account, refused, now),
         }
@@ -459,20 +443,17 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 person,
                 reservation_id,
             }) => {
-                let ticket = Ticket {
-                    account: account.to_string(),
-                    person: person.to_string(),
-                    reservation_id,
-                    attempt,
-                };
-                self.core.tickets.grant(ticket.clone(), now);
+                let ticket = self.grant(&ctx, person.as_str(), reservation_id, &attempt, now);
                 self.decide(
                     &ctx,
                     Some(person.as_str()),
                     "granted",
                     "code accepted".into(),
                 );
-                Step::Granted { ticket }
+                Step::Granted {
+                    ticket,
+                    person: person.to_string(),
+                }
             }
             Ok(LoginVerified::Denied { reason, message }) => {
                 self.decide(
@@ -539,6 +520,52 @@ impl<S: Server, R: Record> Conversation<S, R> {
         self.deny(ctx, message)
     }
 
+    /// Records a granted auth and returns its ticket, bound to this login and this caller.
+    fn grant(
+        &self,
+        ctx: &LoginContext,
+        person: &str,
+        reservation_id: i64,
+        attempt: &str,
+        now: i64,
+    ) -> Ticket {
+        let issued = Issued {
+            login: ctx.account.clone(),
+            person: person.to_owned(),
+            reservation_id,
+            attempt: attempt.to_owned(),
+            service: ctx.service.clone(),
+            granted_at: now,
+            processes: self.caller.processes(),
+            account_done: false,
+            opened_at: None,
+        };
+        self.core.tickets.grant(issued, now)
+    }
+
+    /// The ticket's record if it may be used for `stage` of this login now; else why not.
+    fn accept(
+        &self,
+        ticket: Option<&Ticket>,
+        stage: Stage,
+        ctx: &LoginContext,
+        now: i64,
+    ) -> Result<Issued, &'static str> {
+        let Some(t) = ticket else {
+            return Err(match stage {
+                Stage::Account => {
+                    "no verification code in this login (public key or another method that \
+                     skips the code)"
+                }
+                _ => "no ticket: this login did not pass jit's verification code",
+            });
+        };
+        self.core
+            .tickets
+            .accept(t, stage, &ctx.account, &ctx.service, &self.caller, now)
+            .map_err(|r| r.reason())
+    }
+
     /// A denial, as a prompt first for services that only show messages at a prompt.
     fn deny(&mut self, ctx: &LoginContext, message: String) -> Step {
         if !message.is_empty() && self.core.settings.deny_as_prompt.contains(&ctx.service) {
@@ -553,18 +580,17 @@ impl<S: Server, R: Record> Conversation<S, R> {
     }
 
     fn account(&mut self, ctx: LoginContext, ticket: Option<Ticket>, now: i64) -> Step {
-        let Some(account) = self.shared_account(&ctx) else {
-            return Step::NotShared;
+        let account = match self.guarded("account", &ctx, now) {
+            Ok(a) => a,
+            Err(step) => return step,
         };
-        match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
-            Some(t) => {
+        match self.accept(ticket.as_ref(), Stage::Account, &ctx, now) {
+            Ok(t) => {
                 self.decide_stage("account", &ctx, Some(&t.person), "allowed", String::new());
                 Step::Allowed
             }
-            None => {
+            Err(reason) => {
                 let host = &self.core.settings.host;
-                let reason = "no verification code in this login (public key or another method \
-                              that skips the code)";
                 self.decide_stage("account", &ctx, None, "denied", reason.into());
                 self.event(
                     &ctx,
@@ -589,16 +615,22 @@ impl<S: Server, R: Record> Conversation<S, R> {
     }
 
     fn session(&mut self, ctx: LoginContext, ticket: Option<Ticket>, open: bool, now: i64) -> Step {
-        let Some(account) = self.shared_account(&ctx) else {
-            return Step::NotShared;
-        };
         let (stage, action) = if open {
             ("session_open", "session.open")
         } else {
             ("session_close", "session.close")
         };
-        match ticket.filter(|t| self.core.tickets.valid(t, account.as_str(), now)) {
-            Some(t) => {
+        let account = match self.guarded(stage, &ctx, now) {
+            Ok(a) => a,
+            Err(step) => return step,
+        };
+        let use_ = if open {
+            Stage::SessionOpen
+        } else {
+            Stage::SessionClose
+        };
+        match self.accept(ticket.as_ref(), use_, &ctx, now) {
+            Ok(t) => {
                 let person = PersonName::new(&t.person).ok();
                 self.decide_stage(
                     stage,
@@ -633,8 +665,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 };
                 Step::Session { env }
             }
-            None => {
-                let reason = "no ticket: this login did not pass jit's verification code";
+            Err(reason) => {
                 self.decide_stage(stage, &ctx, None, "denied", reason.into());
                 self.event(
                     &ctx,
@@ -747,8 +778,25 @@ fn origin(ctx: &LoginContext) -> LoginOrigin {
         rhost: ctx.rhost.as_deref().map(clip),
         tty: ctx.tty.as_deref().map(clip),
         ruser: ctx.ruser.as_deref().map(clip),
-        ssh_key: None,
+        ssh_key: ctx.ssh_auth_info.as_deref().and_then(ssh_key_used),
     }
+}
+
+/// The `SHA256:…` fingerprint of the public key sshd accepted before PAM, from its
+/// `SSH_AUTH_INFO_0` (one `METHOD [DETAILS]` line per method that passed; for `publickey`,
+/// `publickey TYPE BASE64`). The last key wins, as it is the one that completed the method.
+fn ssh_key_used(info: &str) -> Option<String> {
+    use base64::Engine;
+    info.lines().rev().find_map(|l| {
+        let mut w = l.split_whitespace();
+        match (w.next(), w.next(), w.next()) {
+            (Some("publickey"), Some(_type), Some(b64)) => {
+                let blob = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+                Some(jit_proto::ssh_key::fingerprint_of_blob(&blob))
+            }
+            _ => None,
+        }
+    })
 }
 
 fn reason_name(r: DenyReason) -> String {

@@ -6,7 +6,8 @@ use jit_proto::api::{ErrorCode, Factor};
 use jit_proto::{AccountName, PersonName, Secret};
 
 use super::*;
-use crate::testing::{Answer, Call, FakeServer, Recorded};
+use crate::peer::ProcId;
+use crate::testing::{Answer, Call, FakeServer, Recorded, guarded_contents};
 
 const NOW: i64 = 1_800_000_000;
 
@@ -20,14 +21,16 @@ impl Rig {
     fn new() -> Rig {
         let server = Arc::new(FakeServer::new());
         let record = Arc::new(Recorded::default());
-        let shared = Arc::new(SharedAccounts::default());
-        shared.set(["admin".to_string(), "root".to_string()]);
+        let guarded = Arc::new(GuardList::new(Default::default()));
+        guarded
+            .set(jit_nss_cache::encode(&guarded_contents()))
+            .unwrap();
         let settings = Settings {
             host: "web01".into(),
             prompt: "Verification code: ".into(),
             deny_as_prompt: BTreeSet::from(["sshd".to_string()]),
         };
-        let core = Arc::new(Core::new(server.clone(), record.clone(), settings, shared));
+        let core = Arc::new(Core::new(server.clone(), record.clone(), settings, guarded));
         Rig {
             server,
             record,
@@ -35,9 +38,15 @@ impl Rig {
         }
     }
 
-    /// A conversation past the hello.
+    /// A conversation past the hello, with sshd's conversation child (whose parent is the
+    /// monitor) on the other end.
     async fn conv(&self) -> Conversation<FakeServer, Arc<Recorded>> {
-        let mut c = Conversation::new(self.core.clone());
+        self.conv_as(SSHD_CHILD).await
+    }
+
+    /// A conversation past the hello, with `caller` on the other end.
+    async fn conv_as(&self, caller: Caller) -> Conversation<FakeServer, Arc<Recorded>> {
+        let mut c = Conversation::new(self.core.clone(), caller);
         assert_eq!(
             c.handle(hello(), NOW).await,
             Step::Hello {
@@ -70,6 +79,8 @@ fn ctx(account: &str, service: &str) -> LoginContext {
         rhost: Some("192.0.2.10".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -90,18 +101,42 @@ fn granted() -> Answer<LoginVerified> {
     })
 }
 
-fn alice_ticket() -> Ticket {
-    Ticket {
-        account: "admin".into(),
-        person: "alice".into(),
-        reservation_id: 7,
-        attempt: "att-1".into(),
+const MONITOR_PROC: ProcId = ProcId {
+    pid: 100,
+    start: 4000,
+};
+/// sshd's keyboard-interactive child: auth and account run here.
+const SSHD_CHILD: Caller = Caller {
+    process: Some(ProcId {
+        pid: 200,
+        start: 5000,
+    }),
+    parent: Some(MONITOR_PROC),
+};
+/// sshd's monitor, the child's parent: the sessions open and close here.
+const SSHD_MONITOR: Caller = Caller {
+    process: Some(MONITOR_PROC),
+    parent: Some(ProcId { pid: 1, start: 1 }),
+};
+
+/// The ticket in a granted step, for alice.
+fn granted_ticket(step: Step) -> Ticket {
+    match step {
+        Step::Granted { ticket, person } if person == "alice" => ticket,
+        other => panic!("expected a grant for alice, got {other:?}"),
     }
 }
 
 fn answer(code: &str) -> Request {
     Request::Answer {
         text: Secret::new(code),
+    }
+}
+
+fn denied_text(step: &Step) -> &str {
+    match step {
+        Step::Denied { message } => message,
+        other => panic!("expected denied, got {other:?}"),
     }
 }
 
@@ -115,14 +150,14 @@ fn failed_text(step: &Step) -> &str {
 #[tokio::test]
 async fn hello_must_come_first_with_our_version() {
     let rig = Rig::new();
-    let mut c = Conversation::new(rig.core.clone());
+    let mut c = Conversation::new(rig.core.clone(), SSHD_CHILD);
     let step = c.handle(Request::Hello { version: 99 }, NOW).await;
     let msg = failed_text(&step);
     assert!(
         msg.contains("99") && msg.contains(&PROTOCOL_VERSION.to_string()),
         "{msg}"
     );
-    let mut c = Conversation::new(rig.core.clone());
+    let mut c = Conversation::new(rig.core.clone(), SSHD_CHILD);
     let step = c
         .handle(
             Request::AuthStart {
@@ -182,28 +217,126 @@ async fn names_that_are_not_shared_never_reach_the_server() {
     assert!(rig.record.decisions().is_empty() && rig.record.events().is_empty());
 }
 
+/// No list yet (jitd has never reached the server and has no saved copy): uid 0 and the
+/// always-guarded names are refused at every stage, with a message and a record; every other
+/// name is left alone. Nothing asks the server.
 #[tokio::test]
-async fn unknown_shared_set_means_nothing_is_shared() {
+async fn without_a_list_uid_0_and_always_guarded_names_are_refused() {
     let rig = Rig::new();
     let core = Arc::new(Core::new(
         rig.server.clone(),
         rig.record.clone(),
         rig.core.settings.clone(),
-        Arc::new(SharedAccounts::default()),
+        Arc::new(GuardList::new(jit_nss_cache::Joined {
+            always_guarded: vec!["root".into(), "deploy".into()],
+        })),
     ));
-    let mut c = Conversation::new(core);
+    let mut c = Conversation::new(core, SSHD_CHILD);
     c.handle(hello(), NOW).await;
-    assert_eq!(
-        c.handle(
-            Request::AuthStart {
-                ctx: ctx("admin", "login")
-            },
-            NOW
-        )
-        .await,
-        Step::NotShared
-    );
+    let with_uid = |name: &str, uid| LoginContext {
+        uid,
+        ..ctx(name, "login")
+    };
+    for (login, refused) in [
+        (with_uid("root", Some(0)), true),
+        (with_uid("toor", Some(0)), true),
+        (with_uid("deploy", None), true),
+        (with_uid("admin", Some(60001)), false),
+        (with_uid("alice", Some(1000)), false),
+    ] {
+        let name = login.account.clone();
+        let steps = [
+            c.handle(Request::AuthStart { ctx: login.clone() }, NOW)
+                .await,
+            c.handle(
+                Request::Account {
+                    ctx: login.clone(),
+                    ticket: None,
+                },
+                NOW,
+            )
+            .await,
+            c.handle(
+                Request::SessionOpen {
+                    ctx: login.clone(),
+                    ticket: None,
+                },
+                NOW,
+            )
+            .await,
+        ];
+        for step in steps {
+            if refused {
+                let msg = denied_text(&step);
+                assert!(
+                    msg.contains("jit does not know the shared accounts of web01 yet")
+                        && msg.contains(&format!("logins to {name} are refused")),
+                    "{name}: {msg}"
+                );
+            } else {
+                assert_eq!(step, Step::NotShared, "{name}");
+            }
+        }
+    }
     assert!(rig.server.calls().is_empty());
+    let refused: Vec<(String, String)> = rig
+        .record
+        .events()
+        .iter()
+        .map(|e| (e.account.to_string(), e.action.clone()))
+        .collect();
+    assert_eq!(refused.len(), 9, "{refused:?}");
+    assert!(refused.contains(&("toor".into(), "login.denied".into())));
+    assert!(
+        rig.record
+            .decisions()
+            .iter()
+            .all(|d| d.reason.contains("no list of shared accounts"))
+    );
+}
+
+/// A second uid-0 name is a login to root, and a name that differs in case but resolves to a
+/// shared account's uid is a login to that account: the server is asked about the account.
+#[tokio::test]
+async fn other_names_of_a_guarded_uid_are_logins_to_its_account() {
+    let rig = Rig::new();
+    for (name, uid, account) in [
+        ("toor", Some(0), "root"),
+        ("r00t", Some(0), "root"),
+        ("Admin", Some(60001), "admin"),
+        ("ADMIN", Some(60001), "admin"),
+    ] {
+        rig.server.on_begin(Answer::Ok(LoginBegun::Denied {
+            reason: DenyReason::NoReservation,
+            message: format!("{account} is not reserved on web01."),
+        }));
+        let mut c = rig.conv().await;
+        let login = LoginContext {
+            uid,
+            ..ctx(name, "login")
+        };
+        let step = c.handle(Request::AuthStart { ctx: login }, NOW).await;
+        assert!(
+            denied_text(&step).contains(&format!("{account} is not reserved")),
+            "{name}: {step:?}"
+        );
+        let Some(Call::Begin(begin)) = rig.server.calls().pop() else {
+            panic!("{name}: the server was not asked");
+        };
+        assert_eq!(begin.account.as_str(), account, "{name}");
+    }
+    // Without the uid (the name does not resolve), "Admin" is not a shared account's name.
+    let mut c = rig.conv().await;
+    let step = c
+        .handle(
+            Request::AuthStart {
+                ctx: ctx("Admin", "login"),
+            },
+            NOW,
+        )
+        .await;
+    assert_eq!(step, Step::NotShared);
+    rig.done();
 }
 
 #[tokio::test]
@@ -227,13 +360,7 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
         }
     );
     assert!(c.awaiting_person());
-    let step = c.handle(answer("123456"), NOW).await;
-    assert_eq!(
-        step,
-        Step::Granted {
-            ticket: alice_ticket()
-        }
-    );
+    let ticket = granted_ticket(c.handle(answer("123456"), NOW).await);
     assert!(!c.awaiting_person());
     assert_eq!(
         rig.server.calls(),
@@ -252,16 +379,18 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
         ]
     );
 
-    // The account and session stages come on new connections, as pam_jit opens one per stage.
+    // The account and session stages come on new connections, as pam_jit opens one per stage:
+    // the account stage from the child that authenticated, the sessions from its parent.
     let mut c = rig.conv().await;
     let req = Request::Account {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket.clone()),
     };
     assert_eq!(c.handle(req, NOW + 1).await, Step::Allowed);
+    let mut c = rig.conv_as(SSHD_MONITOR).await;
     let req = Request::SessionOpen {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket.clone()),
     };
     assert_eq!(
         c.handle(req, NOW + 2).await,
@@ -274,7 +403,7 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
     );
     let req = Request::SessionClose {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket),
     };
     assert_eq!(c.handle(req, NOW + 3).await, Step::Session { env: vec![] });
 
@@ -544,6 +673,8 @@ async fn the_prompt_never_names_the_holder() {
     rig.done();
 }
 
+/// Every way a ticket can be wrong is refused in the account and session-open stages, with
+/// the reason in the log and the audit (never the ticket), and the person is told how to log in.
 #[tokio::test]
 async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
     let rig = Rig::new();
@@ -557,45 +688,78 @@ async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
         NOW,
     )
     .await;
-    c.handle(answer("123456"), NOW).await;
-
-    let forged = Ticket {
-        attempt: "att-forged".into(),
-        ..alice_ticket()
+    let ticket = granted_ticket(c.handle(answer("123456"), NOW).await);
+    let sibling = Caller {
+        process: Some(ProcId {
+            pid: 201,
+            start: 5001,
+        }),
+        parent: Some(MONITOR_PROC),
     };
-    let other_person = Ticket {
-        person: "bob".into(),
-        ..alice_ticket()
-    };
-    let other_account = Ticket {
-        account: "root".into(),
-        ..alice_ticket()
-    };
-    let cases: Vec<(&str, Option<Ticket>, i64)> = vec![
-        ("admin", None, NOW),
-        ("admin", Some(forged), NOW),
-        ("admin", Some(other_person), NOW),
-        ("root", Some(other_account), NOW),
-        ("root", Some(alice_ticket()), NOW),
-        ("admin", Some(alice_ticket()), NOW + TICKET_TTL),
+    let cases: Vec<(LoginContext, Option<Ticket>, Caller, i64, &str)> = vec![
+        (
+            ctx("admin", "sshd"),
+            None,
+            SSHD_CHILD,
+            NOW,
+            "no verification code",
+        ),
+        (
+            ctx("admin", "sshd"),
+            Some(Ticket::new("0123456789abcdef0123456789abcdef")),
+            SSHD_CHILD,
+            NOW,
+            "unknown",
+        ),
+        (
+            ctx("root", "sshd"),
+            Some(ticket.clone()),
+            SSHD_CHILD,
+            NOW,
+            "another login name",
+        ),
+        (
+            ctx("admin", "su"),
+            Some(ticket.clone()),
+            SSHD_CHILD,
+            NOW,
+            "another PAM service",
+        ),
+        (
+            ctx("admin", "sshd"),
+            Some(ticket.clone()),
+            sibling,
+            NOW,
+            "a process other than",
+        ),
+        (
+            ctx("admin", "sshd"),
+            Some(ticket.clone()),
+            SSHD_CHILD,
+            NOW + crate::tickets::WINDOW,
+            "more than 2 minutes old",
+        ),
     ];
-    for (account, ticket, now) in cases {
-        let mut c = rig.conv().await;
+    for (login, t, caller, now, reason) in cases {
+        let mut c = rig.conv_as(caller).await;
         let req = Request::Account {
-            ctx: ctx(account, "sshd"),
-            ticket: ticket.clone(),
+            ctx: login.clone(),
+            ticket: t.clone(),
         };
         let step = c.handle(req, now).await;
         let Step::Denied { message } = step else {
-            panic!("{account} {ticket:?}: {step:?}")
+            panic!("{reason}: {step:?}")
         };
         assert!(
             message.contains("keyboard-interactive") && message.contains("public key"),
             "{message}"
         );
+        let last = rig.record.decisions().pop().unwrap();
+        assert!(last.reason.contains(reason), "{reason}: {}", last.reason);
+        assert!(!last.line().contains(ticket.expose()));
         let req = Request::SessionOpen {
-            ctx: ctx(account, "sshd"),
-            ticket,
+            ctx: login,
+            ticket: t,
         };
         assert!(matches!(c.handle(req, now).await, Step::Denied { .. }));
     }
@@ -616,13 +780,16 @@ async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
             .iter()
             .all(|e| e.result == AuditResult::Denied && e.person.is_none())
     );
-    // The real ticket still works.
+    // The real ticket still works, once, from the process that authenticated.
     let mut c = rig.conv().await;
     let req = Request::Account {
         ctx: ctx("admin", "sshd"),
-        ticket: Some(alice_ticket()),
+        ticket: Some(ticket.clone()),
     };
-    assert_eq!(c.handle(req, NOW + 60).await, Step::Allowed);
+    assert_eq!(c.handle(req.clone(), NOW + 60).await, Step::Allowed);
+    assert!(matches!(c.handle(req, NOW + 61).await, Step::Denied { .. }));
+    let last = rig.record.decisions().pop().unwrap();
+    assert!(last.reason.contains("already used"), "{}", last.reason);
     rig.done();
 }
 
@@ -657,25 +824,6 @@ async fn out_of_order_requests_fail_the_connection() {
         .await;
     assert!(failed_text(&step).contains("expected the answer to the prompt"));
     rig.done();
-}
-
-#[test]
-fn tickets_expire_and_are_pruned() {
-    let t = Tickets::default();
-    t.grant(alice_ticket(), NOW);
-    assert!(t.valid(&alice_ticket(), "admin", NOW + TICKET_TTL - 1));
-    assert!(!t.valid(&alice_ticket(), "admin", NOW + TICKET_TTL));
-    assert!(!t.valid(&alice_ticket(), "admin", NOW - 1));
-    let later = Ticket {
-        attempt: "att-2".into(),
-        ..alice_ticket()
-    };
-    t.grant(later.clone(), NOW + TICKET_TTL);
-    assert!(
-        !t.valid(&alice_ticket(), "admin", NOW + 1),
-        "pruned when a later ticket came"
-    );
-    assert!(t.valid(&later, "admin", NOW + TICKET_TTL));
 }
 
 #[tokio::test]
@@ -730,13 +878,7 @@ async fn offline_a_cached_grant_decides_once_when_the_server_is_unreachable() {
             text: "Verification code: ".into()
         }
     );
-    let Step::Granted { ticket } = c.handle(answer("654321"), NOW + 1).await else {
-        panic!("the cached grant should admit the holder's code")
-    };
-    assert_eq!(
-        (ticket.person.as_str(), ticket.reservation_id),
-        ("alice", 9)
-    );
+    let ticket = granted_ticket(c.handle(answer("654321"), NOW + 1).await);
     // The ticket opens the account stage like an online one.
     let mut c = rig.conv().await;
     let req = Request::Account {
@@ -785,4 +927,36 @@ async fn offline_a_cached_grant_decides_once_when_the_server_is_unreachable() {
         );
     }
     rig.done();
+}
+
+#[test]
+fn the_key_sshd_accepted_is_recorded_by_its_fingerprint() {
+    // A key made with ssh-keygen; `ssh-keygen -l` prints the fingerprint below.
+    let key = "AAAAC3NzaC1lZDI1NTE5AAAAIOdwkdfQju3qGGcaFZ4MsltsMH7EEWy4R/n03JDpKOD1";
+    let fp = "SHA256:o1MLGOA+ZNPR1oGJR6UEqBEkvqtQS3UEWIFVkRoVZV4".to_owned();
+    let login = |info: Option<&str>| {
+        origin(&LoginContext {
+            ssh_auth_info: info.map(str::to_owned),
+            ..ctx("admin", "sshd")
+        })
+        .ssh_key
+    };
+    assert_eq!(
+        login(Some(&format!("publickey ssh-ed25519 {key}\n"))),
+        Some(fp.clone())
+    );
+    assert_eq!(
+        login(Some(&format!(
+            "keyboard-interactive\npublickey ssh-ed25519 {key}"
+        ))),
+        Some(fp)
+    );
+    for none in [
+        None,
+        Some(""),
+        Some("keyboard-interactive"),
+        Some("publickey ssh-ed25519 !!"),
+    ] {
+        assert_eq!(login(none), None, "{none:?}");
+    }
 }

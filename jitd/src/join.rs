@@ -3,9 +3,10 @@
 //! The token carries the server URL, the CA fingerprint, the host name and a one-time secret.
 //! jitd connects trusting only a CA with that fingerprint (never the system's CA store), posts the
 //! secret, and stores the host credential (0600) and the captured CA certificate, so that every
-//! later connection trusts exactly that CA. Then it fetches this host's shared accounts once and
-//! publishes the NSS cache, so the shared set is known from the first start of `jitd run`, even
-//! if the server is unreachable then.
+//! later connection trusts exactly that CA. It writes the joined marker, so that a lost list never
+//! waves root through. Then it fetches this host's shared accounts once and publishes the NSS
+//! cache, so the list is known from the first start of `jitd run`, even if the server is
+//! unreachable then.
 //!
 //! Never prints or logs the token's secret or the credential.
 
@@ -45,6 +46,8 @@ pub enum JoinError {
     NoCa,
     #[error("{0}")]
     HostKey(#[from] HostKeyError),
+    #[error("{0}")]
+    Marker(crate::joined::MarkerError),
     #[error("cannot write the server's CA certificate to {path}: {source}")]
     WriteCa {
         path: PathBuf,
@@ -103,6 +106,8 @@ pub async fn join(
         credential: joined.credential,
     };
     key.save(&config.host_key)?;
+    // From here on a lost or unreadable list refuses root instead of waving it through.
+    crate::joined::write(&config.joined_marker, &config.joined()).map_err(JoinError::Marker)?;
 
     let accounts = publish_once(config, &key, ca, timeout).await;
     Ok(Joined {
@@ -119,8 +124,9 @@ async fn publish_once(
     timeout: Duration,
 ) -> Result<usize, String> {
     let server = Upstream::new(key, ca, timeout).map_err(|e| e.to_string())?;
-    let mut publisher = Publisher::open(&config.nss_cache, &config.state_cache());
-    let shared = crate::driver::SharedAccounts::default();
-    nss_publish::refresh_once(&server, &mut publisher, &shared).await?;
-    Ok(shared.len())
+    let mut publisher =
+        Publisher::open(&config.nss_cache, &config.state_cache(), config.guarded_gid);
+    let list = crate::guarded::GuardList::new(config.joined());
+    nss_publish::refresh_once(&server, &mut publisher, &list).await?;
+    Ok(list.len())
 }

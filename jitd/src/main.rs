@@ -2,7 +2,8 @@
 //!
 //! It serves `pam_jit.so` over a root-only Unix socket and drives each login's conversation (the
 //! server decides; jitd asks, relays and records), publishes the NSS cache that `libnss_jit.so.2`
-//! maps, keeps the local audit queue, and joins the host to the server (`jitd join`).
+//! reads (the host's one list of shared accounts), keeps the local audit queue, answers sshd's
+//! `AuthorizedKeysCommand` (`jitd authorized-keys`), and joins the host to the server (`jitd join`).
 //! It must never let a shared account in without the server's word, and never get in the way
 //! of a login to any other name.
 
@@ -17,17 +18,22 @@ mod audit_queue;
 mod daemon;
 mod driver;
 mod files;
+mod guarded;
+mod host_files;
 mod host_key;
 mod join;
+mod joined;
 mod notify;
 mod nss_publish;
 mod offline;
 mod pam_socket;
 mod peer;
 mod record;
+mod ssh_keys;
 mod syslog;
 #[cfg(test)]
 mod testing;
+mod tickets;
 mod upstream;
 
 use std::path::Path;
@@ -55,7 +61,9 @@ fn load_config(path: &Path) -> Result<Config, config::ConfigError> {
 fn init_logging(command: &Command) {
     let default = match command {
         Command::Run { .. } => "info",
-        Command::Join { .. } | Command::CheckConfig { .. } => "warn",
+        Command::Join { .. } | Command::CheckConfig { .. } | Command::AuthorizedKeys { .. } => {
+            "warn"
+        }
     };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -82,7 +90,8 @@ fn main() -> ExitCode {
     let config_path = match &cli.command {
         Command::Join { config, .. }
         | Command::Run { config }
-        | Command::CheckConfig { config } => config.clone(),
+        | Command::CheckConfig { config }
+        | Command::AuthorizedKeys { config, .. } => config.clone(),
     };
     let config = match load_config(&config_path) {
         Ok(c) => c,
@@ -91,6 +100,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::AuthorizedKeys { user, .. } = &cli.command {
+        // sshd reads stdout as authorized_keys lines; anything else goes to stderr (its log).
+        let uid = jit_nss_cache::uid_of(user.as_bytes());
+        return match ssh_keys::authorized_keys(&config, user, uid) {
+            Ok(lines) => {
+                print!("{lines}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("jitd authorized-keys {user}: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -151,6 +174,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::AuthorizedKeys { .. } => ExitCode::SUCCESS,
         Command::Run { .. } => match runtime.block_on(daemon::run(config)) {
             Ok(()) => ExitCode::SUCCESS,
             Err(daemon::RunError::HostKey(e)) => {

@@ -20,7 +20,7 @@ use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::driver::{Conversation, Core, Record};
-use crate::peer::Peer;
+use crate::peer::{Caller, Peer};
 use crate::upstream::Server;
 
 #[derive(Debug, thiserror::Error)]
@@ -211,7 +211,7 @@ pub async fn connection<S: Server, R: Record>(
         let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
         return;
     }
-    let mut conv = Conversation::new(core);
+    let mut conv = Conversation::new(core, Caller::of(peer.pid));
     loop {
         let limit = if conv.awaiting_person() {
             limits.answer

@@ -5,8 +5,6 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream as StdStream;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
 use std::sync::Arc;
 
 use jit_proto::api::{Factor, LoginBegun, LoginVerified};
@@ -14,7 +12,8 @@ use jit_proto::pam::{LoginContext, PROTOCOL_VERSION, Request, Step};
 use jit_proto::{PersonName, Secret};
 
 use super::*;
-use crate::driver::{Settings, SharedAccounts};
+use crate::driver::Settings;
+use crate::guarded::GuardList;
 use crate::testing::{Answer, FakeServer, Recorded};
 
 struct Daemon {
@@ -29,8 +28,13 @@ impl Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("run/pam.sock");
         let server = Arc::new(FakeServer::new());
-        let shared = Arc::new(SharedAccounts::default());
-        shared.set(["admin".to_string()]);
+        let shared = Arc::new(GuardList::new(Default::default()));
+        shared
+            .set(jit_nss_cache::encode(&jit_nss_cache::CacheContents {
+                guarded: vec![jit_nss_cache::CacheGuarded::account("admin", Some(60001))],
+                ..Default::default()
+            }))
+            .unwrap();
         let settings = Settings {
             host: "web01".into(),
             prompt: "Verification code: ".into(),
@@ -147,6 +151,8 @@ fn ctx(account: &str) -> LoginContext {
         rhost: None,
         tty: None,
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -207,7 +213,7 @@ fn bad_frames_get_failed_and_the_daemon_goes_on() {
     assert!(closed);
 
     // Valid JSON, unknown field.
-    let bad = br#"{"type":"hello","version":1,"extra":true}"#;
+    let bad = br#"{"type":"hello","version":2,"extra":true}"#;
     let mut frame_bytes = (bad.len() as u32).to_be_bytes().to_vec();
     frame_bytes.extend_from_slice(bad);
     let (step, closed) = raw(&d, &frame_bytes, false);
@@ -216,10 +222,12 @@ fn bad_frames_get_failed_and_the_daemon_goes_on() {
 
     // The wrong version.
     let mut s = d.connect();
-    let step = exchange(&mut s, &Request::Hello { version: 2 });
+    let old = PROTOCOL_VERSION - 1;
+    let step = exchange(&mut s, &Request::Hello { version: old });
     let msg = failed(Some(step));
     assert!(
-        msg.contains("version 2") && msg.contains("version 1"),
+        msg.contains(&format!("version {old}"))
+            && msg.contains(&format!("version {PROTOCOL_VERSION}")),
         "{msg}"
     );
 
@@ -269,55 +277,12 @@ fn connections_over_the_cap_are_refused_and_served_again_later() {
     assert!(ok, "the slot never came back");
 }
 
-const NONROOT_CLIENT: &str = r#"
-import json, socket, struct, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(30)
-s.connect(sys.argv[1])
-msg = json.dumps({"type": "hello", "version": 1}).encode()
-try:
-    s.sendall(struct.pack(">I", len(msg)) + msg)
-except (BrokenPipeError, ConnectionResetError):
-    pass  # jitd may refuse and close before reading anything; its reply is still queued
-def read(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            break
-        b += c
-    return b
-(n,) = struct.unpack(">I", read(4))
-print(read(n).decode())
-"#;
-
 #[test]
 fn a_non_root_client_is_refused() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to connect as another user");
-        return;
-    }
     let d = Daemon::start(limits());
-    // Let uid 65534 reach the socket at all, so that SO_PEERCRED is what refuses it.
-    for p in [d.dir.path().to_owned(), d.dir.path().join("run")] {
-        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o666)).unwrap();
-    let out = Command::new("python3")
-        .args(["-c", NONROOT_CLIENT])
-        .arg(d.path())
-        .uid(65534)
-        .gid(65534)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let step: Step = serde_json::from_str(stdout.trim()).unwrap();
+    let run = d.dir.path().join("run");
+    let reply = jit_sandbox::hello_as(&d.path(), &[d.dir.path(), &run], 65534, PROTOCOL_VERSION);
+    let step: Step = serde_json::from_str(&reply).unwrap();
     let msg = failed(Some(step));
     assert!(
         msg.contains("root (uid 0) only") && msg.contains("65534"),

@@ -5,13 +5,31 @@ use std::sync::Mutex;
 
 use jit_client::ClientError;
 use jit_proto::api::{
-    ErrorCode, EventsStored, HostAccounts, HostEvent, HostEvents, LoginBegin, LoginBegun,
+    ErrorCode, EventsStored, HostAccounts, HostEvent, HostEvents, HostKeys, LoginBegin, LoginBegun,
     LoginVerified, LoginVerify,
 };
 
 use crate::driver::Record;
 use crate::syslog::Decision;
 use crate::upstream::Server;
+
+/// The list of a host where admin (uid 60001), root and toor (uid 0, a login to root) are
+/// guarded.
+pub fn guarded_contents() -> jit_nss_cache::CacheContents {
+    use jit_nss_cache::CacheGuarded;
+    jit_nss_cache::CacheContents {
+        guarded: vec![
+            CacheGuarded::account("admin", Some(60001)),
+            CacheGuarded::account("root", Some(0)),
+            CacheGuarded {
+                name: "toor".into(),
+                account: "root".into(),
+                uid: Some(0),
+            },
+        ],
+        ..Default::default()
+    }
+}
 
 /// One scripted answer.
 pub enum Answer<T> {
@@ -56,6 +74,7 @@ struct Inner {
     begins: VecDeque<Answer<LoginBegun>>,
     verifies: VecDeque<Answer<LoginVerified>>,
     accounts: VecDeque<Answer<HostAccounts>>,
+    keys: VecDeque<Answer<HostKeys>>,
     calls: Vec<Call>,
     events: Vec<HostEvent>,
     events_unreachable: bool,
@@ -88,6 +107,11 @@ impl FakeServer {
 
     pub fn on_accounts(&self, a: Answer<HostAccounts>) -> &Self {
         self.lock().accounts.push_back(a);
+        self
+    }
+
+    pub fn on_keys(&self, a: Answer<HostKeys>) -> &Self {
+        self.lock().keys.push_back(a);
         self
     }
 
@@ -153,6 +177,13 @@ impl Server for FakeServer {
 
     async fn offline_grants(&self) -> Result<jit_proto::api::OfflineGrants, ClientError> {
         Err(unreachable())
+    }
+
+    async fn host_keys(&self) -> Result<HostKeys, ClientError> {
+        match self.lock().keys.pop_front() {
+            Some(a) => a.into_result(),
+            None => Err(unreachable()),
+        }
     }
 
     async fn host_events(&self, req: &HostEvents) -> Result<EventsStored, ClientError> {

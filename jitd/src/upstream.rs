@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use jit_client::{Client, ClientError, Trust};
 use jit_proto::api::{
-    EventsStored, HostAccounts, HostEvents, LoginBegin, LoginBegun, LoginVerified, LoginVerify,
-    OfflineGrants,
+    EventsStored, HostAccounts, HostEvents, HostKeys, LoginBegin, LoginBegun, LoginVerified,
+    LoginVerify, OfflineGrants,
 };
 
 use crate::host_key::HostKey;
@@ -31,6 +31,8 @@ pub trait Server: Send + Sync + 'static {
         req: &HostEvents,
     ) -> impl Future<Output = Result<EventsStored, ClientError>> + Send;
     fn offline_grants(&self) -> impl Future<Output = Result<OfflineGrants, ClientError>> + Send;
+    /// The ssh keys that count now for each shared account of this host.
+    fn host_keys(&self) -> impl Future<Output = Result<HostKeys, ClientError>> + Send;
 }
 
 /// The real server.
@@ -75,5 +77,9 @@ impl Server for Upstream {
 
     async fn offline_grants(&self) -> Result<OfflineGrants, ClientError> {
         self.client.offline_grants().await
+    }
+
+    async fn host_keys(&self) -> Result<HostKeys, ClientError> {
+        self.client.host_keys().await
     }
 }

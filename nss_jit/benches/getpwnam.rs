@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, publish};
+use jit_nss_cache::{CacheContents, CacheGroup, CacheGuarded, CacheUser, publish};
 
 /// The orders compared, as (label, nsswitch.conf passwd line).
 const ORDERS: [(&str, &str); 3] = [
@@ -114,10 +114,10 @@ fn cache() -> CacheContents {
                 members: vec![],
             })
             .collect(),
-        shared: users
+        guarded: users
             .iter()
-            .map(|u| u.name.clone())
-            .chain(["root".to_string()])
+            .map(|u| CacheGuarded::account(&u.name, Some(u.uid)))
+            .chain([CacheGuarded::account("root", Some(0))])
             .collect(),
         users,
     }

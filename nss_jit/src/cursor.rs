@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use jit_proto::nss_cache::CacheView;
+use jit_nss_cache::CacheView;
 use libc::c_int;
 
 use crate::mapping::Mapping;

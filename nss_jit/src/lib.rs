@@ -1,6 +1,6 @@
 //! `libnss_jit.so.2`: the glibc NSS module that makes jit's shared accounts resolvable
 //! (`passwd`, `group`, `initgroups`, and a locked `shadow` entry for virtual accounts), answered
-//! from the cache file jitd publishes under `/run/jitd/` (see `jit_proto::nss_cache`).
+//! from the cache file jitd publishes under `/run/jitd/` (see `jit_nss_cache`).
 //!
 //! It is loaded into sshd, login, su, sudo and every process that calls `getpwnam`, so it must
 //! never: block (no sockets; the only I/O is an `O_NONBLOCK` open and read of a local file into
@@ -17,7 +17,18 @@
 //! cursors; [`mapping`] copies the file and notices when it changes; [`lookup`] turns cache
 //! entries into C structs via [`buffer`] and [`gid_list`].
 //!
-//! Hand-written glue on std and libc only, so no LGPL code (such as the `libnss` crate) is linked.
+//! Hand-written glue on std, libc and jit's own `jit_nss_cache` (the file format, std only), so no
+//! LGPL code (such as the `libnss` crate) is linked, nor any JSON or crypto code.
+
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod buffer;
 pub mod cursor;

@@ -1,7 +1,7 @@
 //! Answers one lookup from a validated cache: finds the entry and writes it into glibc's struct
 //! and buffer. Pure functions of their arguments; no I/O, no allocation.
 
-use jit_proto::nss_cache::{CacheView, Group, User};
+use jit_nss_cache::{CacheView, Group, User};
 use libc::{c_ulong, gid_t};
 
 use crate::buffer::{Buffer, TooSmall};
@@ -184,7 +184,7 @@ pub fn initgroups(
 mod tests {
     use std::ffi::CStr;
 
-    use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, encode};
+    use jit_nss_cache::{CacheContents, CacheGroup, CacheGuarded, CacheUser, encode};
     use libc::{c_char, c_long};
 
     use super::*;
@@ -222,7 +222,10 @@ mod tests {
                     members: vec!["deploy".into()],
                 },
             ],
-            shared: vec!["admin".into(), "root".into()],
+            guarded: vec![
+                CacheGuarded::account("admin", Some(60001)),
+                CacheGuarded::account("root", Some(0)),
+            ],
         }
     }
 

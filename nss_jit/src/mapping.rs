@@ -45,7 +45,7 @@ use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-use jit_proto::nss_cache::{CacheView, HEADER_LEN, MAX_FILE_LEN};
+use jit_nss_cache::{CacheView, HEADER_LEN, MAX_FILE_LEN};
 use libc::c_int;
 
 /// How long to wait before trying again to open a missing or unusable file.
@@ -389,7 +389,7 @@ mod tests {
     use std::fs;
     use std::os::unix::fs::FileExt;
 
-    use jit_proto::nss_cache::{STALE_MARK, STALE_OFFSET, encode, publish};
+    use jit_nss_cache::{STALE_MARK, STALE_OFFSET, encode, publish};
 
     use super::*;
     use crate::test_support::{c_path, contents};

@@ -98,10 +98,7 @@ impl<'p> State<'p> {
         }
     }
 
-    fn answer(
-        &mut self,
-        f: impl FnOnce(&jit_proto::nss_cache::CacheView<'_>) -> Outcome,
-    ) -> Outcome {
+    fn answer(&mut self, f: impl FnOnce(&jit_nss_cache::CacheView<'_>) -> Outcome) -> Outcome {
         match self.source.get(self.clock) {
             Ok(map) => f(map.view()),
             Err(errno) => Outcome::Unavailable(errno),
@@ -200,7 +197,7 @@ impl<'p> State<'p> {
 mod tests {
     use std::sync::atomic::{AtomicU64, Ordering};
 
-    use jit_proto::nss_cache::publish;
+    use jit_nss_cache::publish;
 
     use super::*;
     use crate::mapping::RETRY_MS;
@@ -376,7 +373,7 @@ mod tests {
 
     #[test]
     fn fixed_paths_are_jit_protos_defaults() {
-        use jit_proto::nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
+        use jit_nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
         assert_eq!(PATHS[0].to_str(), Ok(DEFAULT_RUN_PATH));
         assert_eq!(PATHS[1].to_str(), Ok(DEFAULT_STATE_PATH));
     }

@@ -4,7 +4,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser};
+use jit_nss_cache::{CacheContents, CacheGroup, CacheGuarded, CacheUser};
 
 /// `count` users named `user0`, `user1`, … with uids from 60000, in one group; `generation`
 /// tells files apart.
@@ -26,7 +26,10 @@ pub fn contents(generation: u64, count: u32) -> CacheContents {
             gid: 60000,
             members: users.iter().map(|u| u.name.clone()).collect(),
         }],
-        shared: users.iter().map(|u| u.name.clone()).collect(),
+        guarded: users
+            .iter()
+            .map(|u| CacheGuarded::account(&u.name, Some(u.uid)))
+            .collect(),
         users,
     }
 }

@@ -4,16 +4,18 @@
 //! Each case publishes a cache with jitd's own writer into a temp dir, then runs its command under
 //! `unshare -m` with that dir bind-mounted on `/run/jitd`, a fresh (empty unless the case says
 //! otherwise) `/var/lib/jitd`, temp `/etc/{nsswitch.conf,passwd,group,shadow}`, and
-//! `LD_LIBRARY_PATH` pointing at a copy of the module. Nothing on the host changes except that
-//! `/run/jitd` is created if missing (as a mount point). Needs root.
+//! `LD_LIBRARY_PATH` pointing at a copy of the module (`jit_sandbox`). Nothing on the host changes
+//! except that `/run/jitd` is created if missing (as a mount point). Needs root, and fails
+//! without it.
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use jit_proto::nss_cache::{CacheContents, CacheGroup, CacheUser, encode, publish};
+use jit_nss_cache::{CacheContents, CacheGroup, CacheGuarded, CacheUser, encode, publish};
+use jit_sandbox::{Namespace, built, require_root};
 
 const NSSWITCH: &str = "passwd: files jit\ngroup: files jit\nshadow: files jit\n";
 const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
@@ -61,11 +63,11 @@ fn contents() -> CacheContents {
             group("jit-ops", 60010, &["admin", "deploy"]),
             group("jit-web", 60011, &["deploy"]),
         ],
-        shared: vec![
-            "root".into(),
-            "admin".into(),
-            "deploy".into(),
-            "verbose".into(),
+        guarded: vec![
+            CacheGuarded::account("root", Some(0)),
+            CacheGuarded::account("admin", Some(60001)),
+            CacheGuarded::account("deploy", Some(60002)),
+            CacheGuarded::account("verbose", Some(60003)),
         ],
     }
 }
@@ -91,10 +93,7 @@ struct Sandbox {
 
 impl Sandbox {
     fn new(setup: Setup) -> Sandbox {
-        assert!(
-            unsafe { libc::geteuid() } == 0,
-            "these tests need root: they run commands under `unshare -m` with bind mounts"
-        );
+        require_root("it runs commands under `unshare -m` with bind mounts");
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
         for sub in ["run", "state", "etc", "lib"] {
@@ -104,7 +103,7 @@ impl Sandbox {
         fs::write(p.join("etc/passwd"), PASSWD).unwrap();
         fs::write(p.join("etc/group"), GROUP).unwrap();
         fs::write(p.join("etc/shadow"), SHADOW).unwrap();
-        fs::copy(module_path(), p.join("lib/libnss_jit.so.2")).unwrap();
+        fs::copy(built("libnss_jit.so"), p.join("lib/libnss_jit.so.2")).unwrap();
         let run = p.join("run/nss.cache");
         match setup {
             Setup::Published => publish(&run, &contents()).unwrap(),
@@ -116,8 +115,6 @@ impl Sandbox {
                 fs::write(&run, &bytes[..bytes.len() / 2]).unwrap();
             }
         }
-        // The mount point; an empty directory on a host without jitd.
-        fs::create_dir_all("/run/jitd").unwrap();
         Sandbox { dir }
     }
 
@@ -127,46 +124,16 @@ impl Sandbox {
 
     /// `argv` inside the namespace.
     fn command(&self, argv: &[&str]) -> Command {
-        let script = r#"
-            mount --bind "$SANDBOX/run" /run/jitd
-            mount -t tmpfs tmpfs /var/lib
-            mkdir /var/lib/jitd
-            mount --bind "$SANDBOX/state" /var/lib/jitd
-            for f in nsswitch.conf passwd group shadow; do
-                mount --bind "$SANDBOX/etc/$f" "/etc/$f"
-            done
-            exec "$@"
-        "#;
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "sh", "-ec", script, "sh"])
-            .args(argv)
-            .env("SANDBOX", self.path())
-            .env("LD_LIBRARY_PATH", self.path().join("lib"))
-            .env("LC_ALL", "C");
+        let p = self.path();
+        let mut cmd = Namespace::new()
+            .nss(&p.join("run"), &p.join("state"), &p.join("etc"))
+            .command(argv);
+        cmd.env("LD_LIBRARY_PATH", p.join("lib")).env("LC_ALL", "C");
         cmd
     }
 
     fn run(&self, argv: &[&str]) -> Output {
         self.command(argv).output().unwrap()
-    }
-}
-
-/// The cdylib cargo built with this test, whatever CARGO_TARGET_DIR is. The test runs from
-/// `…/target/<profile>/deps/`, where `cargo test` writes the fresh `libnss_jit.so`; only
-/// `cargo build` also copies it up to `…/target/<profile>/`, and that copy may be stale.
-fn module_path() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    let candidates = [
-        deps.join("libnss_jit.so"),
-        deps.parent().unwrap().join("libnss_jit.so"),
-    ];
-    match candidates.iter().find(|p| p.is_file()) {
-        Some(so) => so.clone(),
-        None => panic!(
-            "libnss_jit.so is missing (looked for {candidates:?}): build it with the same profile \
-             and target dir, e.g. `cargo test -p nss_jit`"
-        ),
     }
 }
 

@@ -19,8 +19,8 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use jit_proto::frame::{self, FrameError};
-use jit_proto::pam::{PROTOCOL_VERSION, Request, Step};
+use jit_pam_proto::frame::{self, FrameError};
+use jit_pam_proto::pam::{PROTOCOL_VERSION, Request, Step};
 
 /// Why jitd could not be used. Each of these makes the module fall back to the cache file.
 #[derive(Debug, thiserror::Error)]
@@ -286,11 +286,7 @@ mod tests {
     fn a_socket_bound_by_another_user_is_refused() {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        // SAFETY: plain syscall.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("skipped: needs root to run a listener as another user");
-            return;
-        }
+        jit_sandbox::require_root("it runs a listener as another user");
         let dir = temp_dir("squat");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let path = dir.join("s");

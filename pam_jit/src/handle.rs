@@ -5,8 +5,8 @@
 
 use std::ffi::{CStr, c_int};
 
-use jit_proto::Secret;
-use jit_proto::pam::{TICKET_DATA_KEY, Ticket};
+use jit_pam_proto::Secret;
+use jit_pam_proto::pam::TICKET_DATA_KEY;
 use pam::constants::{
     PAM_ERROR_MSG, PAM_PROMPT_ECHO_OFF, PAM_PROMPT_ECHO_ON, PAM_SILENT, PAM_TEXT_INFO, PamFlag,
     PamResultCode,
@@ -17,7 +17,7 @@ use pam::module::{PamHandle, PamHooks};
 
 use crate::daemon::SocketPath;
 use crate::options::Options;
-use crate::relay::{Code, Handler, Item, Level, Module, Msg};
+use crate::relay::{Code, Handler, Held, Item, Level, Module, Msg};
 use crate::shims;
 
 /// Module data key of the break-glass record (see `relay`, Break-glass).
@@ -90,6 +90,10 @@ impl Handler for RealPam<'_> {
         shims::get_user(self.pamh).map_err(from_raw)
     }
 
+    fn uid_of(&mut self, user: &[u8]) -> Option<u32> {
+        jit_nss_cache::uid_of(user)
+    }
+
     fn item(&mut self, item: Item) -> Option<String> {
         let pamh = &*self.pamh;
         let cstr: Option<&CStr> = match item {
@@ -127,17 +131,17 @@ impl Handler for RealPam<'_> {
         self.conv()?.send(style, text).map(drop).map_err(from_pam)
     }
 
-    fn ticket(&mut self) -> Option<Ticket> {
+    fn ticket(&mut self) -> Option<Held> {
         // SAFETY: only pam_jit stores data under TICKET_DATA_KEY, and it always stores a
-        // Box<Ticket> (see `store_ticket`). Applications cannot set module data.
-        unsafe { self.pamh.get_data::<Ticket>(TICKET_DATA_KEY) }
+        // Box<Held> (see `store_ticket`). Applications cannot set module data.
+        unsafe { self.pamh.get_data::<Held>(TICKET_DATA_KEY) }
             .ok()
             .cloned()
     }
 
-    fn store_ticket(&mut self, ticket: Ticket) -> Result<(), Code> {
+    fn store_ticket(&mut self, held: Held) -> Result<(), Code> {
         self.pamh
-            .set_data(TICKET_DATA_KEY, Box::new(ticket))
+            .set_data(TICKET_DATA_KEY, Box::new(held))
             .map_err(from_pam)
     }
 

@@ -11,11 +11,24 @@
 //! It decides nothing itself except what to do when jitd cannot be asked (see [`relay`]).
 //!
 //! Layout: [`handle`] is the only code that touches libpam (with [`shims`]); [`relay`] is the
-//! logic, tested without libpam; [`daemon`] talks to jitd; [`fallback`] reads the NSS cache;
-//! [`options`] parses the `/etc/pam.d` arguments. See `docs/pam_jit_module.md`.
+//! logic, tested without libpam; [`daemon`] talks to jitd; [`fallback`] reads the host's list of
+//! guarded names (the NSS cache) and the joined marker; [`options`] parses the `/etc/pam.d` arguments. See `docs/pam_jit_module.md`.
 
-#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
+)]
 
 pub mod daemon;
 pub mod fallback;

@@ -1,5 +1,5 @@
 //! The module's arguments from the `/etc/pam.d` line:
-//! `socket=PATH timeout=SECONDS cache=PATH local_password debug`.
+//! `socket=PATH timeout=SECONDS cache=PATH joined=PATH local_password debug`.
 //!
 //! Parsing never fails: a bad or unknown argument becomes a [`Options::problems`] entry and the
 //! default stays in force. What the module does about problems is decided in [`crate::relay`]
@@ -10,8 +10,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use jit_proto::nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
-use jit_proto::pam::DEFAULT_SOCKET;
+use jit_nss_cache::joined::DEFAULT_PATH as DEFAULT_JOINED;
+use jit_nss_cache::{DEFAULT_RUN_PATH, DEFAULT_STATE_PATH};
+use jit_pam_proto::pam::DEFAULT_SOCKET;
 
 /// Default bound on one exchange with jitd.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -31,6 +32,9 @@ pub struct Options {
     pub timeout: Duration,
     /// NSS cache files to consult, in order, when jitd cannot be asked.
     pub cache: Vec<PathBuf>,
+    /// The joined marker jitd writes: tells a joined host without a readable list (refuse uid 0
+    /// and the always-guarded names) from one that never joined (refuse nobody).
+    pub joined: PathBuf,
     /// Log each step of the exchange (kinds only, never texts typed by the person) to syslog.
     pub debug: bool,
     /// Break-glass opt-in for this line's service: when jit refuses a shared account (or cannot
@@ -51,6 +55,7 @@ impl Default for Options {
                 PathBuf::from(DEFAULT_RUN_PATH),
                 PathBuf::from(DEFAULT_STATE_PATH),
             ],
+            joined: PathBuf::from(DEFAULT_JOINED),
             debug: false,
             local_password: false,
             problems: Vec::new(),
@@ -95,6 +100,13 @@ impl Options {
                         "`cache={v}` is not an absolute path; using the default cache files"
                     )),
                 },
+                ("joined", Some(v)) => match absolute_path(v) {
+                    Some(p) => o.joined = p,
+                    None => o.problems.push(format!(
+                        "`joined={v}` is not an absolute path; using {}",
+                        o.joined.display()
+                    )),
+                },
                 ("timeout", Some(v)) => match parse_timeout(v) {
                     Some(t) => o.timeout = t,
                     None => o.problems.push(format!(
@@ -105,7 +117,7 @@ impl Options {
                 },
                 _ => o.problems.push(format!(
                     "unknown argument `{arg}` (known: socket=PATH, timeout=SECONDS, cache=PATH, \
-                     local_password, debug); ignored"
+                     joined=PATH, local_password, debug); ignored"
                 )),
             }
         }
@@ -153,6 +165,7 @@ mod tests {
                 PathBuf::from(DEFAULT_STATE_PATH)
             ]
         );
+        assert_eq!(o.joined, PathBuf::from("/etc/jit/joined"));
         assert!(!o.debug);
         assert!(!o.local_password, "break-glass is opt-in");
         assert!(!o.misconfigured());
@@ -164,12 +177,14 @@ mod tests {
             "socket=/tmp/x/pam.sock",
             "timeout=0.25",
             "cache=/tmp/x/nss.cache",
+            "joined=/tmp/x/joined",
             "local_password",
             "debug",
         ]);
         assert_eq!(o.socket, PathBuf::from("/tmp/x/pam.sock"));
         assert_eq!(o.timeout, Duration::from_millis(250));
         assert_eq!(o.cache, vec![PathBuf::from("/tmp/x/nss.cache")]);
+        assert_eq!(o.joined, PathBuf::from("/tmp/x/joined"));
         assert!(o.debug);
         assert!(o.local_password);
         assert!(!o.misconfigured(), "{:?}", o.problems);
@@ -191,6 +206,7 @@ mod tests {
             ("socket", "unknown argument `socket`"),
             ("socket=relative.sock", "not an absolute path"),
             ("cache=", "not an absolute path"),
+            ("joined=joined", "not an absolute path"),
             ("timeout=abc", "not a number of seconds"),
             ("timeout=0", "not a number of seconds"),
             ("timeout=-3", "not a number of seconds"),

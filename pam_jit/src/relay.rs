@@ -8,23 +8,17 @@
 //!
 //! # When jitd cannot be asked
 //! (unreachable, timed out, protocol error, `Failed`, or the module is misconfigured)
-//! the NSS cache file decides ([`crate::fallback`]):
+//! the host's list of guarded names decides ([`crate::fallback`]), by the same rule jitd uses:
 //!
-//! - **shared** (the cache lists the name, or this transaction holds a ticket for it, or jitd
-//!   already challenged this login): refuse with a message: auth `PAM_AUTH_ERR`, account
-//!   `PAM_PERM_DENIED`, open_session `PAM_SESSION_ERR`.
-//! - **not shared**, or **no cache file at all** (the host has not joined jit): `PAM_IGNORE`.
-//! - **a cache file exists but none can be read**: `PAM_AUTHINFO_UNAVAIL` (with a message).
-//!
-//! Why `PAM_AUTHINFO_UNAVAIL` for an unreadable cache: we cannot tell whether the name is shared.
-//! Refusing everyone would lock the whole host (including the admins who would repair jitd) out
-//! over a file that only jitd writes; ignoring everyone would open shared accounts that exist in
-//! the host's own files (root) to their old passwords and keys. So the module answers the truth
-//! in PAM's own words ("the authentication service cannot retrieve its information", as pam_sss
-//! does when sssd is down) and leaves the choice to the stack: with the recommended control
-//! `[success=done ignore=ignore default=die]` (or `required`) it fails closed; a site that prefers
-//! availability adds `authinfo_unavail=ignore`. This only happens when jitd is down *and* every
-//! cache copy is unreadable; a corrupt /run copy alone falls back to the /var/lib copy.
+//! - **guarded** (the list names the login, or the uid it resolves to is a guarded name's uid,
+//!   or this transaction holds a ticket for it, or jitd already challenged this login): refuse
+//!   with a message: auth `PAM_AUTH_ERR`, account `PAM_PERM_DENIED`, open_session
+//!   `PAM_SESSION_ERR`.
+//! - **no list can be read on a joined host** (the joined marker exists, or a damaged cache
+//!   does): uid 0 and the always-guarded names are refused the same way; everyone else gets
+//!   `PAM_IGNORE`. A joined host never waves root through because its list is lost, and never
+//!   locks out the other users (including the admins who would repair jitd) over it.
+//! - **not guarded**, or **not joined** (no marker, no cache file): `PAM_IGNORE`.
 //!
 //! # Misconfiguration
 //! An unknown or invalid argument in `/etc/pam.d` is logged, and the module then answers from the
@@ -46,18 +40,20 @@
 //! authenticated nothing, so we stay out of the way.
 //!
 //! # The ticket crosses processes through the PAM environment
-//! A successful auth stores jitd's ticket as module data (`pam_set_data`), which only modules can
-//! read or write, and also puts it, as JSON, in the PAM environment as [`TICKET_ENV`]. Module data
-//! never leaves the process, and OpenSSH runs keyboard-interactive auth (and the account stage)
-//! in a child process it forks for the conversation, then opens the session in its monitor: the
-//! only thing it carries back is the PAM environment. Without the copy, every ssh login would be
-//! refused at `open_session` ("a session needs a login that passed jit's verification code").
-//! The copy is trusted no more than the data: jitd accepts a ticket only if it granted exactly
-//! that ticket, for that account, in the last 24 h; the PAM environment of a transaction is
-//! written only by modules of its stack and by the application. setcred, open_session and
-//! close_session adopt it (move it into module data) and delete the variable, so it never
-//! reaches the session's environment; the account stage only reads it, because in sshd's child
-//! the variable must survive until the child hands the environment back.
+//! A successful auth stores jitd's ticket, an opaque handle, as module data (`pam_set_data`),
+//! which only modules can read or write, and also puts the handle in the PAM environment as
+//! [`TICKET_ENV`]. Module data never leaves the process, and OpenSSH runs keyboard-interactive
+//! auth (and the account stage) in a child process it forks for the conversation, then opens the
+//! session in its monitor: the only thing it carries back is the PAM environment. Without the
+//! copy, every ssh login would be refused at `open_session` ("a session needs a login that passed
+//! jit's verification code"). The handle carries nothing itself; jitd decides what it is worth:
+//! once per stage, only for the same login name and PAM service, only from the process that
+//! authenticated or its parent (sshd's monitor), and the account and session-open stages only
+//! within 2 minutes of the auth. setcred, open_session and close_session adopt it (move it into
+//! module data) and delete the variable, so it never reaches the session's environment; the
+//! account stage only reads it, because in sshd's child the variable must survive until the
+//! child hands the environment back. Neither the handle nor the variable's value is ever
+//! logged.
 //!
 //! # Break-glass (`local_password`)
 //! An admin may put `local_password` on the pam_jit auth line of a console service (login):
@@ -83,8 +79,8 @@
 //! through a reservation); everybody else gets `PAM_IGNORE`. An unreadable cache is `PAM_IGNORE`
 //! here: a password change grants no access while pam_jit guards the auth and account stages.
 
-use jit_proto::Secret;
-use jit_proto::pam::{LoginContext, Request, Step, Ticket};
+use jit_pam_proto::Secret;
+use jit_pam_proto::pam::{LoginContext, Request, Step, Ticket};
 
 use crate::daemon::{Conn, Connect, DaemonError, step_kind};
 use crate::fallback::{self, Verdict};
@@ -94,6 +90,17 @@ use crate::options::Options;
 /// auth to the one that opens the session (see the module docs). Deleted before the session
 /// starts.
 pub const TICKET_ENV: &str = "PAM_JIT_TICKET";
+
+/// A passed auth, as this transaction keeps it (module data) for its later stages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    /// The login name (PAM_USER) the auth was for.
+    pub account: String,
+    pub ticket: Ticket,
+    /// Who logged in, when this process ran the auth (not when the ticket came through the PAM
+    /// environment): for the log line of a close jitd cannot be told of.
+    pub person: Option<String>,
+}
 
 /// Most steps jitd may send for one request. A TOTP login needs 2-3 (prompt, maybe an error and
 /// a second prompt, then the final step); a confused daemon must not keep a login looping.
@@ -125,6 +132,13 @@ pub enum Msg {
     Error,
 }
 
+/// The PAM environment variable in which sshd (`ExposeAuthInfo`) says which methods and keys
+/// passed before PAM was asked.
+pub const SSH_AUTH_INFO: &str = "SSH_AUTH_INFO_0";
+
+/// Longest `SSH_AUTH_INFO_0` passed on to jitd: a few public keys' worth. A longer value is cut.
+pub const MAX_AUTH_INFO: usize = 16 * 1024;
+
 /// PAM string items sent to jitd besides the user.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Item {
@@ -149,6 +163,8 @@ pub enum Level {
 pub trait Handler {
     /// `PAM_USER` as raw bytes, asking the application for it when unset (`pam_get_user`).
     fn user(&mut self) -> Result<Vec<u8>, Code>;
+    /// The uid `user` resolves to in this process (NSS), if it resolves.
+    fn uid_of(&mut self, user: &[u8]) -> Option<u32>;
     /// A string item, lossily converted to UTF-8; `None` if unset or unreadable.
     fn item(&mut self, item: Item) -> Option<String>;
     /// Asks the person; `echo` false for codes. The answer is a secret.
@@ -156,9 +172,9 @@ pub trait Handler {
     /// Shows a message.
     fn show(&mut self, kind: Msg, text: &str) -> Result<(), Code>;
     /// The ticket a successful pam_jit auth stored in this PAM transaction, if any.
-    fn ticket(&mut self) -> Option<Ticket>;
+    fn ticket(&mut self) -> Option<Held>;
     /// Stores the ticket for the account and session stages of this transaction.
-    fn store_ticket(&mut self, ticket: Ticket) -> Result<(), Code>;
+    fn store_ticket(&mut self, held: Held) -> Result<(), Code>;
     /// Adds `name=value` to the PAM environment (the session's environment).
     fn putenv(&mut self, name: &str, value: &str) -> Result<(), Code>;
     /// A variable of the PAM environment, if set.
@@ -342,17 +358,18 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             }
         };
         match step {
-            Step::Granted { ticket } => {
-                if ticket.account != ctx.account {
-                    let e = DaemonError::Unexpected("granted (for another account)");
-                    return self.fallback(Stage::Auth, ctx, Cause::Daemon(e), true);
-                }
-                let who = format!("{} (person {})", ticket.account, ticket.person);
-                let carried = serde_json::to_string(&ticket);
-                match self.pam.store_ticket(ticket) {
+            Step::Granted { ticket, person } => {
+                let who = format!("{} (person {person})", ctx.account);
+                let held = Held {
+                    account: ctx.account.clone(),
+                    ticket,
+                    person: Some(person),
+                };
+                let carried = held.ticket.clone();
+                match self.pam.store_ticket(held) {
                     Ok(()) => {
                         self.debug(&format!("auth granted for {who}"));
-                        self.carry_ticket(carried, &who);
+                        self.carry_ticket(&carried, &who);
                         Code::Success
                     }
                     Err(code) => {
@@ -396,7 +413,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         match self.ask(
             Request::Account {
                 ctx: ctx.clone(),
-                ticket,
+                ticket: ticket.map(|h| h.ticket),
             },
             &mut engaged,
         ) {
@@ -436,7 +453,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         match self.ask(
             Request::SessionOpen {
                 ctx: ctx.clone(),
-                ticket,
+                ticket: ticket.map(|h| h.ticket),
             },
             &mut engaged,
         ) {
@@ -499,7 +516,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         match self.ask(
             Request::SessionClose {
                 ctx: ctx.clone(),
-                ticket,
+                ticket: ticket.map(|h| h.ticket),
             },
             &mut engaged,
         ) {
@@ -545,8 +562,13 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         };
         let shared = self.ticket_for(&ctx.account, false).is_some()
             || matches!(
-                fallback::lookup(&self.opts.cache, ctx.account.as_bytes()),
-                Verdict::Shared(_)
+                fallback::lookup(
+                    &self.opts.cache,
+                    &self.opts.joined,
+                    ctx.account.as_bytes(),
+                    ctx.uid
+                ),
+                Verdict::Guarded(_)
             );
         if !shared {
             return Code::Ignore;
@@ -579,32 +601,38 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 return Err(Code::Ignore);
             }
         };
+        let uid = self.pam.uid_of(account.as_bytes());
+        let ssh_auth_info = self.pam.getenv(SSH_AUTH_INFO).map(|mut info| {
+            if info.len() > MAX_AUTH_INFO {
+                let mut cut = MAX_AUTH_INFO;
+                while !info.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                info.truncate(cut);
+            }
+            info
+        });
         Ok(LoginContext {
             account,
             service: self.pam.item(Item::Service).unwrap_or_default(),
             rhost: self.pam.item(Item::Rhost),
             tty: self.pam.item(Item::Tty),
             ruser: self.pam.item(Item::Ruser),
+            uid,
+            ssh_auth_info,
         })
     }
 
     /// Copies the granted ticket into the PAM environment, for applications that open the session
     /// in another process than the one that ran auth (sshd; see the module docs).
-    fn carry_ticket(&mut self, carried: Result<String, serde_json::Error>, who: &str) {
-        let result = match carried {
-            Ok(json) => self
-                .pam
-                .putenv(TICKET_ENV, &json)
-                .map_err(|c| format!("{c:?}")),
-            Err(e) => Err(e.to_string()),
-        };
-        if let Err(why) = result {
+    fn carry_ticket(&mut self, ticket: &Ticket, who: &str) {
+        if let Err(code) = self.pam.putenv(TICKET_ENV, ticket.expose()) {
             // su and login keep working on the module data; sshd would refuse the session.
             self.pam.log(
                 Level::Err,
                 &format!(
-                    "auth for {who}: cannot copy the ticket into the PAM environment ({why}); a \
-                     session opened by another process (sshd) will be refused"
+                    "auth for {who}: cannot copy the ticket into the PAM environment ({code:?}); \
+                     a session opened by another process (sshd) will be refused"
                 ),
             );
         }
@@ -615,7 +643,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     /// moved into the module data and the variable is deleted, so it never reaches the session.
     /// A ticket for another name (a module changed `PAM_USER` in between) proves nothing about
     /// this one.
-    fn ticket_for(&mut self, account: &str, adopt: bool) -> Option<Ticket> {
+    fn ticket_for(&mut self, account: &str, adopt: bool) -> Option<Held> {
         let carried = self.pam.getenv(TICKET_ENV);
         if adopt && carried.is_some() && self.pam.unsetenv(TICKET_ENV).is_err() {
             self.pam.log(
@@ -623,21 +651,26 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 &format!("cannot remove {TICKET_ENV} from the PAM environment"),
             );
         }
-        let ticket = match (self.pam.ticket(), carried) {
-            (Some(t), _) => t,
+        let held = match (self.pam.ticket(), carried) {
+            (Some(h), _) => h,
             (None, None) => return None,
-            (None, Some(json)) => match serde_json::from_str::<Ticket>(&json) {
-                Ok(t) => {
-                    if adopt && t.account == account && self.pam.store_ticket(t.clone()).is_err() {
+            (None, Some(value)) => match Ticket::parse(&value) {
+                Some(ticket) => {
+                    let held = Held {
+                        account: account.to_owned(),
+                        ticket,
+                        person: None,
+                    };
+                    if adopt && self.pam.store_ticket(held.clone()).is_err() {
                         self.pam.log(
                             Level::Warning,
                             "cannot move the carried ticket into the module data",
                         );
                     }
-                    t
+                    held
                 }
-                Err(_) => {
-                    // Never log the value: it is a ticket.
+                None => {
+                    // Never log the value: it may be a ticket.
                     self.pam.log(
                         Level::Warning,
                         &format!("{TICKET_ENV} in the PAM environment is not a ticket; ignored"),
@@ -646,14 +679,14 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 }
             },
         };
-        if ticket.account == account {
-            Some(ticket)
+        if held.account == account {
+            Some(held)
         } else {
             self.pam.log(
                 Level::Warning,
                 &format!(
                     "this transaction's ticket is for {}, but PAM_USER is now {account}; ignoring it",
-                    ticket.account
+                    held.account
                 ),
             );
             None
@@ -700,21 +733,26 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     /// Decides without jitd (see the module docs for the table).
     fn fallback(&mut self, stage: Stage, ctx: &LoginContext, cause: Cause, engaged: bool) -> Code {
         let verdict = if engaged {
-            Verdict::Shared("jitd already treated it as shared in this transaction".into())
+            Verdict::Guarded("jitd already treated it as shared in this transaction".into())
         } else {
-            fallback::lookup(&self.opts.cache, ctx.account.as_bytes())
+            fallback::lookup(
+                &self.opts.cache,
+                &self.opts.joined,
+                ctx.account.as_bytes(),
+                ctx.uid,
+            )
         };
         let why = match &cause {
             Cause::Misconfigured => "pam_jit is misconfigured (see the lines above)".to_string(),
             Cause::Daemon(e) => e.to_string(),
         };
+        let refused = match stage {
+            Stage::Auth => Code::AuthErr,
+            Stage::Account => Code::PermDenied,
+            Stage::SessionOpen => Code::SessionErr,
+        };
         let (code, decision, message) = match &verdict {
-            Verdict::Shared(_) => {
-                let code = match stage {
-                    Stage::Auth => Code::AuthErr,
-                    Stage::Account => Code::PermDenied,
-                    Stage::SessionOpen => Code::SessionErr,
-                };
+            Verdict::Guarded(_) => {
                 let message = match cause {
                     Cause::Misconfigured => format!(
                         "jit: pam_jit is misconfigured for {service}, so the login to shared \
@@ -729,32 +767,41 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                         ctx.account
                     ),
                 };
-                (code, "refused (shared account)", Some(message))
+                (refused, "refused (shared account)", Some(message))
             }
-            Verdict::NotShared(_) | Verdict::NotJoined => (Code::Ignore, "ignored", None),
-            Verdict::Unknown(_) => (
-                Code::AuthinfoUnavail,
-                "PAM_AUTHINFO_UNAVAIL (cannot tell whether it is shared)",
-                Some(match cause {
+            Verdict::NoList(_) => {
+                let message = match cause {
                     Cause::Misconfigured => format!(
-                        "jit: pam_jit is misconfigured for {}, and its list of shared accounts \
-                         cannot be read, so jit cannot check {}. Ask an admin to check the \
-                         system log.",
+                        "jit: pam_jit is misconfigured for {}, and this host's list of shared \
+                         accounts cannot be read, so the login to {} is refused. Ask an admin to \
+                         check the system log.",
                         ctx.service, ctx.account
                     ),
                     Cause::Daemon(_) => format!(
-                        "jit: cannot reach jitd, and its list of shared accounts cannot be read, \
-                         so jit cannot check {}. Ask an admin to check `systemctl status jitd`.",
+                        "jit: cannot reach jitd, and this host's list of shared accounts cannot \
+                         be read, so the login to {} is refused. Ask an admin to check \
+                         `systemctl status jitd`.",
                         ctx.account
                     ),
-                }),
-            ),
+                };
+                (
+                    refused,
+                    "refused (uid 0 or always guarded, and no list)",
+                    Some(message),
+                )
+            }
+            Verdict::NotGuarded(_) | Verdict::NotJoined => (Code::Ignore, "ignored", None),
         };
         let basis = match &verdict {
-            Verdict::Shared(src) => format!("shared according to {src}"),
-            Verdict::NotShared(src) => format!("not shared according to {src}"),
-            Verdict::NotJoined => "no cache file exists (host not joined)".to_string(),
-            Verdict::Unknown(problems) => format!("no cache is readable ({})", problems.join("; ")),
+            Verdict::Guarded(src) => format!("guarded according to {src}"),
+            Verdict::NotGuarded(src) => format!("not guarded according to {src}"),
+            Verdict::NotJoined => "no cache file and no joined marker (host not joined)".into(),
+            Verdict::NoList(problems) => {
+                format!(
+                    "the host has joined but no list is readable ({})",
+                    problems.join("; ")
+                )
+            }
         };
         let line = format!(
             "{} for {} (service {}): {why}; {basis}; {decision}",
@@ -776,15 +823,19 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     }
 
     /// close_session when jitd cannot be told: never blocks the logout.
-    fn close_untold(&mut self, ctx: &LoginContext, ticket: Option<&Ticket>, why: &str) -> Code {
-        match ticket {
-            Some(t) => {
+    fn close_untold(&mut self, ctx: &LoginContext, held: Option<&Held>, why: &str) -> Code {
+        match held {
+            Some(h) => {
+                let person = match &h.person {
+                    Some(p) => format!(" (person {p})"),
+                    None => String::new(),
+                };
                 self.pam.log(
                     Level::Err,
                     &format!(
-                        "close_session for {} (person {}, attempt {}) could not be reported to \
-                         jitd: {why}; logout proceeds",
-                        t.account, t.person, t.attempt
+                        "close_session for {}{person} could not be reported to jitd: {why}; \
+                         logout proceeds",
+                        h.account
                     ),
                 );
                 Code::Success

@@ -22,6 +22,8 @@ fn console_ctx(account: &str) -> LoginContext {
         rhost: None,
         tty: Some("tty1".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
@@ -104,9 +106,7 @@ fn a_grant_is_an_ordinary_jit_login_and_clears_an_earlier_step_aside() {
             Act::Expect(Request::AuthStart {
                 ctx: console_ctx("root"),
             }),
-            Act::Send(Step::Granted {
-                ticket: ticket("root"),
-            }),
+            Act::Send(granted_step()),
         ],
     ]));
     // login(1) retries on the same handle: the first attempt stood aside.
@@ -114,7 +114,7 @@ fn a_grant_is_an_ordinary_jit_login_and_clears_an_earlier_step_aside() {
     pam.break_glass = Some("root".into());
     assert_eq!(run(Hook::Auth, &mut pam, &jitd, &opts), Code::Success);
     assert_eq!(pam.break_glass, None);
-    assert_eq!(pam.ticket, Some(ticket("root")));
+    assert_eq!(pam.ticket, Some(held("root")));
 }
 
 #[test]

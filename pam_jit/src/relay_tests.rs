@@ -2,8 +2,7 @@
 //! on drop) and a scripted fake jitd (the other end of a `UnixStream::pair()`, served by a thread
 //! that asserts every request and sends canned steps).
 //!
-//! Tests that read a cache file build it with `jit_proto::nss_cache::publish`, so they need the
-//! real nss_cache implementation; they are marked `needs nss_cache` below.
+//! Tests that read a cache file build it with `jit_nss_cache::publish`, as jitd writes it.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -14,9 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use jit_proto::frame::{self, MAX_FRAME};
-use jit_proto::nss_cache::{self, CacheContents};
-use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
+use jit_nss_cache::{self as nss_cache, CacheContents, CacheGuarded};
+use jit_pam_proto::frame::{self, MAX_FRAME};
+use jit_pam_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 
 use super::*;
 
@@ -39,13 +38,15 @@ struct FakePam {
     user: Result<Vec<u8>, Code>,
     items: [(Item, Option<&'static str>); 4],
     events: VecDeque<Ev>,
-    ticket: Option<Ticket>,
+    ticket: Option<Held>,
     env: Vec<(String, String)>,
     /// The break-glass record (module data in the real module).
     break_glass: Option<String>,
     logs: Vec<(Level, String)>,
     /// Answers given: none may ever show up in a log line.
     answers: Vec<&'static str>,
+    /// What the user name resolves to.
+    uid: Option<u32>,
 }
 
 impl FakePam {
@@ -64,10 +65,16 @@ impl FakePam {
             break_glass: None,
             logs: Vec::new(),
             answers: Vec::new(),
+            uid: None,
         }
     }
 
-    fn with_ticket(mut self, t: Ticket) -> Self {
+    fn with_uid(mut self, uid: u32) -> Self {
+        self.uid = Some(uid);
+        self
+    }
+
+    fn with_ticket(mut self, t: Held) -> Self {
         self.ticket = Some(t);
         self
     }
@@ -80,6 +87,11 @@ impl FakePam {
 impl Handler for FakePam {
     fn user(&mut self) -> Result<Vec<u8>, Code> {
         self.user.clone()
+    }
+
+    fn uid_of(&mut self, user: &[u8]) -> Option<u32> {
+        assert_eq!(Ok(user.to_vec()), self.user, "uid asked for another name");
+        self.uid
     }
 
     fn item(&mut self, item: Item) -> Option<String> {
@@ -112,11 +124,11 @@ impl Handler for FakePam {
         }
     }
 
-    fn ticket(&mut self) -> Option<Ticket> {
+    fn ticket(&mut self) -> Option<Held> {
         self.ticket.clone()
     }
 
-    fn store_ticket(&mut self, ticket: Ticket) -> Result<(), Code> {
+    fn store_ticket(&mut self, ticket: Held) -> Result<(), Code> {
         self.ticket = Some(ticket);
         Ok(())
     }
@@ -302,6 +314,15 @@ impl TempDir {
     fn cache(&self) -> PathBuf {
         self.0.join("nss.cache")
     }
+
+    /// Marks the host as joined, with the default always-guarded names (root).
+    fn join(&self) {
+        std::fs::write(
+            self.0.join("joined"),
+            jit_nss_cache::Joined::default().render(),
+        )
+        .unwrap();
+    }
 }
 
 impl Drop for TempDir {
@@ -318,6 +339,7 @@ fn setup(shared: Option<&[&str]>) -> (TempDir, Options) {
     }
     let opts = Options {
         cache: vec![dir.cache()],
+        joined: dir.0.join("joined"),
         timeout: Duration::from_secs(5),
         debug: true,
         ..Options::default()
@@ -328,10 +350,13 @@ fn setup(shared: Option<&[&str]>) -> (TempDir, Options) {
 fn publish(path: &Path, shared: &[&str]) {
     let contents = CacheContents {
         generation: 7,
-        shared: shared.iter().map(|s| s.to_string()).collect(),
+        guarded: shared
+            .iter()
+            .map(|s| CacheGuarded::account(s, None))
+            .collect(),
         ..Default::default()
     };
-    nss_cache::publish(path, &contents).expect("nss_cache::publish (needs the real nss_cache)");
+    nss_cache::publish(path, &contents).expect("publish the cache");
 }
 
 fn ctx(account: &str) -> LoginContext {
@@ -341,15 +366,30 @@ fn ctx(account: &str) -> LoginContext {
         rhost: Some("10.0.0.7".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
-fn ticket(account: &str) -> Ticket {
-    Ticket {
-        account: account.into(),
+/// The handle jitd grants in these tests.
+fn handle() -> Ticket {
+    Ticket::new("0123456789abcdef0123456789abcdef")
+}
+
+/// jitd's grant of an auth for alice.
+fn granted_step() -> Step {
+    Step::Granted {
+        ticket: handle(),
         person: "alice".into(),
-        reservation_id: 42,
-        attempt: "att-1".into(),
+    }
+}
+
+/// What a transaction that ran alice's auth for `account` keeps.
+fn held(account: &str) -> Held {
+    Held {
+        account: account.into(),
+        ticket: handle(),
+        person: Some("alice".into()),
     }
 }
 
@@ -426,9 +466,7 @@ fn auth_happy_path_stores_the_ticket_and_the_answer_reaches_jitd() {
             Act::Expect(Request::AuthStart { ctx: ctx("admin") }),
             Act::Send(prompt_step()),
             Act::Expect(answer("123456")),
-            Act::Send(Step::Granted {
-                ticket: ticket("admin"),
-            }),
+            Act::Send(granted_step()),
         ],
     ]));
     let mut pam = FakePam::new(
@@ -440,7 +478,7 @@ fn auth_happy_path_stores_the_ticket_and_the_answer_reaches_jitd() {
         }],
     );
     assert_eq!(run(Hook::Auth, &mut pam, &jitd, &opts), Code::Success);
-    assert_eq!(pam.ticket, Some(ticket("admin")));
+    assert_eq!(pam.ticket, Some(held("admin")));
     assert!(
         pam.logged("jitd step 1: prompt"),
         "debug logs step kinds: {:?}",
@@ -530,9 +568,7 @@ fn auth_relays_info_and_error_with_continue() {
                 text: "Code again: ".into(),
             }),
             Act::Expect(answer("222222")),
-            Act::Send(Step::Granted {
-                ticket: ticket("admin"),
-            }),
+            Act::Send(granted_step()),
         ],
     ]));
     let mut pam = FakePam::new(
@@ -620,6 +656,8 @@ fn auth_sends_the_pam_items_to_jitd() {
         rhost: None,
         tty: Some("/dev/pts/3".into()),
         ruser: Some("bob".into()),
+        uid: None,
+        ssh_auth_info: None,
     };
     let jitd = FakeJitd::new(script(vec![
         hello(),
@@ -673,25 +711,8 @@ fn pam_get_user_failure_is_passed_on_but_never_as_success() {
     );
 }
 
-#[test]
-fn auth_granted_for_another_account_is_refused() {
-    let (_d, opts) = no_cache_opts();
-    let jitd = FakeJitd::new(script(vec![
-        hello(),
-        vec![
-            Act::Expect(Request::AuthStart { ctx: ctx("admin") }),
-            Act::Send(Step::Granted {
-                ticket: ticket("root"),
-            }),
-        ],
-    ]));
-    let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)]);
-    assert_eq!(run(Hook::Auth, &mut pam, &jitd, &opts), Code::AuthErr);
-    assert_eq!(pam.ticket, None);
-}
-
 // ---------------------------------------------------------------------------------------------
-// auth when jitd misbehaves: the cache decides (needs nss_cache)
+// auth when jitd misbehaves: the cache decides
 
 /// Runs auth for `user` against `jitd` with a cache listing `shared`; returns the code and logs.
 fn auth_with_cache(
@@ -712,7 +733,6 @@ const T: Duration = Duration::from_secs(5);
 
 #[test]
 fn unreachable_jitd_refuses_shared_and_ignores_others() {
-    // needs nss_cache
     let refused = vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)];
     let (code, logs) = auth_with_cache("admin", Some(&["admin"]), &Unreachable, refused, T);
     assert_eq!(code, Code::AuthErr);
@@ -732,7 +752,6 @@ fn unreachable_jitd_refuses_shared_and_ignores_others() {
 
 #[test]
 fn jitd_hanging_up_before_any_challenge_falls_back_to_the_cache() {
-    // needs nss_cache
     let hangup = || {
         FakeJitd::new(script(vec![
             hello(),
@@ -783,7 +802,6 @@ fn jitd_hanging_up_after_a_prompt_refuses_whatever_the_cache_says() {
 
 #[test]
 fn garbage_from_jitd_fails_closed() {
-    // needs nss_cache
     let mut not_json = 9u32.to_be_bytes().to_vec();
     not_json.extend_from_slice(b"not json!");
     let oversized = ((MAX_FRAME + 1) as u32).to_be_bytes().to_vec();
@@ -818,7 +836,6 @@ fn garbage_from_jitd_fails_closed() {
 
 #[test]
 fn silent_jitd_times_out_and_fails_closed() {
-    // needs nss_cache
     let jitd = FakeJitd::new(script(vec![
         hello(),
         vec![
@@ -843,7 +860,6 @@ fn silent_jitd_times_out_and_fails_closed() {
 
 #[test]
 fn silent_jitd_during_hello_times_out_too() {
-    // needs nss_cache
     let jitd = FakeJitd::new(vec![Act::Stall]);
     let (code, logs) = auth_with_cache(
         "bob",
@@ -861,7 +877,6 @@ fn silent_jitd_during_hello_times_out_too() {
 
 #[test]
 fn version_mismatch_falls_back() {
-    // needs nss_cache
     let jitd = FakeJitd::new(vec![
         Act::Expect(Request::Hello {
             version: PROTOCOL_VERSION,
@@ -879,7 +894,6 @@ fn version_mismatch_falls_back() {
 
 #[test]
 fn failed_step_falls_back() {
-    // needs nss_cache
     let jitd = FakeJitd::new(script(vec![
         hello(),
         vec![
@@ -900,7 +914,6 @@ fn failed_step_falls_back() {
 
 #[test]
 fn step_count_is_capped() {
-    // needs nss_cache
     let mut acts = script(vec![
         hello(),
         vec![Act::Expect(Request::AuthStart { ctx: ctx("bob") })],
@@ -931,7 +944,6 @@ fn step_count_is_capped() {
 
 #[test]
 fn unexpected_final_step_falls_back() {
-    // needs nss_cache
     let jitd = FakeJitd::new(script(vec![
         hello(),
         vec![
@@ -944,42 +956,73 @@ fn unexpected_final_step_falls_back() {
     assert_eq!(code, Code::AuthErr);
 }
 
+/// jitd down and no list readable on a joined host (the marker exists, the cache is damaged or
+/// gone): uid 0 and the always-guarded names are refused at every stage, with a message; every
+/// other account is left alone.
 #[test]
-fn unreadable_cache_is_authinfo_unavail() {
+fn without_a_list_a_joined_host_refuses_uid_0_and_always_guarded_names_only() {
     let (d, opts) = setup(None);
-    std::fs::write(d.cache(), b"definitely not a cache file").unwrap();
-    let mut pam = FakePam::new(
-        "bob",
-        vec![Ev::Show(
-            Msg::Error,
-            "its list of shared accounts cannot be read",
-        )],
-    );
-    assert_eq!(
-        run(Hook::Auth, &mut pam, &Unreachable, &opts),
-        Code::AuthinfoUnavail
-    );
-    assert!(
-        pam.logs
-            .iter()
-            .any(|(l, m)| *l == Level::Err && m.contains("no cache is readable"))
-    );
-    let mut pam = FakePam::new("bob", vec![Ev::Show(Msg::Error, "cannot be read")]);
-    assert_eq!(
-        run(Hook::Account, &mut pam, &Unreachable, &opts),
-        Code::AuthinfoUnavail
-    );
-    let mut pam = FakePam::new("bob", vec![Ev::Show(Msg::Error, "cannot be read")]);
-    assert_eq!(
-        run(Hook::Open, &mut pam, &Unreachable, &opts),
-        Code::AuthinfoUnavail
-    );
-    // A password change grants nothing: stay out of the way.
-    let mut pam = FakePam::new("bob", vec![]);
-    assert_eq!(
-        run(Hook::Chauthtok, &mut pam, &Unreachable, &opts),
-        Code::Ignore
-    );
+    d.join();
+    for damaged in [false, true] {
+        if damaged {
+            std::fs::write(d.cache(), b"definitely not a cache file").unwrap();
+        }
+        for (who, uid) in [("root", None), ("toor", Some(0))] {
+            for (hook, code) in [
+                (Hook::Auth, Code::AuthErr),
+                (Hook::Account, Code::PermDenied),
+                (Hook::Open, Code::SessionErr),
+            ] {
+                let refused = vec![Ev::Show(
+                    Msg::Error,
+                    "this host's list of shared accounts cannot be read",
+                )];
+                let mut pam = FakePam::new(who, refused);
+                if let Some(u) = uid {
+                    pam = pam.with_uid(u);
+                }
+                assert_eq!(run(hook, &mut pam, &Unreachable, &opts), code, "{who}");
+                assert!(pam.logged("no list is readable"), "{:?}", pam.logs);
+            }
+        }
+        for (hook, ..) in [(Hook::Auth, ()), (Hook::Account, ()), (Hook::Open, ())] {
+            let mut pam = FakePam::new("bob", vec![]).with_uid(1000);
+            assert_eq!(run(hook, &mut pam, &Unreachable, &opts), Code::Ignore);
+        }
+        // A password change grants nothing: stay out of the way.
+        let mut pam = FakePam::new("root", vec![]).with_uid(0);
+        assert_eq!(
+            run(Hook::Chauthtok, &mut pam, &Unreachable, &opts),
+            Code::Ignore
+        );
+    }
+}
+
+/// A readable list guards by uid too: a second uid-0 name, or a name in another case that
+/// resolves to a shared account's uid, is refused when jitd is down.
+#[test]
+fn the_list_guards_other_names_of_a_guarded_uid() {
+    let (d, opts) = setup(None);
+    let contents = CacheContents {
+        generation: 1,
+        guarded: vec![
+            CacheGuarded::account("root", Some(0)),
+            CacheGuarded::account("admin", Some(60001)),
+        ],
+        ..Default::default()
+    };
+    nss_cache::publish(&d.cache(), &contents).unwrap();
+    for (who, uid) in [("toor", 0), ("Admin", 60001)] {
+        let refused = vec![Ev::Show(Msg::Error, "cannot reach jitd")];
+        let mut pam = FakePam::new(who, refused).with_uid(uid);
+        assert_eq!(
+            run(Hook::Auth, &mut pam, &Unreachable, &opts),
+            Code::AuthErr
+        );
+        assert!(pam.logged("'s)"), "{:?}", pam.logs);
+    }
+    let mut pam = FakePam::new("Admin", vec![]);
+    assert_eq!(run(Hook::Auth, &mut pam, &Unreachable, &opts), Code::Ignore);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -987,7 +1030,6 @@ fn unreadable_cache_is_authinfo_unavail() {
 
 #[test]
 fn misconfigured_module_refuses_shared_ignores_others_without_asking_jitd() {
-    // needs nss_cache
     let (_d, base) = setup(Some(&["admin"]));
     let opts = Options {
         problems: vec!["unknown argument `sokcet=/x`".into()],
@@ -1021,7 +1063,7 @@ fn misconfigured_module_refuses_shared_ignores_others_without_asking_jitd() {
         assert_eq!(run(hook, &mut pam, &MustNotConnect, &opts), Code::Ignore);
     }
     // A ticket proves admin is shared even without a cache; logout still completes.
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(
         run(Hook::Close, &mut pam, &MustNotConnect, &opts),
         Code::Success
@@ -1039,12 +1081,12 @@ fn account_sends_the_ticket_from_this_transaction() {
         vec![
             Act::Expect(Request::Account {
                 ctx: ctx("admin"),
-                ticket: Some(ticket("admin")),
+                ticket: Some(handle()),
             }),
             Act::Send(Step::Allowed),
         ],
     ]));
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(run(Hook::Account, &mut pam, &jitd, &opts), Code::Success);
 }
 
@@ -1085,7 +1127,7 @@ fn account_ticket_for_another_user_is_not_sent() {
             }),
         ],
     ]));
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("root"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("root"));
     assert_eq!(run(Hook::Account, &mut pam, &jitd, &opts), Code::PermDenied);
     assert!(pam.logged("ticket is for root"), "{:?}", pam.logs);
 }
@@ -1111,7 +1153,7 @@ fn account_not_shared_is_ignored() {
 fn account_with_ticket_and_jitd_gone_is_denied_even_without_cache() {
     let (_d, opts) = no_cache_opts();
     let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)])
-        .with_ticket(ticket("admin"));
+        .with_ticket(held("admin"));
     assert_eq!(
         run(Hook::Account, &mut pam, &Unreachable, &opts),
         Code::PermDenied
@@ -1120,7 +1162,6 @@ fn account_with_ticket_and_jitd_gone_is_denied_even_without_cache() {
 
 #[test]
 fn account_without_jitd_follows_the_cache() {
-    // needs nss_cache
     let (_d, opts) = setup(Some(&["admin"]));
     let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)]);
     assert_eq!(
@@ -1152,14 +1193,14 @@ fn open_session_sets_the_environment() {
         vec![
             Act::Expect(Request::SessionOpen {
                 ctx: ctx("admin"),
-                ticket: Some(ticket("admin")),
+                ticket: Some(handle()),
             }),
             Act::Send(Step::Session {
                 env: vec![env("JIT_PERSON", "alice"), env("JIT_RESERVATION", "42")],
             }),
         ],
     ]));
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(run(Hook::Open, &mut pam, &jitd, &opts), Code::Success);
     assert_eq!(
         pam.env,
@@ -1184,7 +1225,7 @@ fn open_session_with_a_bad_variable_sets_nothing_and_fails_closed() {
             vec![
                 Act::Expect(Request::SessionOpen {
                     ctx: ctx("admin"),
-                    ticket: Some(ticket("admin")),
+                    ticket: Some(handle()),
                 }),
                 Act::Send(Step::Session {
                     env: vec![env("JIT_PERSON", "alice"), bad.clone()],
@@ -1192,7 +1233,7 @@ fn open_session_with_a_bad_variable_sets_nothing_and_fails_closed() {
             ],
         ]));
         let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)])
-            .with_ticket(ticket("admin"));
+            .with_ticket(held("admin"));
         assert_eq!(
             run(Hook::Open, &mut pam, &jitd, &opts),
             Code::SessionErr,
@@ -1236,7 +1277,6 @@ fn open_session_denied_and_not_shared() {
 
 #[test]
 fn open_session_without_jitd_follows_the_cache() {
-    // needs nss_cache
     let (_d, opts) = setup(Some(&["admin"]));
     let mut pam = FakePam::new("admin", vec![Ev::Show(Msg::Error, UNREACHABLE_MSG)]);
     assert_eq!(
@@ -1255,19 +1295,19 @@ fn close_session_tells_jitd() {
         vec![
             Act::Expect(Request::SessionClose {
                 ctx: ctx("admin"),
-                ticket: Some(ticket("admin")),
+                ticket: Some(handle()),
             }),
             Act::Send(Step::Session { env: vec![] }),
         ],
     ]));
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(run(Hook::Close, &mut pam, &jitd, &opts), Code::Success);
 }
 
 #[test]
 fn close_session_never_blocks_logout_on_jitd() {
     let (_d, opts) = no_cache_opts();
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(
         run(Hook::Close, &mut pam, &Unreachable, &opts),
         Code::Success
@@ -1285,12 +1325,12 @@ fn close_session_never_blocks_logout_on_jitd() {
         vec![
             Act::Expect(Request::SessionClose {
                 ctx: ctx("admin"),
-                ticket: Some(ticket("admin")),
+                ticket: Some(handle()),
             }),
             Act::Send(Step::Allowed),
         ],
     ]));
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(run(Hook::Close, &mut pam, &jitd, &opts), Code::Success);
     // Without a ticket pam_jit opened no session here.
     let mut pam = FakePam::new("admin", vec![]);
@@ -1306,7 +1346,7 @@ fn close_session_never_blocks_logout_on_jitd() {
 #[test]
 fn setcred_succeeds_only_with_a_ticket_for_this_user() {
     let (_d, opts) = no_cache_opts();
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("admin"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("admin"));
     assert_eq!(
         run(Hook::Setcred, &mut pam, &MustNotConnect, &opts),
         Code::Success
@@ -1316,7 +1356,7 @@ fn setcred_succeeds_only_with_a_ticket_for_this_user() {
         run(Hook::Setcred, &mut pam, &MustNotConnect, &opts),
         Code::Ignore
     );
-    let mut pam = FakePam::new("admin", vec![]).with_ticket(ticket("root"));
+    let mut pam = FakePam::new("admin", vec![]).with_ticket(held("root"));
     assert_eq!(
         run(Hook::Setcred, &mut pam, &MustNotConnect, &opts),
         Code::Ignore
@@ -1331,7 +1371,7 @@ fn chauthtok_refuses_shared_accounts_without_asking_jitd() {
         "admin",
         vec![Ev::Show(Msg::Error, "admin is a shared account")],
     )
-    .with_ticket(ticket("admin"));
+    .with_ticket(held("admin"));
     assert_eq!(
         run(Hook::Chauthtok, &mut pam, &MustNotConnect, &opts),
         Code::AuthtokErr
@@ -1345,7 +1385,6 @@ fn chauthtok_refuses_shared_accounts_without_asking_jitd() {
 
 #[test]
 fn chauthtok_uses_the_cache() {
-    // needs nss_cache
     let (_d, opts) = setup(Some(&["admin"]));
     let mut pam = FakePam::new(
         "admin",

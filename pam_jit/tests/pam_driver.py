@@ -4,8 +4,7 @@
 Usage: pam_driver.py SERVICE USER OP... with OP in authenticate, setcred, acct_mgmt.
 Prompts are answered with the lines of stdin, in order. Prints every message it is shown and
 "OP=CODE" (the numeric PAM return code) for each operation; stops at the first failure.
-Run under pam_wrapper (LD_PRELOAD=libpam_wrapper.so): the pam_* symbols are looked up in the
-global scope so that the preloaded wrapper, not libpam itself, is called.
+Run it where /etc/pam.d holds the test's service files (a private mount namespace).
 """
 
 import ctypes

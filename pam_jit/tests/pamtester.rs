@@ -1,26 +1,24 @@
-//! `libpam_jit.so` under real libpam: pamtester drives it through pam_wrapper, which makes libpam
-//! read service files from a test directory instead of /etc/pam.d. jitd is played by a scripted
-//! socket server thread in this test (the module is what is under test here).
+//! `libpam_jit.so` under real libpam: pamtester drives it with this test's service files
+//! bind-mounted on /etc/pam.d in a private mount namespace (`jit_sandbox`). jitd is played by a
+//! scripted socket server thread in this test (the module is what is under test here).
 //!
-//! Needs (Debian): pamtester, libpam-wrapper, libpam-modules (pam_permit, pam_deny, pam_exec).
-//! Cases that read a cache file build it with `jit_proto::nss_cache::publish`.
+//! Needs root (the namespace) and (Debian) pamtester, libpam-modules (pam_permit, pam_deny,
+//! pam_exec), python3. Cases that read a cache file build it with `jit_nss_cache::publish`.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use jit_proto::Secret;
-use jit_proto::frame;
-use jit_proto::nss_cache::{self, CacheContents};
-use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
+use jit_nss_cache::{self as nss_cache, CacheContents, CacheGuarded};
+use jit_pam_proto::Secret;
+use jit_pam_proto::frame;
+use jit_pam_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
+use jit_sandbox::{Namespace, Run, built, require_root};
 
-const PAM_WRAPPER: &str = "/usr/lib/x86_64-linux-gnu/libpam_wrapper.so";
-/// Serializes every pam_wrapper process of these tests (see `pamtester`).
-const WRAPPER_LOCK: &str = "/tmp/jit-tests-pam_wrapper.lock";
 const SERVICE: &str = "jit-test";
 const CODE_PROMPT: &str = "Verification code for alice: ";
 
@@ -29,24 +27,14 @@ const CODE_PROMPT: &str = "Verification code for alice: ";
 
 /// The module under test, built by cargo next to this test binary.
 fn module() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let deps = exe.parent().unwrap();
-    // `cargo test` leaves the cdylib in deps/; `cargo build` also copies it one level up.
-    let candidates = [
-        deps.join("libpam_jit.so"),
-        deps.parent().unwrap().join("libpam_jit.so"),
-    ];
-    candidates
-        .iter()
-        .find(|p| p.exists())
-        .unwrap_or_else(|| panic!("libpam_jit.so not found at {candidates:?}"))
-        .clone()
+    built("libpam_jit.so")
 }
 
 struct TestDir(PathBuf);
 
 impl TestDir {
     fn new() -> Self {
+        require_root("it runs pamtester in a private mount namespace with its own /etc/pam.d");
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
         let d = std::env::temp_dir().join(format!("pam_jit-it-{}-{n}", std::process::id()));
@@ -70,21 +58,29 @@ impl TestDir {
         self.0.join("nss.cache")
     }
 
+    fn joined(&self) -> PathBuf {
+        self.0.join("joined")
+    }
+
     fn publish(&self, shared: &[&str]) {
         let contents = CacheContents {
             generation: 1,
-            shared: shared.iter().map(|s| s.to_string()).collect(),
+            guarded: shared
+                .iter()
+                .map(|s| CacheGuarded::account(s, None))
+                .collect(),
             ..Default::default()
         };
         nss_cache::publish(&self.cache(), &contents).unwrap();
     }
 
-    /// The module's arguments: this directory's socket and cache.
+    /// The module's arguments: this directory's socket, cache and joined marker.
     fn args(&self) -> String {
         format!(
-            "socket={} cache={}",
+            "socket={} cache={} joined={}",
             self.socket().display(),
-            self.cache().display()
+            self.cache().display(),
+            self.joined().display()
         )
     }
 
@@ -110,40 +106,21 @@ impl TestDir {
         self.service("[success=done ignore=ignore default=die]", next_auth, "");
     }
 
-    /// `program` under pam_wrapper with this directory's stacks, once it holds [`WRAPPER_LOCK`].
-    /// pam_wrapper picks its /tmp/pam.X directory with a check-then-mkdir, so two processes
-    /// starting together can share one and overwrite each other's stacks: they take turns. Only
-    /// `program` loads the wrapper (through `env`), not `flock`, which runs before the lock is
-    /// held.
-    fn wrapped(&self, program: &str) -> Command {
-        let mut cmd = Command::new("flock");
-        cmd.arg(WRAPPER_LOCK)
-            .arg("env")
-            .arg(format!("LD_PRELOAD={PAM_WRAPPER}"))
-            .arg("PAM_WRAPPER=1")
-            .arg({
-                let mut a = std::ffi::OsString::from("PAM_WRAPPER_SERVICE_DIR=");
-                a.push(self.0.join("pam.d"));
-                a
-            })
-            .arg(program);
-        cmd
+    /// `argv` with this directory's stacks as /etc/pam.d.
+    fn in_namespace(&self, argv: &[&str]) -> Command {
+        Namespace::new()
+            .bind(self.0.join("pam.d"), "/etc/pam.d")
+            .command(argv)
     }
 
     fn pamtester(&self, user: &str, ops: &[&str], stdin: &str) -> Run {
-        assert!(
-            Path::new(PAM_WRAPPER).exists(),
-            "{PAM_WRAPPER} missing: apt-get install libpam-wrapper"
-        );
         let mut child = self
-            .wrapped("pamtester")
-            .args(["-I", "rhost=192.0.2.10", "-I", "tty=ssh", SERVICE, user])
-            .args(ops)
+            .in_namespace(&jit_sandbox::pamtester_argv(SERVICE, user, ops))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("pamtester missing: apt-get install pamtester");
+            .expect("unshare");
         // Closing stdin after the answers makes any unexpected extra prompt fail, not hang.
         child
             .stdin
@@ -158,61 +135,6 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn text(&self) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&self.0.stdout),
-            String::from_utf8_lossy(&self.0.stderr)
-        )
-    }
-
-    #[track_caller]
-    fn assert_ok(&self) -> &Self {
-        // `code()` is None if pamtester was killed by a signal (a SIGPIPE, say): a failure too.
-        assert_eq!(
-            self.0.status.code(),
-            Some(0),
-            "pamtester failed:\n{}",
-            self.text()
-        );
-        self
-    }
-
-    #[track_caller]
-    fn assert_failed(&self) -> &Self {
-        assert_eq!(
-            self.0.status.code(),
-            Some(1),
-            "pamtester should have failed cleanly:\n{}",
-            self.text()
-        );
-        self
-    }
-
-    #[track_caller]
-    fn assert_shows(&self, needle: &str) -> &Self {
-        assert!(
-            self.text().contains(needle),
-            "output lacks {needle:?}:\n{}",
-            self.text()
-        );
-        self
-    }
-
-    #[track_caller]
-    fn assert_hides(&self, needle: &str) -> &Self {
-        assert!(
-            !self.text().contains(needle),
-            "output shows {needle:?}:\n{}",
-            self.text()
-        );
-        self
     }
 }
 
@@ -312,15 +234,19 @@ fn ctx(user: &str) -> LoginContext {
         rhost: Some("192.0.2.10".into()),
         tty: Some("ssh".into()),
         ruser: None,
+        uid: None,
+        ssh_auth_info: None,
     }
 }
 
 fn ticket() -> Ticket {
-    Ticket {
-        account: "admin".into(),
+    Ticket::new("0123456789abcdef0123456789abcdef")
+}
+
+fn granted() -> Step {
+    Step::Granted {
+        ticket: ticket(),
         person: "alice".into(),
-        reservation_id: 7,
-        attempt: "a-1".into(),
     }
 }
 
@@ -353,7 +279,7 @@ fn shared_account_full_login() {
                 Act::Expect(Request::Answer {
                     text: Secret::new("123456"),
                 }),
-                Act::Send(Step::Granted { ticket: ticket() }),
+                Act::Send(granted()),
             ]),
             // The ticket stored with pam_set_data in auth comes back in the same transaction.
             conn([
@@ -453,7 +379,6 @@ fn not_shared_user_is_left_to_the_next_module() {
 
 #[test]
 fn jitd_down_shared_account_is_refused_with_a_message() {
-    // needs nss_cache
     let d = TestDir::new();
     d.standard("pam_permit.so");
     d.publish(&["admin"]);
@@ -468,7 +393,6 @@ fn jitd_down_shared_account_is_refused_with_a_message() {
 
 #[test]
 fn jitd_down_other_users_are_untouched() {
-    // needs nss_cache
     let d = TestDir::new();
     d.standard("pam_permit.so");
     d.publish(&["admin"]);
@@ -535,7 +459,6 @@ fn jitd_hanging_up_mid_exchange_fails_closed_without_killing_the_caller() {
 
 #[test]
 fn jitd_that_never_answers_times_out() {
-    // needs nss_cache
     let d = TestDir::new();
     d.service(
         "[success=done ignore=ignore default=die]",
@@ -557,7 +480,6 @@ fn jitd_that_never_answers_times_out() {
 
 #[test]
 fn unknown_option_refuses_shared_and_leaves_others_alone() {
-    // needs nss_cache
     let d = TestDir::new();
     d.service(
         "[success=done ignore=ignore default=die]",
@@ -574,26 +496,37 @@ fn unknown_option_refuses_shared_and_leaves_others_alone() {
         .assert_hides("jit:");
 }
 
+/// jitd down and no readable list: a joined host refuses root (uid 0 by this machine's NSS) at
+/// every stage and leaves everyone else alone; a host that never joined refuses nobody.
 #[test]
-fn unreadable_cache_fails_closed_unless_the_stack_says_otherwise() {
+fn without_a_readable_list_a_joined_host_refuses_root_only() {
     let d = TestDir::new();
-    std::fs::write(d.cache(), b"garbage, not a cache").unwrap();
     d.standard("pam_permit.so");
-    d.pamtester("bob", &["authenticate"], "")
+    // Not joined: no marker, no cache.
+    d.pamtester("root", &["authenticate", "acct_mgmt"], "")
+        .assert_ok()
+        .assert_hides("jit:");
+    // Joined, the cache lost.
+    std::fs::write(d.joined(), "jit-joined 1\nalways_guarded root\n").unwrap();
+    for ops in [&["authenticate"][..], &["acct_mgmt"], &["open_session"]] {
+        d.pamtester("root", ops, "")
+            .assert_failed()
+            .assert_shows("this host's list of shared accounts cannot be read");
+    }
+    d.pamtester("bob", &["authenticate", "acct_mgmt", "open_session"], "")
+        .assert_ok()
+        .assert_hides("jit:");
+    // Joined, the cache damaged, the marker lost too: a damaged cache still means joined.
+    std::fs::write(d.cache(), b"garbage, not a cache").unwrap();
+    std::fs::remove_file(d.joined()).unwrap();
+    d.pamtester("root", &["authenticate"], "")
         .assert_failed()
-        .assert_shows("its list of shared accounts cannot be read");
-    // A site that prefers availability routes PAM_AUTHINFO_UNAVAIL to the next module.
-    d.service(
-        "[success=done ignore=ignore authinfo_unavail=ignore default=die]",
-        "pam_permit.so",
-        "",
-    );
+        .assert_shows("this host's list of shared accounts cannot be read");
     d.pamtester("bob", &["authenticate"], "").assert_ok();
 }
 
 #[test]
 fn shared_account_has_no_password_to_change() {
-    // needs nss_cache
     let d = TestDir::new();
     d.standard("pam_permit.so");
     d.publish(&["admin"]);
@@ -627,14 +560,20 @@ fn setcred_after_jit_auth_succeeds() {
             Act::Expect(Request::Answer {
                 text: Secret::new("123456"),
             }),
-            Act::Send(Step::Granted { ticket: ticket() }),
+            Act::Send(granted()),
         ])],
     );
     let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pam_driver.py");
+    let driver = driver.to_str().unwrap();
     let mut child = d
-        .wrapped("python3")
-        .arg(driver)
-        .args([SERVICE, "admin", "authenticate", "setcred"])
+        .in_namespace(&[
+            "python3",
+            driver,
+            SERVICE,
+            "admin",
+            "authenticate",
+            "setcred",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

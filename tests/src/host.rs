@@ -1,27 +1,29 @@
 //! Harness for the host side: the real `jitd` (joined to a real `jit-server` with a `World`'s join
-//! token), `pamtester` driving the real `libpam_jit.so` through real libpam (this host's pam.d
-//! bind-mounted on /etc/pam.d in a private mount namespace), and commands under
-//! real glibc NSS with `libnss_jit.so.2` in a private mount namespace.
+//! token), `pamtester` driving the real `libpam_jit.so` through real libpam, and commands under
+//! real glibc NSS with `libnss_jit.so.2`, each in a private mount namespace (`jit_sandbox`) where
+//! this host's pam.d is /etc/pam.d and its nsswitch.conf, passwd, group and shadow are /etc's.
+//! jitd too reads this host's passwd and group as /etc's.
 //!
 //! Every path lives in one temp dir per host (config, host key, CA, run dir with the PAM socket
 //! and the NSS cache, state dir, pam.d, nss files), so tests run in parallel and never touch the
 //! host's /etc. The one thing created outside it is the empty mount point `/run/jitd`.
 //!
-//! Needs root and (Debian) pamtester, libpam-modules, util-linux (unshare), python3.
+//! Needs root (and fails without it) and (Debian) pamtester, libpam-modules, util-linux
+//! (unshare), python3.
 //! Build first: `cargo build --workspace` (the binaries and both modules are found in the
 //! target dir next to the test executable).
 
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixDatagram, UnixStream};
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Jitctl, Person, World, bin, target_dir, wait_for};
+use jit_sandbox::{Namespace, require_root};
+
+use crate::{Jitctl, Person, World, bin, wait_for};
 
 /// The service every test stack is installed as (unless a test asks for another, like sshd).
 pub const SERVICE: &str = "jit-test";
@@ -37,34 +39,10 @@ const PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\n\
 const GROUP: &str = "root:x:0:\nnogroup:x:65534:\nalice:x:1000:\n";
 const SHADOW: &str = "root:*:19000:0:99999:7:::\nalice:!:19000:0:99999:7:::\n";
 
-/// A cdylib of the workspace: `target/debug/NAME` (cargo build) or `target/debug/deps/NAME`.
+/// A cdylib of the workspace, as cargo built it (see [`jit_sandbox::built`]).
 pub fn cdylib(name: &str) -> PathBuf {
-    let t = target_dir();
-    let candidates = [t.join(name), t.join("deps").join(name)];
-    candidates
-        .iter()
-        .find(|p| p.is_file())
-        .cloned()
-        .unwrap_or_else(|| {
-            panic!(
-                "{name} is missing (looked for {candidates:?}): run `cargo build --workspace` first"
-            )
-        })
+    jit_sandbox::built(name)
 }
-
-/// Inside `unshare -m`: a /dev with the few devices a process needs and the caller's socket as
-/// /dev/log (where libc's syslog writes), then exec "$@".
-const DEV_LOG_SETUP: &str = r#"
-mount --bind /dev "$OLD_DEV"
-mount -t tmpfs -o mode=0755 tmpfs /dev
-for d in null zero random urandom; do
-    touch "/dev/$d"
-    mount --bind "$OLD_DEV/$d" "/dev/$d"
-done
-touch /dev/log
-mount --bind "$LOG_SOCKET" /dev/log
-exec "$@"
-"#;
 
 /// One joined host: jitd's files, and jitd itself while running.
 pub struct Host {
@@ -110,6 +88,7 @@ impl Host {
              socket = \"{p}/run/pam.sock\"\n\
              nss_cache = \"{p}/run/nss.cache\"\n\
              state_dir = \"{p}/state\"\n\
+             joined_marker = \"{p}/etc-jit/joined\"\n\
              refresh_interval = \"1s\"\n\
              server_timeout = \"5s\"\n",
             p = p.display()
@@ -161,6 +140,16 @@ impl Host {
         self.path().join("state/audit-queue.jsonl")
     }
 
+    /// The ssh keys file jitd keeps for `jitd authorized-keys` (empty if there is none).
+    pub fn ssh_keys(&self) -> String {
+        std::fs::read_to_string(self.path().join("state/ssh-keys.json")).unwrap_or_default()
+    }
+
+    /// The marker `jitd join` and `jitd run` write for pam_jit.
+    pub fn joined_marker(&self) -> PathBuf {
+        self.path().join("etc-jit/joined")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.path().join("jitd.log")).unwrap_or_default()
     }
@@ -188,8 +177,29 @@ impl Host {
         self.spawn(Some(log));
     }
 
+    /// jitd's namespace: this host's passwd and group as /etc's (jitd reads them to find the
+    /// uids of guarded names), and optionally a private /dev whose /dev/log is `syslog`.
+    fn jitd_namespace(&self, syslog: Option<&Path>) -> Namespace {
+        let etc = self.path().join("nss/etc");
+        let mut ns = Namespace::new()
+            .bind(etc.join("passwd"), "/etc/passwd")
+            .bind(etc.join("group"), "/etc/group");
+        if let Some(log) = syslog {
+            let old_dev = self.path().join("old-dev");
+            std::fs::create_dir_all(&old_dev).expect("mkdir old-dev");
+            ns = ns.bind("/dev", &old_dev).tmpfs("/dev", "0755");
+            for d in ["null", "zero", "random", "urandom"] {
+                let dev = Path::new("/dev").join(d);
+                ns = ns.touch(&dev).bind(old_dev.join(d), &dev);
+            }
+            ns = ns.touch("/dev/log").bind(log, "/dev/log");
+        }
+        ns
+    }
+
     fn spawn(&mut self, syslog: Option<&Path>) {
         assert!(self.child.is_none(), "jitd is already running");
+        require_root("jitd runs in a private mount namespace");
         let notify_path = self.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify_path);
         let notify = UnixDatagram::bind(&notify_path).expect("bind notify socket");
@@ -201,22 +211,17 @@ impl Host {
             .append(true)
             .open(self.path().join("jitd.log"))
             .expect("jitd.log");
-        let mut cmd = match syslog {
-            None => Command::new(bin("jitd")),
-            Some(log) => {
-                let old_dev = self.path().join("old-dev");
-                std::fs::create_dir_all(&old_dev).expect("mkdir old-dev");
-                let mut c = Command::new("unshare");
-                c.args(["-m", "sh", "-ec", DEV_LOG_SETUP, "sh"])
-                    .arg(bin("jitd"))
-                    .env("OLD_DEV", &old_dev)
-                    .env("LOG_SOCKET", log);
-                c
-            }
-        };
-        let mut child = cmd
-            .args(["run", "--config"])
-            .arg(self.config())
+        let jitd = bin("jitd");
+        let config = self.config();
+        let argv = [
+            jitd.as_os_str(),
+            "run".as_ref(),
+            "--config".as_ref(),
+            config.as_os_str(),
+        ];
+        let mut child = self
+            .jitd_namespace(syslog)
+            .command(&argv)
             .env("NOTIFY_SOCKET", &notify_path)
             .env("JITD_LOG", "info,jitd=debug")
             .stdin(Stdio::null())
@@ -261,12 +266,7 @@ impl Host {
     /// docs/pam_jit_module.md), `next_auth` decides whenever pam_jit ignores the name, and
     /// pam_exec prints the session's environment.
     pub fn service(&self, name: &str, next_auth: &str) {
-        let m = format!(
-            "{} socket={} cache={}",
-            cdylib("libpam_jit.so").display(),
-            self.socket().display(),
-            self.nss_cache().display()
-        );
+        let m = self.pam_jit();
         let text = format!(
             "auth [success=done ignore=ignore default=die] {m}\n\
              auth required {next_auth}\n\
@@ -278,6 +278,18 @@ impl Host {
              password required pam_permit.so\n"
         );
         std::fs::write(self.path().join("pam.d").join(name), text).expect("write service");
+    }
+
+    /// The built `libpam_jit.so` with this host's socket, cache and joined marker: what goes after
+    /// the control on a pam.d line.
+    pub fn pam_jit(&self) -> String {
+        format!(
+            "{} socket={} cache={} joined={}",
+            cdylib("libpam_jit.so").display(),
+            self.socket().display(),
+            self.nss_cache().display(),
+            self.joined_marker().display()
+        )
     }
 
     /// `pamtester SERVICE USER OPS…` (see [`Host::pam_command`]), with `stdin` as the person's typing.
@@ -302,22 +314,31 @@ impl Host {
     /// /etc/pam.d in a private mount namespace. (pam_wrapper is not used here: concurrent
     /// processes can pick the same /tmp/pam.X directory and overwrite each other's stacks.)
     pub fn pam_command(&self, service: &str, user: &str, ops: &[&str]) -> Command {
-        assert!(
-            Path::new("/usr/bin/pamtester").exists(),
-            "pamtester missing: apt-get install pamtester"
-        );
-        let mut cmd = Command::new("unshare");
-        cmd.args([
-            "-m",
-            "sh",
-            "-ec",
-            "mount --bind \"$PAMD\" /etc/pam.d; exec pamtester \"$@\"",
-            "sh",
-        ])
-        .args(["-I", "rhost=192.0.2.10", "-I", "tty=ssh", service, user])
-        .args(ops)
-        .env("PAMD", self.path().join("pam.d"));
+        let mut cmd = self
+            .namespace()
+            .bind(self.path().join("pam.d"), "/etc/pam.d")
+            .command(&jit_sandbox::pamtester_argv(service, user, ops));
+        cmd.env("LD_LIBRARY_PATH", self.path().join("nss/lib"));
         cmd
+    }
+
+    /// The NSS sandbox of this host: its run dir on /run/jitd, its state dir on /var/lib/jitd,
+    /// its nsswitch.conf (`files jit`), passwd, group and shadow on /etc.
+    pub fn namespace(&self) -> Namespace {
+        require_root("it mounts in a private mount namespace");
+        let p = self.path();
+        Namespace::new().nss(&p.join("run"), &p.join("state"), &p.join("nss/etc"))
+    }
+
+    /// Appends `line` to this host's /etc/`file` (passwd, group, shadow, nsswitch.conf), as an
+    /// admin would edit it. jitd and every command of this host's namespaces see it.
+    pub fn append_etc(&self, file: &str, line: &str) {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(self.path().join("nss/etc").join(file))
+            .expect("etc file");
+        writeln!(f, "{line}").expect("append");
     }
 
     /// The whole login: auth, account, session open and close, answering `code`.
@@ -334,26 +355,8 @@ impl Host {
     /// /var/lib/jitd, nsswitch `files jit` with small passwd/group/shadow files, and the module
     /// on LD_LIBRARY_PATH, in a private mount namespace.
     pub fn nss(&self, argv: &[&str]) -> Output {
-        assert!(
-            // SAFETY: geteuid has no preconditions.
-            unsafe { libc::geteuid() } == 0,
-            "NSS tests need root: they bind-mount in a private mount namespace"
-        );
-        std::fs::create_dir_all("/run/jitd").expect("mount point /run/jitd");
-        let script = r#"
-            mount --bind "$HOSTDIR/run" /run/jitd
-            mount -t tmpfs tmpfs /var/lib
-            mkdir /var/lib/jitd
-            mount --bind "$HOSTDIR/state" /var/lib/jitd
-            for f in nsswitch.conf passwd group shadow; do
-                mount --bind "$HOSTDIR/nss/etc/$f" "/etc/$f"
-            done
-            exec "$@"
-        "#;
-        Command::new("unshare")
-            .args(["-m", "sh", "-ec", script, "sh"])
-            .args(argv)
-            .env("HOSTDIR", self.path())
+        self.namespace()
+            .command(argv)
             .env("LD_LIBRARY_PATH", self.path().join("nss/lib"))
             .env("LC_ALL", "C")
             .stdin(Stdio::null())
@@ -381,59 +384,34 @@ impl Drop for Host {
     }
 }
 
-/// A pamtester run.
-pub struct Run(pub Output);
+pub use jit_sandbox::Run;
 
-impl Run {
-    pub fn text(&self) -> String {
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&self.0.stdout),
-            String::from_utf8_lossy(&self.0.stderr)
-        )
-    }
+/// True if the cache file at `path` guards `name` (fails the test if it cannot be read).
+#[track_caller]
+pub fn guards(path: &Path, name: &str) -> bool {
+    let bytes = jit_nss_cache::read_file(path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    jit_nss_cache::CacheView::parse(&bytes)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .is_guarded(name.as_bytes())
+}
 
-    #[track_caller]
-    pub fn assert_ok(&self) -> &Self {
-        assert_eq!(
-            self.0.status.code(),
-            Some(0),
-            "pamtester failed:\n{}",
-            self.text()
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn assert_failed(&self) -> &Self {
-        assert_eq!(
-            self.0.status.code(),
-            Some(1),
-            "pamtester should have failed cleanly:\n{}",
-            self.text()
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn assert_shows(&self, needle: &str) -> &Self {
-        assert!(
-            self.text().contains(needle),
-            "output lacks {needle:?}:\n{}",
-            self.text()
-        );
-        self
-    }
-
-    #[track_caller]
-    pub fn assert_hides(&self, needle: &str) -> &Self {
-        assert!(
-            !self.text().contains(needle),
-            "output shows {needle:?}:\n{}",
-            self.text()
-        );
-        self
-    }
+/// Makes the host's own `root` a shared account of group ops on web*, and waits until `host`'s
+/// jitd guards `name` (root, or another name with root's uid).
+pub fn share_root(w: &World, host: &Host, name: &str) {
+    w.admin.ok(&[
+        "account",
+        "add",
+        "root",
+        "--existing",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+    ]);
+    wait_for(&format!("jitd to guard {name}"), PATIENCE, || {
+        host.nss_cache().exists() && guards(&host.nss_cache(), name)
+    });
 }
 
 /// A code that is *not* valid for `p` now (none of the steps within the skew).
@@ -521,49 +499,16 @@ pub fn frame(payload: &[u8]) -> Vec<u8> {
     f
 }
 
-const HELLO_CLIENT: &str = r#"
-import json, socket, struct, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(60)
-s.connect(sys.argv[1])
-msg = json.dumps({"type": "hello", "version": 1}).encode()
-try:
-    s.sendall(struct.pack(">I", len(msg)) + msg)
-except (BrokenPipeError, ConnectionResetError):
-    pass  # jitd may refuse and close before reading anything; its reply is still queued
-def read(n):
-    b = b""
-    while len(b) < n:
-        c = s.recv(n - len(b))
-        if not c:
-            break
-        b += c
-    return b
-(n,) = struct.unpack(">I", read(4))
-print(read(n).decode())
-"#;
-
 /// Says hello to jitd's socket as `uid` (with that uid's gid and no supplementary groups), and
 /// returns jitd's reply. Opens up the socket's directories and mode first, so that the kernel's
 /// SO_PEERCRED check in jitd, not the file mode, is what is tested.
 pub fn hello_as(host: &Host, uid: u32) -> Value {
-    for dir in [host.path().to_owned(), host.path().join("run")] {
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
-    }
-    std::fs::set_permissions(host.socket(), std::fs::Permissions::from_mode(0o666))
-        .expect("chmod socket");
-    let out = Command::new("python3")
-        .args(["-c", HELLO_CLIENT])
-        .arg(host.socket())
-        .uid(uid)
-        .gid(uid)
-        .output()
-        .expect("python3");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client as uid {uid} failed: {stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let run = host.path().join("run");
+    let reply = jit_sandbox::hello_as(
+        &host.socket(),
+        &[host.path(), &run],
+        uid,
+        jit_proto::pam::PROTOCOL_VERSION,
     );
-    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("reply {stdout:?}: {e}"))
+    serde_json::from_str(&reply).unwrap_or_else(|e| panic!("reply {reply:?}: {e}"))
 }

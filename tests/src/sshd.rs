@@ -14,17 +14,15 @@
 pub mod system;
 pub mod tmux;
 
-use std::fs::Permissions;
 use std::net::TcpListener;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub use system::{CAROL, CAROL_PASSWORD, Pam, ROOT_PASSWORD, System, output_within, repo};
 
-use crate::host::PATIENCE;
-use crate::wait_for;
+use crate::host::{Host, PATIENCE};
+use crate::{Person, wait_for};
 
 /// jitd's default TOTP prompt, as OpenSSH shows it after `(user@host) `.
 pub const CODE_PROMPT: &str = "Verification code: ";
@@ -43,58 +41,43 @@ const STOCK: &str = "KbdInteractiveAuthentication no\n\
                      PrintMotd no\n\
                      AcceptEnv LANG LC_*\n";
 
-/// Which form of `packaging/ssh/jit.conf` the test server includes: as shipped (`admin` in its
-/// Match block, root's block commented out), or edited the two ways docs/ssh.md allows.
+/// Which form of `packaging/ssh/jit.conf` the test server includes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DropIn {
-    /// Keep `AuthenticationMethods publickey,keyboard-interactive` (as shipped). Without it a
-    /// shared account may log in with the code alone, and a public key alone reaches the PAM
-    /// account stage.
-    key_and_code: bool,
-    /// Uncomment the `Match User root` block (root as a shared account).
-    root: bool,
+pub enum DropIn {
+    /// The file as shipped.
+    Shipped,
+    /// Without its `AuthenticationMethods` line, as docs/ssh.md allows: a shared account may log
+    /// in with the code alone, and a public key alone reaches the PAM account stage.
+    CodeOnly,
+    /// Not included at all (only `UsePAM yes`): sshd offers whatever sshd_config allows, so that
+    /// PAM alone stands between a password and a shell.
+    Absent,
 }
 
 impl DropIn {
     /// The file as shipped.
-    pub const SHIPPED: DropIn = DropIn {
-        key_and_code: true,
-        root: false,
-    };
-    /// Without the `AuthenticationMethods` lines: keyboard-interactive alone for shared accounts.
-    pub const CODE_ONLY: DropIn = DropIn {
-        key_and_code: false,
-        root: false,
-    };
-
-    /// With the `Match User root` block uncommented.
-    pub fn with_root(self) -> DropIn {
-        DropIn { root: true, ..self }
-    }
+    pub const SHIPPED: DropIn = DropIn::Shipped;
+    /// See [`DropIn::CodeOnly`].
+    pub const CODE_ONLY: DropIn = DropIn::CodeOnly;
 
     /// The drop-in's text in this form.
     fn text(self) -> String {
         let shipped =
             std::fs::read_to_string(repo().join("packaging/ssh/jit.conf")).expect("the drop-in");
         assert!(
-            shipped.contains("\nMatch User admin\n") && shipped.contains("\n#Match User root\n"),
-            "the drop-in lost its Match blocks:\n{shipped}"
+            shipped.contains("\nMatch Group jit-guarded\n")
+                && shipped.contains("AuthorizedKeysCommand /usr/sbin/jitd authorized-keys %u"),
+            "the drop-in lost its Match block:\n{shipped}"
         );
-        let mut out = String::new();
-        let mut in_root = false;
-        for line in shipped.lines() {
-            in_root = line == "#Match User root" || (in_root && line.starts_with("#\t"));
-            let line = match line.strip_prefix('#') {
-                Some(rest) if in_root && self.root => rest,
-                _ => line,
-            };
-            if !self.key_and_code && line.trim_start().starts_with("AuthenticationMethods") {
-                continue;
-            }
-            out.push_str(line);
-            out.push('\n');
+        match self {
+            DropIn::Shipped => shipped,
+            DropIn::CodeOnly => shipped
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("AuthenticationMethods"))
+                .map(|l| format!("{l}\n"))
+                .collect(),
+            DropIn::Absent => "UsePAM yes\n".to_owned(),
         }
-        out
     }
 }
 
@@ -102,8 +85,6 @@ impl DropIn {
 pub struct Sshd {
     pub port: u16,
     dir: tempfile::TempDir,
-    /// The namespace's /etc/ssh/authorized_keys, seen from outside.
-    authorized_keys: PathBuf,
     child: Option<Child>,
 }
 
@@ -138,7 +119,6 @@ impl Sshd {
         let mut sshd = Sshd {
             port: 0,
             dir,
-            authorized_keys: sys.authorized_keys(),
             child: None,
         };
         for _ in 0..5 {
@@ -218,14 +198,11 @@ impl Sshd {
         assert!(seen, "sshd's log lacks {needle:?}:\n{}", self.log());
     }
 
-    /// Lets `user` (a shared account) log in with the key pair returned (its private key file),
-    /// as docs/ssh.md says: its public key in /etc/ssh/authorized_keys/`user`, mode 0644.
-    pub fn authorize_new_key(&self, user: &str) -> PathBuf {
-        let key = self.dir.path().join(format!("id_{user}"));
+    /// A new key pair for `name`; returns the private key's path (the public key is beside it,
+    /// with `.pub`).
+    pub fn new_key(&self, name: &str) -> PathBuf {
+        let key = self.dir.path().join(format!("id_{name}"));
         keygen(&key);
-        let trusted = self.authorized_keys.join(user);
-        std::fs::copy(key.with_extension("pub"), &trusted).expect("authorized_keys");
-        std::fs::set_permissions(&trusted, Permissions::from_mode(0o644)).expect("chmod");
         key
     }
 
@@ -377,4 +354,27 @@ impl Transcript {
         );
         self
     }
+}
+
+/// `p` registers the public half of `key` on the server (`jitctl key add`), as a person does;
+/// returns its `SHA256:` fingerprint once `host`'s jitd has it in its keys file.
+pub fn register_key(p: &Person, key: &Path, host: &Host) -> String {
+    let public = key.with_extension("pub");
+    let out = p
+        .jitctl
+        .json(&["key", "add", &public.display().to_string()]);
+    let fingerprint = out["fingerprint"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no fingerprint in {out}"))
+        .to_owned();
+    let blob = std::fs::read_to_string(&public)
+        .expect("public key")
+        .split_whitespace()
+        .nth(1)
+        .expect("key blob")
+        .to_owned();
+    wait_for("jitd to fetch the key", PATIENCE, || {
+        host.ssh_keys().contains(&blob)
+    });
+    fingerprint
 }

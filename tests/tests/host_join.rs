@@ -71,7 +71,7 @@ fn join_pins_the_ca_and_uses_the_token_once() {
         std::fs::read_to_string(w.server.ca_pem()).expect("server ca")
     );
     for path in [host.nss_cache(), host.state_cache()] {
-        assert!(jit_proto::nss_cache::is_shared_in_file(&path, b"admin").expect("cache"));
+        assert!(jit_tests::host::guards(&path, "admin"));
     }
     let key_text = std::fs::read_to_string(&key).expect("key");
     assert!(

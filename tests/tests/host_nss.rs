@@ -17,9 +17,14 @@ fn getent_and_id_through_real_glibc() {
         "admin:x:60001:60001::/home/admin:/bin/bash"
     );
     assert_eq!(host.nss_ok(&["getent", "group", "admin"]), "admin:x:60001:");
+    // Every guarded name is in jit-guarded, the group sshd's drop-in matches.
     assert_eq!(
         host.nss_ok(&["id", "admin"]),
-        "uid=60001(admin) gid=60001(admin) groups=60001(admin)"
+        "uid=60001(admin) gid=60001(admin) groups=60001(admin),60999(jit-guarded)"
+    );
+    assert_eq!(
+        host.nss_ok(&["getent", "group", "jit-guarded"]),
+        "jit-guarded:x:60999:admin"
     );
     assert!(
         host.nss_ok(&["getent", "shadow", "admin"])
@@ -70,12 +75,16 @@ fn getent_and_id_through_real_glibc() {
     );
     assert_eq!(
         host.nss_ok(&["id", "deploy"]),
-        "uid=60002(deploy) gid=60002(deploy) groups=60002(deploy),60010(jitweb)"
+        "uid=60002(deploy) gid=60002(deploy) groups=60002(deploy),60999(jit-guarded),60010(jitweb)"
+    );
+    assert_eq!(
+        host.nss_ok(&["getent", "group", "jit-guarded"]),
+        "jit-guarded:x:60999:admin,deploy"
     );
     // Both copies were written, and the new account is shared for pam_jit's fallback too.
     for path in [host.nss_cache(), host.state_cache()] {
         assert!(
-            jit_proto::nss_cache::is_shared_in_file(&path, b"deploy").expect("cache"),
+            jit_tests::host::guards(&path, "deploy"),
             "{}",
             path.display()
         );
@@ -97,9 +106,7 @@ fn getent_and_id_through_real_glibc() {
     host.login("deploy", "123456")
         .assert_failed()
         .assert_shows("deploy is disabled");
-    assert!(
-        jit_proto::nss_cache::is_shared_in_file(&host.state_cache(), b"deploy").expect("cache")
-    );
+    assert!(jit_tests::host::guards(&host.state_cache(), "deploy"));
     assert_eq!(
         host.nss_ok(&["getent", "passwd", "deploy"]),
         "deploy:x:60002:60002:Deploy bot:/srv/deploy:/bin/sh"

@@ -6,7 +6,9 @@ use jit_tests::World;
 use jit_tests::host::{Host, reserve};
 use jit_tests::sshd::system::person;
 use jit_tests::sshd::tmux::Terminal;
-use jit_tests::sshd::{CAROL, CAROL_PASSWORD, CODE_PROMPT, DropIn, Pam, Sshd, System};
+use jit_tests::sshd::{
+    CAROL, CAROL_PASSWORD, CODE_PROMPT, DropIn, Pam, Sshd, System, register_key,
+};
 
 #[test]
 fn the_example_stacks_work_as_written() {
@@ -20,7 +22,8 @@ fn the_example_stacks_work_as_written() {
     // sshd: keyboard-interactive with the code; a key alone is refused; carol is untouched.
     let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     reserve(&w.alice, "admin");
-    let key = sshd.authorize_new_key("admin");
+    let key = sshd.new_key("alice");
+    register_key(&w.alice, &key, &host);
     sshd.client("admin")
         .methods("publickey")
         .key(&key)

@@ -6,7 +6,9 @@ use jit_tests::World;
 use jit_tests::host::{Host, reserve};
 use jit_tests::sshd::system::share_root;
 use jit_tests::sshd::tmux::Terminal;
-use jit_tests::sshd::{CODE_PROMPT, DropIn, PRESS_ENTER, Pam, ROOT_PASSWORD, Sshd, System};
+use jit_tests::sshd::{
+    CODE_PROMPT, DropIn, PRESS_ENTER, Pam, ROOT_PASSWORD, Sshd, System, register_key,
+};
 
 /// Tries root's correct local password with both methods, answering every prompt with it
 /// (with the password method sshd itself hands the password to every PAM prompt).
@@ -32,11 +34,11 @@ fn root_needs_a_reservation_and_the_code_and_its_password_is_useless() {
     let host = Host::start(&w);
     share_root(&w, &host);
     let sys = System::new(&host, Pam::Profile);
-    // Let sshd itself allow everything a password could use, for root too (the drop-in's root
-    // block stays commented out), so that only PAM stands between root's password and a shell.
+    // Let sshd itself allow everything a password could use, for root too (no drop-in), so
+    // that only PAM stands between root's password and a shell.
     let sshd = Sshd::start(
         &sys,
-        DropIn::CODE_ONLY,
+        DropIn::Absent,
         "PermitRootLogin yes\nPasswordAuthentication yes\nKbdInteractiveAuthentication yes",
     );
     // Without a reservation; the person trying keyboard-interactive is told what to do.
@@ -59,14 +61,10 @@ fn root_needs_a_reservation_and_the_code_and_its_password_is_useless() {
         .assert_shows("JIT_PERSON=alice");
     sshd.wait_log("Accepted keyboard-interactive/pam for root from 127.0.0.1");
 
-    // The drop-in's root block, uncommented as docs/ssh.md says: sshd offers root a key first,
-    // never a password (even with `PasswordAuthentication yes` and `PermitRootLogin yes` in
-    // sshd_config); with a trusted key, root's code logs in.
-    let shipped = Sshd::start(
-        &sys,
-        DropIn::SHIPPED.with_root(),
-        "PasswordAuthentication yes",
-    );
+    // The drop-in as shipped, unedited: root is in jit-guarded while it is a shared account, so
+    // sshd offers root a key first, never a password (even with `PasswordAuthentication yes` in
+    // sshd_config); with a key its holder registered, root's code logs in.
+    let shipped = Sshd::start(&sys, DropIn::SHIPPED, "PasswordAuthentication yes");
     for method in ["password", "keyboard-interactive"] {
         shipped
             .client("root")
@@ -77,16 +75,19 @@ fn root_needs_a_reservation_and_the_code_and_its_password_is_useless() {
             .assert_shows("Permission denied (publickey).")
             .assert_hides("uid=");
     }
-    reserve(&w.alice, "root");
-    let key = shipped.authorize_new_key("root");
+    // Bob this time: each person's code is used once per test, so nobody waits for a new step.
+    reserve(&w.bob, "root");
+    let key = shipped.new_key("bob");
+    register_key(&w.bob, &key, &host);
     shipped
         .client("root")
         .methods("publickey,keyboard-interactive")
         .key(&key)
-        .answer(CODE_PROMPT, &w.alice.next_code())
-        .run("id -un")
+        .answer(CODE_PROMPT, &w.bob.next_code())
+        .run("id -un; echo JIT_PERSON=$JIT_PERSON")
         .assert_code(0)
-        .assert_shows("root");
+        .assert_shows("root")
+        .assert_shows("JIT_PERSON=bob");
     shipped.wait_log("Accepted keyboard-interactive/pam for root from 127.0.0.1");
 
     // su from an ordinary user: jit asks for a code, never for root's password.

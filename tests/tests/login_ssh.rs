@@ -2,9 +2,11 @@
 //! files pam-auth-update generates from our profile, and our sshd_config drop-in) and the real
 //! ssh client on a terminal. Each test has its own server, jitd, namespace and sshd.
 
-use jit_tests::World;
-use jit_tests::host::{Host, has_event, reserve, wait_for_event, wrong_code};
-use jit_tests::sshd::{CAROL, CAROL_PASSWORD, CODE_PROMPT, DropIn, PRESS_ENTER, Pam, Sshd, System};
+use jit_tests::host::{Host, PATIENCE, audit, has_event, reserve, wait_for_event, wrong_code};
+use jit_tests::sshd::{
+    CAROL, CAROL_PASSWORD, CODE_PROMPT, DropIn, PRESS_ENTER, Pam, Sshd, System, register_key,
+};
+use jit_tests::{World, wait_for};
 
 /// What a session prints about itself.
 const WHO: &str = "id; echo JIT_PERSON=$JIT_PERSON; echo ticket=${PAM_JIT_TICKET:-none}";
@@ -90,22 +92,27 @@ fn refusals_tell_the_person_what_to_do() {
     assert!(has_event(&w.admin, "admin", "login.verify", "denied", None));
 }
 
-/// Scenario 3: a public key the shared account trusts. Without `AuthenticationMethods`, the key
-/// passes sshd but the PAM account stage refuses it, and the client is told why (sshd sends
-/// account-stage messages as a banner). With the shipped drop-in, sshd wants the key and then
-/// the code: the key alone is not enough, key plus code logs in.
+/// The keys of a shared account are the persons' keys registered on the jit server, which sshd
+/// gets from `jitd authorized-keys` (the shipped drop-in, unedited): while nobody holds the
+/// account, everyone's who may reserve it; then only the holder's. A key alone is never enough:
+/// without `AuthenticationMethods` pam_jit refuses it in the account stage (the client is told
+/// why, as a banner); with it, sshd wants the key and then the code. The audit names the key that
+/// was used, and a key removed on the server stops working at jitd's next refresh.
 #[test]
-fn public_key_needs_the_code_too() {
-    let w = World::new();
+fn keys_come_from_the_server_and_only_the_holders_count() {
+    let mut w = World::new();
     let host = Host::start(&w);
     let sys = System::new(&host, Pam::Profile);
-    reserve(&w.alice, "admin");
-
     let bare = Sshd::start(&sys, DropIn::CODE_ONLY, "");
-    let key = bare.authorize_new_key("admin");
+    let alice_key = bare.new_key("alice");
+    let alice_fp = register_key(&w.alice, &alice_key, &host);
+    let bob_key = bare.new_key("bob");
+    register_key(&w.bob, &bob_key, &host);
+
+    // Nobody holds admin: bob's key passes sshd, and the account stage refuses a key alone.
     bare.client("admin")
         .methods("publickey")
-        .key(&key)
+        .key(&bob_key)
         .run("id")
         .assert_code(255)
         .assert_shows("admin is a shared account: log in with keyboard-interactive authentication")
@@ -114,24 +121,78 @@ fn public_key_needs_the_code_too() {
     wait_for_event(&w.admin, "admin", "account.denied", "denied", None);
 
     let sshd = Sshd::start(&sys, DropIn::SHIPPED, "");
-    let key = sshd.authorize_new_key("admin");
+    reserve(&w.alice, "admin");
+    wait_for("jitd to learn that alice holds admin", PATIENCE, || {
+        host.ssh_keys().contains("\"holder\": \"alice\"")
+    });
+    // Another person's key does not count while alice holds the account: no code is asked.
+    sshd.client("admin")
+        .methods("publickey,keyboard-interactive")
+        .key(&bob_key)
+        .answer(CODE_PROMPT, "000000")
+        .run("id")
+        .assert_code(255)
+        .assert_shows("Permission denied (publickey)")
+        .assert_hides("Verification code")
+        .assert_hides("uid=");
+    // The holder's key alone is a partial success.
     sshd.client("admin")
         .methods("publickey")
-        .key(&key)
+        .key(&alice_key)
         .run("id")
         .assert_code(255)
         .assert_hides("uid=");
     sshd.wait_log("Partial publickey for admin from 127.0.0.1");
-    // The reservation was not touched: key and code now.
+    // The holder's key and code: in, and the audit names the key.
     sshd.client("admin")
         .methods("publickey,keyboard-interactive")
-        .key(&key)
+        .key(&alice_key)
         .answer(CODE_PROMPT, &w.alice.next_code())
         .run(WHO)
         .assert_code(0)
         .assert_shows("uid=60001(admin)")
         .assert_shows("JIT_PERSON=alice");
     sshd.wait_log("Accepted keyboard-interactive/pam for admin from 127.0.0.1");
+    let events = audit(&w.admin, "admin");
+    let login = events
+        .iter()
+        .find(|e| e["action"] == "login.verify" && e["result"] == "ok")
+        .unwrap_or_else(|| panic!("no login in {events:#?}"));
+    assert_eq!(
+        login["detail"]["origin"]["ssh_key"],
+        alice_fp.as_str(),
+        "{login:#}"
+    );
+    assert_eq!(login["detail"]["ssh_key_owner"], "alice", "{login:#}");
+
+    // alice removes her key on the server: at jitd's next refresh it no longer gets in (nobody
+    // holds admin now, so any registered key of the group would).
+    w.alice.jitctl.ok(&["key", "remove", &alice_fp]);
+    let blob = std::fs::read_to_string(alice_key.with_extension("pub")).expect("public key");
+    let blob = blob.split_whitespace().nth(1).expect("blob").to_owned();
+    wait_for("jitd to drop the removed key", PATIENCE, || {
+        !host.ssh_keys().contains(&blob)
+    });
+    sshd.client("admin")
+        .methods("publickey")
+        .key(&alice_key)
+        .run("id")
+        .assert_code(255)
+        .assert_shows("Permission denied (publickey)")
+        .assert_hides("uid=");
+
+    // The server goes away: sshd still gets the keys, from jitd's copy.
+    w.server.kill();
+    let before = sshd.log().matches("Partial publickey for admin").count();
+    sshd.client("admin")
+        .methods("publickey")
+        .key(&bob_key)
+        .run("id")
+        .assert_code(255)
+        .assert_hides("uid=");
+    wait_for("sshd to accept bob's key", PATIENCE, || {
+        sshd.log().matches("Partial publickey for admin").count() > before
+    });
 }
 
 /// Scenario 5: an ordinary local user logs in with her password exactly as before: no jit
@@ -181,7 +242,8 @@ fn ordinary_users_are_untouched() {
             .assert_hides("uid=");
     }
     reserve(&w.alice, "admin");
-    let key = no_passwords.authorize_new_key("admin");
+    let key = no_passwords.new_key("alice");
+    register_key(&w.alice, &key, &host);
     no_passwords
         .client("admin")
         .methods("publickey,keyboard-interactive")
@@ -250,4 +312,35 @@ fn refusals_are_visible_without_deny_as_prompt_too() {
         .assert_code(255)
         .assert_shows("The code is not valid for the current reservation of admin on web01")
         .assert_hides("press Enter");
+}
+
+/// A session opened before jitd restarts still closes with its person in the audit log: jitd
+/// keeps the tickets of open sessions on disk, and the one of this session is accepted only from
+/// sshd's monitor, the parent of the process that authenticated.
+#[test]
+fn a_session_closes_after_a_jitd_restart() {
+    let w = World::new();
+    let mut host = Host::start(&w);
+    let sys = System::new(&host, Pam::Profile);
+    let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
+    reserve(&w.alice, "admin");
+    let go = sys.home().join("admin/go");
+    let code = w.alice.next_code();
+    std::thread::scope(|s| {
+        let session = s.spawn(|| {
+            sshd.client("admin")
+                .answer(CODE_PROMPT, &code)
+                .run("while [ ! -e \"$HOME/go\" ]; do sleep 0.1; done; echo session-ends")
+        });
+        wait_for_event(&w.admin, "admin", "session.open", "ok", Some("alice"));
+        host.kill();
+        host.run();
+        std::fs::write(&go, "").expect("tell the session to end");
+        session
+            .join()
+            .expect("the client thread")
+            .assert_code(0)
+            .assert_shows("session-ends");
+    });
+    wait_for_event(&w.admin, "admin", "session.close", "ok", Some("alice"));
 }

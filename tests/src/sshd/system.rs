@@ -9,7 +9,8 @@
 //! Nothing of the machine is changed: every file lives in one temp dir and is bind-mounted (or
 //! overlaid) on the real path inside the namespace. The only thing created outside it is the
 //! empty mount point `/run/jitd` (the host harness creates it too). /etc/ssh is an empty tmpfs
-//! holding only `authorized_keys/`, the shared accounts' keys of the shipped drop-in.
+//! (sshd gets its config and host key from the test); /root is a directory of the test's own;
+//! /usr/sbin/jitd is the built jitd, for the drop-in's `AuthorizedKeysCommand`.
 
 use std::fs::Permissions;
 use std::os::unix::fs::PermissionsExt;
@@ -17,8 +18,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use jit_sandbox::{Namespace, require_root};
+
 use crate::host::{Host, PATIENCE, cdylib};
-use crate::{Person, World, enroll, wait_for};
+use crate::{Person, World, bin, enroll};
 
 /// An ordinary local user with a password; jit must never get in her way.
 pub const CAROL: &str = "carol";
@@ -58,27 +61,6 @@ pub fn libdir() -> PathBuf {
     dir
 }
 
-/// Mounts everything (see the module docs), then execs "$@". Runs as `sh -ec SCRIPT sh ARGV…`
-/// inside `unshare -m`; the paths come in the environment.
-const SETUP: &str = r#"
-mount -t tmpfs -o mode=0755 tmpfs /run
-mkdir -p /run/jitd /run/sshd
-mount --bind "$JIT_RUN" /run/jitd
-mount -t overlay overlay -o "lowerdir=$ROOT/varlib:/var/lib" /var/lib
-mount --bind "$JIT_STATE" /var/lib/jitd
-mount -t tmpfs tmpfs /var/log
-mount -t tmpfs -o mode=0700 tmpfs /root
-mount --bind "$ROOT/home" /home
-mount -t tmpfs -o mode=0755 tmpfs /etc/ssh
-mkdir /etc/ssh/authorized_keys
-mount --bind "$ROOT/ssh/authorized_keys" /etc/ssh/authorized_keys
-mount --bind "$ROOT/pam.d" /etc/pam.d
-for f in passwd group shadow nsswitch.conf; do mount --bind "$ROOT/etc/$f" "/etc/$f"; done
-mount -t overlay overlay -o "lowerdir=$ROOT/lib:$LIBDIR" "$LIBDIR"
-mount -t overlay overlay -o "lowerdir=$ROOT/security:$LIBDIR/security" "$LIBDIR/security"
-exec "$@"
-"#;
-
 /// One namespace's files, and the jitd they talk to.
 pub struct System {
     pub dir: tempfile::TempDir,
@@ -89,12 +71,7 @@ pub struct System {
 impl System {
     /// The files for `host`'s jitd, with the PAM configuration `pam`.
     pub fn new(host: &Host, pam: Pam) -> System {
-        assert!(
-            // SAFETY: geteuid has no preconditions.
-            unsafe { libc::geteuid() } == 0,
-            "login tests need root: they mount in a private mount namespace"
-        );
-        std::fs::create_dir_all("/run/jitd").expect("mount point /run/jitd");
+        require_root("login tests mount in a private mount namespace");
         let dir = tempfile::Builder::new()
             .prefix("jit-login-")
             .tempdir()
@@ -109,13 +86,16 @@ impl System {
                 .to_path_buf(),
         };
         let root = sys.path();
-        for sub in ["etc", "lib", "security", "varlib/jitd", "home"] {
+        for sub in ["etc", "lib", "security", "varlib/jitd", "home", "root"] {
             std::fs::create_dir_all(root.join(sub)).expect("mkdir");
         }
-        std::fs::create_dir_all(sys.authorized_keys()).expect("mkdir");
-        // sshd's StrictModes: not group- or world-writable, as an admin makes it.
-        std::fs::set_permissions(sys.authorized_keys(), Permissions::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(root.join("root"), Permissions::from_mode(0o700))
+            .expect("chmod root's home");
+        // jitd as the package installs it, for sshd's AuthorizedKeysCommand: the real file is
+        // bound on an empty one in an overlay of /usr/sbin (sshd wants it root's, not writable by
+        // others, on a path of such directories).
+        std::fs::create_dir_all(root.join("sbin")).expect("mkdir");
+        std::fs::write(root.join("sbin/jitd"), "").expect("mount point for jitd");
         std::fs::copy(cdylib("libpam_jit.so"), root.join("security/pam_jit.so"))
             .expect("copy pam_jit.so");
         std::fs::copy(cdylib("libnss_jit.so"), root.join("lib/libnss_jit.so.2"))
@@ -146,31 +126,49 @@ impl System {
         self.path().join("pam.d")
     }
 
-    /// This namespace's /etc/ssh/authorized_keys (outside the namespace): the root-owned keys
-    /// the shipped sshd drop-in trusts for shared accounts. The rest of the namespace's /etc/ssh
-    /// is empty (sshd gets its config and host key from the test).
-    pub fn authorized_keys(&self) -> PathBuf {
-        self.path().join("ssh/authorized_keys")
-    }
-
     /// This namespace's /home (outside the namespace).
     pub fn home(&self) -> PathBuf {
         self.path().join("home")
     }
 
+    /// The namespace's mounts (see the module docs).
+    fn namespace(&self) -> Namespace {
+        let root = self.path();
+        let lib = libdir();
+        let security = lib.join("security");
+        let mut ns = Namespace::new()
+            .tmpfs("/run", "0755")
+            .mkdir("/run/jitd")
+            .mkdir("/run/sshd")
+            .bind(&self.jit_run, "/run/jitd")
+            .overlay(&[&root.join("varlib"), Path::new("/var/lib")], "/var/lib")
+            .bind(&self.jit_state, "/var/lib/jitd")
+            .tmpfs("/var/log", "0755")
+            .bind(root.join("root"), "/root")
+            .bind(self.home(), "/home")
+            .tmpfs("/etc/ssh", "0755")
+            .overlay(&[&root.join("sbin"), Path::new("/usr/sbin")], "/usr/sbin")
+            .bind(bin("jitd"), "/usr/sbin/jitd")
+            .bind(self.pam_d(), "/etc/pam.d");
+        for f in ["passwd", "group", "shadow", "nsswitch.conf"] {
+            ns = ns.bind(root.join("etc").join(f), Path::new("/etc").join(f));
+        }
+        ns.overlay(&[&root.join("lib"), &lib], &lib)
+            .overlay(&[&root.join("security"), &security], &security)
+    }
+
     /// `argv` inside the namespace.
     pub fn command(&self, argv: &[&str]) -> Command {
-        let mut cmd = Command::new("unshare");
-        cmd.args(["-m", "sh", "-ec", SETUP, "sh"])
-            .args(argv)
-            .env("ROOT", self.path())
-            .env("JIT_RUN", &self.jit_run)
-            .env("JIT_STATE", &self.jit_state)
-            .env("LIBDIR", libdir())
-            .env("LC_ALL", "C")
+        let mut cmd = self.namespace().command(argv);
+        cmd.env("LC_ALL", "C")
             .env_remove("LD_LIBRARY_PATH")
             .stdin(Stdio::null());
         cmd
+    }
+
+    /// The namespace's /root (outside the namespace): root's home, mode 0700.
+    pub fn root_home(&self) -> PathBuf {
+        self.path().join("root")
     }
 
     /// `pamtester` inside the namespace (real libpam, this namespace's /etc/pam.d).
@@ -371,19 +369,7 @@ pub fn person(w: &World, name: &str) -> Person {
 }
 
 /// Makes the machine's own `root` a shared account of group ops on web*, and waits until
-/// `host`'s jitd knows it (its cache lists root).
+/// `host`'s jitd guards it.
 pub fn share_root(w: &World, host: &Host) {
-    w.admin.ok(&[
-        "account",
-        "add",
-        "root",
-        "--existing",
-        "--group",
-        "ops",
-        "--hosts",
-        "web*",
-    ]);
-    wait_for("jitd to list root as shared", PATIENCE, || {
-        jit_proto::nss_cache::is_shared_in_file(&host.nss_cache(), b"root").unwrap_or(false)
-    });
+    crate::host::share_root(w, host, "root");
 }

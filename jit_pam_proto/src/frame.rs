@@ -128,6 +128,8 @@ mod tests {
             rhost: Some("10.0.0.1".into()),
             tty: None,
             ruser: None,
+            uid: None,
+            ssh_auth_info: None,
         }
     }
 

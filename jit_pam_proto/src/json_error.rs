@@ -216,12 +216,41 @@ mod tests {
         describe(&serde_json::from_str::<T>(json).unwrap_err())
     }
 
+    /// Validates like jit_proto's `AccountName`, whose errors quote the rejected value.
+    #[derive(Debug)]
+    struct Account;
+
+    impl<'de> serde::Deserialize<'de> for Account {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = <String as serde::Deserialize>::deserialize(d)?;
+            if s.len() > 32 {
+                return Err(serde::de::Error::custom(format!(
+                    "account name is {} bytes long; the limit is 32",
+                    s.len()
+                )));
+            }
+            let mut b = s.bytes();
+            let ok = b
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == b'_')
+                && b.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_');
+            if ok {
+                Ok(Account)
+            } else {
+                Err(serde::de::Error::custom(format!(
+                    "account name {s:?} is not valid: use lowercase letters, digits, '_' and \
+                     '-', starting with a letter or '_'"
+                )))
+            }
+        }
+    }
+
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     #[allow(dead_code)]
     struct Body {
         code: crate::Secret,
-        account: crate::AccountName,
+        account: Account,
         #[serde(default)]
         steps: Option<[u8; 2]>,
         #[serde(default)]

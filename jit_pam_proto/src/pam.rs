@@ -11,13 +11,16 @@ use serde::{Deserialize, Serialize};
 use crate::secret::Secret;
 
 /// Version spoken in the first exchange. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Default path of jitd's PAM socket.
 pub const DEFAULT_SOCKET: &str = "/run/jitd/pam.sock";
 
 /// Name of the PAM data item that records a passed `pam_jit` auth within one PAM transaction.
 pub const TICKET_DATA_KEY: &str = "pam_jit_ticket";
+
+/// Longest ticket either side accepts.
+pub const MAX_TICKET_LEN: usize = 128;
 
 /// What the module knows about the login, from PAM items. Strings are passed as PAM gave them
 /// (lossily converted to UTF-8); jitd validates them.
@@ -37,17 +40,51 @@ pub struct LoginContext {
     /// `PAM_RUSER`: the local user who ran su/sudo, when set.
     #[serde(default)]
     pub ruser: Option<String>,
+    /// The uid `account` resolves to in the login's own process (`getpwnam`), if it resolves:
+    /// the uid the session will run as. jit guards a login by its uid as well as by its name
+    /// (a second uid-0 name, a name in another case under a case-insensitive backend).
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// `SSH_AUTH_INFO_0` from the PAM environment: what sshd accepted before asking PAM (for
+    /// `publickey` the key itself), one method per line. jitd records the key's fingerprint.
+    #[serde(default)]
+    pub ssh_auth_info: Option<String>,
 }
 
-/// Proof, kept in the PAM transaction (`pam_set_data`), that pam_jit's auth passed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Ticket {
-    pub account: String,
-    pub person: String,
-    pub reservation_id: i64,
-    /// The server's id for this login attempt; ties session events to it in the audit log.
-    pub attempt: String,
+/// What a login that passed jit's auth presents in its account and session stages: an opaque
+/// handle to what jitd recorded when it granted the auth. It means nothing to anyone else: jitd
+/// accepts it once per stage, only from the PAM service and the process that authenticated (or
+/// that process's parent, as sshd's monitor), and the account and session-open stages only
+/// shortly after the auth. It is a secret while it lives: zeroized, and never printed (its
+/// `Debug` is redacted) or logged.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Ticket(Secret);
+
+impl Ticket {
+    pub fn new(handle: impl Into<String>) -> Self {
+        Ticket(Secret::new(handle))
+    }
+
+    /// A ticket as it came from outside (the PAM environment): `None` unless it looks like one
+    /// jitd issues (1 to [`MAX_TICKET_LEN`] ASCII letters and digits).
+    pub fn parse(s: &str) -> Option<Self> {
+        let ok = !s.is_empty()
+            && s.len() <= MAX_TICKET_LEN
+            && s.bytes().all(|b| b.is_ascii_alphanumeric());
+        ok.then(|| Ticket::new(s))
+    }
+
+    /// The handle itself. Callers must not log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+}
+
+impl std::fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ticket([redacted])")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -96,8 +133,9 @@ pub enum Step {
     Info { text: String },
     /// Show an error message.
     Error { text: String },
-    /// Auth passed. The module stores the ticket for the account and session stages.
-    Granted { ticket: Ticket },
+    /// Auth passed for `person`. The module stores the ticket for the account and session
+    /// stages of this login.
+    Granted { ticket: Ticket, person: String },
     /// Denied. `message` (if not empty) is shown to the person as an error.
     Denied { message: String },
     /// The name is not a shared account: the module returns `PAM_IGNORE`.
@@ -146,10 +184,33 @@ mod tests {
     }
 
     #[test]
-    fn answers_do_not_leak_through_debug() {
+    fn answers_and_tickets_do_not_leak_through_debug() {
         let r = Request::Answer {
             text: Secret::new("123456"),
         };
         assert!(!format!("{r:?}").contains("123456"));
+        let s = Step::Granted {
+            ticket: Ticket::new("0123abcd"),
+            person: "alice".into(),
+        };
+        assert!(!format!("{s:?}").contains("0123abcd"));
+        assert_eq!(
+            serde_json::to_string(&s).unwrap(),
+            r#"{"step":"granted","ticket":"0123abcd","person":"alice"}"#
+        );
+    }
+
+    #[test]
+    fn a_ticket_from_outside_must_look_like_one() {
+        assert!(Ticket::parse("0123abcdEF").is_some());
+        for bad in [
+            "",
+            "a b",
+            "{\"account\":\"admin\"}",
+            "x\n",
+            &"a".repeat(129),
+        ] {
+            assert!(Ticket::parse(bad).is_none(), "{bad:?}");
+        }
     }
 }

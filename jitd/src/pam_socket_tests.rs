@@ -39,6 +39,10 @@ impl Daemon {
             host: "web01".into(),
             prompt: "Verification code: ".into(),
             deny_as_prompt: BTreeSet::new(),
+            push: crate::driver::PushSettings {
+                pace: std::time::Duration::ZERO,
+                ..Default::default()
+            },
         };
         let core = Arc::new(Core::new(
             server.clone(),

@@ -92,7 +92,7 @@ pub fn factor(ctx: &Ctx, cmd: FactorCmd) -> CliResult<()> {
                 println!("{uri}");
                 if !no_qr
                     && std::io::stdin().is_terminal()
-                    && let Some(q) = crate::qr::render(uri)
+                    && let Some(q) = jit_proto::qr::render(uri)
                 {
                     println!();
                     println!("{q}");

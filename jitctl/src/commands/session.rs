@@ -259,7 +259,7 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
         println!("{}", started.otpauth_uri.expose());
         if !a.no_qr
             && interactive
-            && let Some(q) = crate::qr::render(started.otpauth_uri.expose())
+            && let Some(q) = jit_proto::qr::render(started.otpauth_uri.expose())
         {
             println!();
             println!("{q}");

@@ -395,7 +395,56 @@ impl Client {
             .await
     }
 
+    // --- persons: their own factors and push approvals
+
+    pub async fn factors(&self) -> Result<Factors, ClientError> {
+        self.get("/factors").await
+    }
+
+    /// Enrolls push (or changes its ntfy topic and token).
+    pub async fn enroll_push_factor(&self, body: &PushEnroll) -> Result<Factors, ClientError> {
+        self.post("/factors/push", body).await
+    }
+
+    pub async fn remove_push_factor(&self) -> Result<Factors, ClientError> {
+        self.call::<(), _>(Method::DELETE, "/factors/push", None)
+            .await
+    }
+
+    pub async fn totp_start(&self) -> Result<TotpStarted, ClientError> {
+        self.post_empty("/factors/totp").await
+    }
+
+    pub async fn totp_confirm(&self, body: &TotpConfirm) -> Result<Factors, ClientError> {
+        self.post("/factors/totp/confirm", body).await
+    }
+
+    /// The logins waiting for the caller's approval.
+    pub async fn approvals(&self) -> Result<Approvals, ClientError> {
+        self.get("/approvals").await
+    }
+
+    pub async fn approve(&self, id: &str, number: u8) -> Result<ApprovalAnswered, ClientError> {
+        let id = challenge_id(id)?;
+        self.post(
+            &format!("/approvals/{id}/approve"),
+            &ApproveRequest { number },
+        )
+        .await
+    }
+
+    /// "This was not me": the login is refused, the reservation released, the admins alerted.
+    pub async fn report(&self, id: &str) -> Result<ApprovalAnswered, ClientError> {
+        let id = challenge_id(id)?;
+        self.post_empty(&format!("/approvals/{id}/report")).await
+    }
+
     // --- enrollment (no credential)
+
+    /// Enrolls push as the first factor with an enrollment code.
+    pub async fn enroll_push(&self, body: &EnrollPush) -> Result<Enrolled, ClientError> {
+        self.post("/enroll/push", body).await
+    }
 
     pub async fn enroll_start(&self, body: &EnrollStart) -> Result<EnrollStarted, ClientError> {
         self.post("/enroll/start", body).await
@@ -436,6 +485,24 @@ impl Client {
             .await
     }
 
+    /// Waits up to `wait_secs` (the server holds at most [`MAX_WAIT_SECS`]) for the push of
+    /// `attempt` to be answered. Give the client a timeout longer than that.
+    pub async fn login_wait(
+        &self,
+        attempt: &str,
+        body: &LoginWait,
+    ) -> Result<LoginVerified, ClientError> {
+        if attempt.is_empty()
+            || !attempt
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        {
+            return Err(ClientError::Protocol(format!("bad attempt id {attempt:?}")));
+        }
+        self.post(&format!("/host/logins/{attempt}/wait"), body)
+            .await
+    }
+
     pub async fn host_events(&self, body: &HostEvents) -> Result<EventsStored, ClientError> {
         self.post("/host/events", body).await
     }
@@ -449,6 +516,17 @@ impl Client {
     /// `AuthorizedKeysCommand`).
     pub async fn host_keys(&self) -> Result<HostKeys, ClientError> {
         self.get("/host/keys").await
+    }
+}
+
+/// A push challenge's id as the server makes them (hex); anything else could alter the path.
+fn challenge_id(id: &str) -> Result<&str, ClientError> {
+    if (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(id)
+    } else {
+        Err(ClientError::Protocol(format!(
+            "{id:?} is not a login id: copy one from `jitctl approve --list`"
+        )))
     }
 }
 

@@ -3,15 +3,20 @@
 //! The daemon drives and the module relays: the module opens a connection, says [`Request::Hello`],
 //! then sends one request per PAM stage. For `auth` the daemon answers with a sequence of
 //! [`Step`]s; after a [`Step::Prompt`] the module sends [`Request::Answer`], after
-//! [`Step::Info`] or [`Step::Error`] it sends [`Request::Continue`], until a final step
-//! ([`Step::is_final`]). New factors therefore need no change to the module.
+//! [`Step::Info`], [`Step::Error`] or [`Step::Wait`] it sends [`Request::Continue`], until a
+//! final step ([`Step::is_final`]). New factors therefore need no change to the module.
+//!
+//! [`Step::Wait`] lets the daemon wait longer than the module's per-exchange timeout (a push
+//! approval takes as long as a person takes): the daemon says within the timeout that it is
+//! still waiting, the module asks again at once, and the daemon alone decides when waiting
+//! ends.
 
 use serde::{Deserialize, Serialize};
 
 use crate::secret::Secret;
 
 /// Version spoken in the first exchange. Bump on any incompatible change.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Default path of jitd's PAM socket.
 pub const DEFAULT_SOCKET: &str = "/run/jitd/pam.sock";
@@ -96,7 +101,7 @@ pub enum Request {
     AuthStart { ctx: LoginContext },
     /// The person's answer to the last [`Step::Prompt`].
     Answer { text: Secret },
-    /// Acknowledges an [`Step::Info`] or [`Step::Error`].
+    /// Acknowledges an [`Step::Info`] or [`Step::Error`]; after [`Step::Wait`], asks again.
     Continue,
     /// PAM `account`: is this login allowed? `ticket` is present if this transaction passed auth.
     Account {
@@ -133,6 +138,9 @@ pub enum Step {
     Info { text: String },
     /// Show an error message.
     Error { text: String },
+    /// Still waiting (for a push approval, say): nothing to show; send [`Request::Continue`]
+    /// at once.
+    Wait,
     /// Auth passed for `person`. The module stores the ticket for the account and session
     /// stages of this login.
     Granted { ticket: Ticket, person: String },
@@ -154,7 +162,7 @@ impl Step {
     pub fn is_final(&self) -> bool {
         !matches!(
             self,
-            Step::Prompt { .. } | Step::Info { .. } | Step::Error { .. }
+            Step::Prompt { .. } | Step::Info { .. } | Step::Error { .. } | Step::Wait
         )
     }
 }
@@ -173,6 +181,11 @@ mod tests {
         assert_eq!(j, r#"{"step":"prompt","echo":false,"text":"Code: "}"#);
         let j = serde_json::to_string(&Request::Continue).unwrap();
         assert_eq!(j, r#"{"type":"continue"}"#);
+        assert_eq!(
+            serde_json::to_string(&Step::Wait).unwrap(),
+            r#"{"step":"wait"}"#
+        );
+        assert!(!Step::Wait.is_final());
         let r: Request = serde_json::from_str(r#"{"type":"hello","version":1}"#).unwrap();
         assert_eq!(r, Request::Hello { version: 1 });
     }

@@ -122,6 +122,9 @@ pub struct Person {
     /// True for a person with the admin role.
     #[serde(default)]
     pub admin: bool,
+    /// True once the person enrolled push (logins wait for their approval).
+    #[serde(default)]
+    pub push: bool,
 }
 
 /// `POST /v1/persons/{name}/admin` (admin): grant or withdraw the admin role.
@@ -226,6 +229,20 @@ pub struct Group {
 // ---------------------------------------------------------------------------------------------
 // Shared accounts
 
+/// The second factor a login to a shared account must use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FactorPolicy {
+    /// Whichever the holder has: push when they enrolled it (a typed TOTP code works too), else
+    /// TOTP. The default.
+    #[default]
+    Any,
+    /// A TOTP code only.
+    Totp,
+    /// Approval on the holder's phone or in `jitctl approve` only.
+    Push,
+}
+
 /// What a host does for this account when the server cannot be reached at login.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -284,6 +301,9 @@ pub struct NewAccount {
     pub host_labels: Vec<Label>,
     #[serde(default)]
     pub offline: OfflinePolicy,
+    /// The second factor logins must use. Default `any`.
+    #[serde(default)]
+    pub factor: FactorPolicy,
 }
 
 /// `PATCH /v1/accounts/{name}` (admin): every field is optional.
@@ -302,6 +322,8 @@ pub struct AccountChange {
     pub host_labels: Option<Vec<Label>>,
     #[serde(default)]
     pub offline: Option<OfflinePolicy>,
+    #[serde(default)]
+    pub factor: Option<FactorPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -316,6 +338,8 @@ pub struct Account {
     pub offline: OfflinePolicy,
     pub active: bool,
     pub created_at: i64,
+    #[serde(default)]
+    pub factor: FactorPolicy,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -394,6 +418,118 @@ pub struct Enrolled {
     pub person: PersonName,
     /// The person's API token for jitctl. The server keeps only its hash.
     pub token: Secret,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Factors (a person's own: TOTP, push) and push approvals
+
+/// `GET /v1/factors`: the calling person's second factors.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Factors {
+    pub person: PersonName,
+    /// An authenticator app (TOTP) is set up.
+    pub totp: bool,
+    /// Push is enrolled (`None`: not).
+    pub push: Option<PushFactor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushFactor {
+    /// The ntfy topic notifications go to, if any.
+    pub ntfy_topic: Option<String>,
+    /// An ntfy access token is stored (never shown again).
+    pub ntfy_token: bool,
+    /// Browsers that get Web Push notifications (the portal's "Notify this browser").
+    pub browsers: u32,
+    pub since: i64,
+}
+
+/// `POST /v1/factors/push`: enroll push (or change its ntfy topic and token).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushEnroll {
+    /// ntfy topic: 1 to 64 of `A-Z a-z 0-9 _ -`. Pick one nobody can guess.
+    #[serde(default)]
+    pub ntfy_topic: Option<String>,
+    /// ntfy access token for that topic, if the ntfy server needs one.
+    #[serde(default)]
+    pub ntfy_token: Option<Secret>,
+}
+
+/// `POST /v1/enroll/push` (no credential: the enrollment code is): enroll push as the first
+/// factor, without an authenticator app. Answers [`Enrolled`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnrollPush {
+    pub enrollment_code: Secret,
+    #[serde(default)]
+    pub ntfy_topic: Option<String>,
+    #[serde(default)]
+    pub ntfy_token: Option<Secret>,
+}
+
+/// `POST /v1/factors/totp`: a new authenticator-app secret for the calling person, confirmed
+/// with `POST /v1/factors/totp/confirm`. The current one (if any) keeps working until then.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TotpStarted {
+    /// `otpauth://totp/…`: holds the secret, show it only to the person.
+    pub otpauth_uri: Secret,
+}
+
+/// `POST /v1/factors/totp/confirm`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TotpConfirm {
+    pub code: Secret,
+}
+
+/// A login waiting for its holder's approval (`GET /v1/approvals`). Never carries the number:
+/// the approver reads it off the login prompt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    /// Names the challenge in `POST /v1/approvals/{id}/approve` and on the approval page.
+    pub id: String,
+    pub person: PersonName,
+    pub account: AccountName,
+    pub host: HostName,
+    pub service: String,
+    /// The source address (sshd's remote host), if any.
+    pub rhost: Option<String>,
+    pub tty: Option<String>,
+    /// The local user behind su/sudo, if any.
+    pub ruser: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approvals {
+    pub approvals: Vec<Approval>,
+    pub now: i64,
+}
+
+/// `POST /v1/approvals/{id}/approve`: the number the login prompt shows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    pub number: u8,
+}
+
+/// Answer to approve (`approved`) and to `POST /v1/approvals/{id}/report` (`reported`: the
+/// login is refused, the reservation released and the admins alerted). A wrong number is an
+/// error (`not_allowed`): the login is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovalAnswered {
+    pub approval: Approval,
+    pub outcome: ApprovalOutcome,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApprovalOutcome {
+    Approved,
+    Reported,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -612,6 +748,25 @@ pub struct LoginBegin {
 #[serde(rename_all = "snake_case")]
 pub enum Factor {
     Totp,
+    /// Approval with number matching: see [`PushPrompt`].
+    Push,
+}
+
+/// A login that waits for the holder's approval. The prompt shows `number`; the holder types it
+/// on the approval page (`approve_url`) or in `jitctl approve`. The host then waits
+/// (`POST /v1/host/logins/{attempt}/wait`), or checks a typed code as TOTP when
+/// `totp_allowed`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushPrompt {
+    /// Two digits, 10 to 99.
+    pub number: u8,
+    /// The approval page of this login (a console may draw it as a QR code).
+    pub approve_url: String,
+    /// When the challenge expires unanswered.
+    pub expires_at: i64,
+    /// A typed code is checked as TOTP (the holder has an authenticator app and the account
+    /// allows it).
+    pub totp_allowed: bool,
 }
 
 /// Why a login was refused. The message shown to the person never names the holder.
@@ -632,6 +787,14 @@ pub enum DenyReason {
     AttemptExpired,
     NoAuth,
     ServerUnreachable,
+    /// The account requires a factor the holder has not enrolled.
+    FactorNotAllowed,
+    /// A push for this person and account was sent less than the rate limit ago.
+    RateLimited,
+    /// The approval was refused: a wrong number, or "This was not me".
+    PushDenied,
+    /// Nobody approved within the challenge's lifetime.
+    PushExpired,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -642,6 +805,13 @@ pub enum LoginBegun {
         attempt: String,
         factor: Factor,
         expires_at: i64,
+        /// For [`Factor::Push`]: the number, the approval page and what a typed answer means.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        push: Option<PushPrompt>,
+        /// Something the prompt should say first (e.g. that a push was sent less than a minute
+        /// ago, so this time a code is asked for).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        notice: Option<String>,
     },
     /// Refused before any prompt.
     Denied { reason: DenyReason, message: String },
@@ -666,7 +836,24 @@ pub enum LoginVerified {
         reason: DenyReason,
         message: String,
     },
+    /// Only from `wait`: nobody approved yet; ask again (the challenge ends at `expires_at`).
+    Pending {
+        expires_at: i64,
+    },
 }
+
+/// `POST /v1/host/logins/{attempt}/wait`: waits up to `wait_secs` (at most
+/// [`MAX_WAIT_SECS`]) for the holder to approve a push login, then answers with
+/// [`LoginVerified`]: granted, denied, or still pending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginWait {
+    #[serde(default)]
+    pub wait_secs: u32,
+}
+
+/// The longest a single `wait` call is held by the server.
+pub const MAX_WAIT_SECS: u32 = 25;
 
 /// The hashed code of one TOTP time step (see `jit_proto::offline`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

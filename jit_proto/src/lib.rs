@@ -7,6 +7,7 @@
 //! - [`timefmt`]: how jit prints and reads times.
 //! - `offline` (feature `offline`): hashed codes a host keeps to decide while the server is down.
 //! - `ssh_key` (feature `ssh-keys`): persons' ssh public keys, validated, and their fingerprints.
+//! - `qr` (feature `qr`): QR codes drawn with terminal block characters.
 //! - [`pam`], [`frame`], [`secret`] and [`json_error`]: re-exported from `jit_pam_proto`, the
 //!   protocol between pam_jit and jitd.
 //!
@@ -29,6 +30,8 @@ pub mod join_token;
 pub mod name;
 #[cfg(feature = "offline")]
 pub mod offline;
+#[cfg(feature = "qr")]
+pub mod qr;
 #[cfg(feature = "ssh-keys")]
 pub mod ssh_key;
 pub mod timefmt;

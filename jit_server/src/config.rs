@@ -38,6 +38,49 @@ pub struct Settings {
     pub connections: ConnectionSettings,
     pub tokens: TokenSettings,
     pub portal: PortalSettings,
+    pub push: PushSettings,
+}
+
+/// Push approval with number matching (docs/push.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PushSettings {
+    /// At most one push per person and account this often; inside it a login is asked for a
+    /// TOTP code instead. Default 60s.
+    pub rate_limit: Span,
+    /// A push not answered within this is expired. Default 2m.
+    pub challenge_ttl: Span,
+    /// An ntfy server (https://ntfy.sh, or your own): notifications go to each person's own
+    /// topic there. Default: none.
+    pub ntfy_server: Option<String>,
+    /// A URL each push event is POSTed to as JSON, signed with HMAC-SHA256, for chat bridges
+    /// and scripts. Default: none.
+    pub webhook_url: Option<String>,
+    /// The file holding the webhook's shared secret. Needed with `webhook_url`.
+    pub webhook_secret_file: Option<PathBuf>,
+    /// Web Push to browsers where a person turned notifications on in the portal. Default true.
+    pub web_push: bool,
+    /// Who runs this server, for push services (VAPID `sub`): a mailto: or https: URL.
+    /// Default "mailto:root@localhost".
+    pub vapid_contact: String,
+    /// CA certificates (PEM) trusted for notification servers besides the system's (an internal
+    /// ntfy server or webhook receiver with a company CA). Default: none.
+    pub ca_file: Option<PathBuf>,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            rate_limit: Span(Duration::from_secs(60)),
+            challenge_ttl: Span(Duration::from_secs(120)),
+            ntfy_server: None,
+            webhook_url: None,
+            webhook_secret_file: None,
+            web_push: true,
+            vapid_contact: "mailto:root@localhost".into(),
+            ca_file: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -182,6 +225,7 @@ impl Default for Settings {
             connections: ConnectionSettings::default(),
             tokens: TokenSettings::default(),
             portal: PortalSettings::default(),
+            push: PushSettings::default(),
         }
     }
 }
@@ -292,7 +336,48 @@ impl Settings {
         {
             return Err(format!("public_url: {url:?} must start with https://"));
         }
-        self.validate_portal()
+        self.validate_portal()?;
+        self.validate_push()
+    }
+
+    fn validate_push(&self) -> Result<(), String> {
+        let p = &self.push;
+        if !(10..=3600).contains(&p.rate_limit.secs()) {
+            return Err("push.rate_limit: must be between 10s and 1h".into());
+        }
+        if !(30..=600).contains(&p.challenge_ttl.secs()) {
+            return Err("push.challenge_ttl: must be between 30s and 10m".into());
+        }
+        let web = |key: &str, url: &str| -> Result<(), String> {
+            let ok = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() > "https://".len()
+                && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{key}: {url:?} is not an http(s):// address"))
+            }
+        };
+        if let Some(n) = &p.ntfy_server {
+            web("push.ntfy_server", n)?;
+        }
+        if let Some(w) = &p.webhook_url {
+            web("push.webhook_url", w)?;
+        }
+        if p.webhook_url.is_some() != p.webhook_secret_file.is_some() {
+            return Err(
+                "push.webhook_url and push.webhook_secret_file go together: the webhook's body \
+                 is signed with the secret in that file"
+                    .into(),
+            );
+        }
+        let c = &p.vapid_contact;
+        if !(c.starts_with("mailto:") || c.starts_with("https://")) {
+            return Err(format!(
+                "push.vapid_contact: {c:?} must be a mailto: or https: address"
+            ));
+        }
+        Ok(())
     }
 
     fn validate_portal(&self) -> Result<(), String> {
@@ -388,6 +473,35 @@ mod tests {
         assert!(err.contains("connections.idle_timeout"), "{err}");
         let err = parse("[connections]\nidle = \"5s\"\n").unwrap_err();
         assert!(err.contains("line 2") && err.contains("idle"), "{err}");
+    }
+
+    #[test]
+    fn push_has_defaults_and_checks_its_values() {
+        let s = parse("").unwrap();
+        assert_eq!(s.push.rate_limit.secs(), 60);
+        assert_eq!(s.push.challenge_ttl.secs(), 120);
+        assert!(s.push.ntfy_server.is_none() && s.push.webhook_url.is_none() && s.push.web_push);
+        let s = parse(
+            "[push]\nrate_limit = \"2m\"\nntfy_server = \"https://ntfy.example.org\"\n\
+             webhook_url = \"https://chat.example.org/hook\"\n\
+             webhook_secret_file = \"/etc/jit/webhook.secret\"\n",
+        )
+        .unwrap();
+        assert_eq!(s.push.rate_limit.secs(), 120);
+        assert_eq!(s.push.ntfy_server.unwrap(), "https://ntfy.example.org");
+        for (text, key) in [
+            ("[push]\nrate_limit = \"0s\"\n", "push.rate_limit"),
+            ("[push]\nchallenge_ttl = \"1h\"\n", "push.challenge_ttl"),
+            ("[push]\nntfy_server = \"ntfy.sh\"\n", "push.ntfy_server"),
+            ("[push]\nvapid_contact = \"me\"\n", "push.vapid_contact"),
+            (
+                "[push]\nwebhook_url = \"https://x.example\"\n",
+                "webhook_secret_file",
+            ),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+        }
     }
 
     #[test]

@@ -103,6 +103,16 @@ impl AtRestKey {
         out
     }
 
+    /// A key for another purpose, derived from this one (HMAC-SHA256 with `purpose`), so every
+    /// server process sharing the at-rest key derives the same one and nothing else is stored.
+    pub fn derive(&self, purpose: &str) -> Zeroizing<[u8; 32]> {
+        let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, &*self.0);
+        let tag = ring::hmac::sign(&key, purpose.as_bytes());
+        let mut out = Zeroizing::new([0u8; 32]);
+        out.copy_from_slice(tag.as_ref());
+        out
+    }
+
     pub fn open(&self, sealed: &[u8], aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if sealed.len() < 24 + 16 {
             return Err(KeyError::Decrypt);

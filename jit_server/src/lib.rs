@@ -8,7 +8,7 @@
 //! Map: [`cli`] (the command line, also rendered into jit-server(8)), [`config`] (server.toml),
 //! [`init`] (data directory, CA, keys, admin token), [`serve`] (TLS listener), [`api`] (HTTP
 //! handlers), [`login`] (the login decision: facts, one pure `decide`, applying the outcome),
-//! [`portal`] (the web pages), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes),
+//! [`portal`] (the web pages), [`push`] (notifications of push approvals), [`store`] (SQL), [`rules`] (reservation rules), [`totp`] (codes),
 //! [`keys`] (at-rest encryption and token hashing).
 
 pub mod api;
@@ -19,6 +19,7 @@ pub mod init;
 pub mod keys;
 pub mod login;
 pub mod portal;
+pub mod push;
 pub mod rules;
 pub mod serve;
 pub mod store;

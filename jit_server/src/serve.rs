@@ -40,6 +40,8 @@ pub enum ServeError {
     Key(#[from] keys::KeyError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Push(#[from] crate::push::PushError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: std::net::SocketAddr,
@@ -67,11 +69,13 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let listen = settings.listen;
     let bounds = settings.connections.clone();
     let portal_enabled = settings.portal.enabled;
+    let push = crate::push::Notifier::new(&settings, &key)?;
     let state = Arc::new(AppState {
         store: store.clone(),
         key,
         settings,
         ca_fingerprint,
+        push,
     });
     let mut app = api::router(state.clone());
     if portal_enabled {

@@ -79,6 +79,31 @@
     });
   }
 
+  // --- Web Push: this browser gets notified of logins waiting for approval (sw.js shows them).
+  const subscribe = document.getElementById("push-subscribe");
+  if (subscribe) {
+    subscribe.addEventListener("click", async () => {
+      say("push-subscribe-status", "Asking this browser…");
+      try {
+        if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
+          throw new Error("this browser has no Web Push");
+        }
+        if ((await Notification.requestPermission()) !== "granted") {
+          throw new Error("notifications are not allowed for this site");
+        }
+        const reg = await navigator.serviceWorker.register("/portal/sw.js", { scope: "/portal/" });
+        await navigator.serviceWorker.ready;
+        const sub = await reg.pushManager.subscribe({
+          userVisibleOnly: true, applicationServerKey: bytes(subscribe.dataset.vapid),
+        });
+        const done = await post("/portal/push/subscribe", sub.toJSON());
+        window.location.assign(done.redirect);
+      } catch (e) {
+        say("push-subscribe-status", "This browser was not set up: " + e.message);
+      }
+    });
+  }
+
   const register = document.getElementById("passkey-register");
   if (register) {
     register.addEventListener("click", async () => {

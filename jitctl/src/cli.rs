@@ -53,6 +53,11 @@ pub enum Command {
     Extend(Extend),
     /// Show your reservations (admins: everybody's), with time left.
     Status(Status),
+    /// Approve a login that waits for you, by typing the number its prompt shows.
+    Approve(Approve),
+    /// Your second factors: list them, add an authenticator app or push, remove push.
+    #[command(subcommand)]
+    Factor(FactorCmd),
     /// Register, list and remove your ssh public keys (admins: anyone's).
     #[command(subcommand)]
     Key(KeyCmd),
@@ -132,6 +137,74 @@ pub struct Enroll {
     /// Do not draw the QR code.
     #[arg(long)]
     pub no_qr: bool,
+    /// Enroll push instead of an authenticator app: logins wait for your approval (`jitctl
+    /// approve`, or the portal's approval page).
+    #[arg(long)]
+    pub push: bool,
+    /// With --push: your ntfy topic, for notifications on your phone.
+    #[arg(long, requires = "push")]
+    pub ntfy_topic: Option<String>,
+    /// With --ntfy-topic: a file holding the ntfy access token for that topic.
+    #[arg(long, requires = "ntfy_topic")]
+    pub ntfy_token_file: Option<std::path::PathBuf>,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "\
+With no ID and one login waiting, that one is answered; with several, jitctl lists them and
+asks which. The number is asked for on the terminal unless --number gives it. A wrong number
+refuses the login. If you did not start the login, answer with --not-me: the login is refused,
+your reservation released and the admins alerted.")]
+pub struct Approve {
+    /// The login to answer, as `jitctl approve --list` shows it.
+    pub id: Option<String>,
+    /// The two-digit number the login prompt shows.
+    #[arg(long, conflicts_with = "not_me")]
+    pub number: Option<u8>,
+    /// This was not me: refuse the login, release the reservation, alert the admins.
+    #[arg(long)]
+    pub not_me: bool,
+    /// Only list the logins waiting for you.
+    #[arg(long, conflicts_with_all = ["number", "not_me", "id"])]
+    pub list: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FactorCmd {
+    /// Show your factors: authenticator app, push (ntfy topic, browsers).
+    List,
+    /// Add a factor (next to the ones you have).
+    #[command(subcommand)]
+    Add(FactorAdd),
+    /// Remove push (only while you also have an authenticator app).
+    Remove {
+        #[arg(value_enum)]
+        factor: RemovableFactor,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FactorAdd {
+    /// An authenticator app (TOTP): scan the QR code, then type a code. Replaces an earlier app.
+    Totp {
+        /// Do not draw the QR code.
+        #[arg(long)]
+        no_qr: bool,
+    },
+    /// Push: logins wait for your approval. Run it again to change the ntfy topic.
+    Push {
+        /// Your ntfy topic, for notifications on your phone (pick one nobody can guess).
+        #[arg(long)]
+        ntfy_topic: Option<String>,
+        /// A file holding the ntfy access token for that topic.
+        #[arg(long, requires = "ntfy_topic")]
+        ntfy_token_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum RemovableFactor {
+    Push,
 }
 
 #[derive(Args, Debug)]
@@ -242,6 +315,16 @@ pub enum GroupCmd {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum FactorPolicy {
+    /// Whichever the holder has: push when enrolled (a typed code works too), else a code.
+    Any,
+    /// A code from an authenticator app only.
+    Totp,
+    /// Approval with number matching only.
+    Push,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum Offline {
     /// Deny logins when the server is unreachable (default).
     Deny,
@@ -293,6 +376,9 @@ pub struct AccountAdd {
     /// What hosts do when the server is unreachable.
     #[arg(long, value_enum, default_value_t = Offline::Deny)]
     pub offline: Offline,
+    /// The second factor logins must use.
+    #[arg(long, value_enum, default_value_t = FactorPolicy::Any)]
+    pub factor: FactorPolicy,
 }
 
 #[derive(Args, Debug)]
@@ -310,6 +396,9 @@ pub struct AccountSet {
     pub labels: Option<Vec<String>>,
     #[arg(long, value_enum)]
     pub offline: Option<Offline>,
+    /// The second factor logins must use.
+    #[arg(long, value_enum)]
+    pub factor: Option<FactorPolicy>,
 }
 
 #[derive(Subcommand, Debug)]

@@ -9,5 +9,4 @@ pub mod commands;
 pub mod config;
 pub mod exit;
 pub mod output;
-pub mod qr;
 pub mod when;

@@ -63,6 +63,12 @@ pub struct Config {
     pub request_timeout: Span,
     /// Bound on the person's answer to a prompt. Default 5m.
     pub answer_timeout: Span,
+    /// How long a push login waits for its approval after the person pressed Enter. Default
+    /// 60s; at most 110s, below sshd's LoginGraceTime (120 s by default).
+    pub push_wait: Span,
+    /// At a local terminal login, draw the approval page's address as a QR code above a push
+    /// prompt. Default true.
+    pub push_qr: bool,
     pub services: Services,
 }
 
@@ -94,6 +100,8 @@ impl Default for Config {
             max_connections: 64,
             request_timeout: Span(Duration::from_secs(10)),
             answer_timeout: Span(Duration::from_secs(300)),
+            push_wait: Span(Duration::from_secs(60)),
+            push_qr: true,
             services: Services::default(),
         }
     }
@@ -128,7 +136,8 @@ impl Config {
             "host_key = {}\nca = {}\nsocket = {}\nnss_cache = {}\nstate_dir = {}\n\
              joined_marker = {}\nalways_guarded = [{}]\nguarded_gid = {}\n\
              refresh_interval = {}\nserver_timeout = {}\nprompt = {:?}\nmax_connections = {}\n\
-             request_timeout = {}\nanswer_timeout = {}\n\n[services]\ndeny_as_prompt = [{}]\n",
+             request_timeout = {}\nanswer_timeout = {}\npush_wait = {}\npush_qr = {}\n\n\
+             [services]\ndeny_as_prompt = [{}]\n",
             path(&self.host_key),
             path(&self.ca),
             path(&self.socket),
@@ -143,6 +152,8 @@ impl Config {
             self.max_connections,
             span(self.request_timeout),
             span(self.answer_timeout),
+            span(self.push_wait),
+            self.push_qr,
             services.join(", ")
         )
     }
@@ -227,6 +238,12 @@ impl Config {
         }
         if !(10.0..=3600.0).contains(&secs(self.answer_timeout)) {
             return Err(("answer_timeout", "must be between 10s and 1h".into()));
+        }
+        if !(5.0..=110.0).contains(&secs(self.push_wait)) {
+            return Err((
+                "push_wait",
+                "must be between 5s and 110s (below sshd's LoginGraceTime)".into(),
+            ));
         }
         if !(1..=4096).contains(&self.max_connections) {
             return Err(("max_connections", "must be between 1 and 4096".into()));

@@ -113,6 +113,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         host: key.host.to_string(),
         prompt: config.prompt.clone(),
         deny_as_prompt: config.services.deny_as_prompt.clone(),
+        push: crate::driver::PushSettings {
+            wait_secs: i64::try_from(config.push_wait.0.as_secs()).unwrap_or(60),
+            // Each wait call must come back within server_timeout.
+            slice_secs: u32::try_from(config.server_timeout.0.as_secs().saturating_sub(1).min(2))
+                .unwrap_or(0),
+            qr: config.push_qr,
+            ..Default::default()
+        },
     };
     let core = Arc::new(
         Core::new(

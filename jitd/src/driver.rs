@@ -23,6 +23,11 @@
 //!
 //! - Offline: when the server cannot be reached and the account is `offline = "cached"`, a grant
 //!   the server gave earlier for this host's reservation decides instead ([`crate::offline`]).
+//! - Push: when the server answers a login with a push, the prompt carries the number to type on
+//!   the approval page (and, at a local terminal, a QR code of the page's address). An empty
+//!   answer waits for the approval, up to `push_wait`, in [`Step::Wait`] steps shorter than the
+//!   module's timeout; a typed answer goes to the server as a TOTP code. Push needs the server:
+//!   while it is unreachable, a cached grant asks for a code instead, else the login is refused.
 //!
 //! Never logs or stores the person's answer.
 
@@ -32,7 +37,7 @@ use std::sync::Arc;
 use jit_client::ClientError;
 use jit_proto::api::{
     AuditResult, DenyReason, HostEvent, LoginBegin, LoginBegun, LoginOrigin, LoginVerified,
-    LoginVerify,
+    LoginVerify, LoginWait, PushPrompt,
 };
 use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 use jit_proto::{AccountName, PersonName};
@@ -64,6 +69,33 @@ pub struct Settings {
     pub prompt: String,
     /// Services that get a denial as a prompt (see the module docs).
     pub deny_as_prompt: BTreeSet<String>,
+    pub push: PushSettings,
+}
+
+/// How a push login waits for its approval.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSettings {
+    /// How long an empty answer waits for the approval (below sshd's LoginGraceTime).
+    pub wait_secs: i64,
+    /// How long the server holds one wait call: each [`Step::Wait`] comes within this (plus a
+    /// round trip), well inside pam_jit's per-exchange timeout.
+    pub slice_secs: u32,
+    /// The shortest time between two wait calls, so a server that answers at once is not
+    /// asked in a tight loop.
+    pub pace: std::time::Duration,
+    /// Draw the approval page's address as a QR code at local terminal logins.
+    pub qr: bool,
+}
+
+impl Default for PushSettings {
+    fn default() -> Self {
+        Self {
+            wait_secs: 60,
+            slice_secs: 2,
+            pace: std::time::Duration::from_secs(1),
+            qr: true,
+        }
+    }
 }
 
 /// What every connection shares.
@@ -117,6 +149,21 @@ enum State {
         account: AccountName,
         attempt: String,
     },
+    /// A push prompt is out: Enter waits for the approval (until `until`), anything else is a
+    /// code for `login_verify`.
+    AwaitPush {
+        ctx: LoginContext,
+        account: AccountName,
+        attempt: String,
+        until: i64,
+    },
+    /// Waiting for the approval: each `Continue` waits once more, until `until`.
+    WaitPush {
+        ctx: LoginContext,
+        account: AccountName,
+        attempt: String,
+        until: i64,
+    },
     /// A denial was shown as a prompt; its answer (Enter) ends the auth with `Denied`.
     AwaitDenyAck,
     /// The server is unreachable and a cached grant exists: the answer is checked against it.
@@ -147,7 +194,10 @@ impl<S: Server, R: Record> Conversation<S, R> {
     pub fn awaiting_person(&self) -> bool {
         matches!(
             self.state,
-            State::AwaitCode { .. } | State::AwaitDenyAck | State::AwaitOfflineCode { .. }
+            State::AwaitCode { .. }
+                | State::AwaitDenyAck
+                | State::AwaitOfflineCode { .. }
+                | State::AwaitPush { .. }
         )
     }
 
@@ -187,14 +237,45 @@ impl<S: Server, R: Record> Conversation<S, R> {
             (State::AwaitOfflineCode { ctx, account }, Request::Answer { text }) => {
                 self.offline_verify(ctx, account, text, now)
             }
+            (
+                State::AwaitPush {
+                    ctx,
+                    account,
+                    attempt,
+                    until,
+                },
+                Request::Answer { text },
+            ) => {
+                if text.expose().trim().is_empty() {
+                    self.wait_push(ctx, account, attempt, until, now).await
+                } else {
+                    self.verify(ctx, account, attempt, text, now).await
+                }
+            }
+            (
+                State::WaitPush {
+                    ctx,
+                    account,
+                    attempt,
+                    until,
+                },
+                Request::Continue,
+            ) => self.wait_push(ctx, account, attempt, until, now).await,
             (State::AwaitDenyAck, Request::Answer { .. } | Request::Continue) => Step::Denied {
                 message: String::new(),
             },
             (
-                State::AwaitCode { .. } | State::AwaitDenyAck | State::AwaitOfflineCode { .. },
+                State::AwaitCode { .. }
+                | State::AwaitDenyAck
+                | State::AwaitOfflineCode { .. }
+                | State::AwaitPush { .. },
                 other,
             ) => failed(format!(
                 "expected the answer to the prompt, not {}",
+                request_kind(&other)
+            )),
+            (State::WaitPush { .. }, other) => failed(format!(
+                "expected continue while waiting for the approval, not {}",
                 request_kind(&other)
             )),
             (State::Ready, other) => failed(format!(
@@ -264,9 +345,30 @@ impl<S: Server, R: Record> Conversation<S, R> {
             origin: origin(&ctx),
         };
         match self.core.server.login_begin(&req).await {
-            Ok(LoginBegun::Challenge { attempt, .. }) => {
+            Ok(LoginBegun::Challenge {
+                attempt,
+                push: Some(push),
+                ..
+            }) => {
+                self.decide(&ctx, None, "challenge", "push sent".into());
+                let text = push_prompt(&ctx, &push, self.core.settings.push.qr);
+                let until = now + self.core.settings.push.wait_secs;
+                self.state = State::AwaitPush {
+                    ctx,
+                    account,
+                    attempt,
+                    until,
+                };
+                Step::Prompt { echo: false, text }
+            }
+            Ok(LoginBegun::Challenge {
+                attempt, notice, ..
+            }) => {
                 self.decide(&ctx, None, "challenge", "code requested".into());
-                let text = self.core.settings.prompt.clone();
+                let mut text = self.core.settings.prompt.clone();
+                if let Some(n) = notice {
+                    text = format!("{n}\n{text}");
+                }
                 self.state = State::AwaitCode {
                     ctx,
                     account,
@@ -464,9 +566,116 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 );
                 self.deny(&ctx, message)
             }
+            // Only a push login's wait answers that; a code always gets granted or denied.
+            Ok(LoginVerified::Pending { .. }) => {
+                let message = "The server did not decide on the code; log in again.".to_owned();
+                self.decide(&ctx, None, "denied", message.clone());
+                self.deny(&ctx, message)
+            }
             // The server went away between the prompt and the answer: the grant decides.
             Err(e) if e.is_unreachable() && self.offline_known(&account, now) => {
                 self.offline_verify(ctx, account, req.code, now)
+            }
+            Err(e) => self.server_failed(&ctx, &account, Some(attempt), &e, now),
+        }
+    }
+
+    /// Waits once for the approval of a push login: granted, refused, or still waiting (a
+    /// [`Step::Wait`], unless `until` has passed).
+    async fn wait_push(
+        &mut self,
+        ctx: LoginContext,
+        account: AccountName,
+        attempt: String,
+        until: i64,
+        now: i64,
+    ) -> Step {
+        let push = self.core.settings.push.clone();
+        let started = std::time::Instant::now();
+        let req = LoginWait {
+            wait_secs: push.slice_secs,
+        };
+        match self.core.server.login_wait(&attempt, &req).await {
+            Ok(LoginVerified::Granted {
+                person,
+                reservation_id,
+            }) => {
+                let ticket = self.grant(&ctx, person.as_str(), reservation_id, &attempt, now);
+                self.decide(
+                    &ctx,
+                    Some(person.as_str()),
+                    "granted",
+                    "push approved".into(),
+                );
+                Step::Granted {
+                    ticket,
+                    person: person.to_string(),
+                }
+            }
+            Ok(LoginVerified::Denied { reason, message }) => {
+                self.decide(
+                    &ctx,
+                    None,
+                    "denied",
+                    format!("{}: {message}", reason_name(reason)),
+                );
+                self.deny(&ctx, message)
+            }
+            Ok(LoginVerified::Pending { .. }) if now >= until => {
+                let reason = format!("no approval within {}s", push.wait_secs);
+                self.decide(&ctx, None, "denied", reason.clone());
+                self.event(
+                    &ctx,
+                    &account,
+                    "login.denied",
+                    AuditResult::Denied,
+                    &reason,
+                    None,
+                    Some(attempt),
+                    now,
+                );
+                self.deny(
+                    &ctx,
+                    format!(
+                        "Nobody approved this login within {}s. The reservation of {account} is \
+                         still unused: log in again.",
+                        push.wait_secs
+                    ),
+                )
+            }
+            Ok(LoginVerified::Pending { .. }) => {
+                if let Some(rest) = push.pace.checked_sub(started.elapsed()) {
+                    tokio::time::sleep(rest).await;
+                }
+                self.state = State::WaitPush {
+                    ctx,
+                    account,
+                    attempt,
+                    until,
+                };
+                Step::Wait
+            }
+            // Push needs the server; a cached grant lets a code stand in.
+            Err(e) if e.is_unreachable() && self.offline_known(&account, now) => {
+                match self.offline_precheck(&account, now) {
+                    Offline::Ready => {
+                        self.decide(
+                            &ctx,
+                            None,
+                            "challenge",
+                            "server unreachable while waiting for the approval: offline grant"
+                                .into(),
+                        );
+                        let text = format!(
+                            "The jit server cannot be reached, so the approval cannot be \
+                             checked.\n{}",
+                            self.core.settings.prompt
+                        );
+                        self.state = State::AwaitOfflineCode { ctx, account };
+                        Step::Prompt { echo: false, text }
+                    }
+                    refused => self.offline_refused(&ctx, &account, refused, now),
+                }
             }
             Err(e) => self.server_failed(&ctx, &account, Some(attempt), &e, now),
         }
@@ -817,3 +1026,32 @@ pub fn request_kind(r: &Request) -> &'static str {
 #[cfg(test)]
 #[path = "driver_tests.rs"]
 mod tests;
+
+/// The prompt of a push login: the number to type on the approval page, in the prompt's own
+/// text (OpenSSH before 10.3 shows informational messages only with the next prompt). At a
+/// local terminal (no remote host), the approval page's address as a QR code too.
+pub fn push_prompt(ctx: &LoginContext, push: &PushPrompt, qr: bool) -> String {
+    let mut text = String::new();
+    let local_terminal = ctx.rhost.as_deref().is_none_or(str::is_empty)
+        && ctx.tty.as_deref().is_some_and(|t| !t.is_empty());
+    if qr
+        && local_terminal
+        && let Some(code) = jit_proto::qr::render(&push.approve_url)
+    {
+        text.push_str(&code);
+        text.push_str(&format!(
+            "\nScan to open the approval page: {}\n",
+            push.approve_url
+        ));
+    }
+    let or_code = if push.totp_allowed {
+        " (or type a code)"
+    } else {
+        ""
+    };
+    text.push_str(&format!(
+        "Approve login {} on your phone, then press Enter{or_code}: ",
+        push.number
+    ));
+    text
+}

@@ -29,6 +29,10 @@ impl Rig {
             host: "web01".into(),
             prompt: "Verification code: ".into(),
             deny_as_prompt: BTreeSet::from(["sshd".to_string()]),
+            push: crate::driver::PushSettings {
+                pace: std::time::Duration::ZERO,
+                ..Default::default()
+            },
         };
         let core = Arc::new(Core::new(server.clone(), record.clone(), settings, guarded));
         Rig {
@@ -89,6 +93,8 @@ fn challenge() -> Answer<LoginBegun> {
         attempt: "att-1".into(),
         factor: Factor::Totp,
         expires_at: NOW + 300,
+        push: None,
+        notice: None,
     })
 }
 
@@ -958,4 +964,183 @@ fn the_key_sshd_accepted_is_recorded_by_its_fingerprint() {
     ] {
         assert_eq!(login(none), None, "{none:?}");
     }
+}
+
+// --- push
+
+fn push_challenge(totp_allowed: bool) -> Answer<LoginBegun> {
+    Answer::Ok(LoginBegun::Challenge {
+        attempt: "att-1".into(),
+        factor: Factor::Push,
+        expires_at: NOW + 300,
+        push: Some(jit_proto::api::PushPrompt {
+            number: 47,
+            approve_url: "https://jit.example.org/portal/approve/c0ffee".into(),
+            expires_at: NOW + 120,
+            totp_allowed,
+        }),
+        notice: None,
+    })
+}
+
+fn pending() -> Answer<LoginVerified> {
+    Answer::Ok(LoginVerified::Pending {
+        expires_at: NOW + 120,
+    })
+}
+
+#[tokio::test]
+async fn a_push_prompt_carries_the_number_and_enter_waits_for_the_approval() {
+    let rig = Rig::new();
+    rig.server
+        .on_begin(push_challenge(true))
+        .on_wait(pending())
+        .on_wait(pending())
+        .on_wait(granted());
+    let mut c = rig.conv().await;
+    let step = c
+        .handle(
+            Request::AuthStart {
+                ctx: ctx("admin", "sshd"),
+            },
+            NOW,
+        )
+        .await;
+    assert_eq!(
+        step,
+        Step::Prompt {
+            echo: false,
+            text: "Approve login 47 on your phone, then press Enter (or type a code): ".into()
+        }
+    );
+    assert!(c.awaiting_person());
+    // Enter: jitd waits, telling pam_jit so between waits; then the approval comes.
+    assert_eq!(c.handle(answer(""), NOW + 1).await, Step::Wait);
+    assert!(!c.awaiting_person(), "pam_jit answers a wait at once");
+    assert_eq!(c.handle(Request::Continue, NOW + 3).await, Step::Wait);
+    granted_ticket(c.handle(Request::Continue, NOW + 5).await);
+    assert_eq!(
+        rig.server.calls()[1..],
+        [
+            Call::Wait("att-1".into()),
+            Call::Wait("att-1".into()),
+            Call::Wait("att-1".into())
+        ]
+    );
+    rig.done();
+}
+
+#[tokio::test]
+async fn a_code_typed_at_a_push_prompt_goes_to_the_server_as_totp() {
+    let rig = Rig::new();
+    rig.server
+        .on_begin(push_challenge(true))
+        .on_verify(granted());
+    let mut c = rig.conv().await;
+    c.handle(
+        Request::AuthStart {
+            ctx: ctx("admin", "sshd"),
+        },
+        NOW,
+    )
+    .await;
+    granted_ticket(c.handle(answer("123456"), NOW + 1).await);
+    assert_eq!(
+        rig.server.calls()[1],
+        Call::Verify("att-1".into(), "123456".into())
+    );
+    rig.done();
+}
+
+#[tokio::test]
+async fn no_approval_within_push_wait_refuses_and_says_the_reservation_is_unused() {
+    let rig = Rig::new();
+    rig.server
+        .on_begin(push_challenge(false))
+        .on_wait(pending())
+        .on_wait(pending());
+    let mut c = rig.conv().await;
+    let step = c
+        .handle(
+            Request::AuthStart {
+                ctx: ctx("admin", "su"),
+            },
+            NOW,
+        )
+        .await;
+    let Step::Prompt { text, .. } = &step else {
+        panic!("{step:?}")
+    };
+    assert!(
+        text.ends_with("Approve login 47 on your phone, then press Enter: "),
+        "no code offered: {text}"
+    );
+    assert_eq!(c.handle(answer(""), NOW + 1).await, Step::Wait);
+    // 60 s later (the clock is passed in), the next wait ends it.
+    let step = c.handle(Request::Continue, NOW + 61).await;
+    assert!(
+        denied_text(&step).contains("Nobody approved this login within 60s")
+            && denied_text(&step).contains("still unused"),
+        "{step:?}"
+    );
+    let events = rig.record.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| e.action == "login.denied"
+                && e.reason.as_deref() == Some("no approval within 60s")),
+        "{events:?}"
+    );
+    rig.done();
+}
+
+#[tokio::test]
+async fn a_refused_push_and_an_unreachable_server_are_denials() {
+    let rig = Rig::new();
+    rig.server
+        .on_begin(push_challenge(true))
+        .on_wait(Answer::Ok(LoginVerified::Denied {
+            reason: jit_proto::api::DenyReason::PushDenied,
+            message: "A wrong number was typed on the approval page".into(),
+        }))
+        .on_begin(push_challenge(true))
+        .on_wait(Answer::Unreachable);
+    for want in ["A wrong number was typed", "cannot be reached"] {
+        let mut c = rig.conv().await;
+        c.handle(
+            Request::AuthStart {
+                ctx: ctx("admin", "su"),
+            },
+            NOW,
+        )
+        .await;
+        let step = c.handle(answer(""), NOW + 1).await;
+        assert!(denied_text(&step).contains(want), "{step:?}");
+    }
+    rig.done();
+}
+
+#[test]
+fn the_qr_code_is_drawn_only_at_a_local_terminal() {
+    let Answer::Ok(LoginBegun::Challenge {
+        push: Some(push), ..
+    }) = push_challenge(true)
+    else {
+        unreachable!()
+    };
+    let remote = crate::driver::push_prompt(&ctx("admin", "sshd"), &push, true);
+    assert!(
+        !remote.contains('▀') && !remote.contains("Scan"),
+        "{remote}"
+    );
+    let local = LoginContext {
+        rhost: None,
+        tty: Some("/dev/tty1".into()),
+        ..ctx("admin", "login")
+    };
+    let text = crate::driver::push_prompt(&local, &push, true);
+    assert!(text.contains('▀') || text.contains('▄') || text.contains('█'));
+    assert!(text.contains("https://jit.example.org/portal/approve/c0ffee"));
+    assert!(text.ends_with("then press Enter (or type a code): "));
+    assert!(!crate::driver::push_prompt(&local, &push, false).contains("Scan"));
 }

@@ -39,6 +39,10 @@ impl Daemon {
             host: "web01".into(),
             prompt: "Verification code: ".into(),
             deny_as_prompt: BTreeSet::new(),
+            push: crate::driver::PushSettings {
+                pace: std::time::Duration::ZERO,
+                ..Default::default()
+            },
         };
         let core = Arc::new(Core::new(
             server.clone(),
@@ -90,6 +94,8 @@ impl Daemon {
                 attempt: "a1".into(),
                 factor: Factor::Totp,
                 expires_at: 0,
+                push: None,
+                notice: None,
             }))
             .on_verify(Answer::Ok(LoginVerified::Granted {
                 person: PersonName::new("alice").unwrap(),

@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use jit_client::ClientError;
 use jit_proto::api::{
     ErrorCode, EventsStored, HostAccounts, HostEvent, HostEvents, HostKeys, LoginBegin, LoginBegun,
-    LoginVerified, LoginVerify,
+    LoginVerified, LoginVerify, LoginWait,
 };
 
 use crate::driver::Record;
@@ -66,6 +66,8 @@ pub enum Call {
     Begin(LoginBegin),
     /// Attempt id and the code (the fake is the only place a code is kept).
     Verify(String, String),
+    /// A wait for the push of this attempt.
+    Wait(String),
     Accounts,
 }
 
@@ -73,6 +75,7 @@ pub enum Call {
 struct Inner {
     begins: VecDeque<Answer<LoginBegun>>,
     verifies: VecDeque<Answer<LoginVerified>>,
+    waits: VecDeque<Answer<LoginVerified>>,
     accounts: VecDeque<Answer<HostAccounts>>,
     keys: VecDeque<Answer<HostKeys>>,
     calls: Vec<Call>,
@@ -102,6 +105,11 @@ impl FakeServer {
 
     pub fn on_verify(&self, a: Answer<LoginVerified>) -> &Self {
         self.lock().verifies.push_back(a);
+        self
+    }
+
+    pub fn on_wait(&self, a: Answer<LoginVerified>) -> &Self {
+        self.lock().waits.push_back(a);
         self
     }
 
@@ -156,6 +164,21 @@ impl Server for FakeServer {
         match a {
             Some(a) => a.into_result(),
             None => panic!("unexpected login_begin for {}", req.account),
+        }
+    }
+
+    async fn login_wait(
+        &self,
+        attempt: &str,
+        _req: &LoginWait,
+    ) -> Result<LoginVerified, ClientError> {
+        let mut i = self.lock();
+        i.calls.push(Call::Wait(attempt.into()));
+        let a = i.waits.pop_front();
+        drop(i);
+        match a {
+            Some(a) => a.into_result(),
+            None => panic!("unexpected login_wait for {attempt}"),
         }
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use jit_client::{Client, ClientError, Trust};
 use jit_proto::api::{
     EventsStored, HostAccounts, HostEvents, HostKeys, LoginBegin, LoginBegun, LoginVerified,
-    LoginVerify, OfflineGrants,
+    LoginVerify, LoginWait, OfflineGrants,
 };
 
 use crate::host_key::HostKey;
@@ -25,6 +25,12 @@ pub trait Server: Send + Sync + 'static {
         &self,
         attempt: &str,
         req: &LoginVerify,
+    ) -> impl Future<Output = Result<LoginVerified, ClientError>> + Send;
+    /// Waits (up to `req.wait_secs`) for the push of `attempt` to be answered.
+    fn login_wait(
+        &self,
+        attempt: &str,
+        req: &LoginWait,
     ) -> impl Future<Output = Result<LoginVerified, ClientError>> + Send;
     fn host_events(
         &self,
@@ -69,6 +75,14 @@ impl Server for Upstream {
         req: &LoginVerify,
     ) -> Result<LoginVerified, ClientError> {
         self.client.login_verify(attempt, req).await
+    }
+
+    async fn login_wait(
+        &self,
+        attempt: &str,
+        req: &LoginWait,
+    ) -> Result<LoginVerified, ClientError> {
+        self.client.login_wait(attempt, req).await
     }
 
     async fn host_events(&self, req: &HostEvents) -> Result<EventsStored, ClientError> {

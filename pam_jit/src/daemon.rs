@@ -234,6 +234,7 @@ pub fn step_kind(step: &Step) -> &'static str {
         Step::Prompt { .. } => "prompt",
         Step::Info { .. } => "info",
         Step::Error { .. } => "error",
+        Step::Wait => "wait",
         Step::Granted { .. } => "granted",
         Step::Denied { .. } => "denied",
         Step::NotShared => "not_shared",

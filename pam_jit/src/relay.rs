@@ -106,6 +106,10 @@ pub struct Held {
 /// a second prompt, then the final step); a confused daemon must not keep a login looping.
 pub const MAX_STEPS: usize = 16;
 
+/// Most [`Step::Wait`]s in one auth: jitd answers one every couple of seconds while it waits for
+/// a push approval, and stops waiting well within this.
+pub const MAX_WAITS: usize = 240;
+
 /// PAM result codes the core returns. [`crate::handle`] maps them to libpam's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -697,7 +701,19 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     fn ask(&mut self, req: Request, engaged: &mut bool) -> Result<Step, Failure> {
         let mut conn = Conn::open(self.jitd, self.opts.timeout)?;
         let mut step = conn.exchange(&req)?;
-        for n in 1..=MAX_STEPS {
+        let (mut n, mut waits) = (0, 0);
+        loop {
+            // jitd is still waiting (a push approval): ask again, showing nothing. Waits are
+            // counted apart from steps; jitd bounds how long it waits (below LoginGraceTime).
+            if step == Step::Wait {
+                waits += 1;
+                if waits > MAX_WAITS {
+                    return Err(DaemonError::TooManySteps(MAX_WAITS).into());
+                }
+                step = conn.exchange(&Request::Continue)?;
+                continue;
+            }
+            n += 1;
             self.debug(&format!("jitd step {n}: {}", step_kind(&step)));
             let next = match step {
                 Step::Prompt { echo, text } => {

@@ -179,7 +179,7 @@ impl Drop for FakePam {
             self.events
         );
         for (_, line) in &self.logs {
-            for a in &self.answers {
+            for a in self.answers.iter().filter(|a| !a.is_empty()) {
                 assert!(!line.contains(a), "an answer reached the log: {line}");
             }
         }
@@ -484,6 +484,49 @@ fn auth_happy_path_stores_the_ticket_and_the_answer_reaches_jitd() {
         "debug logs step kinds: {:?}",
         pam.logs
     );
+}
+
+#[test]
+fn a_wait_is_answered_at_once_without_asking_the_person() {
+    // A push: the prompt, then jitd waits for the approval in steps shorter than the timeout.
+    let (_d, opts) = no_cache_opts();
+    let mut acts = vec![
+        Act::Expect(Request::AuthStart { ctx: ctx("admin") }),
+        Act::Send(prompt_step()),
+        Act::Expect(answer("")),
+    ];
+    for _ in 0..(MAX_STEPS + 4) {
+        acts.push(Act::Send(Step::Wait));
+        acts.push(Act::Expect(Request::Continue));
+    }
+    acts.push(Act::Send(granted_step()));
+    let jitd = FakeJitd::new(script(vec![hello(), acts]));
+    let mut pam = FakePam::new(
+        "admin",
+        vec![Ev::Prompt {
+            echo: false,
+            text: CODE_PROMPT,
+            answer: Ok(""),
+        }],
+    );
+    assert_eq!(run(Hook::Auth, &mut pam, &jitd, &opts), Code::Success);
+    assert_eq!(pam.ticket, Some(held("admin")));
+}
+
+#[test]
+fn endless_waits_end_in_a_refusal() {
+    let (_d, opts) = no_cache_opts();
+    let mut acts = vec![Act::Expect(Request::AuthStart { ctx: ctx("admin") })];
+    acts.push(Act::Send(Step::Wait));
+    for _ in 0..MAX_WAITS {
+        acts.push(Act::Expect(Request::Continue));
+        acts.push(Act::Send(Step::Wait));
+    }
+    acts.push(Act::Stall);
+    let jitd = FakeJitd::new(script(vec![hello(), acts]));
+    let mut pam = FakePam::new("admin", vec![]);
+    assert_ne!(run(Hook::Auth, &mut pam, &jitd, &opts), Code::Success);
+    assert!(pam.logged("240"), "{:?}", pam.logs);
 }
 
 #[test]

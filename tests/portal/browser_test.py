@@ -6,13 +6,14 @@ forms without their CSRF token refused, labels on every control and keyboard-onl
 Run by tests/tests/portal_browser.rs, which starts jit-server and sets up the persons; the
 environment carries what this script needs (see `ENV` below). Prints "N passed, N failed".
 """
-import base64, hashlib, hmac, json, os, re, struct, subprocess, sys, time, traceback
+import base64, hashlib, hmac, json, os, re, ssl, struct, subprocess, sys, time, traceback
+import urllib.request
 
 from playwright.sync_api import sync_playwright, expect
 
 ENV = {k: os.environ[k] for k in (
     "JIT_URL", "JIT_CA_PEM", "JIT_ADMIN_CODE", "JIT_ALICE_SECRET", "JIT_BOB_SECRET", "JIT_SHOTS",
-    "JIT_CHROMIUM")}
+    "JIT_CHROMIUM", "JIT_HOST_CREDENTIAL")}
 URL = ENV["JIT_URL"]
 SHOTS = ENV["JIT_SHOTS"]
 CHROMIUM_FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -82,6 +83,16 @@ def submit(page, action, fields, keep_csrf=True):
             }
             document.body.appendChild(f); f.submit(); }""", [action, fields, keep_csrf])
     return nav.value
+
+
+def host_call(path, body):
+    """A call of the host-facing API, as jitd on web01 makes it (its credential, the jit CA)."""
+    ctx = ssl.create_default_context(cafile=ENV["JIT_CA_PEM"])
+    req = urllib.request.Request(URL + "/v1" + path, data=json.dumps(body).encode(), method="POST",
+                                 headers={"Content-Type": "application/json",
+                                          "Authorization": "Bearer " + ENV["JIT_HOST_CREDENTIAL"]})
+    with urllib.request.urlopen(req, context=ctx, timeout=60) as r:
+        return json.loads(r.read())
 
 
 def flash(page):
@@ -345,6 +356,85 @@ class Run:
         assert "Reserved admin on web01" in flash(page)
 
 
+    def alice_approves_a_push_by_its_number(self):
+        page = self.alice
+        # Push on, with an ntfy topic.
+        page.goto(URL + "/portal/factors")
+        check_labels(page)
+        page.fill("#ntfy_topic", "jit-alice-7q")
+        page.click("form[action='/portal/factors/push'] button")
+        assert "Push is on" in flash(page), flash(page)
+        expect(page.locator("#push-h + p")).to_contain_text("jit-alice-7q")
+        shot(page, "push-factors")
+        # The service worker shows a push it gets and offers nothing but the approval page.
+        page.context.grant_permissions(["notifications"], origin=URL)
+        page.evaluate("""async () => { await navigator.serviceWorker.register('/portal/sw.js',
+            { scope: '/portal/' }); await navigator.serviceWorker.ready; }""")
+        cdp = page.context.new_cdp_session(page)
+        regs = []
+        cdp.on("ServiceWorker.workerRegistrationUpdated",
+               lambda e: regs.extend(r["registrationId"] for r in e["registrations"]
+                                     if r["scopeURL"].endswith("/portal/")))
+        cdp.send("ServiceWorker.enable")
+        page.wait_for_function("() => navigator.serviceWorker.controller !== undefined")
+        deadline = time.time() + 10
+        while not regs and time.time() < deadline:
+            page.wait_for_timeout(100)
+        assert regs, "the service worker registered"
+        cdp.send("ServiceWorker.deliverPushMessage", {
+            "origin": URL, "registrationId": regs[0],
+            "data": json.dumps({"title": "Approve login to admin on web01?",
+                                "body": "admin (sshd from 192.0.2.10)", "url": "/portal/approve",
+                                "tag": "t1"})})
+        shown = page.evaluate("""async () => { for (let i = 0; i < 50; i++) {
+            const r = await navigator.serviceWorker.getRegistration('/portal/');
+            const n = await r.getNotifications();
+            if (n.length) return n.map(x => ({ title: x.title, body: x.body, url: x.data.url,
+                                              actions: x.actions.length }));
+            await new Promise(ok => setTimeout(ok, 100)); } return []; }""")
+        assert shown == [{"title": "Approve login to admin on web01?",
+                          "body": "admin (sshd from 192.0.2.10)", "url": "/portal/approve",
+                          "actions": 0}], shown
+        # alice holds admin on web01 (the case before reserved it). A login there begins:
+        begun = host_call("/host/logins", {"account": "admin",
+                                           "origin": {"service": "sshd", "rhost": "192.0.2.10"}})
+        assert begun["outcome"] == "challenge" and begun["factor"] == "push", begun
+        push = begun["push"]
+        number = push["number"]
+        # The link of the notification opens the approval page of that login.
+        page.goto(push["approve_url"])
+        check_labels(page)
+        card = page.locator("li.approval")
+        expect(card).to_have_count(1)
+        expect(card).to_contain_text("admin")
+        expect(card).to_contain_text("web01")
+        expect(card).to_contain_text("from 192.0.2.10")
+        assert str(number) not in card.inner_text().split(), "the page never shows the number"
+        shot(page, "push-approve")
+        phone = self.context(viewport={"width": 390, "height": 844}, storage_state=page.context.storage_state())
+        p2 = phone.new_page()
+        p2.goto(push["approve_url"])
+        assert p2.evaluate("document.documentElement.scrollWidth") <= 390
+        shot(p2, "push-approve-phone")
+        phone.close()
+        # Keyboard only: the number field, the number, Enter.
+        page.focus("li.approval input.number")
+        page.keyboard.type(str(number))
+        page.keyboard.press("Enter")
+        page.wait_for_load_state()
+        assert "Approved" in flash(page), flash(page)
+        expect(page.locator("#none-waiting")).to_be_visible()
+        shot(page, "push-approved")
+        done = host_call("/host/logins/%s/wait" % begun["attempt"], {"wait_secs": 5})
+        assert done["outcome"] == "granted" and done["person"] == "alice", done
+        # The same link again: that login no longer waits.
+        page.goto(push["approve_url"])
+        expect(page.locator("p.flash.err")).to_contain_text("no longer waits")
+        # The approval form without its CSRF token is refused.
+        r = submit(page, push["approve_url"].replace(URL, ""), {"number": str(number)}, keep_csrf=False)
+        assert r.status == 403, r.status
+
+
 def main():
     with sync_playwright() as p:
         browser = p.chromium.launch(
@@ -360,6 +450,7 @@ def main():
         run.case("alice adds and removes an ssh key", run.alice_adds_and_removes_an_ssh_key)
         run.case("a non-admin gets 403 on admin pages", run.a_non_admin_gets_403_on_admin_pages)
         run.case("a form without its CSRF token is refused", run.a_form_without_its_csrf_token_is_refused)
+        run.case("alice approves a push by its number", run.alice_approves_a_push_by_its_number)
         browser.close()
     print(f"{run.passed} passed, {run.failed} failed")
     sys.exit(1 if run.failed else 0)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod host;
+pub mod push;
 pub mod sshd;
 /// `target/debug` (or whichever profile dir the tests were built in).
 pub fn target_dir() -> PathBuf {

@@ -79,6 +79,9 @@ fn portal_in_chromium() {
     // WebAuthn needs a host name (not an IP address) as the relying party: localhost.
     let url = w.server.url.replace("127.0.0.1", "localhost");
     let b32 = |s: &[u8]| totp_rs::Secret::new(s.to_vec().into_boxed_slice()).to_base32();
+    // web01 joins, so the scenarios can begin a login there as its jitd would (push approval).
+    let rt = jit_tests::runtime();
+    let host = jit_tests::join_host_creds(&rt, &w.join_token);
     let mut child = Command::new(python)
         .arg(workspace().join("tests/portal/browser_test.py"))
         .env("JIT_URL", &url)
@@ -88,6 +91,7 @@ fn portal_in_chromium() {
         .env("JIT_BOB_SECRET", b32(&w.bob.secret))
         .env("JIT_SHOTS", &shots)
         .env("JIT_CHROMIUM", CHROMIUM)
+        .env("JIT_HOST_CREDENTIAL", host.credential.expose())
         // Playwright's browser profile and driver files go here, and are removed with it.
         .env("TMPDIR", &tmp)
         .env("HOME", scratch.path())

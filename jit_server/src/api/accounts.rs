@@ -85,6 +85,7 @@ pub async fn add(
         host_patterns: &req.host_patterns,
         host_labels: &req.host_labels,
         offline: req.offline,
+        factor: req.factor,
     };
     let id = match accounts::insert(&mut tx, &row, now).await {
         Ok(id) => id,
@@ -106,6 +107,7 @@ pub async fn add(
             "labels": req.host_labels,
             "default_ttl_secs": default_ttl,
             "max_ttl_secs": max_ttl,
+            "factor": req.factor,
         }));
     audit::record(&mut tx, &e).await?;
     let row = find(&mut tx, req.name.as_str()).await?;
@@ -166,6 +168,9 @@ pub async fn change(
     row.host_labels = to_json(&labels);
     if let Some(o) = req.offline {
         row.offline = offline_str(o).to_owned();
+    }
+    if let Some(f) = req.factor {
+        row.factor = accounts::factor_str(f).to_owned();
     }
     accounts::update(&mut tx, &row).await?;
     let e = Event::new(now, actor.clone(), "account.change", AuditResult::Ok)

@@ -153,3 +153,47 @@ pub async fn confirm(
         token,
     }))
 }
+
+/// `POST /v1/enroll/push`: enroll push as the first factor (no authenticator app), for a
+/// jitctl token. The person approves logins with `jitctl approve` or on the portal, where they
+/// sign in with a passkey registered with the same kind of enrollment code.
+pub async fn push(
+    St(state): St<State>,
+    Body(req): Body<jit_proto::api::EnrollPush>,
+) -> ApiResult<Json<Enrolled>> {
+    let now = now();
+    let settings = jit_proto::api::PushEnroll {
+        ntfy_topic: req.ntfy_topic.clone(),
+        ntfy_token: req.ntfy_token.clone(),
+    };
+    super::factors::check_push(&settings)?;
+    let mut tx = state.store.write().await?;
+    let (hash, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
+    if !persons::use_enrollment_code(&mut tx, &hash, now).await? {
+        return Err(ApiError::new(
+            ErrorCode::Expired,
+            "this enrollment code was already used",
+        ));
+    }
+    let actor = format!("enroll:{}", person.name);
+    super::factors::set_push(&state, &mut tx, &person, &settings, &actor, now).await?;
+    let token = keys::new_token(TokenKind::Person);
+    let until = now + state.settings.tokens.person_ttl.secs();
+    persons::insert_token(
+        &mut tx,
+        person.id,
+        &keys::token_hash(token.expose()),
+        now,
+        until,
+    )
+    .await?;
+    let e = Event::new(now, actor, "person.enroll", AuditResult::Ok)
+        .person(&person.name)
+        .detail(serde_json::json!({ "factor": "push" }));
+    audit::record(&mut tx, &e).await?;
+    tx.commit().await.map_err(ApiError::internal)?;
+    Ok(Json(Enrolled {
+        person: name(&person)?,
+        token,
+    }))
+}

@@ -8,10 +8,11 @@
 
 use axum::Json;
 use axum::extract::{Path, State as St};
+use axum::http::{HeaderMap, Uri};
 use jit_proto::AccountName;
 use jit_proto::api::{
     AuditResult, EventsStored, HostAccount, HostAccounts, HostEvents, LoginBegin, LoginBegun,
-    LoginVerified, LoginVerify,
+    LoginVerified, LoginVerify, LoginWait, MAX_WAIT_SECS,
 };
 
 use super::auth::HostCaller;
@@ -20,9 +21,9 @@ use super::reservations::expire_due;
 use super::ssh_keys;
 use super::{Body, State, now};
 use crate::error::{ApiError, ApiResult};
-use crate::login::decision::{CodeMatch, OfflineReport};
+use crate::login::decision::{CodeMatch, Decision, OfflineReport};
 use crate::login::facts::{self, Subject};
-use crate::login::{Step, apply, decide, lockout_policy};
+use crate::login::{Step, apply, approval, decide, policies};
 use crate::rules;
 use crate::store::audit::{self, Event};
 use crate::store::{StoreError, accounts};
@@ -55,13 +56,31 @@ pub async fn accounts(
     }))
 }
 
+/// The portal's address, for links to the approval page: `portal.public_url`, else the
+/// server's own address (`public_url`, or the one the caller used).
+pub(crate) fn portal_base(state: &State, headers: &HeaderMap, uri: &Uri) -> ApiResult<String> {
+    match &state.settings.portal.public_url {
+        Some(u) => Ok(u.trim_end_matches('/').to_owned()),
+        None => super::hosts::public_url(state, headers, uri),
+    }
+}
+
+/// A two-digit number for a push challenge, 10 to 99, drawn uniformly.
+fn challenge_number() -> u8 {
+    use rand::Rng;
+    rand::rng().random_range(10..=99)
+}
+
 /// `POST /v1/host/logins`.
 pub async fn begin(
     HostCaller(host): HostCaller,
     St(state): St<State>,
+    headers: HeaderMap,
+    uri: Uri,
     Body(req): Body<LoginBegin>,
 ) -> ApiResult<Json<LoginBegun>> {
     rules::check_origin(&req.origin)?;
+    let base = portal_base(&state, &headers, &uri)?;
     let now = now();
     let mut tx = state.store.write().await?;
     expire_due(&mut tx, now).await?;
@@ -69,13 +88,59 @@ pub async fn begin(
         account: req.account.as_str(),
         origin: &req.origin,
     };
-    let policy = lockout_policy(&state.settings);
-    let g = facts::read(&mut tx, &host, subject, policy, now).await?;
-    let decision = decide(&Step::Begin, &g.facts, now);
+    let g = facts::read(&mut tx, &host, subject, policies(&state.settings), now).await?;
+    let step = Step::Begin {
+        number: challenge_number(),
+    };
+    let decision = decide(&step, &g.facts, now);
     let ttl = state.settings.logins.attempt_ttl.secs();
-    let answer = apply::begin(&mut tx, &host, &g, &decision, ttl, now).await?;
+    let begun = apply::begin(&mut tx, &host, &g, &decision, ttl, &base, now).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(answer))
+    if let Some(n) = begun.notice {
+        crate::push::send(&state, n);
+    }
+    Ok(Json(begun.answer))
+}
+
+/// `POST /v1/host/logins/{attempt}/wait`: holds the request until the push of `attempt` is
+/// answered or `wait_secs` pass. An approval wakes it at once in this process; other server
+/// processes sharing the database are seen within a second.
+pub async fn wait(
+    HostCaller(host): HostCaller,
+    St(state): St<State>,
+    Path(attempt): Path<String>,
+    Body(req): Body<LoginWait>,
+) -> ApiResult<Json<LoginVerified>> {
+    let hold = std::time::Duration::from_secs(u64::from(req.wait_secs.min(MAX_WAIT_SECS)));
+    let until = tokio::time::Instant::now() + hold;
+    let policies = policies(&state.settings);
+    loop {
+        let changed = state.push.changed();
+        tokio::pin!(changed);
+        changed.as_mut().enable();
+        let now = now();
+        let subject = Subject::Verify { attempt: &attempt };
+        // Look first without the write lock: most looks find nothing new.
+        let mut tx = state.store.read().await?;
+        let g = facts::read(&mut tx, &host, subject, policies, now).await?;
+        drop(tx);
+        let pending = matches!(decide(&Step::Wait, &g.facts, now), Decision::Wait { .. });
+        if pending && tokio::time::Instant::now() < until {
+            tokio::select! {
+                _ = changed => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+                _ = tokio::time::sleep_until(until) => {}
+            }
+            continue;
+        }
+        let mut tx = state.store.write().await?;
+        let subject = Subject::Verify { attempt: &attempt };
+        let g = facts::read(&mut tx, &host, subject, policies, now).await?;
+        let decision = decide(&Step::Wait, &g.facts, now);
+        let answer = approval::wait(&mut tx, &host, &g, &decision, now).await?;
+        tx.commit().await.map_err(ApiError::internal)?;
+        return Ok(Json(answer));
+    }
 }
 
 /// `POST /v1/host/logins/{attempt}/verify`.
@@ -88,8 +153,7 @@ pub async fn verify(
     let now = now();
     let mut tx = state.store.write().await?;
     let subject = Subject::Verify { attempt: &attempt };
-    let policy = lockout_policy(&state.settings);
-    let g = facts::read(&mut tx, &host, subject, policy, now).await?;
+    let g = facts::read(&mut tx, &host, subject, policies(&state.settings), now).await?;
     let code = match &g.holder {
         Some(holder) => factor::match_factor(&state, holder, &req.code, now)?,
         None => CodeMatch::NoMatch,
@@ -120,7 +184,7 @@ pub async fn events(
         )));
     }
     let now = now();
-    let policy = lockout_policy(&state.settings);
+    let policy = policies(&state.settings);
     let mut tx = state.store.write().await?;
     let mut stored = 0u32;
     for ev in &req.events {

@@ -25,7 +25,7 @@ async fn find(conn: &mut sqlx::AnyConnection, name: &str) -> ApiResult<HostRow> 
 }
 
 /// The URL hosts should use: `public_url` from server.toml, else the authority the admin used.
-fn public_url(state: &State, headers: &HeaderMap, uri: &Uri) -> ApiResult<String> {
+pub(crate) fn public_url(state: &State, headers: &HeaderMap, uri: &Uri) -> ApiResult<String> {
     if let Some(u) = &state.settings.public_url {
         return Ok(u.trim_end_matches('/').to_owned());
     }

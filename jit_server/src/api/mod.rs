@@ -5,13 +5,15 @@
 //! message that says what was wrong.
 
 pub(crate) mod accounts;
+pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod bootstrap;
 pub(crate) mod enroll;
 pub(crate) mod factor;
+pub(crate) mod factors;
 pub(crate) mod groups;
-mod host;
+pub(crate) mod host;
 pub(crate) mod hosts;
 mod offline;
 pub(crate) mod persons;
@@ -43,6 +45,8 @@ pub struct AppState {
     pub settings: Settings,
     /// Goes into join tokens, so hosts pin this server's CA.
     pub ca_fingerprint: jit_proto::fingerprint::Fingerprint,
+    /// Push notifications, and the signal that an approval changed.
+    pub push: crate::push::Notifier,
 }
 
 pub type State = Arc<AppState>;
@@ -94,6 +98,18 @@ pub fn router(state: State) -> Router {
         .route("/host/accounts", get(host::accounts))
         .route("/host/logins", post(host::begin))
         .route("/host/logins/{attempt}/verify", post(host::verify))
+        .route("/host/logins/{attempt}/wait", post(host::wait))
+        .route("/approvals", get(approvals::list))
+        .route("/approvals/{id}/approve", post(approvals::approve))
+        .route("/approvals/{id}/report", post(approvals::report))
+        .route("/factors", get(factors::show))
+        .route(
+            "/factors/push",
+            post(factors::enroll_push).delete(factors::remove_push),
+        )
+        .route("/factors/totp", post(factors::totp_start))
+        .route("/factors/totp/confirm", post(factors::totp_confirm))
+        .route("/enroll/push", post(enroll::push))
         .route("/host/events", post(host::events))
         .route("/host/offline", get(offline::grants))
         .route("/host/keys", get(ssh_keys::for_host));
@@ -243,9 +259,11 @@ pub fn path_name<T: std::str::FromStr<Err = jit_proto::NameError>>(s: &str) -> A
 
 pub use jit_clock::now;
 
-/// Marks ran-out reservations expired, for the background sweeper.
+/// Marks ran-out reservations and push challenges expired, for the background sweeper.
 pub async fn expire_due_now(conn: &mut sqlx::AnyConnection) -> ApiResult<()> {
-    reservations::expire_due(conn, now()).await
+    let now = now();
+    reservations::expire_due(conn, now).await?;
+    approvals::expire_due(conn, now).await
 }
 
 #[cfg(test)]

@@ -25,7 +25,9 @@ pub(super) async fn to_api(
         .map(|g| GroupName::new(g))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let push = crate::store::push::factor(conn, row.id).await?.is_some();
     Ok(Person {
+        push,
         name: PersonName::new(&row.name).map_err(|e| StoreError::Corrupt(e.to_string()))?,
         display_name: row.display_name.clone(),
         active: row.is_active(),

@@ -4,23 +4,27 @@
 //! concurrent login used the step or consumed the reservation), the changed fact goes back
 //! through [`decide`] so the answer is the one the decision gives for it.
 
-use jit_proto::api::{AuditResult, DenyReason, HostEvent, LoginBegun, LoginVerified};
+use jit_proto::api::{
+    AuditResult, DenyReason, HostEvent, LoginBegun, LoginOrigin, LoginVerified, PushPrompt,
+};
 use jit_proto::{PersonName, timefmt::utc};
 use sqlx::AnyConnection;
 
 use super::decision::{
-    CodeMatch, CodeVerdict, Decision, Denial, Failure, Lifecycle, LockoutPolicy, Step, decide,
-    lockout_reason,
+    ChallengeState, CodeMatch, CodeVerdict, Decision, Denial, Failure, Lifecycle, LockoutPolicy,
+    PushEnd, Step, decide, lockout_reason,
 };
 use super::facts::Gathered;
 use crate::keys;
+use crate::push::{Notice, NoticeKind};
 use crate::store::audit::{self, Event};
 use crate::store::hosts::HostRow;
 use crate::store::persons::{self, PersonRow};
+use crate::store::push::{self, ChallengeRow};
 use crate::store::reservations::{self, AttemptRow};
 use crate::store::{StoreError, StoreResult};
 
-fn reason_name(r: DenyReason) -> String {
+pub(super) fn reason_name(r: DenyReason) -> String {
     serde_json::to_value(r)
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
@@ -29,7 +33,7 @@ fn reason_name(r: DenyReason) -> String {
 
 /// The audit detail of a login: where it came from, the owner of the ssh key used (when it is a
 /// registered key), and `extra`.
-fn detail(g: &Gathered, extra: serde_json::Value) -> serde_json::Value {
+pub(super) fn detail(g: &Gathered, extra: serde_json::Value) -> serde_json::Value {
     let mut d = serde_json::json!({ "origin": g.origin });
     if let Some(owner) = &g.facts.key_owner {
         d["ssh_key_owner"] = serde_json::json!(owner);
@@ -40,7 +44,7 @@ fn detail(g: &Gathered, extra: serde_json::Value) -> serde_json::Value {
     d
 }
 
-fn login_event(now: i64, host: &HostRow, action: &'static str, g: &Gathered) -> Event {
+pub(super) fn login_event(now: i64, host: &HostRow, action: &'static str, g: &Gathered) -> Event {
     let mut e = Event::new(
         now,
         format!("host:{}", host.name),
@@ -57,19 +61,72 @@ fn login_event(now: i64, host: &HostRow, action: &'static str, g: &Gathered) -> 
     e
 }
 
-/// Begin: open an attempt and audit, or audit the refusal. A name that is not shared here is
-/// left alone: no audit row (the host ignores it too).
+/// A begun login: the host's answer, and the push to send once the transaction committed.
+pub struct Begun {
+    pub answer: LoginBegun,
+    pub notice: Option<Notice>,
+}
+
+/// What a notification about the login of `g` says (never the number).
+pub(super) fn notice(
+    kind: NoticeKind,
+    g: &Gathered,
+    host: &HostRow,
+    challenge: &ChallengeRow,
+    approve_url: String,
+    now: i64,
+) -> Notice {
+    let origin: LoginOrigin = serde_json::from_value(g.origin.clone()).unwrap_or_default();
+    Notice {
+        kind,
+        challenge: challenge.id.clone(),
+        person_id: challenge.person_id,
+        person: g
+            .reservation
+            .as_ref()
+            .map(|r| r.person.clone())
+            .unwrap_or_default(),
+        account: g
+            .account
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+        host: host.name.clone(),
+        service: origin.service,
+        rhost: origin.rhost,
+        tty: origin.tty,
+        ruser: origin.ruser,
+        approve_url,
+        at: now,
+        expires_at: challenge.expires_at,
+    }
+}
+
+/// The approval page of challenge `id`, under `base` (the portal's address).
+pub fn approve_url(base: &str, id: &str) -> String {
+    format!("{}/portal/approve/{id}", base.trim_end_matches('/'))
+}
+
+/// Begin: open an attempt (and for a push, its challenge) and audit, or audit the refusal. A
+/// name that is not shared here is left alone: no audit row (the host ignores it too).
+/// `approve_base` is the portal's address, for the approval page's link.
 pub async fn begin(
     conn: &mut AnyConnection,
     host: &HostRow,
     g: &Gathered,
     d: &Decision,
     attempt_ttl: i64,
+    approve_base: &str,
     now: i64,
-) -> StoreResult<LoginBegun> {
+) -> StoreResult<Begun> {
     let ev = login_event(now, host, "login.begin", g);
     match d {
-        Decision::Prompt { factor, expires_at } => {
+        Decision::Prompt {
+            factor,
+            expires_at,
+            push: offer,
+            rate_limited,
+        } => {
             let (Some(account), Some(res)) = (&g.account, &g.reservation) else {
                 return Err(StoreError::Corrupt("a prompt without a reservation".into()));
             };
@@ -84,33 +141,125 @@ pub async fn begin(
                 expires_at: now + attempt_ttl,
             };
             reservations::insert_attempt(conn, &attempt).await?;
+            let (mut prompt, mut sent, mut notice_text) = (None, None, None);
+            if let Some(offer) = offer {
+                let c = ChallengeRow {
+                    id: keys::new_attempt_id(),
+                    attempt_id: attempt.id.clone(),
+                    reservation_id: res.id,
+                    person_id: res.person_id,
+                    account_id: account.id,
+                    host_id: host.id,
+                    number: i64::from(offer.number),
+                    state: "pending".into(),
+                    created_at: now,
+                    expires_at: offer.expires_at,
+                    answered_at: None,
+                };
+                push::insert_challenge(conn, &c).await?;
+                let url = approve_url(approve_base, &c.id);
+                let mut e = login_event(now, host, "push.sent", g)
+                    .detail(detail(
+                        g,
+                        serde_json::json!({
+                            "attempt": attempt.id,
+                            "challenge": c.id,
+                            "expires_at": c.expires_at,
+                        }),
+                    ))
+                    .reason("approval requested; the number is shown at the prompt only");
+                e.result = AuditResult::Ok;
+                audit::record(conn, &e).await?;
+                prompt = Some(PushPrompt {
+                    number: offer.number,
+                    approve_url: url.clone(),
+                    expires_at: offer.expires_at,
+                    totp_allowed: offer.totp_allowed,
+                });
+                sent = Some(notice(NoticeKind::Sent, g, host, &c, url, now));
+            }
+            if *rate_limited {
+                let why = rate_limited_reason(g);
+                audit::record(
+                    conn,
+                    &login_event(now, host, "push.rate_limited", g)
+                        .detail(detail(g, serde_json::json!({ "attempt": attempt.id })))
+                        .reason(format!("{why}; a code was asked for instead")),
+                )
+                .await?;
+                notice_text = Some(format!(
+                    "{why}, so this time type a code from your authenticator app."
+                ));
+            }
             let mut ok = ev
                 .detail(detail(g, serde_json::json!({ "attempt": attempt.id })))
-                .reason("code requested");
+                .reason(if prompt.is_some() {
+                    "push sent"
+                } else {
+                    "code requested"
+                });
             ok.result = AuditResult::Ok;
             audit::record(conn, &ok).await?;
-            Ok(LoginBegun::Challenge {
-                attempt: attempt.id,
-                factor: *factor,
-                expires_at: *expires_at,
+            Ok(Begun {
+                answer: LoginBegun::Challenge {
+                    attempt: attempt.id,
+                    factor: *factor,
+                    expires_at: *expires_at,
+                    push: prompt,
+                    notice: notice_text,
+                },
+                notice: sent,
             })
         }
         Decision::Deny(no) => {
+            if no.push == Some(PushEnd::RateLimited) {
+                let e = login_event(now, host, "push.rate_limited", g)
+                    .detail(detail(g, serde_json::json!({})))
+                    .reason(format!("{}; the login was refused", rate_limited_reason(g)));
+                audit::record(conn, &e).await?;
+            }
             if no.reason != DenyReason::NotShared {
                 let e = ev
                     .detail(detail(g, serde_json::json!({})))
                     .reason(no.message.clone());
                 audit::record(conn, &e).await?;
             }
-            Ok(LoginBegun::Denied {
-                reason: no.reason,
-                message: no.message.clone(),
+            Ok(Begun {
+                answer: LoginBegun::Denied {
+                    reason: no.reason,
+                    message: no.message.clone(),
+                },
+                notice: None,
             })
         }
         other => Err(StoreError::Corrupt(format!(
             "login begin cannot apply {other:?}"
         ))),
     }
+}
+
+fn rate_limited_reason(g: &Gathered) -> String {
+    format!(
+        "a push was sent less than {} ago",
+        jit_proto::timefmt::human_secs(g.facts.push.rate_secs)
+    )
+}
+
+/// Ends the attempt's challenge (if it has one still open) in state `to`.
+pub(super) async fn end_challenge(
+    conn: &mut AnyConnection,
+    g: &Gathered,
+    to: ChallengeState,
+    now: i64,
+) -> StoreResult<()> {
+    if let Some(c) = &g.challenge {
+        for from in [ChallengeState::Pending, ChallengeState::Approved] {
+            if push::set_state(conn, &c.id, from, to, now).await? {
+                break;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Verify: use the step and consume the reservation, or count the wrong code; end the attempt
@@ -143,6 +292,8 @@ pub async fn verify(
     match outcome {
         Decision::Grant { .. } => {
             reservations::finish_attempt(conn, &attempt.id, "granted").await?;
+            // A push still open for this login is answered by the code.
+            end_challenge(conn, g, ChallengeState::Closed, now).await?;
             let mut ok = ev.reason("code accepted; reservation consumed");
             ok.result = AuditResult::Ok;
             audit::record(conn, &ok).await?;
@@ -172,7 +323,7 @@ pub async fn verify(
 
 /// Uses `step` and consumes the reservation. Either can have been taken by a concurrent login
 /// since the facts were read; then the decision is made again with what the database says.
-async fn grant(
+pub(super) async fn grant(
     conn: &mut AnyConnection,
     host: &HostRow,
     g: &Gathered,

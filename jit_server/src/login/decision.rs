@@ -5,7 +5,7 @@
 //! The same eligibility rules serve every step: a login begins only where it could also be
 //! granted, and a code is checked only where the login could begin.
 
-use jit_proto::api::{DenyReason, Factor, OfflinePolicy};
+use jit_proto::api::{DenyReason, Factor, FactorPolicy, OfflinePolicy};
 use jit_proto::timefmt::{human_secs, utc};
 
 /// TOTP time step, in seconds.
@@ -15,9 +15,16 @@ pub const STEP_SECS: i64 = crate::totp::STEP_SECS as i64;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
     /// A login to a shared account begins at a prompt: may the holder be asked for a factor?
-    Begin,
+    /// `number` is drawn at random by the caller (10 to 99), for a push.
+    Begin { number: u8 },
     /// The person answered the prompt. `code` is what TOTP matching made of the answer.
     Verify { code: CodeMatch },
+    /// The host waits for the holder to approve the push of its attempt.
+    Wait,
+    /// Person `by` typed `number` on the approval page or in `jitctl approve`.
+    Approve { by: String, number: u8 },
+    /// Person `by` says "This was not me".
+    Report { by: String },
     /// A host reports a login it decided offline from the grant it was served.
     Offline(OfflineReport),
 }
@@ -64,6 +71,44 @@ pub struct Facts {
     /// registered.
     pub key_owner: Option<String>,
     pub lockout: LockoutPolicy,
+    /// Verify, wait, approve, report: the push challenge of the attempt, if it has one.
+    pub challenge: Option<ChallengeFacts>,
+    /// Begin: when the holder was last sent a push for this account.
+    pub last_push_at: Option<i64>,
+    pub push: PushPolicy,
+}
+
+/// `[push]` of server.toml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushPolicy {
+    /// At most one push per person and account within this.
+    pub rate_secs: i64,
+    /// A challenge's lifetime.
+    pub ttl_secs: i64,
+}
+
+/// A push challenge's state as stored (a `Pending` one past `expires_at` has run out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChallengeState {
+    Pending,
+    /// The right number was typed; the login has not used the approval yet.
+    Approved,
+    /// The approval was used by the login it was given for.
+    Used,
+    /// A wrong number was typed.
+    Denied,
+    Expired,
+    /// "This was not me".
+    Reported,
+    /// The login ended otherwise (a TOTP code was accepted instead).
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChallengeFacts {
+    pub number: u8,
+    pub state: ChallengeState,
+    pub expires_at: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +124,7 @@ pub struct AccountFacts {
     /// Its host patterns or labels match the calling host.
     pub on_host: bool,
     pub offline: OfflinePolicy,
+    pub factor: FactorPolicy,
 }
 
 /// A reservation's state as stored (an `Active` one past `expires_at` has run out).
@@ -119,6 +165,8 @@ pub struct PersonFacts {
     pub active: bool,
     /// Has a confirmed TOTP factor.
     pub enrolled: bool,
+    /// Has enrolled push.
+    pub push: bool,
     pub locked_until: Option<i64>,
     /// The newest TOTP step accepted from this person (each step is accepted once).
     pub last_step: Option<i64>,
@@ -152,10 +200,27 @@ pub struct LockoutPolicy {
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
-    /// Begin: ask the holder for their factor (the store opens a login attempt).
-    Prompt { factor: Factor, expires_at: i64 },
+    /// Begin: ask the holder for their factor (the store opens a login attempt, and for a push
+    /// its challenge). `expires_at` is the reservation's end.
+    Prompt {
+        factor: Factor,
+        expires_at: i64,
+        /// For [`Factor::Push`]: the challenge to make and send.
+        push: Option<PushOffer>,
+        /// A push was due but one was sent within the rate limit: a code is asked for instead.
+        rate_limited: bool,
+    },
     /// Verify: the right, fresh code. Use `step` up and consume the reservation.
     Grant { step: i64 },
+    /// Wait: the holder approved this attempt's push. Use the approval up and consume the
+    /// reservation.
+    GrantApproved,
+    /// Wait: nobody answered yet; ask again until `until`.
+    Wait { until: i64 },
+    /// Approve: the right number. The challenge is approved (the host's wait then grants).
+    Approved,
+    /// Report: the login is refused, the reservation released, the admins alerted.
+    Reported,
     /// Offline: a believable report. Use `step` up and consume the reservation as of `at`.
     Reconcile { step: i64, at: i64 },
     /// Refused; nothing is consumed and no step is used.
@@ -172,6 +237,27 @@ pub struct Denial {
     pub failure: Option<Failure>,
     /// Offline: no grant this host was served could have produced the report.
     pub suspicious: bool,
+    /// What the refusal means for a push (recorded on the challenge and audited as such).
+    pub push: Option<PushEnd>,
+}
+
+/// A push challenge to make: its number and end, and whether a typed code may stand in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PushOffer {
+    pub number: u8,
+    pub expires_at: i64,
+    pub totp_allowed: bool,
+}
+
+/// How a refusal ends a push (none of these counts towards the lockout).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushEnd {
+    /// A wrong number was typed: `push.denied`, and the login is refused.
+    WrongNumber,
+    /// Nobody answered in time: `push.expired`.
+    Expired,
+    /// A push would have been due within the rate limit: `push.rate_limited`.
+    RateLimited,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,8 +283,11 @@ pub enum CodeVerdict {
 /// The decision for `step`, from `facts` alone.
 pub fn decide(step: &Step, facts: &Facts, now: i64) -> Decision {
     let outcome = match step {
-        Step::Begin => begin(facts, now),
+        Step::Begin { number } => begin(facts, *number, now),
         Step::Verify { code } => verify(facts, *code, now),
+        Step::Wait => wait(facts, now),
+        Step::Approve { by, number } => approve(facts, by, *number, now),
+        Step::Report { by } => report(facts, by),
         Step::Offline(report) => offline(facts, report, now),
     };
     outcome.unwrap_or_else(Decision::Deny)
@@ -245,6 +334,7 @@ fn deny(reason: DenyReason, message: impl Into<String>) -> Denial {
         message: message.into(),
         failure: None,
         suspicious: false,
+        push: None,
     }
 }
 
@@ -341,7 +431,7 @@ fn eligible(
     if !person.active {
         return Err(deny(DenyReason::PersonDisabled, cannot));
     }
-    if !person.enrolled {
+    if !person.enrolled && !person.push {
         return Err(deny(DenyReason::NotEnrolled, cannot));
     }
     if let Some(until) = person.locked_until.filter(|u| *u > now) {
@@ -350,15 +440,68 @@ fn eligible(
     Ok((res, person))
 }
 
-fn begin(f: &Facts, now: i64) -> Result<Decision, Denial> {
-    let (res, _) = eligible(f, false, now)?;
-    Ok(Decision::Prompt {
-        factor: Factor::Totp,
+/// Which factors this login may use: a TOTP code, a push.
+fn usable(f: &Facts, person: &PersonFacts) -> (bool, bool) {
+    let policy = f.account.as_ref().map_or(FactorPolicy::Any, |a| a.factor);
+    (
+        person.enrolled && policy != FactorPolicy::Push,
+        person.push && policy != FactorPolicy::Totp,
+    )
+}
+
+fn begin(f: &Facts, number: u8, now: i64) -> Result<Decision, Denial> {
+    let (res, person) = eligible(f, false, now)?;
+    let (totp, push) = usable(f, person);
+    let prompt = |factor, push, rate_limited| Decision::Prompt {
+        factor,
         expires_at: res.expires_at,
+        push,
+        rate_limited,
+    };
+    if !totp && !push {
+        let (a, h) = (res.account.as_str(), f.host.name.as_str());
+        let needs = if person.push {
+            "a code from an authenticator app: set one up in the portal or with `jitctl factor \
+             add totp`"
+        } else {
+            "an approval on the phone (push): turn it on with `jitctl factor add push`"
+        };
+        return Err(deny(
+            DenyReason::FactorNotAllowed,
+            format!("The reservation of {a} on {h} cannot be used: logins to {a} need {needs}."),
+        ));
+    }
+    if !push {
+        return Ok(prompt(Factor::Totp, None, false));
+    }
+    let recent = f
+        .last_push_at
+        .is_some_and(|t| t > now - f.push.rate_secs && t <= now);
+    if !recent {
+        let offer = PushOffer {
+            number,
+            expires_at: now + f.push.ttl_secs,
+            totp_allowed: totp,
+        };
+        return Ok(prompt(Factor::Push, Some(offer), false));
+    }
+    if totp {
+        return Ok(prompt(Factor::Totp, None, true));
+    }
+    Err(Denial {
+        push: Some(PushEnd::RateLimited),
+        ..deny(
+            DenyReason::RateLimited,
+            format!(
+                "A push for this login was sent less than {} ago. Wait, then log in again.",
+                human_secs(f.push.rate_secs)
+            ),
+        )
     })
 }
 
-fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
+/// The attempt being answered must be known, open and in time.
+fn open_attempt(f: &Facts, now: i64) -> Result<(), Denial> {
     let Some(attempt) = &f.attempt else {
         return Err(deny(
             DenyReason::AttemptExpired,
@@ -374,10 +517,43 @@ fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
     if attempt.expires_at <= now {
         return Err(deny(
             DenyReason::AttemptExpired,
-            "The code came too late; start the login again.",
+            "The answer came too late; start the login again.",
         ));
     }
+    Ok(())
+}
+
+/// A push refused on the approval page refuses the login, whatever is typed afterwards.
+fn refused_push(f: &Facts) -> Result<(), Denial> {
+    match f.challenge.as_ref().map(|c| c.state) {
+        Some(ChallengeState::Denied) => Err(deny(
+            DenyReason::PushDenied,
+            "A wrong number was typed on the approval page, so this login is refused. Log in \
+             again to get a new number.",
+        )),
+        Some(ChallengeState::Reported) => Err(deny(
+            DenyReason::PushDenied,
+            "This login was refused on the approval page.",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
+    // A report ends the attempt too; say why rather than "already answered".
+    refused_push(f)?;
+    open_attempt(f, now)?;
     let (res, person) = eligible(f, true, now)?;
+    if !usable(f, person).0 {
+        return Err(deny(
+            DenyReason::FactorNotAllowed,
+            format!(
+                "Logins to {} need the approval; a code is not accepted. Approve it, then press \
+                 Enter.",
+                res.account
+            ),
+        ));
+    }
     match judge_code(person, code, &f.lockout, now) {
         CodeVerdict::Accepted(step) => Ok(Decision::Grant { step }),
         CodeVerdict::Replayed => Err(deny(
@@ -398,6 +574,106 @@ fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
                 ..deny(DenyReason::WrongCode, message)
             })
         }
+    }
+}
+
+fn wait(f: &Facts, now: i64) -> Result<Decision, Denial> {
+    refused_push(f)?;
+    open_attempt(f, now)?;
+    let Some(c) = &f.challenge else {
+        return Err(deny(
+            DenyReason::AttemptExpired,
+            "This login does not wait for an approval; start the login again.",
+        ));
+    };
+    eligible(f, true, now)?;
+    match c.state {
+        ChallengeState::Approved => Ok(Decision::GrantApproved),
+        ChallengeState::Pending if c.expires_at > now => Ok(Decision::Wait {
+            until: c.expires_at,
+        }),
+        ChallengeState::Pending | ChallengeState::Expired => Err(Denial {
+            push: (c.state == ChallengeState::Pending).then_some(PushEnd::Expired),
+            ..deny(
+                DenyReason::PushExpired,
+                "Nobody approved this login in time. Log in again to get a new number.",
+            )
+        }),
+        ChallengeState::Used
+        | ChallengeState::Closed
+        | ChallengeState::Denied
+        | ChallengeState::Reported => Err(deny(
+            DenyReason::AttemptExpired,
+            "This login attempt was already answered; start the login again.",
+        )),
+    }
+}
+
+/// The challenge being answered on the approval page or in `jitctl approve`: it must be one of
+/// `by`'s own (anything else reads as "no such login", so nobody learns of other people's).
+fn own_challenge<'a>(f: &'a Facts, by: &str) -> Result<&'a ChallengeFacts, Denial> {
+    match (&f.challenge, &f.reservation) {
+        (Some(c), Some(r)) if r.person == by => Ok(c),
+        _ => Err(deny(
+            DenyReason::AttemptExpired,
+            "No such login is waiting for your approval.",
+        )),
+    }
+}
+
+fn approve(f: &Facts, by: &str, number: u8, now: i64) -> Result<Decision, Denial> {
+    use subtle::ConstantTimeEq;
+    let c = own_challenge(f, by)?;
+    let answered = || {
+        deny(
+            DenyReason::AttemptExpired,
+            "This login was already answered; an approval counts once, for its own login.",
+        )
+    };
+    match c.state {
+        ChallengeState::Pending if c.expires_at > now => {}
+        ChallengeState::Pending | ChallengeState::Expired => {
+            return Err(Denial {
+                push: (c.state == ChallengeState::Pending).then_some(PushEnd::Expired),
+                ..deny(
+                    DenyReason::PushExpired,
+                    "This login waited too long and has expired; log in again to get a new \
+                     number.",
+                )
+            });
+        }
+        _ => return Err(answered()),
+    }
+    if f.attempt.as_ref().is_none_or(|a| a.answered) {
+        return Err(answered());
+    }
+    eligible(f, true, now)?;
+    if !bool::from(c.number.ct_eq(&number)) {
+        return Err(Denial {
+            push: Some(PushEnd::WrongNumber),
+            ..deny(
+                DenyReason::PushDenied,
+                "That is not the number the login prompt shows, so the login is refused. If you \
+                 did not start this login, report it: it was not you.",
+            )
+        });
+    }
+    Ok(Decision::Approved)
+}
+
+fn report(f: &Facts, by: &str) -> Result<Decision, Denial> {
+    let c = own_challenge(f, by)?;
+    match c.state {
+        ChallengeState::Approved | ChallengeState::Used => Err(deny(
+            DenyReason::AttemptExpired,
+            "You approved this login. If that was a mistake, release the reservation and tell \
+             an admin.",
+        )),
+        ChallengeState::Reported => Err(deny(
+            DenyReason::AttemptExpired,
+            "This login was reported already.",
+        )),
+        _ => Ok(Decision::Reported),
     }
 }
 

@@ -2,7 +2,7 @@
 //! facts differ from a baseline (alice holds `admin` on web01, live, enrolled, not locked), and
 //! the decision expected.
 
-use jit_proto::api::{DenyReason as R, Factor, OfflinePolicy};
+use jit_proto::api::{DenyReason as R, Factor, FactorPolicy, OfflinePolicy};
 
 use super::*;
 
@@ -29,6 +29,7 @@ fn baseline() -> Facts {
             active: true,
             on_host: true,
             offline: OfflinePolicy::Cached,
+            factor: FactorPolicy::Any,
         }),
         reservation: Some(ReservationFacts {
             id: 7,
@@ -44,6 +45,7 @@ fn baseline() -> Facts {
             name: "alice".into(),
             active: true,
             enrolled: true,
+            push: false,
             locked_until: None,
             // She logged in two steps ago.
             last_step: Some(STEP - 2),
@@ -59,7 +61,51 @@ fn baseline() -> Facts {
         }),
         key_owner: None,
         lockout: LOCKOUT,
+        challenge: None,
+        last_push_at: None,
+        push: PUSH,
     }
+}
+
+const PUSH: PushPolicy = PushPolicy {
+    rate_secs: 60,
+    ttl_secs: 120,
+};
+
+/// The number the caller drew for a push.
+const NUMBER: u8 = 47;
+const BEGIN: Step = Step::Begin { number: NUMBER };
+const WAIT: Step = Step::Wait;
+
+fn approve(number: u8) -> Step {
+    Step::Approve {
+        by: "alice".into(),
+        number,
+    }
+}
+
+fn report_by(by: &str) -> Step {
+    Step::Report { by: by.into() }
+}
+
+/// alice has push too, and the attempt has a pending challenge with the number 47.
+fn with_push(f: &mut Facts) {
+    f.holder.as_mut().unwrap().push = true;
+    f.challenge = Some(ChallengeFacts {
+        number: NUMBER,
+        state: ChallengeState::Pending,
+        expires_at: NOW + 100,
+    });
+}
+
+/// Push only: no authenticator app.
+fn push_only(f: &mut Facts) {
+    with_push(f);
+    f.holder.as_mut().unwrap().enrolled = false;
+}
+
+fn challenge(f: &mut Facts) -> &mut ChallengeFacts {
+    f.challenge.as_mut().unwrap()
 }
 
 fn code(step: i64) -> Step {
@@ -86,8 +132,21 @@ fn report(change: impl Fn(&mut OfflineReport)) -> Step {
 
 #[derive(Debug)]
 enum Want {
+    /// A TOTP prompt.
     Prompt,
+    /// A TOTP prompt because a push was due but sent less than the rate limit ago.
+    PromptRateLimited,
+    /// A push prompt with the number; a typed code allowed or not.
+    Push {
+        totp_allowed: bool,
+    },
     Grant(i64),
+    GrantApproved,
+    Wait,
+    Approved,
+    Reported,
+    /// A refusal of a push step: the reason, a part of the message, how the push ends.
+    DenyPush(R, &'static str, Option<PushEnd>),
     Reconcile {
         step: i64,
         at: i64,
@@ -124,23 +183,23 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
     let same: Change = |_| {};
     vec![
         // --- begin
-        ("begin: a live reservation prompts for the holder's code", Step::Begin, same, Want::Prompt),
-        ("begin: no such account is not jit's", Step::Begin, |f| f.account = None, deny(R::NotShared, "")),
-        ("begin: an account of other hosts is not jit's here", Step::Begin, |f| account(f).on_host = false, deny(R::NotShared, "")),
-        ("begin: no reservation says how to reserve", Step::Begin, |f| f.reservation = None,
+        ("begin: a live reservation prompts for the holder's code", BEGIN, same, Want::Prompt),
+        ("begin: no such account is not jit's", BEGIN, |f| f.account = None, deny(R::NotShared, "")),
+        ("begin: an account of other hosts is not jit's here", BEGIN, |f| account(f).on_host = false, deny(R::NotShared, "")),
+        ("begin: no reservation says how to reserve", BEGIN, |f| f.reservation = None,
             deny(R::NoReservation, "admin is not reserved on web01. Reserve it first: jitctl reserve admin --host web01")),
-        ("begin: expired", Step::Begin, |f| res(f).expires_at = NOW, deny(R::Expired, "has expired. Reserve it first")),
-        ("begin: already consumed", Step::Begin, |f| res(f).state = Lifecycle::Consumed, deny(R::AlreadyUsed, "already used by a login")),
-        ("begin: released", Step::Begin, |f| res(f).state = Lifecycle::Released, deny(R::NoReservation, "not reserved on web01")),
-        ("begin: disabled account", Step::Begin, |f| account(f).active = false, deny(R::AccountDisabled, "The shared account admin is disabled.")),
-        ("begin: disabled host", Step::Begin, |f| f.host.active = false, deny(R::HostNotAllowed, "jitctl host enable web01")),
-        ("begin: disabled holder", Step::Begin, |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),
-        ("begin: holder without a factor", Step::Begin, |f| holder(f).enrolled = false, deny(R::NotEnrolled, "cannot be used")),
-        ("begin: locked out says until when", Step::Begin, |f| holder(f).locked_until = Some(NOW + 60),
+        ("begin: expired", BEGIN, |f| res(f).expires_at = NOW, deny(R::Expired, "has expired. Reserve it first")),
+        ("begin: already consumed", BEGIN, |f| res(f).state = Lifecycle::Consumed, deny(R::AlreadyUsed, "already used by a login")),
+        ("begin: released", BEGIN, |f| res(f).state = Lifecycle::Released, deny(R::NoReservation, "not reserved on web01")),
+        ("begin: disabled account", BEGIN, |f| account(f).active = false, deny(R::AccountDisabled, "The shared account admin is disabled.")),
+        ("begin: disabled host", BEGIN, |f| f.host.active = false, deny(R::HostNotAllowed, "jitctl host enable web01")),
+        ("begin: disabled holder", BEGIN, |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),
+        ("begin: holder without a factor", BEGIN, |f| holder(f).enrolled = false, deny(R::NotEnrolled, "cannot be used")),
+        ("begin: locked out says until when", BEGIN, |f| holder(f).locked_until = Some(NOW + 60),
             deny(R::LockedOut, "Try again after 2023-11-14 22:14:20 UTC, or ask an admin to unlock you.")),
-        ("begin: a lockout that ended is no lockout", Step::Begin, |f| holder(f).locked_until = Some(NOW), Want::Prompt),
-        ("begin: another holder's ssh key", Step::Begin, |f| f.key_owner = Some("bob".into()), deny(R::NoReservation, "not reserved for you on web01")),
-        ("begin: the holder's own ssh key", Step::Begin, |f| f.key_owner = Some("alice".into()), Want::Prompt),
+        ("begin: a lockout that ended is no lockout", BEGIN, |f| holder(f).locked_until = Some(NOW), Want::Prompt),
+        ("begin: another holder's ssh key", BEGIN, |f| f.key_owner = Some("bob".into()), deny(R::NoReservation, "not reserved for you on web01")),
+        ("begin: the holder's own ssh key", BEGIN, |f| f.key_owner = Some("alice".into()), Want::Prompt),
         // --- verify
         ("verify: the right, fresh code is granted", code(STEP), same, Want::Grant(STEP)),
         ("verify: the next step (skew) is granted", code(STEP + 1), same, Want::Grant(STEP + 1)),
@@ -168,6 +227,76 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
         ("verify: disabled host", code(STEP), |f| f.host.active = false, deny(R::HostNotAllowed, "disabled in jit")),
         ("verify: disabled holder", code(STEP), |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),
         ("verify: factor reset meanwhile", code(STEP), |f| holder(f).enrolled = false, deny(R::NotEnrolled, "cannot be used")),
+        // --- push: which factor a login gets
+        ("begin: push and a code: the number goes to the prompt, a code works too", BEGIN, with_push, Want::Push { totp_allowed: true }),
+        ("begin: push only", BEGIN, push_only, Want::Push { totp_allowed: false }),
+        ("begin: an account that needs a code asks a push holder for one", BEGIN, |f| { with_push(f); account(f).factor = FactorPolicy::Totp; }, Want::Prompt),
+        ("begin: an account that needs a code refuses a push-only holder", BEGIN, |f| { push_only(f); account(f).factor = FactorPolicy::Totp; },
+            deny(R::FactorNotAllowed, "logins to admin need a code from an authenticator app")),
+        ("begin: an account that needs push refuses a code-only holder", BEGIN, |f| account(f).factor = FactorPolicy::Push,
+            deny(R::FactorNotAllowed, "need an approval on the phone (push)")),
+        ("begin: an account that needs push takes no code", BEGIN, |f| { with_push(f); account(f).factor = FactorPolicy::Push; }, Want::Push { totp_allowed: false }),
+        // --- push: one a minute
+        ("begin: a push less than a minute ago: a code instead", BEGIN, |f| { with_push(f); f.last_push_at = Some(NOW - 59); }, Want::PromptRateLimited),
+        ("begin: a push a minute ago is no limit", BEGIN, |f| { with_push(f); f.last_push_at = Some(NOW - 60); }, Want::Push { totp_allowed: true }),
+        ("begin: a push less than a minute ago and no code: refused", BEGIN, |f| { push_only(f); f.last_push_at = Some(NOW - 10); },
+            Want::DenyPush(R::RateLimited, "sent less than 1m ago", Some(PushEnd::RateLimited))),
+        ("begin: a code-only holder is never rate-limited", BEGIN, |f| f.last_push_at = Some(NOW - 10), Want::Prompt),
+        // --- push: a typed code instead of the approval
+        ("verify: a code typed at a push prompt is TOTP", code(STEP), with_push, Want::Grant(STEP)),
+        ("verify: a push-only holder's code is not looked at and not counted", WRONG, push_only,
+            Want::DenyPush(R::FactorNotAllowed, "a code is not accepted", None)),
+        ("verify: a code after a wrong number", code(STEP), |f| { with_push(f); challenge(f).state = ChallengeState::Denied; },
+            Want::DenyPush(R::PushDenied, "wrong number was typed", None)),
+        ("verify: a code after a report", code(STEP), |f| { with_push(f); challenge(f).state = ChallengeState::Reported; },
+            Want::DenyPush(R::PushDenied, "refused on the approval page", None)),
+        ("verify: a code after the push ran out still counts", code(STEP), |f| { with_push(f); challenge(f).state = ChallengeState::Expired; }, Want::Grant(STEP)),
+        // --- push: the host waits
+        ("wait: nobody answered yet", WAIT, with_push, Want::Wait),
+        ("wait: approved: granted", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Approved; }, Want::GrantApproved),
+        ("wait: the challenge ran out", WAIT, |f| { with_push(f); challenge(f).expires_at = NOW; },
+            Want::DenyPush(R::PushExpired, "Nobody approved this login in time", Some(PushEnd::Expired))),
+        ("wait: expired already", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Expired; },
+            Want::DenyPush(R::PushExpired, "in time", None)),
+        ("wait: a wrong number was typed", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Denied; },
+            Want::DenyPush(R::PushDenied, "wrong number", None)),
+        ("wait: reported as not theirs", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Reported; },
+            Want::DenyPush(R::PushDenied, "refused on the approval page", None)),
+        ("wait: an approval used already", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Used; },
+            Want::DenyPush(R::AttemptExpired, "already answered", None)),
+        ("wait: a login that waits for no push", WAIT, same, Want::DenyPush(R::AttemptExpired, "does not wait for an approval", None)),
+        ("wait: approved, but released meanwhile", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Approved; res(f).state = Lifecycle::Released; },
+            deny(R::NoReservation, "not reserved on web01")),
+        ("wait: approved, but the attempt ran out", WAIT, |f| { with_push(f); challenge(f).state = ChallengeState::Approved; f.attempt.as_mut().unwrap().expires_at = NOW; },
+            Want::DenyPush(R::AttemptExpired, "too late", None)),
+        // --- push: approving
+        ("approve: the right number", approve(NUMBER), with_push, Want::Approved),
+        ("approve: a wrong number refuses the login and counts nothing", approve(48), with_push,
+            Want::DenyPush(R::PushDenied, "not the number the login prompt shows", Some(PushEnd::WrongNumber))),
+        ("approve: a replayed approval", approve(NUMBER), |f| { with_push(f); challenge(f).state = ChallengeState::Approved; },
+            Want::DenyPush(R::AttemptExpired, "counts once, for its own login", None)),
+        ("approve: an approval the login used", approve(NUMBER), |f| { with_push(f); challenge(f).state = ChallengeState::Used; },
+            Want::DenyPush(R::AttemptExpired, "counts once", None)),
+        ("approve: after a wrong number", approve(NUMBER), |f| { with_push(f); challenge(f).state = ChallengeState::Denied; },
+            Want::DenyPush(R::AttemptExpired, "already answered", None)),
+        ("approve: somebody else's login", Step::Approve { by: "bob".into(), number: NUMBER }, with_push,
+            Want::DenyPush(R::AttemptExpired, "No such login is waiting for your approval", None)),
+        ("approve: a login with no push", approve(NUMBER), same, Want::DenyPush(R::AttemptExpired, "No such login", None)),
+        ("approve: too late", approve(NUMBER), |f| { with_push(f); challenge(f).expires_at = NOW; },
+            Want::DenyPush(R::PushExpired, "expired", Some(PushEnd::Expired))),
+        ("approve: the login was answered with a code", approve(NUMBER), |f| { with_push(f); f.attempt.as_mut().unwrap().answered = true; },
+            Want::DenyPush(R::AttemptExpired, "already answered", None)),
+        ("approve: released meanwhile", approve(NUMBER), |f| { with_push(f); res(f).state = Lifecycle::Released; }, deny(R::NoReservation, "not reserved on web01")),
+        ("approve: the holder was disabled meanwhile", approve(NUMBER), |f| { with_push(f); holder(f).active = false; }, deny(R::PersonDisabled, "cannot be used")),
+        // --- push: "This was not me"
+        ("report: not me", report_by("alice"), with_push, Want::Reported),
+        ("report: after a wrong number", report_by("alice"), |f| { with_push(f); challenge(f).state = ChallengeState::Denied; }, Want::Reported),
+        ("report: after it ran out", report_by("alice"), |f| { with_push(f); challenge(f).state = ChallengeState::Expired; }, Want::Reported),
+        ("report: somebody else's login", report_by("bob"), with_push, Want::DenyPush(R::AttemptExpired, "No such login", None)),
+        ("report: after approving it", report_by("alice"), |f| { with_push(f); challenge(f).state = ChallengeState::Approved; },
+            Want::DenyPush(R::AttemptExpired, "You approved this login", None)),
+        ("report: twice", report_by("alice"), |f| { with_push(f); challenge(f).state = ChallengeState::Reported; },
+            Want::DenyPush(R::AttemptExpired, "reported already", None)),
         // --- offline reports
         ("offline: inside the served grant", report(|_| {}), same, Want::Reconcile { step: STEP - 1, at: NOW - 30 }),
         ("offline: a host clock a little ahead is taken as now", report(|r| { r.at = NOW + 20; r.totp_step = Some(STEP); }), same,
@@ -215,12 +344,58 @@ fn every_rule_is_a_row() {
         let got = decide(&step, &facts, NOW);
         match (&want, &got) {
             (
-                Want::Prompt,
+                Want::Prompt | Want::PromptRateLimited,
                 Decision::Prompt {
                     factor: Factor::Totp,
                     expires_at,
+                    push: None,
+                    rate_limited,
                 },
-            ) => assert_eq!(*expires_at, EXPIRES, "{name}"),
+            ) => {
+                assert_eq!(*expires_at, EXPIRES, "{name}");
+                assert_eq!(
+                    *rate_limited,
+                    matches!(want, Want::PromptRateLimited),
+                    "{name}"
+                );
+            }
+            (
+                Want::Push { totp_allowed },
+                Decision::Prompt {
+                    factor: Factor::Push,
+                    expires_at,
+                    push: Some(offer),
+                    rate_limited: false,
+                },
+            ) => {
+                assert_eq!(*expires_at, EXPIRES, "{name}");
+                assert_eq!(
+                    *offer,
+                    PushOffer {
+                        number: NUMBER,
+                        expires_at: NOW + 120,
+                        totp_allowed: *totp_allowed
+                    },
+                    "{name}"
+                );
+            }
+            (Want::GrantApproved, Decision::GrantApproved)
+            | (Want::Approved, Decision::Approved)
+            | (Want::Reported, Decision::Reported) => {}
+            (Want::Wait, Decision::Wait { until }) => assert_eq!(*until, NOW + 100, "{name}"),
+            (Want::DenyPush(reason, fragment, end), Decision::Deny(d)) => {
+                assert_eq!(d.reason, *reason, "{name}: {}", d.message);
+                assert!(
+                    d.message.contains(fragment),
+                    "{name}: {:?} lacks {fragment:?}",
+                    d.message
+                );
+                assert_eq!(d.push, *end, "{name}");
+                // No push refusal counts towards the lockout.
+                assert_eq!(d.failure, None, "{name}");
+                assert!(!d.message.contains("alice"), "{name}: {}", d.message);
+                assert!(!d.message.contains("47"), "{name}: never the number");
+            }
             (Want::Grant(s), Decision::Grant { step }) => assert_eq!(s, step, "{name}"),
             (Want::Reconcile { step: s, at: a }, Decision::Reconcile { step, at }) => {
                 assert_eq!((s, a), (step, at), "{name}")

@@ -5,13 +5,14 @@ use jit_proto::api::LoginOrigin;
 use sqlx::AnyConnection;
 
 use super::decision::{
-    AccountFacts, AttemptFacts, Facts, GrantFacts, HostFacts, Lifecycle, LockoutPolicy,
-    PersonFacts, ReservationFacts,
+    AccountFacts, AttemptFacts, ChallengeFacts, Facts, GrantFacts, HostFacts, Lifecycle,
+    LockoutPolicy, PersonFacts, PushPolicy, ReservationFacts,
 };
 use crate::rules;
 use crate::store::accounts::{self, AccountRow};
-use crate::store::hosts::HostRow;
+use crate::store::hosts::{self, HostRow};
 use crate::store::persons::{self, PersonRow};
+use crate::store::push::{self, ChallengeRow};
 use crate::store::reservations::{self, AttemptRow, ReservationRow};
 use crate::store::{StoreResult, from_json, offline, ssh_keys};
 
@@ -22,7 +23,8 @@ pub enum Subject<'a> {
         account: &'a str,
         origin: &'a LoginOrigin,
     },
-    /// The calling host answers login attempt `attempt`.
+    /// The calling host answers login attempt `attempt` (with a code, or by waiting for its
+    /// push to be approved).
     Verify { attempt: &'a str },
     /// The calling host reports an offline login with this reservation.
     Offline { reservation_id: Option<i64> },
@@ -35,18 +37,50 @@ pub struct Gathered {
     pub reservation: Option<ReservationRow>,
     pub holder: Option<PersonRow>,
     pub attempt: Option<AttemptRow>,
+    /// The attempt's push challenge.
+    pub challenge: Option<ChallengeRow>,
     /// Where the login came from, as the audit log keeps it.
     pub origin: serde_json::Value,
+}
+
+/// The policies the decision applies, from server.toml.
+#[derive(Debug, Clone, Copy)]
+pub struct Policies {
+    pub lockout: LockoutPolicy,
+    pub push: PushPolicy,
+}
+
+/// The facts of push challenge `id` (for its approval or report), with the host its login runs
+/// on; `None` if there is no such challenge.
+pub async fn read_challenge(
+    conn: &mut AnyConnection,
+    id: &str,
+    policies: Policies,
+    now: i64,
+) -> StoreResult<Option<(HostRow, Gathered)>> {
+    let Some(c) = push::challenge(conn, id).await? else {
+        return Ok(None);
+    };
+    let Some(host) = hosts::by_id(conn, c.host_id).await? else {
+        return Ok(None);
+    };
+    let subject = Subject::Verify {
+        attempt: &c.attempt_id,
+    };
+    let g = read(conn, &host, subject, policies, now).await?;
+    Ok(Some((host, g)))
 }
 
 pub async fn read(
     conn: &mut AnyConnection,
     host: &HostRow,
     subject: Subject<'_>,
-    lockout: LockoutPolicy,
+    policies: Policies,
     now: i64,
 ) -> StoreResult<Gathered> {
+    let lockout = policies.lockout;
     let is_offline = matches!(subject, Subject::Offline { .. });
+    let is_begin = matches!(subject, Subject::Begin { .. });
     let (account, reservation, attempt, origin) = match subject {
         Subject::Begin { account, origin } => {
             let account = accounts::by_name(conn, account).await?;
@@ -107,6 +141,15 @@ pub async fn read(
         },
         _ => None,
     };
+    let challenge = match &attempt {
+        Some(a) => push::challenge_of_attempt(conn, &a.id).await?,
+        None => None,
+    };
+    // The rate limit: only a login about to begin can send a push.
+    let last_push_at = match (is_begin, &reservation) {
+        (true, Some(r)) => push::last_push_at(conn, r.person_id, r.account_id).await?,
+        _ => None,
+    };
     let key_owner = match origin.get("ssh_key").and_then(|k| k.as_str()) {
         Some(fp) => ssh_keys::by_fingerprint(conn, fp).await?.map(|k| k.person),
         None => None,
@@ -119,6 +162,7 @@ pub async fn read(
             active: a.is_active(),
             on_host: rules::host_allowed(&host_name, &host_labels, &a.patterns()?, &a.labels()?),
             offline: a.offline(),
+            factor: a.factor(),
         }),
         None => None,
     };
@@ -151,6 +195,13 @@ pub async fn read(
         grant,
         key_owner,
         lockout,
+        challenge: challenge.as_ref().map(|c| ChallengeFacts {
+            number: u8::try_from(c.number).unwrap_or(0),
+            state: c.state(),
+            expires_at: c.expires_at,
+        }),
+        last_push_at,
+        push: policies.push,
     };
     Ok(Gathered {
         facts,
@@ -158,6 +209,7 @@ pub async fn read(
         reservation,
         holder,
         attempt,
+        challenge,
         origin,
     })
 }
@@ -170,10 +222,12 @@ pub async fn person(
     now: i64,
 ) -> StoreResult<PersonFacts> {
     let recent = persons::recent_failures(conn, p.id, now - lockout.window_secs).await?;
+    let push = push::factor(conn, p.id).await?.is_some();
     Ok(PersonFacts {
         name: p.name.clone(),
         active: p.is_active(),
         enrolled: p.is_enrolled(),
+        push,
         locked_until: p.locked_until,
         last_step: p.totp_last_step,
         recent_failures: u32::try_from(recent).unwrap_or(u32::MAX),

@@ -15,12 +15,15 @@
 //! secret, code and `now` into the matched step or none; replay (a step not newer than the last
 //! one used), failure counting and the lockout are the decision's, from the facts.
 //!
+//! **Push with number matching** is rows of the same table: the holder's factors and the
+//! account's required factor are facts; `Begin` carries the challenge number the caller drew at
+//! random, so `decide` stays pure; the attempt's challenge (its number and state) is a fact of
+//! `Verify`, `Wait` (the host waits for the approval), `Approve` (the number typed on the approval
+//! page or in `jitctl approve`) and `Report` ("This was not me"). A wrong number is a `Deny`
+//! row that does not count towards the lockout, and the one-push-a-minute limit is a fact
+//! (`last_push_at`) with its own rows.
+//!
 //! How the next features plug in, without new handlers:
-//! - **Push with number matching**: the holder's factors become a fact; [`decision::Step`] gains
-//!   `Approve { number }` (the number typed on the approval page or in `jitctl approve`) and
-//!   `Poll`; `Prompt` carries `Factor::Push` and the challenge number, which the caller draws at
-//!   random and passes in with the step, so `decide` stays pure. A wrong number is a `Deny` row,
-//!   and the one-push-a-minute limit is a fact (`last_push_at`) with its own row.
 //! - **Wrong codes per source**: [`decision::PersonFacts::recent_failures`] becomes counters per
 //!   source (the local uid behind su, the remote address, the tty) and per host, read for the
 //!   attempt's origin; [`decision::Failure`] says which counters to bump and until when this
@@ -30,10 +33,12 @@
 //!   session steps (`Step::SessionOpen`, `Step::Extend`) are new rows of the same table.
 
 pub mod apply;
+pub mod approval;
 pub mod decision;
 pub mod facts;
 
-pub use decision::{CodeMatch, Decision, Facts, LockoutPolicy, Step, decide};
+pub use decision::{CodeMatch, Decision, Facts, LockoutPolicy, PushPolicy, Step, decide};
+pub use facts::Policies;
 
 /// The lockout policy of the running server.
 pub fn lockout_policy(s: &crate::config::Settings) -> LockoutPolicy {
@@ -41,5 +46,16 @@ pub fn lockout_policy(s: &crate::config::Settings) -> LockoutPolicy {
         max_failures: s.lockout.max_failures,
         window_secs: s.lockout.window.secs(),
         duration_secs: s.lockout.duration.secs(),
+    }
+}
+
+/// Every policy the login decision applies, of the running server.
+pub fn policies(s: &crate::config::Settings) -> Policies {
+    Policies {
+        lockout: lockout_policy(s),
+        push: PushPolicy {
+            rate_secs: s.push.rate_limit.secs(),
+            ttl_secs: s.push.challenge_ttl.secs(),
+        },
     }
 }

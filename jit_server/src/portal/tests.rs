@@ -40,11 +40,14 @@ async fn harness() -> Harness {
         .unwrap();
     persons::activate_factor(&mut tx, id).await.unwrap();
     tx.commit().await.unwrap();
+    let settings = Settings::default();
+    let push = crate::push::Notifier::new(&settings, &key).unwrap();
     let state = Arc::new(AppState {
         store,
         key,
-        settings: Settings::default(),
+        settings,
         ca_fingerprint: jit_proto::fingerprint::Fingerprint::of_der(b"test"),
+        push,
     });
     let clock = Arc::new(AtomicI64::new(T0));
     let c = clock.clone();
@@ -321,4 +324,82 @@ async fn totp_sign_in_refuses_a_replayed_code_and_counts_wrong_ones() {
     .await;
     let (_, html) = h.get("/portal/login", Some(&cookie)).await;
     assert!(html.contains("That name or code is not right"), "{html}");
+}
+
+#[tokio::test]
+async fn a_browser_subscribes_to_web_push_only_with_push_on_and_good_keys() {
+    let h = harness().await;
+    let cookie = h.sign_in().await;
+    let (_, html) = h.get("/portal/factors", Some(&cookie)).await;
+    let csrf = csrf_of(&html);
+    assert!(
+        !html.contains("push-subscribe"),
+        "no browser button before push is on"
+    );
+    let subscribe = |endpoint: &str, p256dh: &str| {
+        let body = serde_json::json!({
+            "endpoint": endpoint,
+            "expirationTime": null,
+            "keys": { "p256dh": p256dh, "auth": "BTBZMqHH6r4Tts7J_aSIgg" },
+        })
+        .to_string();
+        Request::post("/portal/push/subscribe")
+            .header(header::HOST, HOST)
+            .header(header::ORIGIN, ORIGIN)
+            .header(header::COOKIE, &cookie)
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("x-csrf-token", &csrf)
+            .body(Body::from(body))
+            .unwrap()
+    };
+    // RFC 8291's example browser key.
+    const P256DH: &str =
+        "BCVxsr7N_eNgVRqvHtD0zTZsEc6-VV-JvLexhqUzORcxaOzi6-AYWXvTBHm4bjyPjs7Vd8pZGH6SRpkNtoIAiw4";
+    let good = "https://push.example.net/p/abc";
+    let (r, body) = h.send(subscribe(good, P256DH)).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("Turn push on first"), "{body}");
+    let (r, _) = h
+        .post(
+            "/portal/factors/push",
+            Some(&cookie),
+            Some(ORIGIN),
+            &[
+                ("csrf", &csrf),
+                ("ntfy_topic", "jit-alice-7q"),
+                ("ntfy_token", ""),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let (_, html) = h.get("/portal/factors", Some(&cookie)).await;
+    assert!(
+        html.contains("Push is on") && html.contains("jit-alice-7q"),
+        "{html}"
+    );
+    assert!(html.contains("id=\"push-subscribe\""), "{html}");
+    for (endpoint, key, why) in [
+        ("http://push.example.net/p/abc", P256DH, "https://"),
+        ("https://push.example.net/p/a b", P256DH, "https://"),
+        (good, "AAAA", "uncompressed P-256"),
+    ] {
+        let (r, body) = h.send(subscribe(endpoint, key)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{endpoint}: {body}");
+        assert!(body.contains(why), "{body}");
+    }
+    let (r, body) = h.send(subscribe(good, P256DH)).await;
+    assert_eq!(r.status(), StatusCode::OK, "{body}");
+    let (_, html) = h.get("/portal/factors", Some(&cookie)).await;
+    assert!(html.contains("1 browser(s) get notifications"), "{html}");
+    // The service worker is a file of the portal, under its CSP like every answer.
+    let (r, js) = h.get("/portal/sw.js", None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    assert_eq!(r.headers()[header::CONTENT_SECURITY_POLICY], CSP);
+    assert!(js.contains("showNotification") && js.contains("openWindow"));
 }

@@ -53,6 +53,7 @@ pub struct Layout {
 /// live sessions) is one more.
 const PERSON_PAGES: &[(&str, &str)] = &[
     ("/portal/", "Reserve"),
+    ("/portal/approve", "Approvals"),
     ("/portal/factors", "Sign-in methods"),
     ("/portal/keys", "ssh keys"),
 ];

@@ -1,7 +1,7 @@
 //! Shared accounts: their POSIX identity (for virtual ones), who may reserve them, where they
 //! exist and for how long they can be held.
 
-use jit_proto::api::{Account, OfflinePolicy, PosixIdentity};
+use jit_proto::api::{Account, FactorPolicy, OfflinePolicy, PosixIdentity};
 use jit_proto::{AccountName, GroupName, Label};
 use sqlx::{AnyConnection, FromRow};
 
@@ -19,13 +19,15 @@ pub struct AccountRow {
     pub offline: String,
     pub active: i64,
     pub created_at: i64,
+    /// `any`, `totp` or `push`.
+    pub factor: String,
 }
 
 // A macro so every query stays a literal string (sqlx refuses dynamic SQL).
 macro_rules! account_cols {
     () => {
         "id, name, posix, default_ttl_secs, max_ttl_secs, host_patterns, host_labels, \
-                    offline, active, created_at"
+                    offline, active, created_at, factor"
     };
 }
 
@@ -56,6 +58,14 @@ impl AccountRow {
         }
     }
 
+    pub fn factor(&self) -> FactorPolicy {
+        match self.factor.as_str() {
+            "totp" => FactorPolicy::Totp,
+            "push" => FactorPolicy::Push,
+            _ => FactorPolicy::Any,
+        }
+    }
+
     pub fn ttls(&self) -> (u32, u32) {
         let clamp = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
         (clamp(self.default_ttl_secs), clamp(self.max_ttl_secs))
@@ -74,6 +84,7 @@ impl AccountRow {
             offline: self.offline(),
             active: self.is_active(),
             created_at: self.created_at,
+            factor: self.factor(),
         })
     }
 }
@@ -85,6 +96,14 @@ pub fn offline_str(p: OfflinePolicy) -> &'static str {
     }
 }
 
+pub fn factor_str(f: FactorPolicy) -> &'static str {
+    match f {
+        FactorPolicy::Any => "any",
+        FactorPolicy::Totp => "totp",
+        FactorPolicy::Push => "push",
+    }
+}
+
 pub struct NewAccountRow<'a> {
     pub name: &'a str,
     pub posix: Option<&'a PosixIdentity>,
@@ -93,6 +112,7 @@ pub struct NewAccountRow<'a> {
     pub host_patterns: &'a [String],
     pub host_labels: &'a [Label],
     pub offline: OfflinePolicy,
+    pub factor: FactorPolicy,
 }
 
 pub async fn insert(
@@ -102,8 +122,8 @@ pub async fn insert(
 ) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO accounts (name, posix, default_ttl_secs, max_ttl_secs, host_patterns, \
-         host_labels, offline, active, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8) \
-         RETURNING id",
+         host_labels, offline, active, created_at, factor) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) RETURNING id",
     )
     .bind(a.name)
     .bind(a.posix.map(to_json))
@@ -113,6 +133,7 @@ pub async fn insert(
     .bind(to_json(&a.host_labels))
     .bind(offline_str(a.offline))
     .bind(now)
+    .bind(factor_str(a.factor))
     .fetch_one(conn)
     .await?;
     Ok(id)
@@ -121,7 +142,7 @@ pub async fn insert(
 pub async fn update(conn: &mut AnyConnection, row: &AccountRow) -> StoreResult<()> {
     sqlx::query(
         "UPDATE accounts SET default_ttl_secs = $1, max_ttl_secs = $2, host_patterns = $3, \
-         host_labels = $4, offline = $5, active = $6 WHERE id = $7",
+         host_labels = $4, offline = $5, active = $6, factor = $7 WHERE id = $8",
     )
     .bind(row.default_ttl_secs)
     .bind(row.max_ttl_secs)
@@ -129,6 +150,7 @@ pub async fn update(conn: &mut AnyConnection, row: &AccountRow) -> StoreResult<(
     .bind(&row.host_labels)
     .bind(&row.offline)
     .bind(row.active)
+    .bind(&row.factor)
     .bind(row.id)
     .execute(conn)
     .await?;

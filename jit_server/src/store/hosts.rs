@@ -85,6 +85,17 @@ pub async fn by_name(conn: &mut AnyConnection, name: &str) -> StoreResult<Option
     .await?)
 }
 
+pub async fn by_id(conn: &mut AnyConnection, id: i64) -> StoreResult<Option<HostRow>> {
+    Ok(sqlx::query_as(concat!(
+        "SELECT ",
+        host_cols!(),
+        " FROM hosts WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 pub async fn by_credential(conn: &mut AnyConnection, hash: &str) -> StoreResult<Option<HostRow>> {
     Ok(sqlx::query_as(concat!(
         "SELECT ",

@@ -14,6 +14,7 @@ pub mod hosts;
 pub mod offline;
 pub mod persons;
 pub mod portal;
+pub mod push;
 pub mod reservations;
 pub mod ssh_keys;
 

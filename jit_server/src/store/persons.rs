@@ -277,6 +277,14 @@ pub async fn reset_factor(conn: &mut AnyConnection, id: i64, now: i64) -> StoreR
         .execute(&mut *conn)
         .await?;
     // Every other factor and every signed-in portal session go too.
+    sqlx::query("DELETE FROM push_subscriptions WHERE person_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("DELETE FROM push_factors WHERE person_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     sqlx::query("DELETE FROM passkeys WHERE person_id = $1")
         .bind(id)
         .execute(&mut *conn)

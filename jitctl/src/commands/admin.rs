@@ -51,7 +51,13 @@ fn person_rows(list: &[Person]) -> Vec<Vec<String>> {
                 or_dash(p.display_name.as_deref()),
                 if p.admin { "admin" } else { "person" }.into(),
                 if p.active { "active" } else { "disabled" }.into(),
-                if p.enrolled { "yes" } else { "no" }.into(),
+                match (p.enrolled, p.push) {
+                    (true, true) => "totp,push",
+                    (true, false) => "totp",
+                    (false, true) => "push",
+                    (false, false) => "no",
+                }
+                .into(),
                 p.groups
                     .iter()
                     .map(|g| g.as_str())
@@ -73,7 +79,7 @@ fn print_persons(ctx: &Ctx, list: &[Person]) {
                 "DISPLAY NAME",
                 "ROLE",
                 "STATE",
-                "ENROLLED",
+                "FACTORS",
                 "GROUPS",
                 "LOCKED UNTIL",
             ],
@@ -281,6 +287,12 @@ fn account_rows(list: &[Account]) -> Vec<Vec<String>> {
                     OfflinePolicy::Cached => "cached",
                 }
                 .into(),
+                match a.factor {
+                    jit_proto::api::FactorPolicy::Any => "any",
+                    jit_proto::api::FactorPolicy::Totp => "totp",
+                    jit_proto::api::FactorPolicy::Push => "push",
+                }
+                .into(),
                 if a.active { "active" } else { "disabled" }.into(),
             ]
         })
@@ -293,10 +305,20 @@ fn print_accounts(ctx: &Ctx, list: &[Account]) {
     } else {
         output::table(
             &[
-                "ACCOUNT", "KIND", "GROUPS", "HOSTS", "TTL", "OFFLINE", "STATE",
+                "ACCOUNT", "KIND", "GROUPS", "HOSTS", "TTL", "OFFLINE", "FACTOR", "STATE",
             ],
             &account_rows(list),
         );
+    }
+}
+
+fn factor_policy(f: crate::cli::FactorPolicy) -> jit_proto::api::FactorPolicy {
+    use crate::cli::FactorPolicy as C;
+    use jit_proto::api::FactorPolicy as P;
+    match f {
+        C::Any => P::Any,
+        C::Totp => P::Totp,
+        C::Push => P::Push,
     }
 }
 
@@ -331,6 +353,7 @@ fn account_add(ctx: &Ctx, a: AccountAdd) -> CliResult<Account> {
         host_patterns: a.hosts,
         host_labels: names::<Label>(&a.labels)?,
         offline: offline(a.offline),
+        factor: factor_policy(a.factor),
     };
     let (client, _) = ctx.client()?;
     Ok(ctx.block_on(client.add_account(&req))?)
@@ -344,6 +367,7 @@ fn account_set(ctx: &Ctx, a: AccountSet) -> CliResult<Account> {
         host_patterns: a.hosts,
         host_labels: a.labels.as_deref().map(names::<Label>).transpose()?,
         offline: a.offline.map(offline),
+        factor: a.factor.map(factor_policy),
     };
     let (client, _) = ctx.client()?;
     Ok(ctx.block_on(client.change_account(&name(&a.name)?, &change))?)

@@ -2,7 +2,9 @@
 //! stored credential, and prints either JSON (`--json`) or text.
 
 mod admin;
+mod approve;
 mod audit;
+mod factors;
 mod reservations;
 mod session;
 mod ssh_keys;
@@ -65,6 +67,8 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Release(a) => reservations::release(&ctx, a),
         Command::Extend(a) => reservations::extend(&ctx, a),
         Command::Status(a) => reservations::status(&ctx, a),
+        Command::Approve(a) => approve::approve(&ctx, a),
+        Command::Factor(c) => factors::factor(&ctx, c),
         Command::Key(c) => ssh_keys::key(&ctx, c),
         Command::Person(c) => admin::person(&ctx, c),
         Command::Group(c) => admin::group(&ctx, c),

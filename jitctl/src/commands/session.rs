@@ -43,7 +43,7 @@ impl Drop for NoEcho {
     }
 }
 
-fn read_line(prompt: &str) -> CliResult<Secret> {
+pub(super) fn read_line(prompt: &str) -> CliResult<Secret> {
     read_input(prompt, false)
 }
 
@@ -236,6 +236,9 @@ pub fn whoami(ctx: &Ctx) -> CliResult<()> {
 const ENROLL_TRIES: u32 = 3;
 
 pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
+    if a.push {
+        return enroll_push(ctx, a);
+    }
     let client = first_contact(ctx, &a.server, &a.ca_fingerprint, None)?;
     let enrollment_code = Secret::new(a.code);
     let started = ctx.block_on(client.enroll_start(&EnrollStart {
@@ -256,7 +259,7 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
         println!("{}", started.otpauth_uri.expose());
         if !a.no_qr
             && interactive
-            && let Some(q) = crate::qr::render(started.otpauth_uri.expose())
+            && let Some(q) = jit_proto::qr::render(started.otpauth_uri.expose())
         {
             println!();
             println!("{q}");
@@ -305,6 +308,44 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
     } else {
         println!(
             "Enrolled {}. Your credential is saved in {}. Reserve with: jitctl reserve ACCOUNT --host HOST",
+            enrolled.person,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// `jitctl enroll CODE --push`: push as the first factor, no authenticator app.
+fn enroll_push(ctx: &Ctx, a: Enroll) -> CliResult<()> {
+    let client = first_contact(ctx, &a.server, &a.ca_fingerprint, None)?;
+    let ntfy_token = a
+        .ntfy_token_file
+        .as_deref()
+        .map(super::factors::read_token_file)
+        .transpose()?;
+    let enrolled = ctx.block_on(client.enroll_push(&jit_proto::api::EnrollPush {
+        enrollment_code: Secret::new(a.code),
+        ntfy_topic: a.ntfy_topic,
+        ntfy_token,
+    }))?;
+    config::check_replace(CallerKind::Person, enrolled.person.as_str())?;
+    let creds = Credentials {
+        server: client.server().to_owned(),
+        ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
+        ca_pem: captured_ca(&client)?,
+        token: enrolled.token,
+        kind: CallerKind::Person,
+        name: enrolled.person.to_string(),
+    };
+    let path = config::save(&creds)?;
+    if ctx.json {
+        output::json(&serde_json::json!({
+            "person": enrolled.person, "enrolled": true, "factor": "push", "config": path,
+        }));
+    } else {
+        println!(
+            "Enrolled {} with push. Your credential is saved in {}. Logins now wait for your \
+             approval: `jitctl approve`, or the portal's approval page.",
             enrolled.person,
             path.display()
         );

@@ -233,14 +233,18 @@ fn server_toml_page_and_packaged_file_cover_every_key_with_its_default() {
     }
     let mut parsed = Settings::parse(&settings, Path::new("server.toml"))
         .unwrap_or_else(|e| panic!("the packaged server.toml, uncommented, is invalid: {e}"));
-    // The examples without a fixed default: public_url (none), database_url (derived), and the
-    // portal's own listener (none).
+    // The examples without a fixed default: public_url (none), database_url (derived), the
+    // portal's own listener (none) and the notification servers (none).
     assert_eq!(parsed.database_url(), defaults.database_url());
     parsed.public_url = None;
     parsed.database_url = None;
     parsed.portal.listen = None;
     parsed.portal.cert = None;
     parsed.portal.key = None;
+    parsed.push.ntfy_server = None;
+    parsed.push.webhook_url = None;
+    parsed.push.webhook_secret_file = None;
+    parsed.push.ca_file = None;
     assert_eq!(
         format!("{parsed:#?}"),
         format!("{defaults:#?}"),

@@ -314,6 +314,7 @@ pub struct AccountView {
     pub hosts: String,
     pub ttl: String,
     pub offline: &'static str,
+    pub factor: &'static str,
     pub active: bool,
 }
 
@@ -356,6 +357,7 @@ pub async fn accounts(State(portal): State<Portal>, AdminSigned(s): AdminSigned)
                         OfflinePolicy::Deny => "deny",
                         OfflinePolicy::Cached => "cached",
                     },
+                    factor: crate::store::accounts::factor_str(a.factor),
                     active: a.active,
                 }
             })
@@ -384,6 +386,8 @@ pub struct AccountForm {
     shell: String,
     #[serde(default)]
     offline: String,
+    #[serde(default)]
+    factor: String,
 }
 
 fn list_of(s: &str) -> Vec<String> {
@@ -438,6 +442,11 @@ pub async fn account_add(
                 OfflinePolicy::Cached
             } else {
                 OfflinePolicy::Deny
+            },
+            factor: match f.factor.as_str() {
+                "totp" => jit_proto::api::FactorPolicy::Totp,
+                "push" => jit_proto::api::FactorPolicy::Push,
+                _ => jit_proto::api::FactorPolicy::Any,
             },
         };
         accounts::add(admin(&s), st(&portal), Body(req))

@@ -35,6 +35,11 @@ struct FactorsPage {
     layout: Layout,
     enrolled: bool,
     passkeys: Vec<PasskeyView>,
+    /// Push is enrolled: its ntfy topic and how many browsers are notified.
+    push: Option<jit_proto::api::PushFactor>,
+    /// This server sends Web Push; browsers subscribe with this VAPID key.
+    web_push: bool,
+    vapid_key: String,
 }
 
 pub async fn page(State(portal): State<Portal>, s: Signed) -> PageResult {
@@ -46,6 +51,7 @@ pub async fn page(State(portal): State<Portal>, s: Signed) -> PageResult {
         .await
         .map_err(ApiError::internal)?;
     let keys = store::passkeys_of(&mut conn, s.person.id).await?;
+    let factors = crate::api::factors::of(&mut conn, &s.person).await?;
     drop(conn);
     shown(&portal, &s.session).await?;
     let page = FactorsPage {
@@ -58,6 +64,9 @@ pub async fn page(State(portal): State<Portal>, s: Signed) -> PageResult {
         ),
         enrolled: s.person.is_enrolled(),
         passkeys: keys.iter().map(view).collect(),
+        push: factors.push,
+        web_push: portal.app.settings.push.web_push,
+        vapid_key: portal.app.push.vapid_public_key(),
     };
     Ok(render(&page))
 }

@@ -2,10 +2,12 @@
 //! messages, and form bodies.
 
 mod admin;
+mod approvals;
 mod assets;
 mod factors;
 mod home;
 mod keys;
+mod push;
 mod signin;
 
 use axum::Router;
@@ -52,6 +54,16 @@ pub fn routes() -> Router<Portal> {
         .route("/portal/passkeys/options", post(factors::passkey_options))
         .route("/portal/passkeys", post(factors::passkey_register))
         .route("/portal/keys", get(keys::page).post(keys::add))
+        .route("/portal/approve", get(approvals::page))
+        .route(
+            "/portal/approve/{id}",
+            get(approvals::one).post(approvals::approve),
+        )
+        .route("/portal/approve/{id}/report", post(approvals::report))
+        .route("/portal/factors/push", post(push::enroll))
+        .route("/portal/factors/push/remove", post(push::remove))
+        .route("/portal/push/subscribe", post(push::subscribe))
+        .route("/portal/sw.js", get(push::service_worker))
         .route("/portal/keys/{id}/remove", post(keys::remove))
         .route(
             "/portal/passkeys/{id}/delete",

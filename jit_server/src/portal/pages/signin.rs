@@ -114,7 +114,19 @@ pub async fn totp(
         return flash(&portal, &s, false, &why, "/portal/login").await;
     }
     let (_, cookie) = sign_in(&portal, Some(&s), &person, "totp", now).await?;
-    Ok(with_cookie(see_other("/portal/"), &cookie))
+    let to = landing(&portal, &person, now).await?;
+    Ok(with_cookie(see_other(to), &cookie))
+}
+
+/// Where a person lands after signing in: the approval page when a login waits for them (they
+/// came from a notification), else their reservations.
+async fn landing(portal: &Portal, person: &PersonRow, now: i64) -> PageResult<&'static str> {
+    let waiting = crate::api::approvals::pending(&portal.app, person.id, now).await?;
+    Ok(if waiting.approvals.is_empty() {
+        "/portal/"
+    } else {
+        "/portal/approve"
+    })
 }
 
 /// Options for `navigator.credentials.get()`, in the JSON form portal.js turns into the
@@ -241,7 +253,8 @@ pub async fn passkey(
     tx.commit().await.map_err(ApiError::internal)?;
     let (_, cookie) = sign_in(&portal, Some(&s), &person, "passkey", now).await?;
     Ok(with_cookie(
-        Json(serde_json::json!({ "redirect": "/portal/" })).into_response(),
+        Json(serde_json::json!({ "redirect": landing(&portal, &person, now).await? }))
+            .into_response(),
         &cookie,
     ))
 }

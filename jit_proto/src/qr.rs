@@ -1,4 +1,5 @@
-//! A QR code drawn with Unicode half blocks, so `jitctl enroll` works over ssh.
+//! A QR code drawn with Unicode half blocks, for a terminal: `jitctl enroll` over ssh, and the
+//! approval link at a console login (jitd).
 
 use qrcode::QrCode;
 use qrcode::render::unicode::Dense1x2;

@@ -69,6 +69,7 @@ fn ssh_from(rhost: &str) -> LoginBegin {
             tty: Some("ssh".into()),
             ruser: None,
             ssh_key: None,
+            source: None,
         },
     }
 }

@@ -363,6 +363,16 @@ impl Client {
         self.post("/reservations/extend", body).await
     }
 
+    /// Open sessions (with `all`, closed ones too): a person's own, an admin's everybody's.
+    pub async fn sessions(&self, all: bool) -> Result<Sessions, ClientError> {
+        self.get(if all {
+            "/sessions?all=true"
+        } else {
+            "/sessions"
+        })
+        .await
+    }
+
     // --- persons and admins: ssh public keys
 
     /// Registers a key (a person's own; the admin names `person`).
@@ -510,6 +520,14 @@ impl Client {
     /// Hashed codes for this host's live reservations of `offline = "cached"` accounts.
     pub async fn offline_grants(&self) -> Result<OfflineGrants, ClientError> {
         self.get("/host/offline").await
+    }
+
+    /// How the reservations behind this host's open sessions stand.
+    pub async fn host_reservations(
+        &self,
+        body: &HostReservationQuery,
+    ) -> Result<HostReservations, ClientError> {
+        self.post("/host/reservations", body).await
     }
 
     /// The ssh keys that count now for each shared account of this host (for sshd's

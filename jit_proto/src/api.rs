@@ -304,6 +304,11 @@ pub struct NewAccount {
     /// The second factor logins must use. Default `any`.
     #[serde(default)]
     pub factor: FactorPolicy,
+    /// When a reservation ends (it runs out, it is released or force-released, its holder is
+    /// disabled), hosts end the sessions its login opened, after a one-minute warning. Default
+    /// false: sessions outlive their reservation.
+    #[serde(default)]
+    pub end_session_at_expiry: bool,
 }
 
 /// `PATCH /v1/accounts/{name}` (admin): every field is optional.
@@ -324,6 +329,8 @@ pub struct AccountChange {
     pub offline: Option<OfflinePolicy>,
     #[serde(default)]
     pub factor: Option<FactorPolicy>,
+    #[serde(default)]
+    pub end_session_at_expiry: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -340,6 +347,9 @@ pub struct Account {
     pub created_at: i64,
     #[serde(default)]
     pub factor: FactorPolicy,
+    /// Hosts end a reservation's sessions when it ends (see [`NewAccount`]).
+    #[serde(default)]
+    pub end_session_at_expiry: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -636,6 +646,96 @@ pub struct Reservations {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Sessions
+
+/// Why a reservation ended, and with it (for accounts with `end_session_at_expiry`) the sessions
+/// its login opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EndCause {
+    /// It ran out.
+    Expired,
+    /// Its holder gave it back (`jitctl release`).
+    Released,
+    /// An admin released it.
+    ForceReleased,
+    /// Its holder was disabled.
+    HolderDisabled,
+    /// Its holder said a login to it was not theirs ("This was not me").
+    Reported,
+}
+
+impl EndCause {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndCause::Expired => "expired",
+            EndCause::Released => "released",
+            EndCause::ForceReleased => "force_released",
+            EndCause::HolderDisabled => "holder_disabled",
+            EndCause::Reported => "reported",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<EndCause> {
+        [
+            EndCause::Expired,
+            EndCause::Released,
+            EndCause::ForceReleased,
+            EndCause::HolderDisabled,
+            EndCause::Reported,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+/// A login's session on a host, as the host reported it (`session.open`, `session.close`,
+/// `session.ended`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub id: i64,
+    pub host: HostName,
+    pub account: AccountName,
+    /// Who logged in (the holder of the reservation the login used).
+    pub person: Option<PersonName>,
+    /// The PAM service: sshd, su, login, …
+    pub service: String,
+    /// Where the login came from: the remote address, else who sat at the prompt (`uid:1000`,
+    /// `tty:tty1`).
+    pub source: Option<String>,
+    pub tty: Option<String>,
+    pub reservation_id: Option<i64>,
+    pub opened_at: i64,
+    /// `None` while the session is open.
+    pub closed_at: Option<i64>,
+    /// How long it ran (so far, while open).
+    pub duration_secs: i64,
+    /// Set when the host ended the session because its reservation ended.
+    pub ended: Option<EndCause>,
+    /// When the reservation ends (or ended), if it is known.
+    pub reservation_ends_at: Option<i64>,
+    /// The account's policy: the host ends the session when the reservation ends.
+    pub end_session_at_expiry: bool,
+}
+
+/// `GET /v1/sessions`: a person sees their own, an admin everybody's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionQuery {
+    /// Include closed sessions too, newest first (default: open ones only).
+    #[serde(default)]
+    pub all: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sessions {
+    pub sessions: Vec<Session>,
+    /// Server time of the answer.
+    pub now: i64,
+}
+
+// ---------------------------------------------------------------------------------------------
 // Audit
 
 /// `GET /v1/audit` query (admin). All filters are optional and combine with AND.
@@ -831,6 +931,13 @@ pub enum LoginVerified {
     Granted {
         person: PersonName,
         reservation_id: i64,
+        /// Seconds until the reservation ends (a span, not a time, so the host's clock need not
+        /// agree with the server's): the session is told at login.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ends_in_secs: Option<i64>,
+        /// The account's policy: the host ends the session when the reservation ends.
+        #[serde(default)]
+        end_session_at_expiry: bool,
     },
     Denied {
         reason: DenyReason,
@@ -912,12 +1019,51 @@ pub struct HostEvent {
     /// For `login.offline`: the TOTP time step the code matched, so the server refuses it later.
     #[serde(default)]
     pub totp_step: Option<i64>,
+    /// For `session.ended`: why the host ended the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<EndCause>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostEvents {
     pub events: Vec<HostEvent>,
+}
+
+/// `POST /v1/host/reservations`: how the reservations behind this host's open sessions stand.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostReservationQuery {
+    /// At most [`MAX_HOST_RESERVATIONS`].
+    pub ids: Vec<i64>,
+}
+
+/// Most reservations one `POST /v1/host/reservations` may ask about.
+pub const MAX_HOST_RESERVATIONS: usize = 1000;
+
+/// One reservation of the calling host, as far as its sessions are concerned.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReservation {
+    pub id: i64,
+    pub account: AccountName,
+    pub person: PersonName,
+    /// When it ends; when it ended, once `ended` is set.
+    pub ends_at: i64,
+    /// Why it ended; `None` while it runs.
+    pub ended: Option<EndCause>,
+    /// Who released it (a person's name), when released.
+    pub ended_by: Option<String>,
+    /// The account's policy: end the sessions when the reservation ends.
+    pub end_session_at_expiry: bool,
+}
+
+/// Answer to `POST /v1/host/reservations`: the asked-for reservations of this host that exist
+/// (others are left out), and the server's time, so the host can tell how far away `ends_at` is
+/// whatever its own clock says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostReservations {
+    pub reservations: Vec<HostReservation>,
+    pub now: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -1015,11 +1161,43 @@ mod tests {
         let j = serde_json::to_string(&LoginVerified::Granted {
             person: PersonName::new("alice").unwrap(),
             reservation_id: 7,
+            ends_in_secs: Some(290),
+            end_session_at_expiry: true,
         })
         .unwrap();
         assert_eq!(
             j,
-            r#"{"outcome":"granted","person":"alice","reservation_id":7}"#
+            r#"{"outcome":"granted","person":"alice","reservation_id":7,"ends_in_secs":290,"end_session_at_expiry":true}"#
         );
+        // What a server from before the session terms sent still reads.
+        let old: LoginVerified =
+            serde_json::from_str(r#"{"outcome":"granted","person":"alice","reservation_id":7}"#)
+                .unwrap();
+        assert!(matches!(
+            old,
+            LoginVerified::Granted {
+                ends_in_secs: None,
+                end_session_at_expiry: false,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn end_causes_read_back() {
+        for c in [
+            EndCause::Expired,
+            EndCause::Released,
+            EndCause::ForceReleased,
+            EndCause::HolderDisabled,
+            EndCause::Reported,
+        ] {
+            assert_eq!(EndCause::parse(c.as_str()), Some(c));
+            assert_eq!(
+                serde_json::to_value(c).unwrap(),
+                serde_json::Value::String(c.as_str().into())
+            );
+        }
+        assert_eq!(EndCause::parse("nope"), None);
     }
 }

@@ -53,6 +53,8 @@ pub enum Command {
     Extend(Extend),
     /// Show your reservations (admins: everybody's), with time left.
     Status(Status),
+    /// Show your open sessions on the hosts (admins: everybody's).
+    Sessions(SessionsArgs),
     /// Approve a login that waits for you, by typing the number its prompt shows.
     Approve(Approve),
     /// Your second factors: list them, add an authenticator app or push, remove push.
@@ -232,6 +234,13 @@ pub struct Release {
 }
 
 #[derive(Args, Debug)]
+pub struct SessionsArgs {
+    /// Include closed sessions (the newest 500), with how long each ran and why it ended.
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Args, Debug)]
 pub struct Status {
     /// Include ended reservations.
     #[arg(long)]
@@ -379,6 +388,11 @@ pub struct AccountAdd {
     /// The second factor logins must use.
     #[arg(long, value_enum, default_value_t = FactorPolicy::Any)]
     pub factor: FactorPolicy,
+    /// When a reservation ends (it runs out, is released or force-released, or its holder is
+    /// disabled), hosts end the sessions its login opened, after a one-minute warning on the
+    /// session's terminal.
+    #[arg(long)]
+    pub end_session_at_expiry: bool,
 }
 
 #[derive(Args, Debug)]
@@ -399,6 +413,16 @@ pub struct AccountSet {
     /// The second factor logins must use.
     #[arg(long, value_enum)]
     pub factor: Option<FactorPolicy>,
+    /// End sessions when their reservation ends (`--end-session-at-expiry=false`: let them
+    /// stay open).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true"
+    )]
+    pub end_session_at_expiry: Option<bool>,
 }
 
 #[derive(Subcommand, Debug)]

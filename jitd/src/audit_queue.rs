@@ -287,6 +287,7 @@ mod tests {
             reservation_id: None,
             attempt: None,
             totp_step: None,
+            ended: None,
         }
     }
 

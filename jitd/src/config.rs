@@ -38,7 +38,8 @@ pub struct Config {
     pub nss_cache: PathBuf,
     /// Persistent state: the copy of the NSS cache that survives a reboot (`nss.cache`), the
     /// ssh keys of the shared accounts (`ssh-keys.json`), the tickets of open sessions
-    /// (`tickets.json`) and the local audit queue (`audit-queue.jsonl`). Default /var/lib/jitd.
+    /// (`tickets.json`), the open sessions and when each ends (`sessions.json`) and the local
+    /// audit queue (`audit-queue.jsonl`). Default /var/lib/jitd.
     pub state_dir: PathBuf,
     /// The marker that tells pam_jit this host has joined, and its always-guarded names (written
     /// by `jitd join` and at every start). Default /etc/jit/joined.
@@ -197,6 +198,11 @@ impl Config {
     /// restart.
     pub fn tickets(&self) -> PathBuf {
         self.state_dir.join("tickets.json")
+    }
+
+    /// The open sessions, kept so that they are warned and ended across a restart.
+    pub fn sessions(&self) -> PathBuf {
+        self.state_dir.join("sessions.json")
     }
 
     /// Checks values toml cannot; the error is (dotted key, what is wrong and what to write).

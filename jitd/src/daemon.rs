@@ -3,8 +3,9 @@
 //! Order at startup: read the host key and CA (fail fast with what to do), open the audit queue,
 //! restore the NSS cache from the persisted copy if /run is empty (after a reboot), try one
 //! refresh (accounts and offline grants) from the server (bounded by `server_timeout`; a server
-//! that is down does not stop jitd), listen on the PAM socket, then tell systemd READY=1. SIGTERM or SIGINT: STOPPING=1,
-//! stop accepting, remove the socket.
+//! that is down does not stop jitd), listen on the PAM socket, start following the open
+//! sessions (those saved before a restart too), then tell systemd READY=1. SIGTERM or SIGINT:
+//! STOPPING=1, stop accepting, remove the socket.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use crate::nss_publish::{self, Publisher};
 use crate::offline::{self, OfflineStore};
 use crate::pam_socket::{self, Limits, SocketError};
 use crate::record::Recorder;
+use crate::session_control::{Control, HostHands};
+use crate::sessions::Sessions;
 use crate::tickets::Tickets;
 use crate::upstream::Upstream;
 use crate::{files, joined, notify, ssh_keys};
@@ -122,6 +125,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             ..Default::default()
         },
     };
+    let sessions = Arc::new(Sessions::open(&config.sessions()));
+    if !sessions.is_empty() {
+        tracing::info!(
+            count = sessions.all().len(),
+            "sessions opened before the restart are followed again"
+        );
+    }
     let core = Arc::new(
         Core::new(
             server.clone(),
@@ -132,7 +142,21 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             list.clone(),
         )
         .with_offline(offline.clone())
-        .with_tickets(Tickets::open(&config.tickets())),
+        .with_tickets(Tickets::open(&config.tickets()))
+        .with_sessions(sessions.clone()),
+    );
+    tokio::spawn(
+        Control::new(
+            server.clone(),
+            sessions,
+            Recorder {
+                queue: queue.clone(),
+            },
+            Arc::new(HostHands),
+            key.host.to_string(),
+            config.refresh_interval.0,
+        )
+        .run(),
     );
     tokio::spawn(offline::run(
         server.clone(),

@@ -46,6 +46,7 @@ use crate::audit_queue::new_event_id;
 use crate::guarded::{Guard, GuardList};
 use crate::offline::{Offline, OfflineStore};
 use crate::peer::Caller;
+use crate::sessions::{Sessions, Tracked, login_notice};
 use crate::syslog::Decision;
 use crate::tickets::{Issued, Stage, Tickets};
 use crate::upstream::Server;
@@ -109,6 +110,8 @@ pub struct Core<S: Server, R: Record> {
     pub tickets: Tickets,
     /// Grants for deciding while the server is unreachable (`None`: always deny then).
     pub offline: Option<Arc<OfflineStore>>,
+    /// The open sessions, warned and ended by [`crate::session_control`].
+    pub sessions: Arc<Sessions>,
 }
 
 impl<S: Server, R: Record> Core<S, R> {
@@ -120,7 +123,15 @@ impl<S: Server, R: Record> Core<S, R> {
             guarded,
             tickets: Tickets::default(),
             offline: None,
+            sessions: Arc::new(Sessions::default()),
         }
+    }
+
+    /// Tracks the open sessions in `sessions` (saved to disk, so they are warned and ended
+    /// across a restart).
+    pub fn with_sessions(mut self, sessions: Arc<Sessions>) -> Self {
+        self.sessions = sessions;
+        self
     }
 
     /// Keeps the tickets in `tickets` (saved to disk, so sessions close across a restart).
@@ -171,6 +182,26 @@ enum State {
         ctx: LoginContext,
         account: AccountName,
     },
+    /// A message went out first; `Continue` gets this final step.
+    Then(Box<Step>),
+}
+
+/// What the server said at the grant about the reservation's end.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Terms {
+    /// When it ends, by this host's clock.
+    pub ends_at: Option<i64>,
+    /// End the session with it.
+    pub end_session: bool,
+}
+
+impl Terms {
+    fn granted(ends_in_secs: Option<i64>, end_session: bool, now: i64) -> Terms {
+        Terms {
+            ends_at: ends_in_secs.map(|s| now + s),
+            end_session,
+        }
+    }
 }
 
 /// One connection's conversation.
@@ -264,6 +295,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
             (State::AwaitDenyAck, Request::Answer { .. } | Request::Continue) => Step::Denied {
                 message: String::new(),
             },
+            (State::Then(step), Request::Continue) => *step,
             (
                 State::AwaitCode { .. }
                 | State::AwaitDenyAck
@@ -276,6 +308,10 @@ impl<S: Server, R: Record> Conversation<S, R> {
             )),
             (State::WaitPush { .. }, other) => failed(format!(
                 "expected continue while waiting for the approval, not {}",
+                request_kind(&other)
+            )),
+            (State::Then(_), other) => failed(format!(
+                "expected continue after a message, not {}",
                 request_kind(&other)
             )),
             (State::Ready, other) => failed(format!(
@@ -452,7 +488,12 @@ impl<S: Server, R: Record> Conversation<S, R> {
                 step,
             } => {
                 let attempt = format!("offline-{}", new_event_id());
-                let ticket = self.grant(&ctx, &person, reservation_id, &attempt, now);
+                // The server's policy is learnt once it can be reached again.
+                let terms = Terms {
+                    ends_at: store.expires_at(account.as_str()),
+                    end_session: false,
+                };
+                let ticket = self.grant(&ctx, &person, reservation_id, &attempt, terms, now);
                 self.decide(
                     &ctx,
                     Some(&person),
@@ -474,6 +515,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     reservation_id: Some(reservation_id),
                     attempt: Some(attempt),
                     totp_step: Some(step),
+                    ended: None,
                 });
                 Step::Granted { ticket, person }
             }
@@ -544,8 +586,12 @@ impl<S: Server, R: Record> Conversation<S, R> {
             Ok(LoginVerified::Granted {
                 person,
                 reservation_id,
+                ends_in_secs,
+                end_session_at_expiry,
             }) => {
-                let ticket = self.grant(&ctx, person.as_str(), reservation_id, &attempt, now);
+                let terms = Terms::granted(ends_in_secs, end_session_at_expiry, now);
+                let ticket =
+                    self.grant(&ctx, person.as_str(), reservation_id, &attempt, terms, now);
                 self.decide(
                     &ctx,
                     Some(person.as_str()),
@@ -599,8 +645,12 @@ impl<S: Server, R: Record> Conversation<S, R> {
             Ok(LoginVerified::Granted {
                 person,
                 reservation_id,
+                ends_in_secs,
+                end_session_at_expiry,
             }) => {
-                let ticket = self.grant(&ctx, person.as_str(), reservation_id, &attempt, now);
+                let terms = Terms::granted(ends_in_secs, end_session_at_expiry, now);
+                let ticket =
+                    self.grant(&ctx, person.as_str(), reservation_id, &attempt, terms, now);
                 self.decide(
                     &ctx,
                     Some(person.as_str()),
@@ -730,6 +780,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
         person: &str,
         reservation_id: i64,
         attempt: &str,
+        terms: Terms,
         now: i64,
     ) -> Ticket {
         let issued = Issued {
@@ -742,6 +793,8 @@ impl<S: Server, R: Record> Conversation<S, R> {
             processes: self.caller.processes(),
             account_done: false,
             opened_at: None,
+            ends_at: terms.ends_at,
+            end_session: terms.end_session,
         };
         self.core.tickets.grant(issued, now)
     }
@@ -858,15 +911,26 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     Some(t.attempt.clone()),
                     now,
                 );
-                let env = if open {
-                    vec![EnvVar {
+                if !open {
+                    self.core.sessions.closed(&t.attempt);
+                    return Step::Session { env: Vec::new() };
+                }
+                let tracked = self.track(&ctx, &account, &t, now);
+                let notice = login_notice(&tracked, &self.core.settings.host, now);
+                self.core.sessions.opened(tracked);
+                let step = Step::Session {
+                    env: vec![EnvVar {
                         name: "JIT_PERSON".into(),
                         value: t.person,
-                    }]
-                } else {
-                    Vec::new()
+                    }],
                 };
-                Step::Session { env }
+                match notice {
+                    Some(text) => {
+                        self.state = State::Then(Box::new(step));
+                        Step::Info { text }
+                    }
+                    None => step,
+                }
             }
             Err(reason) => {
                 self.decide_stage(stage, &ctx, None, "denied", reason.into());
@@ -887,6 +951,29 @@ impl<S: Server, R: Record> Conversation<S, R> {
                     ),
                 }
             }
+        }
+    }
+
+    /// The session a login opens, as [`crate::sessions`] tracks it: led by the process that
+    /// opened it.
+    fn track(&self, ctx: &LoginContext, account: &AccountName, t: &Issued, now: i64) -> Tracked {
+        Tracked {
+            attempt: t.attempt.clone(),
+            login: ctx.account.clone(),
+            account: account.to_string(),
+            person: t.person.clone(),
+            reservation_id: t.reservation_id,
+            service: clip(&ctx.service),
+            rhost: ctx.rhost.as_deref().map(clip),
+            tty: ctx.tty.as_deref().map(clip),
+            ruser: ctx.ruser.as_deref().map(clip),
+            leader: self.caller.process,
+            opened_at: now,
+            ends_at: t.ends_at,
+            end_session: t.end_session,
+            ended_early: None,
+            warned_for: None,
+            ended: None,
         }
     }
 
@@ -962,6 +1049,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
             reservation_id,
             attempt,
             totp_step: None,
+            ended: None,
         });
     }
 }

@@ -102,6 +102,8 @@ fn granted() -> Answer<LoginVerified> {
     Answer::Ok(LoginVerified::Granted {
         person: PersonName::new("alice").unwrap(),
         reservation_id: 7,
+        ends_in_secs: None,
+        end_session_at_expiry: false,
     })
 }
 
@@ -437,6 +439,107 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
         assert_eq!(d.host, "web01");
     }
     rig.done();
+}
+
+/// The grant says how long the reservation has left and that the session ends with it: the
+/// session's open tells the person (a message before the session step), and the session is
+/// followed, led by the monitor that opened it, until it closes.
+#[tokio::test]
+async fn a_session_is_told_its_time_left_and_followed_until_it_closes() {
+    let rig = Rig::new();
+    rig.server
+        .on_begin(challenge())
+        .on_verify(Answer::Ok(LoginVerified::Granted {
+            person: PersonName::new("alice").unwrap(),
+            reservation_id: 7,
+            ends_in_secs: Some(290),
+            end_session_at_expiry: true,
+        }));
+    let mut c = rig.conv().await;
+    let start = Request::AuthStart {
+        ctx: ctx("admin", "sshd"),
+    };
+    c.handle(start, NOW).await;
+    let ticket = granted_ticket(c.handle(answer("123456"), NOW).await);
+    let mut c = rig.conv_as(SSHD_MONITOR).await;
+    let open = Request::SessionOpen {
+        ctx: ctx("admin", "sshd"),
+        ticket: Some(ticket.clone()),
+    };
+    let Step::Info { text } = c.handle(open, NOW + 2).await else {
+        panic!("expected the time left first");
+    };
+    assert!(
+        text.contains("your reservation of admin on web01 ends at")
+            && text.contains("(in 4m 48s); this session will be ended then")
+            && text.contains("jitctl extend admin --host web01 --for 10m"),
+        "{text}"
+    );
+    assert_eq!(
+        c.handle(Request::Continue, NOW + 2).await,
+        Step::Session {
+            env: vec![EnvVar {
+                name: "JIT_PERSON".into(),
+                value: "alice".into()
+            }]
+        }
+    );
+    let tracked = rig.core.sessions.all();
+    assert_eq!(tracked.len(), 1);
+    let t = &tracked[0];
+    assert_eq!(
+        (t.attempt.as_str(), t.person.as_str(), t.reservation_id),
+        ("att-1", "alice", 7)
+    );
+    assert_eq!((t.ends_at, t.end_session), (Some(NOW + 290), true));
+    assert_eq!(t.leader, Some(MONITOR_PROC));
+    assert_eq!(t.tty.as_deref(), Some("ssh"));
+    let close = Request::SessionClose {
+        ctx: ctx("admin", "sshd"),
+        ticket: Some(ticket),
+    };
+    assert_eq!(
+        c.handle(close, NOW + 60).await,
+        Step::Session { env: vec![] }
+    );
+    assert!(rig.core.sessions.is_empty());
+    rig.done();
+}
+
+/// After a message, only `continue` makes sense.
+#[tokio::test]
+async fn after_the_time_left_only_continue_is_accepted() {
+    let rig = Rig::new();
+    rig.server
+        .on_begin(challenge())
+        .on_verify(Answer::Ok(LoginVerified::Granted {
+            person: PersonName::new("alice").unwrap(),
+            reservation_id: 7,
+            ends_in_secs: Some(100),
+            end_session_at_expiry: false,
+        }));
+    let mut c = rig.conv().await;
+    let start = Request::AuthStart {
+        ctx: ctx("admin", "su"),
+    };
+    c.handle(start, NOW).await;
+    let ticket = granted_ticket(c.handle(answer("123456"), NOW).await);
+    let open = Request::SessionOpen {
+        ctx: ctx("admin", "su"),
+        ticket: Some(ticket),
+    };
+    let Step::Info { text } = c.handle(open.clone(), NOW).await else {
+        panic!("expected the time left first");
+    };
+    assert!(
+        text.ends_with("ends at 2027-01-15 08:01:40 UTC (in 1m 40s)."),
+        "{text}"
+    );
+    let step = c.handle(open, NOW).await;
+    assert!(
+        failed_text(&step).contains("expected continue after a message"),
+        "{step:?}"
+    );
 }
 
 #[tokio::test]

@@ -28,9 +28,14 @@ mod nss_publish;
 mod offline;
 mod pam_socket;
 mod peer;
+mod process_tree;
 mod record;
+mod session_control;
+mod session_end;
+mod sessions;
 mod ssh_keys;
 mod syslog;
+mod terminal;
 #[cfg(test)]
 mod testing;
 mod tickets;

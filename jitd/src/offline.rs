@@ -145,6 +145,11 @@ impl OfflineStore {
         Ok(true)
     }
 
+    /// When the reservation of `account`'s grant ends (for a session it admitted).
+    pub fn expires_at(&self, account: &str) -> Option<i64> {
+        self.lock().grants.get(account).map(|g| g.expires_at)
+    }
+
     /// What a login to `account` at `now` would meet, before any code is typed.
     pub fn precheck(&self, account: &str, now: i64) -> Offline {
         Self::precheck_locked(&self.lock(), account, now)

@@ -100,6 +100,8 @@ impl Daemon {
             .on_verify(Answer::Ok(LoginVerified::Granted {
                 person: PersonName::new("alice").unwrap(),
                 reservation_id: 1,
+                ends_in_secs: None,
+                end_session_at_expiry: false,
             }));
         let mut s = self.connect();
         assert_eq!(

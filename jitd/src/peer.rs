@@ -48,7 +48,7 @@ impl Caller {
 }
 
 /// `(pid and start time, parent pid)` of `pid`, from `/proc/PID/stat`.
-fn stat(pid: i32) -> Option<(ProcId, i32)> {
+pub(crate) fn stat(pid: i32) -> Option<(ProcId, i32)> {
     if pid <= 0 {
         return None;
     }

@@ -5,8 +5,8 @@ use std::sync::Mutex;
 
 use jit_client::ClientError;
 use jit_proto::api::{
-    ErrorCode, EventsStored, HostAccounts, HostEvent, HostEvents, HostKeys, LoginBegin, LoginBegun,
-    LoginVerified, LoginVerify, LoginWait,
+    ErrorCode, EventsStored, HostAccounts, HostEvent, HostEvents, HostKeys, HostReservationQuery,
+    HostReservations, LoginBegin, LoginBegun, LoginVerified, LoginVerify, LoginWait,
 };
 
 use crate::driver::Record;
@@ -69,6 +69,8 @@ pub enum Call {
     /// A wait for the push of this attempt.
     Wait(String),
     Accounts,
+    /// How these reservations stand.
+    Reservations(Vec<i64>),
 }
 
 #[derive(Default)]
@@ -78,6 +80,7 @@ struct Inner {
     waits: VecDeque<Answer<LoginVerified>>,
     accounts: VecDeque<Answer<HostAccounts>>,
     keys: VecDeque<Answer<HostKeys>>,
+    reservations: VecDeque<Answer<HostReservations>>,
     calls: Vec<Call>,
     events: Vec<HostEvent>,
     events_unreachable: bool,
@@ -120,6 +123,11 @@ impl FakeServer {
 
     pub fn on_keys(&self, a: Answer<HostKeys>) -> &Self {
         self.lock().keys.push_back(a);
+        self
+    }
+
+    pub fn on_reservations(&self, a: Answer<HostReservations>) -> &Self {
+        self.lock().reservations.push_back(a);
         self
     }
 
@@ -204,6 +212,19 @@ impl Server for FakeServer {
 
     async fn host_keys(&self) -> Result<HostKeys, ClientError> {
         match self.lock().keys.pop_front() {
+            Some(a) => a.into_result(),
+            None => Err(unreachable()),
+        }
+    }
+
+    /// Unscripted: unreachable.
+    async fn host_reservations(
+        &self,
+        req: &HostReservationQuery,
+    ) -> Result<HostReservations, ClientError> {
+        let mut i = self.lock();
+        i.calls.push(Call::Reservations(req.ids.clone()));
+        match i.reservations.pop_front() {
             Some(a) => a.into_result(),
             None => Err(unreachable()),
         }

@@ -63,6 +63,13 @@ pub struct Issued {
     /// When the session opened.
     #[serde(default)]
     pub opened_at: Option<i64>,
+    /// When the reservation ends (this host's clock), as the server said at the grant.
+    #[serde(default)]
+    pub ends_at: Option<i64>,
+    /// The account's policy as the server said at the grant: end the session with the
+    /// reservation.
+    #[serde(default)]
+    pub end_session: bool,
 }
 
 /// Why a ticket was not accepted (for the log and the audit; never shown with the handle).
@@ -242,6 +249,8 @@ mod tests {
             processes: vec![CHILD, MONITOR],
             account_done: false,
             opened_at: None,
+            ends_at: None,
+            end_session: false,
         }
     }
 

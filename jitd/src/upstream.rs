@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use jit_client::{Client, ClientError, Trust};
 use jit_proto::api::{
-    EventsStored, HostAccounts, HostEvents, HostKeys, LoginBegin, LoginBegun, LoginVerified,
-    LoginVerify, LoginWait, OfflineGrants,
+    EventsStored, HostAccounts, HostEvents, HostKeys, HostReservationQuery, HostReservations,
+    LoginBegin, LoginBegun, LoginVerified, LoginVerify, LoginWait, OfflineGrants,
 };
 
 use crate::host_key::HostKey;
@@ -39,6 +39,11 @@ pub trait Server: Send + Sync + 'static {
     fn offline_grants(&self) -> impl Future<Output = Result<OfflineGrants, ClientError>> + Send;
     /// The ssh keys that count now for each shared account of this host.
     fn host_keys(&self) -> impl Future<Output = Result<HostKeys, ClientError>> + Send;
+    /// How the reservations behind this host's open sessions stand.
+    fn host_reservations(
+        &self,
+        req: &HostReservationQuery,
+    ) -> impl Future<Output = Result<HostReservations, ClientError>> + Send;
 }
 
 /// The real server.
@@ -95,5 +100,12 @@ impl Server for Upstream {
 
     async fn host_keys(&self) -> Result<HostKeys, ClientError> {
         self.client.host_keys().await
+    }
+
+    async fn host_reservations(
+        &self,
+        req: &HostReservationQuery,
+    ) -> Result<HostReservations, ClientError> {
+        self.client.host_reservations(req).await
     }
 }

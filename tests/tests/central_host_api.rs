@@ -524,6 +524,7 @@ fn offline_event(
             reservation_id: Some(reservation),
             attempt: None,
             totp_step: Some(step),
+            ended: None,
         }],
     }
 }

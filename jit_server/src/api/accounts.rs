@@ -86,6 +86,7 @@ pub async fn add(
         host_labels: &req.host_labels,
         offline: req.offline,
         factor: req.factor,
+        end_session_at_expiry: req.end_session_at_expiry,
     };
     let id = match accounts::insert(&mut tx, &row, now).await {
         Ok(id) => id,
@@ -108,6 +109,7 @@ pub async fn add(
             "default_ttl_secs": default_ttl,
             "max_ttl_secs": max_ttl,
             "factor": req.factor,
+            "end_session_at_expiry": req.end_session_at_expiry,
         }));
     audit::record(&mut tx, &e).await?;
     let row = find(&mut tx, req.name.as_str()).await?;
@@ -171,6 +173,9 @@ pub async fn change(
     }
     if let Some(f) = req.factor {
         row.factor = accounts::factor_str(f).to_owned();
+    }
+    if let Some(end) = req.end_session_at_expiry {
+        row.end_session_at_expiry = i64::from(end);
     }
     accounts::update(&mut tx, &row).await?;
     let e = Event::new(now, actor.clone(), "account.change", AuditResult::Ok)

@@ -168,6 +168,7 @@ pub async fn verify(
 const HOST_ACTIONS: &[&str] = &[
     "session.open",
     "session.close",
+    "session.ended",
     "account.denied",
     "login.denied",
     "login.offline",
@@ -233,6 +234,9 @@ pub async fn events(
             "reported_at": ev.at,
             "received_at": now,
         });
+        if let Some(cause) = ev.ended {
+            detail["ended"] = serde_json::json!(cause);
+        }
         if let Some(owner) = ssh_keys::owner_of(&mut tx, ev.origin.ssh_key.as_deref()).await? {
             detail["ssh_key_owner"] = serde_json::json!(owner);
         }
@@ -251,6 +255,9 @@ pub async fn events(
             stored += 1;
             if let Some((g, decision)) = judged {
                 apply::offline(&mut tx, &host, ev, &g, &decision, now).await?;
+            }
+            if ev.action.starts_with("session.") && ev.result == AuditResult::Ok {
+                super::sessions::record_event(&mut tx, &host, ev, at).await?;
             }
         }
     }

@@ -18,6 +18,7 @@ pub(crate) mod hosts;
 mod offline;
 pub(crate) mod persons;
 pub(crate) mod reservations;
+pub(crate) mod sessions;
 pub(crate) mod ssh_keys;
 pub(crate) mod tokens;
 
@@ -89,6 +90,7 @@ pub fn router(state: State) -> Router {
         )
         .route("/reservations/release", post(reservations::release))
         .route("/reservations/extend", post(reservations::extend))
+        .route("/sessions", get(sessions::list))
         .route("/keys", post(ssh_keys::add).get(ssh_keys::list))
         .route("/keys/{id}", delete(ssh_keys::remove))
         .route("/audit", get(audit::query))
@@ -111,6 +113,7 @@ pub fn router(state: State) -> Router {
         .route("/factors/totp/confirm", post(factors::totp_confirm))
         .route("/enroll/push", post(enroll::push))
         .route("/host/events", post(host::events))
+        .route("/host/reservations", post(sessions::host_reservations))
         .route("/host/offline", get(offline::grants))
         .route("/host/keys", get(ssh_keys::for_host));
     Router::new()

@@ -165,9 +165,11 @@ async fn set_active(
     )
     .await?;
     if !active {
-        // A disabled person's reservations end now: nobody may log in on their behalf.
-        for r in reservations::list(&mut tx, Some(row.id), false, now).await? {
-            if reservations::release(&mut tx, r.id, now, &actor).await? {
+        // A disabled person's reservations end now: nobody may log in on their behalf, and the
+        // sessions of used ones end too (for accounts that end sessions at expiry).
+        for r in reservations::unexpired_of(&mut tx, row.id, now).await? {
+            let cause = jit_proto::api::EndCause::HolderDisabled;
+            if reservations::release(&mut tx, r.id, now, &actor, cause).await? {
                 let e = Event::new(now, actor.clone(), "reservation.release", AuditResult::Ok)
                     .person(&r.person)
                     .account(&r.account)

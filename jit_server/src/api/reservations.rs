@@ -3,8 +3,8 @@
 use axum::Json;
 use axum::extract::State as St;
 use jit_proto::api::{
-    AuditResult, ErrorCode, ExtendRequest, Extended, NewReservation, OfflinePolicy, ReleaseRequest,
-    Released, Reservation, ReservationQuery, Reservations,
+    AuditResult, EndCause, ErrorCode, ExtendRequest, Extended, NewReservation, OfflinePolicy,
+    ReleaseRequest, Released, Reservation, ReservationQuery, Reservations,
 };
 use sqlx::{Any, AnyConnection, Transaction};
 
@@ -270,9 +270,14 @@ pub async fn release(
     } else {
         "reservation.release"
     };
+    let cause = if forced {
+        EndCause::ForceReleased
+    } else {
+        EndCause::Released
+    };
     let mut released = Vec::new();
     for r in live {
-        if reservations::release(&mut tx, r.id, now, &person.name).await? {
+        if reservations::release(&mut tx, r.id, now, &person.name, cause).await? {
             let mut e = Event::new(now, caller.actor(), action, AuditResult::Ok)
                 .person(&r.person)
                 .account(&r.account)

@@ -24,6 +24,21 @@ use crate::store::push::{self, ChallengeRow};
 use crate::store::reservations::{self, AttemptRow};
 use crate::store::{StoreError, StoreResult};
 
+/// The answer to a granted login: who, which reservation, how long it has left and whether the
+/// host ends the session with it.
+pub(super) fn granted(
+    g: &Gathered,
+    res: &reservations::ReservationRow,
+    now: i64,
+) -> StoreResult<LoginVerified> {
+    Ok(LoginVerified::Granted {
+        person: PersonName::new(&res.person).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        reservation_id: res.id,
+        ends_in_secs: Some(res.expires_at - now),
+        end_session_at_expiry: g.account.as_ref().is_some_and(|a| a.ends_sessions()),
+    })
+}
+
 pub(super) fn reason_name(r: DenyReason) -> String {
     serde_json::to_value(r)
         .ok()
@@ -297,11 +312,7 @@ pub async fn verify(
             let mut ok = ev.reason("code accepted; reservation consumed");
             ok.result = AuditResult::Ok;
             audit::record(conn, &ok).await?;
-            Ok(LoginVerified::Granted {
-                person: PersonName::new(&res.person)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                reservation_id: res.id,
-            })
+            granted(g, res, now)
         }
         Decision::Deny(no) => {
             reservations::finish_attempt(conn, &attempt.id, "denied").await?;

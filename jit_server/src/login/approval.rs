@@ -4,11 +4,10 @@
 //! database says a concurrent request changed a fact (answered the challenge, consumed the
 //! reservation), the changed fact goes back through [`decide`].
 
-use jit_proto::PersonName;
 use jit_proto::api::{AuditResult, LoginVerified};
 use sqlx::AnyConnection;
 
-use super::apply::{detail, end_challenge, login_event, notice, reason_name};
+use super::apply::{detail, end_challenge, granted, login_event, notice, reason_name};
 use super::decision::{ChallengeState, Decision, Denial, Lifecycle, PushEnd, Step, decide};
 use super::facts::Gathered;
 use crate::push::{Notice, NoticeKind};
@@ -87,11 +86,7 @@ pub async fn wait(
             let mut ok = ev.reason("push approved; reservation consumed");
             ok.result = AuditResult::Ok;
             audit::record(conn, &ok).await?;
-            Ok(LoginVerified::Granted {
-                person: PersonName::new(&res.person)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-                reservation_id: res.id,
-            })
+            granted(g, res, now)
         }
         Decision::Deny(no) => {
             reservations::finish_attempt(conn, &attempt.id, "denied").await?;
@@ -283,7 +278,9 @@ pub async fn report(
     }
     end_challenge(conn, g, ChallengeState::Reported, now).await?;
     reservations::finish_attempt(conn, &attempt.id, "denied").await?;
-    let released = reservations::release(conn, res.id, now, &format!("{actor} (reported)")).await?;
+    let by = format!("{actor} (reported)");
+    let cause = jit_proto::api::EndCause::Reported;
+    let released = reservations::release(conn, res.id, now, &by, cause).await?;
     let mut e = login_event(now, host, "push.reported", g)
         .detail(detail(
             g,

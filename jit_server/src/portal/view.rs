@@ -54,6 +54,7 @@ pub struct Layout {
 const PERSON_PAGES: &[(&str, &str)] = &[
     ("/portal/", "Reserve"),
     ("/portal/approve", "Approvals"),
+    ("/portal/sessions", "Sessions"),
     ("/portal/factors", "Sign-in methods"),
     ("/portal/keys", "ssh keys"),
 ];

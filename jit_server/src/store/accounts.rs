@@ -21,13 +21,15 @@ pub struct AccountRow {
     pub created_at: i64,
     /// `any`, `totp` or `push`.
     pub factor: String,
+    /// 1: hosts end a reservation's sessions when it ends.
+    pub end_session_at_expiry: i64,
 }
 
 // A macro so every query stays a literal string (sqlx refuses dynamic SQL).
 macro_rules! account_cols {
     () => {
         "id, name, posix, default_ttl_secs, max_ttl_secs, host_patterns, host_labels, \
-                    offline, active, created_at, factor"
+                    offline, active, created_at, factor, end_session_at_expiry"
     };
 }
 
@@ -66,6 +68,10 @@ impl AccountRow {
         }
     }
 
+    pub fn ends_sessions(&self) -> bool {
+        flag(self.end_session_at_expiry)
+    }
+
     pub fn ttls(&self) -> (u32, u32) {
         let clamp = |v: i64| u32::try_from(v).unwrap_or(u32::MAX);
         (clamp(self.default_ttl_secs), clamp(self.max_ttl_secs))
@@ -85,6 +91,7 @@ impl AccountRow {
             active: self.is_active(),
             created_at: self.created_at,
             factor: self.factor(),
+            end_session_at_expiry: self.ends_sessions(),
         })
     }
 }
@@ -113,6 +120,7 @@ pub struct NewAccountRow<'a> {
     pub host_labels: &'a [Label],
     pub offline: OfflinePolicy,
     pub factor: FactorPolicy,
+    pub end_session_at_expiry: bool,
 }
 
 pub async fn insert(
@@ -122,8 +130,8 @@ pub async fn insert(
 ) -> Result<i64, sqlx::Error> {
     let (id,): (i64,) = sqlx::query_as(
         "INSERT INTO accounts (name, posix, default_ttl_secs, max_ttl_secs, host_patterns, \
-         host_labels, offline, active, created_at, factor) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9) RETURNING id",
+         host_labels, offline, active, created_at, factor, end_session_at_expiry) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 1, $8, $9, $10) RETURNING id",
     )
     .bind(a.name)
     .bind(a.posix.map(to_json))
@@ -134,6 +142,7 @@ pub async fn insert(
     .bind(offline_str(a.offline))
     .bind(now)
     .bind(factor_str(a.factor))
+    .bind(i64::from(a.end_session_at_expiry))
     .fetch_one(conn)
     .await?;
     Ok(id)
@@ -142,7 +151,8 @@ pub async fn insert(
 pub async fn update(conn: &mut AnyConnection, row: &AccountRow) -> StoreResult<()> {
     sqlx::query(
         "UPDATE accounts SET default_ttl_secs = $1, max_ttl_secs = $2, host_patterns = $3, \
-         host_labels = $4, offline = $5, active = $6, factor = $7 WHERE id = $8",
+         host_labels = $4, offline = $5, active = $6, factor = $7, end_session_at_expiry = $8 \
+         WHERE id = $9",
     )
     .bind(row.default_ttl_secs)
     .bind(row.max_ttl_secs)
@@ -151,6 +161,7 @@ pub async fn update(conn: &mut AnyConnection, row: &AccountRow) -> StoreResult<(
     .bind(&row.offline)
     .bind(row.active)
     .bind(&row.factor)
+    .bind(row.end_session_at_expiry)
     .bind(row.id)
     .execute(conn)
     .await?;

@@ -16,6 +16,7 @@ pub mod persons;
 pub mod portal;
 pub mod push;
 pub mod reservations;
+pub mod sessions;
 pub mod ssh_keys;
 
 use std::time::Duration;

@@ -2,9 +2,11 @@
 //!
 //! A reservation's life: `active` → `consumed` (a login used it), `released` (given back) or
 //! `expired` (ran out). A row still marked `active` after `expires_at` is treated as expired by
-//! every query here and is swept to `expired` by [`expire_due`].
+//! every query here and is swept to `expired` by [`expire_due`]. A consumed reservation keeps
+//! its end: it still bounds the session its login opened (for accounts that end sessions at
+//! expiry), so it can be extended and released until then.
 
-use jit_proto::api::{Reservation, ReservationState};
+use jit_proto::api::{EndCause, Reservation, ReservationState};
 use jit_proto::{AccountName, HostName, PersonName};
 use sqlx::{AnyConnection, FromRow};
 
@@ -26,6 +28,8 @@ pub struct ReservationRow {
     pub ended_at: Option<i64>,
     pub ended_by: Option<String>,
     pub host_joined: i64,
+    /// Why a released reservation ended (see [`EndCause`]).
+    pub end_cause: Option<String>,
 }
 
 // A macro so every query stays a literal string (sqlx refuses dynamic SQL).
@@ -34,7 +38,7 @@ macro_rules! select_reservations {
         "SELECT r.id, r.account_id, r.host_id, r.person_id, a.name AS account, \
      h.name AS host, p.name AS person, r.state, r.reason, r.created_at, r.expires_at, \
      r.ended_at, r.ended_by, \
-     CASE WHEN h.credential_hash IS NULL THEN 0 ELSE 1 END AS host_joined \
+     CASE WHEN h.credential_hash IS NULL THEN 0 ELSE 1 END AS host_joined, r.end_cause \
      FROM reservations r JOIN accounts a ON a.id = r.account_id \
      JOIN hosts h ON h.id = r.host_id JOIN persons p ON p.id = r.person_id"
     };
@@ -48,6 +52,36 @@ impl ReservationRow {
             "active" | "expired" => ReservationState::Expired,
             "consumed" => ReservationState::Consumed,
             _ => ReservationState::Released,
+        }
+    }
+
+    /// Why it is over as of `now`, or `None` while it runs (unused, or used by a login and not
+    /// run out).
+    pub fn ended(&self, now: i64) -> Option<EndCause> {
+        match self.state.as_str() {
+            "active" | "consumed" if self.expires_at > now => None,
+            "active" | "consumed" | "expired" => Some(EndCause::Expired),
+            _ => Some(
+                self.end_cause
+                    .as_deref()
+                    .and_then(EndCause::parse)
+                    .unwrap_or(if self.ended_by.as_deref() == Some(self.person.as_str()) {
+                        EndCause::Released
+                    } else {
+                        EndCause::ForceReleased
+                    }),
+            ),
+        }
+    }
+
+    /// When it ends, or ended.
+    pub fn ends_at(&self, now: i64) -> i64 {
+        match self.ended(now) {
+            Some(EndCause::Expired) | None => self.expires_at,
+            Some(_) => self
+                .ended_at
+                .unwrap_or(self.expires_at)
+                .min(self.expires_at),
         }
     }
 
@@ -172,15 +206,23 @@ pub async fn consume(conn: &mut AnyConnection, id: i64, now: i64, by: &str) -> S
     Ok(r.rows_affected() == 1)
 }
 
-/// Releases a live reservation early.
-pub async fn release(conn: &mut AnyConnection, id: i64, now: i64, by: &str) -> StoreResult<bool> {
+/// Ends a reservation early, for `cause`: an unused one, or a used one that has not run out
+/// (its session ends with it, for accounts that end sessions at expiry).
+pub async fn release(
+    conn: &mut AnyConnection,
+    id: i64,
+    now: i64,
+    by: &str,
+    cause: EndCause,
+) -> StoreResult<bool> {
     let r = sqlx::query(
-        "UPDATE reservations SET state = 'released', ended_at = $1, ended_by = $2 \
-         WHERE id = $3 AND state = 'active' AND expires_at > $1",
+        "UPDATE reservations SET state = 'released', ended_at = $1, ended_by = $2, \
+         end_cause = $4 WHERE id = $3 AND state IN ('active', 'consumed') AND expires_at > $1",
     )
     .bind(now)
     .bind(by)
     .bind(id)
+    .bind(cause.as_str())
     .execute(conn)
     .await?;
     Ok(r.rows_affected() == 1)
@@ -213,7 +255,8 @@ pub async fn list(
     Ok(q.fetch_all(conn).await?)
 }
 
-/// Live reservations of an account (optionally on one host), optionally of one person.
+/// Reservations of an account (optionally on one host), optionally of one person, that can be
+/// released: unused, or used by a login, and not run out.
 pub async fn live_for_account(
     conn: &mut AnyConnection,
     account_id: i64,
@@ -221,13 +264,33 @@ pub async fn live_for_account(
     person_id: Option<i64>,
     now: i64,
 ) -> StoreResult<Vec<ReservationRow>> {
-    Ok(sqlx::query_as(concat!(select_reservations!(), " WHERE r.account_id = $1 \
+    Ok(sqlx::query_as(concat!(
+        select_reservations!(),
+        " WHERE r.account_id = $1 \
          AND (CAST($2 AS BIGINT) IS NULL OR r.host_id = $2) \
-         AND (CAST($3 AS BIGINT) IS NULL OR r.person_id = $3) AND r.state = 'active' AND r.expires_at > $4 \
-         ORDER BY r.id"
+         AND (CAST($3 AS BIGINT) IS NULL OR r.person_id = $3) \
+         AND r.state IN ('active', 'consumed') AND r.expires_at > $4 ORDER BY r.id"
     ))
     .bind(account_id)
     .bind(host_id)
+    .bind(person_id)
+    .bind(now)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Every reservation of a person that has not run out, used by a login or not (what ends when
+/// the person is disabled).
+pub async fn unexpired_of(
+    conn: &mut AnyConnection,
+    person_id: i64,
+    now: i64,
+) -> StoreResult<Vec<ReservationRow>> {
+    Ok(sqlx::query_as(concat!(
+        select_reservations!(),
+        " WHERE r.person_id = $1 AND r.state IN ('active', 'consumed') AND r.expires_at > $2 \
+         ORDER BY r.id"
+    ))
     .bind(person_id)
     .bind(now)
     .fetch_all(conn)

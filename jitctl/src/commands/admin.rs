@@ -293,6 +293,12 @@ fn account_rows(list: &[Account]) -> Vec<Vec<String>> {
                     jit_proto::api::FactorPolicy::Push => "push",
                 }
                 .into(),
+                if a.end_session_at_expiry {
+                    "end"
+                } else {
+                    "stay"
+                }
+                .into(),
                 if a.active { "active" } else { "disabled" }.into(),
             ]
         })
@@ -305,7 +311,8 @@ fn print_accounts(ctx: &Ctx, list: &[Account]) {
     } else {
         output::table(
             &[
-                "ACCOUNT", "KIND", "GROUPS", "HOSTS", "TTL", "OFFLINE", "FACTOR", "STATE",
+                "ACCOUNT", "KIND", "GROUPS", "HOSTS", "TTL", "OFFLINE", "FACTOR", "SESSIONS",
+                "STATE",
             ],
             &account_rows(list),
         );
@@ -354,6 +361,7 @@ fn account_add(ctx: &Ctx, a: AccountAdd) -> CliResult<Account> {
         host_labels: names::<Label>(&a.labels)?,
         offline: offline(a.offline),
         factor: factor_policy(a.factor),
+        end_session_at_expiry: a.end_session_at_expiry,
     };
     let (client, _) = ctx.client()?;
     Ok(ctx.block_on(client.add_account(&req))?)
@@ -368,6 +376,7 @@ fn account_set(ctx: &Ctx, a: AccountSet) -> CliResult<Account> {
         host_labels: a.labels.as_deref().map(names::<Label>).transpose()?,
         offline: a.offline.map(offline),
         factor: a.factor.map(factor_policy),
+        end_session_at_expiry: a.end_session_at_expiry,
     };
     let (client, _) = ctx.client()?;
     Ok(ctx.block_on(client.change_account(&name(&a.name)?, &change))?)

@@ -7,6 +7,7 @@ mod audit;
 mod factors;
 mod reservations;
 mod session;
+mod sessions;
 mod ssh_keys;
 mod tokens;
 
@@ -67,6 +68,7 @@ pub fn run(cli: Cli) -> CliResult<()> {
         Command::Release(a) => reservations::release(&ctx, a),
         Command::Extend(a) => reservations::extend(&ctx, a),
         Command::Status(a) => reservations::status(&ctx, a),
+        Command::Sessions(a) => sessions::sessions(&ctx, a),
         Command::Approve(a) => approve::approve(&ctx, a),
         Command::Factor(c) => factors::factor(&ctx, c),
         Command::Key(c) => ssh_keys::key(&ctx, c),

@@ -7,8 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use jit_proto::api::{
-    AdminRole, AuditEvent, AuditQuery, AuditResult, NewAccount, NewGroup, NewHost, NewMember,
-    NewPerson, OfflinePolicy, PosixIdentity, ReleaseRequest,
+    AccountChange, AdminRole, AuditEvent, AuditQuery, AuditResult, NewAccount, NewGroup, NewHost,
+    NewMember, NewPerson, OfflinePolicy, PosixIdentity, ReleaseRequest,
 };
 use serde::Deserialize;
 
@@ -316,6 +316,8 @@ pub struct AccountView {
     pub offline: &'static str,
     pub factor: &'static str,
     pub active: bool,
+    /// Hosts end a reservation's sessions when it ends.
+    pub ends_sessions: bool,
 }
 
 #[derive(Template)]
@@ -359,6 +361,7 @@ pub async fn accounts(State(portal): State<Portal>, AdminSigned(s): AdminSigned)
                     },
                     factor: crate::store::accounts::factor_str(a.factor),
                     active: a.active,
+                    ends_sessions: a.end_session_at_expiry,
                 }
             })
             .collect(),
@@ -388,6 +391,9 @@ pub struct AccountForm {
     offline: String,
     #[serde(default)]
     factor: String,
+    /// The checkbox: present (`on`) when ticked.
+    #[serde(default)]
+    end_session: Option<String>,
 }
 
 fn list_of(s: &str) -> Vec<String> {
@@ -448,6 +454,7 @@ pub async fn account_add(
                 "push" => jit_proto::api::FactorPolicy::Push,
                 _ => jit_proto::api::FactorPolicy::Any,
             },
+            end_session_at_expiry: f.end_session.is_some(),
         };
         accounts::add(admin(&s), st(&portal), Body(req))
             .await
@@ -469,9 +476,17 @@ pub async fn account_action(
     AdminSigned(s): AdminSigned,
     Path((name, action)): Path<(String, String)>,
 ) -> PageResult {
+    let policy = |end: bool| AccountChange {
+        end_session_at_expiry: Some(end),
+        ..Default::default()
+    };
     let result = match action.as_str() {
         "disable" => accounts::disable(admin(&s), st(&portal), Path(name.clone())).await,
         "enable" => accounts::enable(admin(&s), st(&portal), Path(name.clone())).await,
+        "end-sessions" | "keep-sessions" => {
+            let change = policy(action == "end-sessions");
+            accounts::change(admin(&s), st(&portal), Path(name.clone()), Body(change)).await
+        }
         _ => {
             return Err(PageError::Status(
                 axum::http::StatusCode::NOT_FOUND,
@@ -479,17 +494,17 @@ pub async fn account_action(
             ));
         }
     };
+    let said = match action.as_str() {
+        "end-sessions" => "Sessions of {} now end with their reservation.",
+        "keep-sessions" => "Sessions of {} now stay open when their reservation ends.",
+        "enable" => "Enabled {}.",
+        _ => "Disabled {}.",
+    };
     outcome(
         &portal,
         &s.session,
         result,
-        |a| {
-            format!(
-                "{} {}.",
-                if a.active { "Enabled" } else { "Disabled" },
-                a.name
-            )
-        },
+        |a| said.replace("{}", a.name.as_str()),
         "/portal/admin/accounts",
     )
     .await

@@ -8,6 +8,7 @@ mod factors;
 mod home;
 mod keys;
 mod push;
+mod sessions;
 mod signin;
 
 use axum::Router;
@@ -54,6 +55,8 @@ pub fn routes() -> Router<Portal> {
         .route("/portal/passkeys/options", post(factors::passkey_options))
         .route("/portal/passkeys", post(factors::passkey_register))
         .route("/portal/keys", get(keys::page).post(keys::add))
+        .route("/portal/sessions", get(sessions::page))
+        .route("/portal/sessions/end", post(sessions::end))
         .route("/portal/approve", get(approvals::page))
         .route(
             "/portal/approve/{id}",

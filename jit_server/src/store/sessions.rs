@@ -47,8 +47,9 @@ pub async fn open(conn: &mut AnyConnection, s: &Opened<'_>) -> StoreResult<bool>
 }
 
 /// Records the end of a session at `at`: closed by its login (`cause` `None`) or ended by the
-/// host. The first end recorded stays. A close for a session whose open never arrived is
-/// recorded as opened and closed at `at`.
+/// host for `cause`. The first time recorded stays, and so does a cause: when the host ends a
+/// session, the login's own close often arrives first (the processes it ended close it). A close
+/// for a session whose open never arrived is recorded as opened and closed at `at`.
 pub async fn close(
     conn: &mut AnyConnection,
     s: &Opened<'_>,
@@ -57,8 +58,7 @@ pub async fn close(
     let cause = cause.map(EndCause::as_str);
     let r = sqlx::query(
         "UPDATE sessions SET closed_at = COALESCE(closed_at, $1), \
-         end_cause = CASE WHEN closed_at IS NULL THEN $2 ELSE end_cause END \
-         WHERE host_id = $3 AND attempt = $4",
+         end_cause = COALESCE(end_cause, $2) WHERE host_id = $3 AND attempt = $4",
     )
     .bind(s.at)
     .bind(cause)

@@ -87,9 +87,21 @@ impl Terminal {
     /// Waits until the screen shows `needle` at least `times` times in all; returns the screen.
     #[track_caller]
     pub fn wait_for_n(&self, needle: &str, times: usize) -> String {
+        self.wait_within(needle, times, PATIENCE)
+    }
+
+    /// Waits up to `limit` (for what comes only after a reservation's minute) until the screen
+    /// shows `needle`; returns the screen.
+    #[track_caller]
+    pub fn wait_for_within(&self, needle: &str, limit: Duration) -> String {
+        self.wait_within(needle, 1, limit)
+    }
+
+    #[track_caller]
+    fn wait_within(&self, needle: &str, times: usize, limit: Duration) -> String {
         let mut screen = String::new();
         let start = std::time::Instant::now();
-        while start.elapsed() < PATIENCE {
+        while start.elapsed() < limit {
             screen = self.screen();
             if screen.matches(needle).count() >= times {
                 return screen;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The portal in real Chromium, driven by Playwright: sign-in with TOTP and passkeys (a CDP
 virtual authenticator), reserving with a live countdown, admins' pages, a non-admin refused,
-forms without their CSRF token refused, labels on every control and keyboard-only use.
+forms without their CSRF token refused, labels on every control and keyboard-only use, push
+approval, and the sessions page (a person's own, an admin's all, ended by a force-release).
 
 Run by tests/tests/portal_browser.rs, which starts jit-server and sets up the persons; the
 environment carries what this script needs (see `ENV` below). Prints "N passed, N failed".
@@ -427,12 +428,60 @@ class Run:
         shot(page, "push-approved")
         done = host_call("/host/logins/%s/wait" % begun["attempt"], {"wait_secs": 5})
         assert done["outcome"] == "granted" and done["person"] == "alice", done
+        self.login = (begun["attempt"], done["reservation_id"])
         # The same link again: that login no longer waits.
         page.goto(push["approve_url"])
         expect(page.locator("p.flash.err")).to_contain_text("no longer waits")
         # The approval form without its CSRF token is refused.
         r = submit(page, push["approve_url"].replace(URL, ""), {"number": str(number)}, keep_csrf=False)
         assert r.status == 403, r.status
+
+
+    def sessions_page_lists_alices_session_and_an_admin_ends_it(self):
+        page, admin = self.alice, self.admin
+        assert getattr(self, "login", None), "this case uses the login the push case granted"
+        attempt, reservation = self.login
+        # web01's jitd reports the session that login opened.
+        def report(event_id, action, **extra):
+            host_call("/host/events", {"events": [{
+                "id": event_id, "at": int(time.time()), "action": action, "account": "admin",
+                "result": "ok", "reason": action, "reservation_id": reservation,
+                "attempt": attempt, "origin": {"service": "sshd", "rhost": "192.0.2.10"},
+                **extra}]})
+        report("s-open", "session.open")
+        page.goto(URL + "/portal/sessions")
+        check_labels(page)
+        row = page.locator("table tbody tr")
+        expect(row).to_have_count(1)
+        for text in ("admin", "web01", "sshd", "192.0.2.10", "stays open"):
+            expect(row).to_contain_text(text)
+        # The admin makes admin's sessions end with their reservation.
+        admin.goto(URL + "/portal/admin/accounts")
+        admin.click("text=End sessions of admin with the reservation")
+        assert "Sessions of admin now end with their reservation" in flash(admin), flash(admin)
+        expect(admin.locator("table")).to_contain_text("end with the reservation")
+        check_labels(admin)
+        # alice now sees the time left counting down.
+        page.reload()
+        timer = page.locator("table time.countdown")
+        expect(timer).to_have_count(1)
+        before = timer.inner_text()
+        page.wait_for_function(
+            "t => document.querySelector('table time.countdown').textContent !== t", arg=before)
+        shot(page, "portal-sessions")
+        # The admin sees everybody's, with whose it is, and ends it by force-releasing.
+        admin.goto(URL + "/portal/sessions")
+        check_labels(admin)
+        expect(admin.locator("table tbody tr")).to_contain_text("alice")
+        shot(admin, "portal-admin-sessions")
+        admin.click("text=End the session of admin on web01")
+        assert "Released admin on web01 (held by alice)" in flash(admin), flash(admin)
+        # What web01's jitd reads next, and what it reports once it ended the session.
+        stands = host_call("/host/reservations", {"ids": [reservation]})["reservations"][0]
+        assert stands["ended"] == "force_released" and stands["ended_by"] == "admin", stands
+        report("s-ended", "session.ended", ended="force_released")
+        page.reload()
+        expect(page.locator("#no-sessions")).to_contain_text("You have no open session")
 
 
 def main():
@@ -451,6 +500,8 @@ def main():
         run.case("a non-admin gets 403 on admin pages", run.a_non_admin_gets_403_on_admin_pages)
         run.case("a form without its CSRF token is refused", run.a_form_without_its_csrf_token_is_refused)
         run.case("alice approves a push by its number", run.alice_approves_a_push_by_its_number)
+        run.case("the sessions page lists alice's session and an admin ends it",
+                 run.sessions_page_lists_alices_session_and_an_admin_ends_it)
         browser.close()
     print(f"{run.passed} passed, {run.failed} failed")
     sys.exit(1 if run.failed else 0)

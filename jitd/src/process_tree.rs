@@ -87,9 +87,17 @@ pub fn is_terminal_name(name: &str) -> bool {
         || name == "/dev/console"
 }
 
-/// The terminals on the standard input, output and error of `leader` and its descendants.
+/// The terminals of `leader` and its descendants: those on their standard input, output and
+/// error, found through `/proc/PID/fd` (the very file, whatever mount namespace the process runs
+/// in; reading another user's needs ptrace rights), and else their controlling terminal, from
+/// `/proc/PID/stat` (readable without them), as the device of that name in jitd's `/dev`.
 pub fn terminals(leader: ProcId) -> Vec<Terminal> {
     let mut out: Vec<Terminal> = Vec::new();
+    let mut add = |t: Terminal| {
+        if !out.iter().any(|o| o.device == t.device) {
+            out.push(t);
+        }
+    };
     let mut procs = vec![leader];
     procs.extend(descendants(leader));
     for p in procs {
@@ -102,20 +110,52 @@ pub fn terminals(leader: ProcId) -> Vec<Terminal> {
             if !is_terminal_name(&name) {
                 continue;
             }
-            let Ok(meta) = std::fs::metadata(&path) else {
-                continue;
-            };
-            if out.iter().any(|t| t.device == meta.rdev()) {
-                continue;
+            if let Ok(meta) = std::fs::metadata(&path) {
+                add(Terminal {
+                    path,
+                    device: meta.rdev(),
+                    name,
+                });
             }
-            out.push(Terminal {
-                path,
-                device: meta.rdev(),
-                name,
-            });
+        }
+        if let Some(t) = controlling_terminal(p.pid) {
+            add(t);
         }
     }
     out
+}
+
+/// The controlling terminal of `pid`, from the `tty_nr` field of `/proc/PID/stat`, if jitd's
+/// `/dev` has a device of that number under its usual name.
+pub fn controlling_terminal(pid: i32) -> Option<Terminal> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    // state, ppid, pgrp, session, tty_nr
+    let tty_nr: u64 = rest.split_whitespace().nth(4)?.parse().ok()?;
+    let (path, device) = tty_device(tty_nr)?;
+    let meta = std::fs::metadata(&path).ok()?;
+    (meta.rdev() == device).then(|| Terminal {
+        name: path.display().to_string(),
+        path,
+        device,
+    })
+}
+
+/// The usual name of the terminal device numbered `tty_nr` (as `/proc/PID/stat` encodes it: the
+/// major number in bits 8 to 15, the minor in bits 0 to 7 and 20 to 31), and its device number:
+/// pseudo-terminals (majors 136 to 143) `/dev/pts/N`, virtual consoles (major 4, minors 1 to 63)
+/// `/dev/ttyN`, serial lines (major 4, minors 64 to 255) `/dev/ttySN`. Anything else (0: none).
+pub fn tty_device(tty_nr: u64) -> Option<(PathBuf, u64)> {
+    let major = (tty_nr >> 8) & 0xff;
+    let minor = (tty_nr & 0xff) | ((tty_nr >> 12) & 0xf_ff00);
+    let name = match (major, minor) {
+        (136..=143, n) => format!("/dev/pts/{}", (major - 136) * 256 + n),
+        (4, n @ 1..=63) => format!("/dev/tty{n}"),
+        (4, n @ 64..=255) => format!("/dev/ttyS{}", n - 64),
+        _ => return None,
+    };
+    let device = libc::makedev(u32::try_from(major).ok()?, u32::try_from(minor).ok()?);
+    Some((PathBuf::from(name), device))
 }
 
 /// The device path PAM's tty item names, if it names one (`/dev/pts/3`, `pts/3`, `tty1`);
@@ -219,6 +259,66 @@ mod tests {
         assert_eq!(pam_tty_device("ssh"), None);
         assert_eq!(pam_tty_device(":0"), None);
         assert_eq!(pam_tty_device("../../etc/passwd"), None);
+    }
+
+    #[test]
+    fn terminal_numbers_name_their_devices() {
+        let nr = |major: u64, minor: u64| (major << 8) | (minor & 0xff) | ((minor & !0xff) << 12);
+        let name = |n| tty_device(n).map(|(p, _)| p.display().to_string());
+        assert_eq!(name(nr(136, 3)).as_deref(), Some("/dev/pts/3"));
+        assert_eq!(name(nr(136, 300)).as_deref(), Some("/dev/pts/300"));
+        assert_eq!(name(nr(137, 2)).as_deref(), Some("/dev/pts/258"));
+        assert_eq!(name(nr(4, 1)).as_deref(), Some("/dev/tty1"));
+        assert_eq!(name(nr(4, 65)).as_deref(), Some("/dev/ttyS1"));
+        assert_eq!(tty_device(0), None);
+        assert_eq!(tty_device(nr(1, 3)), None);
+        assert_eq!(tty_device(nr(136, 3)).unwrap().1, libc::makedev(136, 3));
+    }
+
+    /// A process whose controlling terminal is a real pseudo-terminal: found from its
+    /// `/proc/PID/stat` alone, as the device the pty's name stands for.
+    #[test]
+    fn a_controlling_terminal_is_found_from_stat() {
+        let (mut master, mut slave) = (0, 0);
+        // SAFETY: openpty fills the two descriptors; no name, termios or size is passed.
+        let r = unsafe {
+            libc::openpty(
+                &mut master,
+                &mut slave,
+                std::ptr::null_mut(),
+                std::ptr::null(),
+                std::ptr::null(),
+            )
+        };
+        assert_eq!(r, 0);
+        let pts = std::fs::read_link(format!("/proc/self/fd/{slave}")).unwrap();
+        use std::os::fd::FromRawFd;
+        // SAFETY: a fresh duplicate of our own descriptor, owned by the child's stdin from now.
+        let stdin = unsafe { std::os::fd::OwnedFd::from_raw_fd(libc::dup(slave)) };
+        // setsid -c: a new session whose controlling terminal is its standard input.
+        let mut child = std::process::Command::new("setsid")
+            .args(["-c", "sleep", "30"])
+            .stdin(std::process::Stdio::from(stdin))
+            .spawn()
+            .unwrap();
+        let pid = child.id() as i32;
+        let mut found = None;
+        for _ in 0..200 {
+            found = controlling_terminal(pid);
+            if found.is_some() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+        // SAFETY: closing the descriptors openpty gave us.
+        unsafe {
+            libc::close(master);
+            libc::close(slave);
+        }
+        let t = found.expect("the controlling terminal");
+        assert_eq!(t.path, pts);
     }
 
     #[test]

@@ -252,10 +252,13 @@ unit_has() {  # unit_has FILE LINE...
     for l in "$@"; do grep -qxF "$l" "$f" || fail "$(basename "$f") lacks '$l'"; done
 }
 hardening="ProtectSystem=strict ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes
-CapabilityBoundingSet= RestrictAddressFamilies=AF_UNIX+AF_INET+AF_INET6 Restart=on-failure"
+RestrictAddressFamilies=AF_UNIX+AF_INET+AF_INET6 Restart=on-failure"
 for u in jitd jit-server; do
     for l in $hardening; do unit_has "$here/packaging/systemd/$u.service" "$(echo "$l" | tr + ' ')"; done
 done
+# jit-server needs no capability; jitd only CAP_KILL, to end sessions with their reservation.
+unit_has "$here/packaging/systemd/jit-server.service" CapabilityBoundingSet=
+unit_has "$here/packaging/systemd/jitd.service" CapabilityBoundingSet=CAP_KILL
 unit_has "$here/packaging/systemd/jitd.service" Type=notify Before=nss-user-lookup.target \
     Wants=network-online.target ConditionPathExists=/etc/jit/host.key \
     "ReadWritePaths=/var/lib/jitd /run/jitd -/etc/jit/joined"

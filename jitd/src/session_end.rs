@@ -150,12 +150,13 @@ fn signal(p: ProcId, sig: i32) -> bool {
     // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, p.pid, 0) };
     if fd < 0 {
-        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOSYS) {
-            // A kernel before 5.3: check, then kill (a narrow window for a reused pid).
-            // SAFETY: plain kill(2).
-            return same(p) && unsafe { libc::kill(p.pid, sig) } == 0;
+        if std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+            return false;
         }
-        return false;
+        // No pidfds here (a kernel before 5.3, or a filter that refuses the call): check, then
+        // kill, with a narrow window for a reused pid.
+        // SAFETY: plain kill(2).
+        return same(p) && unsafe { libc::kill(p.pid, sig) } == 0;
     }
     let fd = fd as libc::c_int;
     // The descriptor pins the process: if it is still the one we mean now, it stays so.

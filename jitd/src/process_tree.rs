@@ -28,6 +28,15 @@ fn zombie(pid: i32) -> bool {
         .unwrap_or(true)
 }
 
+/// The program `pid` runs, as the kernel names it (`comm` in `/proc/PID/stat`, at most 15
+/// bytes; unlike the command line, a process cannot dress it up with `setproctitle`).
+pub fn command_name(pid: i32) -> Option<String> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let start = text.find('(')? + 1;
+    let end = text.rfind(')')?;
+    text.get(start..end).map(str::to_owned)
+}
+
 /// Every running process now: itself and its parent's pid.
 fn table() -> Vec<(ProcId, i32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -214,6 +223,8 @@ mod tests {
     fn this_process_is_alive_and_a_recycled_start_time_is_not() {
         let (me, _) = stat(std::process::id() as i32).unwrap();
         assert!(alive(me));
+        let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+        assert_eq!(command_name(me.pid).as_deref(), Some(comm.trim_end()));
         assert!(!alive(ProcId {
             pid: me.pid,
             start: me.start + 1

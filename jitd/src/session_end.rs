@@ -1,10 +1,11 @@
 //! Ending a session whose reservation ended. Where systemd-logind runs and the session's leader
 //! is in one of its sessions, logind ends it (`loginctl terminate-session`: every process of the
 //! session scope, also those that left the process tree). Otherwise jit ends the session's
-//! processes itself: every descendant of the leader (the shell, what it started, sshd's
-//! unprivileged child) gets SIGHUP and SIGTERM, what is left after a grace period SIGKILL, and
-//! the leader (sshd's monitor, su, login) is then left to close the PAM session as usual; should
-//! it linger, it gets the same. Without logind, a process that detached from the tree (a
+//! processes itself: every descendant of the leader that runs another program (the shell, what
+//! it started) gets SIGHUP and SIGTERM; the service's own helpers (sshd's unprivileged child)
+//! then finish as after a logout; whatever is left after a grace period gets SIGKILL, and the
+//! leader (sshd's monitor, su, login) is left to close the PAM session as usual; should it
+//! linger, it gets the same. Without logind, a process that detached from the tree (a
 //! double-forked daemon) is not found.
 //!
 //! Signals go through pidfds, opened and then checked against the process's start time, so a
@@ -15,7 +16,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::peer::{ProcId, stat};
-use crate::process_tree::{alive, descendants, logind_session};
+use crate::process_tree::{alive, command_name, descendants, logind_session};
 
 /// How long processes get to exit after SIGHUP and SIGTERM, before SIGKILL.
 const GRACE: Duration = Duration::from_secs(2);
@@ -112,14 +113,29 @@ fn end_processes(leader: ProcId) -> usize {
             }
         }
     };
-    // A shell ignores SIGTERM while interactive, and leaves on SIGHUP (as when its terminal
-    // goes away); other programs leave on SIGTERM.
-    round(
-        &descendants(leader),
-        &[libc::SIGHUP, libc::SIGTERM, libc::SIGCONT],
+    // The person's processes first. A shell ignores SIGTERM while interactive, and leaves on
+    // SIGHUP (as when its terminal goes away); other programs leave on SIGTERM. The service's
+    // own helpers (sshd's unprivileged child runs the leader's program) are left to finish on
+    // their own once the shell is gone, so that they clean up (sshd removes the session's
+    // ExposeAuthInfo file) and close the connection as after a logout.
+    let program = command_name(leader.pid);
+    let persons: Vec<ProcId> = descendants(leader)
+        .into_iter()
+        .filter(|p| program.is_none() || command_name(p.pid) != program)
+        .collect();
+    tracing::debug!(
+        leader = leader.pid,
+        program = ?program,
+        processes = ?persons.iter().map(|p| (p.pid, command_name(p.pid))).collect::<Vec<_>>(),
+        "ending the session's processes"
     );
+    round(&persons, &[libc::SIGHUP, libc::SIGTERM, libc::SIGCONT]);
     wait_until(GRACE, || descendants(leader).is_empty());
-    round(&descendants(leader), &[libc::SIGKILL]);
+    let left = descendants(leader);
+    if !left.is_empty() {
+        tracing::debug!(processes = ?left, "killing what is left of the session");
+    }
+    round(&left, &[libc::SIGKILL]);
     if !wait_until(LEADER_GRACE, || !alive(leader)) {
         round(&[leader], &[libc::SIGHUP, libc::SIGTERM]);
         if !wait_until(GRACE, || !alive(leader)) {

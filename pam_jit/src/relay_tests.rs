@@ -1254,6 +1254,34 @@ fn open_session_sets_the_environment() {
     );
 }
 
+/// The time the reservation has left comes as a message before the session's environment: it
+/// is shown, then the session opens as usual.
+#[test]
+fn open_session_shows_jitds_message_then_sets_the_environment() {
+    let (_d, opts) = no_cache_opts();
+    let notice = "jit: your reservation of admin on web01 ends at 10:05:00 UTC (in 4m 58s).";
+    let jitd = FakeJitd::new(script(vec![
+        hello(),
+        vec![
+            Act::Expect(Request::SessionOpen {
+                ctx: ctx("admin"),
+                ticket: Some(handle()),
+            }),
+            Act::Send(Step::Info {
+                text: notice.into(),
+            }),
+            Act::Expect(Request::Continue),
+            Act::Send(Step::Session {
+                env: vec![env("JIT_PERSON", "alice")],
+            }),
+        ],
+    ]));
+    let mut pam =
+        FakePam::new("admin", vec![Ev::Show(Msg::Info, notice)]).with_ticket(held("admin"));
+    assert_eq!(run(Hook::Open, &mut pam, &jitd, &opts), Code::Success);
+    assert_eq!(pam.env, vec![("JIT_PERSON".into(), "alice".into())]);
+}
+
 #[test]
 fn open_session_with_a_bad_variable_sets_nothing_and_fails_closed() {
     for bad in [

@@ -59,6 +59,26 @@ fn log_in(term: &Terminal, p: &Person) {
     term.wait_for(&format!("READY-{}", p.name));
 }
 
+/// The file sshd keeps for the session (`ExposeAuthInfo`), as the session's environment names it.
+fn auth_info_file(term: &Terminal) -> std::path::PathBuf {
+    term.type_line("echo AUTHFILE=$SSH_USER_AUTH=END");
+    let screen = term.wait_for("AUTHFILE=/");
+    let at = screen.rfind("AUTHFILE=/").unwrap() + "AUTHFILE=".len();
+    let path = screen[at..].split("=END").next().unwrap().to_owned();
+    assert!(std::path::Path::new(&path).exists(), "{path}");
+    path.into()
+}
+
+/// sshd finished the session as after a logout: it removed the session's file.
+#[track_caller]
+fn cleaned_up_by_sshd(file: &std::path::Path) {
+    wait_for(
+        &format!("sshd to remove {}", file.display()),
+        PATIENCE,
+        || !file.exists(),
+    );
+}
+
 fn open_sessions(p: &jit_tests::Jitctl) -> Vec<serde_json::Value> {
     p.json(&["sessions"])["sessions"]
         .as_array()
@@ -88,6 +108,7 @@ fn at_expiry_the_session_is_warned_then_ended() {
     );
     // The reservation has less than a minute left: the terminal is warned at once.
     term.wait_for("jit: this session as admin on web01 will be ended in");
+    let file = auth_info_file(&term);
     let open = open_sessions(&s.w.alice.jitctl);
     assert_eq!(open.len(), 1, "{open:?}");
     assert_eq!(open[0]["end_session_at_expiry"], true);
@@ -99,6 +120,7 @@ fn at_expiry_the_session_is_warned_then_ended() {
     );
     assert!(screen.contains("READY-alice"), "{screen}");
     assert_ne!(term.exit_status(), 0, "{}", term.screen());
+    cleaned_up_by_sshd(&file);
     wait_for_event(&s.w.admin, "admin", "session.ended", "ok", Some("alice"));
     let last = last_session(&s.w.admin);
     assert_eq!(last["ended"], "expired", "{last}");
@@ -117,6 +139,7 @@ fn a_force_release_ends_the_session() {
     wait_for("the session to be listed", PATIENCE, || {
         open_sessions(&s.w.admin).len() == 1
     });
+    let file = auth_info_file(&term);
     let out = s.w.admin.ok(&["release", "admin", "--host", "web01"]);
     assert!(
         out.contains("Released admin on web01 (held by alice)"),
@@ -127,6 +150,7 @@ fn a_force_release_ends_the_session() {
          being ended.",
     );
     assert_ne!(term.exit_status(), 0, "{}", term.screen());
+    cleaned_up_by_sshd(&file);
     wait_for_event(&s.w.admin, "admin", "session.ended", "ok", Some("alice"));
     assert_eq!(last_session(&s.w.admin)["ended"], "force_released");
     // The host's own log says how it was ended.
@@ -178,6 +202,7 @@ fn a_sessions_close_is_recorded_after_a_jitd_restart() {
     wait_for("the session to be listed", PATIENCE, || {
         open_sessions(&s.w.alice.jitctl).len() == 1
     });
+    let file = auth_info_file(&term);
     assert!(s.host.stop().success());
     s.host.run();
     assert!(
@@ -189,6 +214,7 @@ fn a_sessions_close_is_recorded_after_a_jitd_restart() {
     );
     term.type_line("exit");
     assert_eq!(term.exit_status(), 0, "{}", term.screen());
+    cleaned_up_by_sshd(&file);
     wait_for("the close to reach the server", PATIENCE, || {
         open_sessions(&s.w.alice.jitctl).is_empty()
     });

@@ -26,6 +26,10 @@ use crate::sessions::{Early, Ended, Next, Sessions, Tracked, end_reason, plan, w
 use crate::syslog::Decision;
 use crate::upstream::Server;
 
+/// Seconds after its open during which a session without a terminal yet is warned again (a
+/// session that has none after that, such as `ssh host command`, is not warned).
+const TERMINAL_SECS: i64 = 10;
+
 /// Seconds within which a refresh counts as fresh enough to warn or end on.
 const FRESH_SECS: i64 = 2;
 
@@ -159,6 +163,12 @@ impl<S: Server, R: Record, H: Hands> Control<S, R, H> {
                 Next::Warn { ends_at } => {
                     let text = warning(&s, &self.host, ends_at, now);
                     let reached = self.hands.tell(&s, &text);
+                    if reached.is_empty() && now - s.opened_at < TERMINAL_SECS {
+                        // Just opened: the shell and its terminal may not be there yet (sshd
+                        // opens the PAM session before it starts the shell). Try again.
+                        next = earliest(next, Some(now + 1));
+                        continue;
+                    }
                     tracing::info!(
                         account = %s.account, person = %s.person, terminals = ?reached,
                         "warned the session that it ends at {ends_at}"

@@ -20,6 +20,8 @@ const SKEW: i64 = 1000;
 
 #[derive(Default)]
 struct FakeHands {
+    /// No terminal to write on (yet).
+    no_terminal: std::sync::atomic::AtomicBool,
     told: Mutex<Vec<String>>,
     ended: Mutex<Vec<String>>,
     gone: Mutex<HashSet<String>>,
@@ -41,6 +43,9 @@ impl Hands for FakeHands {
     }
 
     fn tell(&self, _s: &Tracked, text: &str) -> Vec<String> {
+        if self.no_terminal.load(std::sync::atomic::Ordering::SeqCst) {
+            return Vec::new();
+        }
         self.told.lock().unwrap().push(text.to_owned());
         vec!["/dev/pts/9".into()]
     }
@@ -179,6 +184,32 @@ async fn warned_a_minute_before_then_ended_at_expiry_with_the_cause_recorded() {
     r.hands.gone.lock().unwrap().insert("att-1".into());
     assert_eq!(r.control.tick(end + 6).await, None);
     assert_eq!(r.record.events().len(), events.len());
+}
+
+/// sshd opens the PAM session before it starts the shell: a session warned at once finds no
+/// terminal yet, and is warned again a second later, when it has one. One that still has none
+/// after its first seconds (`ssh host command`) is not asked again.
+#[tokio::test]
+async fn a_warning_waits_for_the_sessions_terminal() {
+    use std::sync::atomic::Ordering::SeqCst;
+    let r = rig();
+    r.sessions.opened(session(50, true));
+    r.hands.no_terminal.store(true, SeqCst);
+    assert_eq!(r.control.tick(NOW).await, Some(NOW + 1));
+    r.hands.no_terminal.store(false, SeqCst);
+    // (The server, unreachable here, is asked again before the warning: the next look is its
+    // next refresh.)
+    assert_eq!(r.control.tick(NOW + 1).await, Some(NOW + 11));
+    assert_eq!(r.hands.told().len(), 1);
+    assert!(r.hands.told()[0].contains("will be ended in 49s"));
+
+    let r = rig();
+    r.sessions.opened(session(50, true));
+    r.hands.no_terminal.store(true, SeqCst);
+    r.control.tick(NOW + 10).await;
+    let next = r.control.tick(NOW + 11).await;
+    assert_eq!(next, Some(NOW + 20), "no retry once the session is older");
+    assert_eq!(r.sessions.all()[0].warned_for, Some(NOW + 50));
 }
 
 #[tokio::test]

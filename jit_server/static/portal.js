@@ -56,9 +56,16 @@
     if (el) el.textContent = text;
   }
 
+  // The buttons below are served disabled: a click before this script listens would do nothing,
+  // so they become usable only once it does (a slow device, or a click during page load).
+  function onClick(el, handler) {
+    el.addEventListener("click", handler);
+    el.disabled = false;
+  }
+
   const signin = document.getElementById("passkey-signin");
   if (signin) {
-    signin.addEventListener("click", async () => {
+    onClick(signin, async () => {
       say("passkey-signin-status", "Waiting for your passkey…");
       try {
         const o = await post("/portal/login/passkey/options");
@@ -82,7 +89,7 @@
   // --- Web Push: this browser gets notified of logins waiting for approval (sw.js shows them).
   const subscribe = document.getElementById("push-subscribe");
   if (subscribe) {
-    subscribe.addEventListener("click", async () => {
+    onClick(subscribe, async () => {
       say("push-subscribe-status", "Asking this browser…");
       try {
         if (!("serviceWorker" in navigator) || !("PushManager" in window)) {
@@ -106,7 +113,7 @@
 
   const register = document.getElementById("passkey-register");
   if (register) {
-    register.addEventListener("click", async () => {
+    onClick(register, async () => {
       say("passkey-register-status", "Waiting for your authenticator…");
       try {
         const o = await post("/portal/passkeys/options");

@@ -4,7 +4,7 @@
 CARGO ?= cargo
 
 .PHONY: all toolchain build test test-all demo lint bench clean install-local playwright \
-    portal-screenshots
+    portal-screenshots fuzz
 
 all: build
 
@@ -27,6 +27,12 @@ test: toolchain
 # The tests themselves, without that check.
 test-all: build playwright test-packages
 	$(CARGO) test --workspace
+	scripts/fuzz.sh short
+
+# The fuzz targets (fuzz/, docs/security.md): 30 s each, as in make test. For the long runs whose
+# figures docs/security.md records: scripts/fuzz.sh runs 10000000.
+fuzz: toolchain
+	scripts/fuzz.sh short
 
 # Playwright (PyPI, pinned) in a virtualenv inside the checkout, for the portal's browser test
 # (tests/tests/portal_browser.rs drives Debian's /usr/bin/chromium; no browser is downloaded).
@@ -51,6 +57,7 @@ demo: build
 lint:
 	@CARGO="$(CARGO)" scripts/check-toolchain.sh lint
 	$(CARGO) fmt --all -- --check
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 bench: toolchain

@@ -88,7 +88,7 @@ pub use read::{
     read_file,
 };
 pub use uid::uid_of;
-pub use write::{CacheContents, CacheGroup, CacheGuarded, CacheUser, encode, publish};
+pub use write::{CacheContents, CacheGroup, CacheGuarded, CacheUser, encode, publish, seal};
 
 /// Where jitd publishes the file (tmpfs; replaced atomically).
 pub const DEFAULT_RUN_PATH: &str = "/run/jitd/nss.cache";

@@ -253,8 +253,10 @@ pub fn encode(contents: &CacheContents) -> Vec<u8> {
     out
 }
 
-/// Writes the checksum of `file` into its header.
-pub(crate) fn seal(file: &mut [u8]) {
+/// Writes the checksum of `file` into its header. Public for tools that forge files on purpose:
+/// the fuzzer (fuzz/) reseals what it mutates, so that its inputs reach the structural checks
+/// behind the checksum.
+pub fn seal(file: &mut [u8]) {
     let sum = checksum(file.get(CHECKED_FROM..).unwrap_or_default());
     if let Some(field) = file.get_mut(CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8) {
         field.copy_from_slice(&sum.to_le_bytes());

@@ -20,6 +20,7 @@ pub mod keys;
 pub mod login;
 pub mod portal;
 pub mod push;
+pub mod retry;
 pub mod rules;
 pub mod serve;
 pub mod store;

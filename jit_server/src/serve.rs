@@ -334,7 +334,7 @@ async fn sweep(state: api::State) {
         let result = async {
             let mut tx = state.store.write().await?;
             api::expire_due_now(&mut tx).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             Ok::<_, crate::error::ApiError>(())
         }
         .await;

@@ -1,6 +1,9 @@
 //! Harness for end-to-end tests: start the real `jit-server` on a loopback port over real TLS
-//! with a temporary SQLite database, drive it through the real `jitctl` binary (one config
-//! directory per identity), and compute TOTP codes from enrolled secrets.
+//! with a temporary database, drive it through the real `jitctl` binary (one config directory
+//! per identity), and compute TOTP codes from enrolled secrets.
+//!
+//! The database is SQLite in the server's data directory, or, with
+//! `JIT_TEST_DATABASE=postgres`, a private PostgreSQL cluster per server ([`postgres`]).
 //!
 //! Binaries are found next to the test executable (`target/debug/`), so build the workspace
 //! first: `cargo build --workspace` (the README's test command does).
@@ -13,8 +16,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod host;
+pub mod postgres;
 pub mod push;
 pub mod sshd;
+
+pub use postgres::{Database, Postgres, database};
 /// `target/debug` (or whichever profile dir the tests were built in).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
@@ -60,20 +66,40 @@ pub struct Server {
     pub admin_enrollment_code: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The database URL when it is not the data directory's SQLite file.
+    database_url: Option<String>,
+    /// The private PostgreSQL cluster this server owns (dropped after the server stops).
+    pg: Option<Postgres>,
 }
 
 /// Name of the admin person every [`Server`] starts with.
 pub const ADMIN: &str = "admin";
 
 impl Server {
-    /// `jit-server init` in a new directory, then `run` on a free loopback port.
+    /// `jit-server init` in a new directory, then `run` on a free loopback port. The database
+    /// is the one [`database`] names (a new private PostgreSQL cluster for `postgres`).
     pub fn start() -> Server {
+        match database() {
+            Database::Sqlite => Server::start_on(None),
+            Database::Postgres => Server::start_on(Some(Postgres::start())),
+        }
+    }
+
+    /// [`Server::start`] on SQLite (`None`) or on the given PostgreSQL cluster, which the
+    /// server then owns.
+    pub fn start_on(pg: Option<Postgres>) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("jit-server-")
             .tempdir()
             .expect("tempdir");
         let data = dir.path().join("data");
-        let out = Command::new(bin("jit-server"))
+        let database_url = pg.as_ref().map(Postgres::url);
+        let mut cmd = Command::new(bin("jit-server"));
+        if let Some(url) = &database_url {
+            cmd.arg("--config")
+                .arg(write_config(dir.path(), &data, url, ""));
+        }
+        let out = cmd
             .args(["init", "--json", "--data"])
             .arg(&data)
             .output()
@@ -96,6 +122,8 @@ impl Server {
             admin_token: String::new(),
             admin_enrollment_code: String::new(),
             child: None,
+            database_url,
+            pg,
         };
         s.run("127.0.0.1:0");
         s.bootstrap_admin();
@@ -140,9 +168,86 @@ impl Server {
         self.data_dir().join("tls").join("ca.pem")
     }
 
+    /// Another `jit-server run` process on the same database, with a copy of this server's data
+    /// directory (the same CA, server certificate and at-rest key), as a replica is started.
+    /// On SQLite the copy's `jit.db` is a link to this server's file. The replica must be
+    /// dropped before this server (which owns the PostgreSQL cluster).
+    pub fn replica(&self) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("jit-server-")
+            .tempdir()
+            .expect("tempdir");
+        let data = dir.path().join("data");
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(self.data_dir())
+            .arg(&data)
+            .status()
+            .expect("cp");
+        assert!(ok.success(), "copying the data directory failed");
+        if self.database_url.is_none() {
+            std::fs::remove_file(data.join("jit.db")).expect("remove the copied database");
+            for f in ["jit.db-wal", "jit.db-shm"] {
+                let _ = std::fs::remove_file(data.join(f));
+            }
+            std::os::unix::fs::symlink(self.db_path(), data.join("jit.db")).expect("symlink");
+        }
+        let mut r = Server {
+            log: dir.path().join("server.log"),
+            dir,
+            url: String::new(),
+            fingerprint: self.fingerprint.clone(),
+            admin_token: self.admin_token.clone(),
+            bootstrap_token: self.bootstrap_token.clone(),
+            admin_enrollment_code: self.admin_enrollment_code.clone(),
+            child: None,
+            database_url: self.database_url.clone(),
+            pg: None,
+        };
+        r.run("127.0.0.1:0");
+        r
+    }
+
+    /// Which database this server stores its data in.
+    pub fn database(&self) -> Database {
+        match self.database_url {
+            Some(_) => Database::Postgres,
+            None => Database::Sqlite,
+        }
+    }
+
+    /// The whole database as SQL text (sqlite3 `.dump` or pg_dump), for tests that look for
+    /// what must never be stored.
+    pub fn dump(&self) -> String {
+        match (&self.pg, &self.database_url) {
+            (Some(pg), _) => pg.dump(),
+            (None, Some(url)) => {
+                panic!("dump of a replica's database {url}: dump the first server")
+            }
+            (None, None) => {
+                let out = Command::new("sqlite3")
+                    .arg(self.db_path())
+                    .arg(".dump")
+                    .output()
+                    .expect("sqlite3 (apt install sqlite3)");
+                assert!(out.status.success(), "sqlite3 .dump failed");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+        }
+    }
+
+    /// The private PostgreSQL cluster of this server, if it runs on one.
+    pub fn postgres(&self) -> Option<&Postgres> {
+        self.pg.as_ref()
+    }
+
     /// Starts `jit-server run` on `listen` and waits for its "listening on" line.
     pub fn run(&mut self, listen: &str) {
         let mut cmd = Command::new(bin("jit-server"));
+        if let Some(url) = &self.database_url {
+            cmd.arg("--config")
+                .arg(write_config(self.dir.path(), &self.data_dir(), url, ""));
+        }
         cmd.args(["run", "--listen", listen, "--data"])
             .arg(self.data_dir());
         self.spawn(cmd);
@@ -151,12 +256,18 @@ impl Server {
     /// Like [`Server::run`], with a server.toml holding this server's `data_dir` and `toml`
     /// (passed with `--config`), as an admin who tunes the defaults runs it.
     pub fn run_with_config(&mut self, listen: &str, toml: &str) {
-        let cfg = self.dir.path().join("server.toml");
-        let text = format!(
-            "data_dir = {:?}\n{toml}",
-            self.data_dir().display().to_string()
-        );
-        std::fs::write(&cfg, text).expect("write server.toml");
+        let cfg = match &self.database_url {
+            Some(url) => write_config(self.dir.path(), &self.data_dir(), url, toml),
+            None => {
+                let cfg = self.dir.path().join("server.toml");
+                let text = format!(
+                    "data_dir = {:?}\n{toml}",
+                    self.data_dir().display().to_string()
+                );
+                std::fs::write(&cfg, text).expect("write server.toml");
+                cfg
+            }
+        };
         let mut cmd = Command::new(bin("jit-server"));
         cmd.arg("--config")
             .arg(&cfg)
@@ -218,9 +329,21 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Runs SQL against the server's SQLite database (tests use it to move time: e.g. make a
-    /// reservation expire without waiting).
+    /// Runs SQL against the server's database (tests use it to move time: e.g. make a
+    /// reservation expire without waiting). Rows come back one per line, columns separated by
+    /// `|`. On PostgreSQL, SQLite's `strftime('%s','now')` is understood as the Unix time now,
+    /// so that tests can say "now" once for both.
     pub fn sql(&self, sql: &str) -> String {
+        if let Some(url) = &self.database_url {
+            let pg = self.pg.as_ref().unwrap_or_else(|| {
+                panic!("SQL on a replica's database {url}: use the first server")
+            });
+            let sql = sql.replace(
+                "strftime('%s','now')",
+                "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+            );
+            return pg.psql(&sql);
+        }
         let out = Command::new("sqlite3")
             .arg(self.db_path())
             .arg(sql)
@@ -297,8 +420,20 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The server first, then its database (the `pg` field drops after this).
         self.kill();
     }
+}
+
+/// A server.toml in `dir` naming the data directory and the database, with `extra` after them.
+fn write_config(dir: &Path, data: &Path, database_url: &str, extra: &str) -> PathBuf {
+    let cfg = dir.join("server.toml");
+    let text = format!(
+        "data_dir = {:?}\ndatabase_url = {database_url:?}\n{extra}",
+        data.display().to_string()
+    );
+    std::fs::write(&cfg, text).expect("write server.toml");
+    cfg
 }
 
 /// One jitctl identity: its own `JITCTL_CONFIG` directory.

@@ -35,6 +35,22 @@ pub enum Command {
         /// instead of text.
         #[arg(long)]
         json: bool,
+        /// Start a replica instead: take the CA, server certificate and at-rest key from this
+        /// file (made by `jit-server export` on the first server) and use the database
+        /// database_url names, which the first server shares. No bootstrap token is made.
+        #[arg(long, value_name = "EXPORT")]
+        from: Option<PathBuf>,
+    },
+    /// Write what another server process on the same database needs (CA, server certificate
+    /// and key, at-rest key) to a new file, mode 0600, for `jit-server init --from`.
+    Export {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The file to write; it must not exist yet. It holds private keys.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
     },
     /// Run the service (HTTPS only).
     Run {

@@ -51,6 +51,17 @@ impl AtRestKey {
         Self(k)
     }
 
+    /// A key from its 32 bytes (`None` for any other length).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(Zeroizing::new(arr)))
+    }
+
+    /// The key's bytes, for `jit-server export` only.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
     pub fn load(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
         let bytes = Zeroizing::new(std::fs::read(path).map_err(|source| KeyError::Read {

@@ -15,6 +15,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod export;
 pub mod init;
 pub mod keys;
 pub mod login;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use jit_server::cli::{Cli, Command};
 use jit_server::config::{self, Settings};
-use jit_server::{init, serve, tls};
+use jit_server::{export, init, serve, tls};
 
 fn load_settings(path: Option<&PathBuf>) -> Result<Settings, config::ConfigError> {
     match path {
@@ -54,7 +54,48 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cli.command {
-            Command::Init { data, sans, json } => {
+            Command::Init { data, sans, json, from: Some(from) } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                if !sans.is_empty() {
+                    return Err(export::ExportError::SansWithFrom.to_string());
+                }
+                // A replica with a database of its own would be no replica.
+                if settings.database_url.is_none() {
+                    return Err(export::ExportError::NoSharedDatabase.to_string());
+                }
+                let fingerprint = export::init_from(&settings.data_dir, &settings.database_url(), &from)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ca_fingerprint": fingerprint.to_string(),
+                            "data_dir": settings.data_dir,
+                        })
+                    );
+                } else {
+                    println!("Initialized {} from {}", settings.data_dir.display(), from.display());
+                    println!("CA fingerprint (the same as the first server's):");
+                    println!("  {fingerprint}");
+                    println!("Delete {} now: it holds private keys.", from.display());
+                }
+                Ok(())
+            }
+            Command::Export { data, out } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                let fingerprint = export::export(&settings.data_dir, &out).map_err(|e| e.to_string())?;
+                eprintln!(
+                    "wrote {} (mode 0600; it holds private keys) for `jit-server init --from`; CA fingerprint {fingerprint}",
+                    out.display()
+                );
+                Ok(())
+            }
+            Command::Init { data, sans, json, from: None } => {
                 if let Some(d) = data {
                     settings.data_dir = d;
                 }

@@ -105,7 +105,78 @@ pub async fn rerun_on_conflict(req: Request, next: Next, limit: usize) -> Respon
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+
     use super::*;
+
+    /// A route whose handler runs `behave(n)` on its n-th run (from 0) and echoes the body.
+    fn app(behave: fn(u32)) -> (axum::Router, Arc<AtomicU32>) {
+        let runs = Arc::new(AtomicU32::new(0));
+        let r = runs.clone();
+        let app = axum::Router::new()
+            .route(
+                "/x",
+                axum::routing::post(move |body: String| {
+                    let r = r.clone();
+                    async move {
+                        behave(r.fetch_add(1, Ordering::SeqCst));
+                        (StatusCode::OK, body)
+                    }
+                }),
+            )
+            .layer(axum::middleware::from_fn(|req: Request, next: Next| {
+                rerun_on_conflict(req, next, 1024)
+            }));
+        (app, runs)
+    }
+
+    async fn post(app: axum::Router, body: &'static str) -> (StatusCode, String) {
+        let req = Request::post("/x").body(Body::from(body)).unwrap();
+        let resp = app.oneshot(req).await.unwrap();
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), 1024).await.unwrap();
+        (status, String::from_utf8(bytes.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_conflict_runs_the_request_again_with_the_same_body() {
+        let (app, runs) = app(|n| {
+            if n < 2 {
+                note_conflict();
+            }
+        });
+        assert_eq!(post(app, "hello").await, (StatusCode::OK, "hello".into()));
+        assert_eq!(runs.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn nothing_runs_again_after_a_commit_of_the_same_request() {
+        let (app, runs) = app(|_| {
+            note_commit();
+            note_conflict();
+        });
+        post(app, "x").await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_keeps_conflicting_runs_a_bounded_number_of_times() {
+        let (app, runs) = app(|_| note_conflict());
+        post(app, "x").await;
+        assert_eq!(runs.load(Ordering::SeqCst), MAX_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_refused() {
+        let (app, runs) = app(|_| {});
+        let big: &'static str = Box::leak("y".repeat(2048).into_boxed_str());
+        assert_eq!(post(app, big).await.0, StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(runs.load(Ordering::SeqCst), 0);
+    }
 
     #[tokio::test]
     async fn marks_are_per_request_and_ignored_outside_one() {

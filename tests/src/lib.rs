@@ -168,30 +168,55 @@ impl Server {
         self.data_dir().join("tls").join("ca.pem")
     }
 
-    /// Another `jit-server run` process on the same database, with a copy of this server's data
-    /// directory (the same CA, server certificate and at-rest key), as a replica is started.
-    /// On SQLite the copy's `jit.db` is a link to this server's file. The replica must be
+    /// Another `jit-server run` process on the same database, as an admin starts a replica:
+    /// `jit-server export` here, `jit-server init --from` that export in a new data directory
+    /// (the same CA, server certificate and at-rest key), then `run` with this server's
+    /// database (on SQLite: a server.toml naming this server's jit.db). The replica must be
     /// dropped before this server (which owns the PostgreSQL cluster).
     pub fn replica(&self) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("jit-server-")
             .tempdir()
             .expect("tempdir");
-        let data = dir.path().join("data");
-        let ok = Command::new("cp")
-            .arg("-a")
+        let export = dir.path().join("export.json");
+        let out = self
+            .command()
+            .args(["export", "--data"])
             .arg(self.data_dir())
+            .arg("--out")
+            .arg(&export)
+            .output()
+            .expect("jit-server export");
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let data = dir.path().join("data");
+        let database_url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.db_path().display()));
+        let out = Command::new(bin("jit-server"))
+            .arg("--config")
+            .arg(write_config(dir.path(), &data, &database_url, ""))
+            .args(["init", "--json", "--from"])
+            .arg(&export)
+            .arg("--data")
             .arg(&data)
-            .status()
-            .expect("cp");
-        assert!(ok.success(), "copying the data directory failed");
-        if self.database_url.is_none() {
-            std::fs::remove_file(data.join("jit.db")).expect("remove the copied database");
-            for f in ["jit.db-wal", "jit.db-shm"] {
-                let _ = std::fs::remove_file(data.join(f));
-            }
-            std::os::unix::fs::symlink(self.db_path(), data.join("jit.db")).expect("symlink");
-        }
+            .output()
+            .expect("jit-server init --from");
+        assert!(
+            out.status.success(),
+            "init --from failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::remove_file(&export).expect("remove the export");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("init --json output");
+        assert_eq!(
+            v["ca_fingerprint"].as_str(),
+            Some(self.fingerprint.as_str())
+        );
         let mut r = Server {
             log: dir.path().join("server.log"),
             dir,
@@ -201,18 +226,29 @@ impl Server {
             bootstrap_token: self.bootstrap_token.clone(),
             admin_enrollment_code: self.admin_enrollment_code.clone(),
             child: None,
-            database_url: self.database_url.clone(),
+            database_url: Some(database_url),
             pg: None,
         };
         r.run("127.0.0.1:0");
         r
     }
 
+    /// A `jit-server` command for this server: with its server.toml (and so its database) when
+    /// it has one, as an admin on the server machine runs it. Add the subcommand and `--data`.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin("jit-server"));
+        if let Some(url) = &self.database_url {
+            cmd.arg("--config")
+                .arg(write_config(self.dir.path(), &self.data_dir(), url, ""));
+        }
+        cmd
+    }
+
     /// Which database this server stores its data in.
     pub fn database(&self) -> Database {
-        match self.database_url {
-            Some(_) => Database::Postgres,
-            None => Database::Sqlite,
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres") => Database::Postgres,
+            _ => Database::Sqlite,
         }
     }
 
@@ -653,7 +689,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let server = Server::start();
+        World::on(Server::start())
+    }
+
+    /// The same world on `server` (for a server started with [`Server::start_on`]).
+    pub fn on(server: Server) -> World {
         let admin = Jitctl::admin(&server);
         admin.ok(&["group", "add", "ops"]);
         let alice = enroll(&server, &admin, "alice");

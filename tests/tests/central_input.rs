@@ -289,7 +289,9 @@ fn hex(b: &[u8]) -> String {
 #[test]
 fn init_refuses_to_overwrite_and_config_errors_name_file_line_and_key() {
     let w = World::new();
-    let out = Command::new(bin("jit-server"))
+    let out = w
+        .server
+        .command()
         .args(["init", "--data"])
         .arg(w.server.data_dir())
         .output()

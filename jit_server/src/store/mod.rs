@@ -192,9 +192,22 @@ impl WriteTx {
     /// run again); a PostgreSQL connection that fails without an answer is
     /// [`StoreError::OutcomeUnknown`] (never to be retried blindly).
     pub async fn commit(self) -> StoreResult<()> {
+        self.commit_inner(true).await
+    }
+
+    /// Commits a transaction whose effect is idempotent (moving a last-used time forward):
+    /// running its request again repeats it harmlessly, so it does not keep a later conflict
+    /// in the same request from being run again ([`crate::retry`]).
+    pub async fn commit_idempotent(self) -> StoreResult<()> {
+        self.commit_inner(false).await
+    }
+
+    async fn commit_inner(self, counts: bool) -> StoreResult<()> {
         match self.tx.commit().await {
             Ok(()) => {
-                crate::retry::note_commit();
+                if counts {
+                    crate::retry::note_commit();
+                }
                 Ok(())
             }
             Err(e) if is_serialization_failure(&e) => Err(StoreError::Conflict(e)),

@@ -500,6 +500,14 @@ pub async fn touch_token(
 
 // --- bootstrap tokens (`jit-server init`, `jit-server admin-token`)
 
+/// True once any bootstrap token was made: the database belongs to an initialized server.
+pub async fn any_admin_token(conn: &mut AnyConnection) -> StoreResult<bool> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM admin_tokens")
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 pub async fn insert_admin_token(
     conn: &mut AnyConnection,
     token_hash: &str,

@@ -52,6 +52,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
+    /// Replace the server certificate and key with new ones for the given names, signed by
+    /// the same CA (clients pin the CA, so they keep trusting the server). Restart the server
+    /// to use them.
+    ReissueCert {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// DNS name or IP address for the certificate (repeatable). Loopback and this
+        /// machine's host name are always included; names of the old certificate are not kept.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+    },
     /// Run the service (HTTPS only).
     Run {
         /// Data directory made by `init` (default: data_dir from the config, else

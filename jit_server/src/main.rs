@@ -84,6 +84,18 @@ fn main() -> ExitCode {
                 }
                 Ok(())
             }
+            Command::ReissueCert { data, sans } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                let names = init::certificate_names(&sans);
+                let fingerprint = tls::reissue_server(&tls::TlsPaths::new(&settings.data_dir), &names, jit_clock::now())
+                    .map_err(|e| e.to_string())?;
+                println!("New server certificate for {}", names.join(", "));
+                println!("CA fingerprint (unchanged): {fingerprint}");
+                println!("Restart jit-server to use it; copy tls/server.pem and tls/server.key to every replica.");
+                Ok(())
+            }
             Command::Export { data, out } => {
                 if let Some(d) = data {
                     settings.data_dir = d;

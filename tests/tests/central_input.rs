@@ -397,3 +397,59 @@ fn lockout_threshold_comes_from_server_toml() {
     let until = p["locked_until"].as_i64().expect("locked after 2 failures");
     assert!(until - jit_tests::now() > 3000, "locked for about an hour");
 }
+
+#[test]
+fn a_reissued_server_certificate_answers_under_new_names_and_the_pinned_ca_holds() {
+    let mut s = jit_tests::Server::start();
+    let port = s.addr().rsplit_once(':').unwrap().1.to_owned();
+    let name = "jit-renamed.example.org";
+    // An HTTPS request to the server under `name`, trusting only its CA: curl's exit code.
+    let by_name = |s: &jit_tests::Server| {
+        Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "--cacert"])
+            .arg(s.ca_pem())
+            .args(["--resolve", &format!("{name}:{port}:127.0.0.1")])
+            .arg(format!("https://{name}:{port}/v1/whoami"))
+            .output()
+            .unwrap()
+    };
+    let before = by_name(&s);
+    assert!(
+        !before.status.success(),
+        "not a name of the first certificate"
+    );
+    assert!(
+        String::from_utf8_lossy(&before.stderr).contains("certificate"),
+        "{}",
+        String::from_utf8_lossy(&before.stderr)
+    );
+    let out = s
+        .command()
+        .args(["reissue-cert", "--san", name, "--data"])
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&s.fingerprint), "the CA is unchanged: {text}");
+    s.restart();
+    let after = by_name(&s);
+    assert!(
+        after.status.success(),
+        "{}",
+        String::from_utf8_lossy(&after.stderr)
+    );
+    // Clients that pinned the CA at login keep working.
+    let admin = jit_tests::Jitctl::admin(&s);
+    admin.ok(&["person", "list"]);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.data_dir().join("tls/server.key"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+}

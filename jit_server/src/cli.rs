@@ -65,6 +65,15 @@ pub enum Command {
         #[arg(long = "san", value_name = "NAME")]
         sans: Vec<String>,
     },
+    /// Make a new at-rest key and seal every stored secret again under it (in one
+    /// transaction). The old key is kept as at-rest.key.previous. Stop every server process on
+    /// the database first, and give the replicas both files before starting them again.
+    RotateKey {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+    },
     /// Run the service (HTTPS only).
     Run {
         /// Data directory made by `init` (default: data_dir from the config, else

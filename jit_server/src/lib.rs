@@ -22,6 +22,7 @@ pub mod login;
 pub mod portal;
 pub mod push;
 pub mod retry;
+pub mod rotate;
 pub mod rules;
 pub mod serve;
 pub mod store;

@@ -96,6 +96,29 @@ fn main() -> ExitCode {
                 println!("Restart jit-server to use it; copy tls/server.pem and tls/server.key to every replica.");
                 Ok(())
             }
+            Command::RotateKey { data } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                // Refuse a directory that was never initialized rather than create a new database.
+                tls::ca_fingerprint(&tls::TlsPaths::new(&settings.data_dir)).map_err(|e| e.to_string())?;
+                let done = jit_server::rotate::rotate_key(&settings.data_dir, &settings.database_url(), jit_clock::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "New at-rest key in {}; {} stored secrets sealed again; the old key is at-rest.key.previous.",
+                    settings.data_dir.display(),
+                    done.resealed
+                );
+                if done.push_subscriptions_removed > 0 {
+                    println!(
+                        "{} browser push subscriptions were removed (their key changed): persons turn notifications on again in the portal.",
+                        done.push_subscriptions_removed
+                    );
+                }
+                println!("Copy at-rest.key and at-rest.key.previous to every replica before starting it.");
+                Ok(())
+            }
             Command::Export { data, out } => {
                 if let Some(d) = data {
                     settings.data_dir = d;

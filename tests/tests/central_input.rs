@@ -453,3 +453,72 @@ fn a_reissued_server_certificate_answers_under_new_names_and_the_pinned_ca_holds
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+#[test]
+fn rotate_key_seals_every_secret_again_under_a_new_key() {
+    use jit_proto::api::{LoginBegin, LoginBegun, LoginOrigin, LoginVerified, LoginVerify};
+    use std::os::unix::fs::PermissionsExt;
+    let mut w = World::new();
+    let rt = jit_tests::runtime();
+    let host = jit_tests::join_host(&rt, &w.join_token);
+    let data = w.server.data_dir();
+    let old = std::fs::read(data.join("at-rest.key")).unwrap();
+    w.server.kill();
+    let out = w
+        .server
+        .command()
+        .args(["rotate-key", "--data"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // alice's and bob's TOTP secrets.
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("2 stored secrets sealed again"), "{text}");
+    let new = std::fs::read(data.join("at-rest.key")).unwrap();
+    assert_ne!(new, old);
+    assert_eq!(
+        std::fs::read(data.join("at-rest.key.previous")).unwrap(),
+        old
+    );
+    assert!(!data.join("at-rest.key.new").exists());
+    for f in ["at-rest.key", "at-rest.key.previous"] {
+        let mode = std::fs::metadata(data.join(f))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f}");
+    }
+    // Without the old key at all, logins still work: every secret is under the new one.
+    std::fs::remove_file(data.join("at-rest.key.previous")).unwrap();
+    w.server.restart();
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let begin = LoginBegin {
+        account: jit_proto::AccountName::new("admin").unwrap(),
+        origin: LoginOrigin {
+            service: "sshd".into(),
+            rhost: Some("10.0.0.9".into()),
+            tty: None,
+            ruser: None,
+            ssh_key: None,
+            source: None,
+        },
+    };
+    let attempt = match rt.block_on(host.login_begin(&begin)).unwrap() {
+        LoginBegun::Challenge { attempt, .. } => attempt,
+        other => panic!("{other:?}"),
+    };
+    let verify = LoginVerify {
+        code: jit_proto::Secret::new(w.alice.next_code()),
+    };
+    match rt.block_on(host.login_verify(&attempt, &verify)).unwrap() {
+        LoginVerified::Granted { .. } => {}
+        other => panic!("after the rotation: {other:?}"),
+    }
+    let audit = w.admin.ok(&["audit"]);
+    assert!(audit.contains("server.rotate_key"), "{audit}");
+}

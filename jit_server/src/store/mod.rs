@@ -210,7 +210,10 @@ impl WriteTx {
                 }
                 Ok(())
             }
-            Err(e) if is_serialization_failure(&e) => Err(StoreError::Conflict(e)),
+            Err(e) if is_serialization_failure(&e) => {
+                crate::retry::note_conflict();
+                Err(StoreError::Conflict(e))
+            }
             // The server answered (a deferred constraint, say): the transaction is undone.
             Err(e @ sqlx::Error::Database(_)) => Err(StoreError::Db(e)),
             Err(e) if self.backend == Backend::Postgres => Err(StoreError::OutcomeUnknown(e)),

@@ -232,6 +232,14 @@ mod tests {
             &*b.open(&a.seal(b"secret", "aad"), "aad").unwrap(),
             b"secret"
         );
+        // A plain init on the shared database is refused before it writes a key or a CA:
+        // another CA and at-rest key would split the deployment.
+        let third = tmp.path().join("third");
+        assert!(matches!(
+            crate::init::init(&third, &url, &[], 1_700_000_000).await,
+            Err(crate::init::InitError::DatabaseInUse)
+        ));
+        assert!(!third.join(keys::KEY_FILE).exists() && !third.join("tls").exists());
         // Not twice into the same directory.
         assert!(matches!(
             init_from(&second, &url, &out).await,

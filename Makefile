@@ -3,8 +3,8 @@
 # toolchain; `make toolchain` says what is missing).
 CARGO ?= cargo
 
-.PHONY: all toolchain build test test-all demo lint bench clean install-local playwright \
-    portal-screenshots fuzz
+.PHONY: all toolchain build test test-all test-postgres demo lint bench clean install-local \
+    playwright portal-screenshots fuzz
 
 all: build
 
@@ -27,12 +27,21 @@ test: toolchain
 # The tests themselves, without that check.
 test-all: build playwright test-packages
 	$(CARGO) test --workspace
+	$(MAKE) --no-print-directory test-postgres
 	scripts/fuzz.sh short
 
 # The fuzz targets (fuzz/, docs/security.md): 30 s each, as in make test. For the long runs whose
 # figures docs/security.md records: scripts/fuzz.sh runs 10000000.
 fuzz: toolchain
 	scripts/fuzz.sh short
+
+# The server's end-to-end tests (tests/tests/central_*.rs) once more, on PostgreSQL: each test
+# server gets a private PostgreSQL 15 cluster, run as nobody on a unix socket in a temporary
+# directory (tests/src/postgres.rs; Debian's postgresql-15). central_replicas runs on
+# PostgreSQL in either run, so it is not repeated here.
+CENTRAL_TESTS := $(filter-out central_replicas,$(patsubst tests/tests/%.rs,%,$(wildcard tests/tests/central_*.rs)))
+test-postgres: build
+	JIT_TEST_DATABASE=postgres $(CARGO) test -p jit_tests $(addprefix --test ,$(CENTRAL_TESTS))
 
 # Playwright (PyPI, pinned) in a virtualenv inside the checkout, for the portal's browser test
 # (tests/tests/portal_browser.rs drives Debian's /usr/bin/chromium; no browser is downloaded).

@@ -35,6 +35,44 @@ pub enum Command {
         /// instead of text.
         #[arg(long)]
         json: bool,
+        /// Start a replica instead: take the CA, server certificate and at-rest key from this
+        /// file (made by `jit-server export` on the first server) and use the database
+        /// database_url names, which the first server shares. No bootstrap token is made.
+        #[arg(long, value_name = "EXPORT")]
+        from: Option<PathBuf>,
+    },
+    /// Write what another server process on the same database needs (CA, server certificate
+    /// and key, at-rest key) to a new file, mode 0600, for `jit-server init --from`.
+    Export {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// The file to write; it must not exist yet. It holds private keys.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Replace the server certificate and key with new ones for the given names, signed by
+    /// the same CA (clients pin the CA, so they keep trusting the server). Restart the server
+    /// to use them.
+    ReissueCert {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
+        /// DNS name or IP address for the certificate (repeatable). Loopback and this
+        /// machine's host name are always included; names of the old certificate are not kept.
+        #[arg(long = "san", value_name = "NAME")]
+        sans: Vec<String>,
+    },
+    /// Make a new at-rest key and seal every stored secret again under it (in one
+    /// transaction). The old key is kept as at-rest.key.previous. Stop every server process on
+    /// the database first, and give the replicas both files before starting them again.
+    RotateKey {
+        /// Data directory made by `init` (default: data_dir from the config, else
+        /// /var/lib/jit-server).
+        #[arg(long, value_name = "DIR")]
+        data: Option<PathBuf>,
     },
     /// Run the service (HTTPS only).
     Run {

@@ -310,11 +310,13 @@ impl Settings {
             }
         }
         if let Some(url) = &self.database_url
-            && !url.starts_with("sqlite:")
+            && crate::store::Backend::of_url(url).is_none()
         {
+            // The URL may hold a password: name the scheme only.
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
             return Err(format!(
-                "database_url: {url:?} is not supported; this version stores its data in SQLite \
-                 (sqlite://PATH, or leave database_url out for DATA_DIR/jit.db)"
+                "database_url: the scheme {scheme:?} is not supported; use sqlite://PATH (or \
+                 leave database_url out for DATA_DIR/jit.db) or postgres://USER@HOST/DATABASE"
             ));
         }
         let c = &self.connections;
@@ -541,11 +543,19 @@ mod tests {
                 "{text}: {err}"
             );
         }
-        let err = parse("database_url = \"postgres://x\"\n").unwrap_err();
+        let err = parse("database_url = \"mysql://u:hunter2@x/jit\"\n").unwrap_err();
         assert!(
-            err.contains("database_url") && err.contains("SQLite"),
+            err.contains("database_url")
+                && err.contains("\"mysql\"")
+                && err.contains("postgres://"),
             "{err}"
         );
+        assert!(
+            !err.contains("hunter2"),
+            "the password is not repeated: {err}"
+        );
         assert!(parse("database_url = \"sqlite:///tmp/x.db\"\n").is_ok());
+        assert!(parse("database_url = \"postgres://jit@db.example.org/jit\"\n").is_ok());
+        assert!(parse("database_url = \"postgresql:///jit?host=/run/postgresql\"\n").is_ok());
     }
 }

@@ -53,9 +53,22 @@ impl ApiError {
         self
     }
 
-    /// Logs `cause` and answers 500 without details.
-    pub fn internal(cause: impl std::fmt::Display) -> Self {
-        tracing::error!(%cause, "internal error");
+    /// Logs `cause` and answers 500 without details. A serialization failure is marked so
+    /// that the request runs again ([`crate::retry`]) instead of being answered.
+    pub fn internal<E: std::fmt::Display + 'static>(cause: E) -> Self {
+        let any = &cause as &dyn std::any::Any;
+        let conflict = any
+            .downcast_ref::<crate::store::StoreError>()
+            .is_some_and(crate::store::StoreError::is_serialization_failure)
+            || any
+                .downcast_ref::<sqlx::Error>()
+                .is_some_and(crate::store::is_serialization_failure);
+        if conflict {
+            crate::retry::note_conflict();
+            tracing::debug!(%cause, "transaction undone by a concurrent one");
+        } else {
+            tracing::error!(%cause, "internal error");
+        }
         Self::new(
             ErrorCode::Internal,
             "internal server error; the server log has the details",

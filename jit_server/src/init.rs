@@ -28,6 +28,11 @@ pub enum InitError {
     Key(#[from] keys::KeyError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(
+        "the database already holds a jit server's data; to start another server process on \
+         it, run `jit-server export` on the first one and `jit-server init --from EXPORT` here"
+    )]
+    DatabaseInUse,
 }
 
 pub struct Initialized {
@@ -90,6 +95,22 @@ pub async fn init(
             source,
         })?;
 
+    // A shared database (PostgreSQL) that another server initialized is refused before any
+    // file is written: a second CA and at-rest key would split the deployment in two.
+    let store = Store::open(database_url).await?;
+    let in_use = {
+        let mut conn = store
+            .pool()
+            .acquire()
+            .await
+            .map_err(crate::store::StoreError::from)?;
+        persons::any_admin_token(&mut conn).await?
+    };
+    if in_use {
+        store.close().await;
+        return Err(InitError::DatabaseInUse);
+    }
+
     let key = AtRestKey::generate();
     key.save(&data_dir.join(keys::KEY_FILE))?;
     let ca_fingerprint = tls::create(
@@ -98,7 +119,6 @@ pub async fn init(
         now,
     )?;
 
-    let store = Store::open(database_url).await?;
     let admin_token = mint_admin_token(&store, now, false).await?;
     store.close().await;
     Ok(Initialized {

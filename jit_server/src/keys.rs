@@ -22,6 +22,11 @@ use zeroize::{Zeroize, Zeroizing};
 use jit_proto::Secret;
 
 pub const KEY_FILE: &str = "at-rest.key";
+/// The key before the last rotation (`jit-server rotate-key`): still opens what a server that
+/// had not yet been given the new key sealed.
+pub const PREVIOUS_KEY_FILE: &str = "at-rest.key.previous";
+/// The new key while a rotation runs; present after one was interrupted.
+pub const NEXT_KEY_FILE: &str = "at-rest.key.new";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -41,14 +46,26 @@ pub enum KeyError {
     Decrypt,
 }
 
-/// The at-rest key. Zeroized on drop.
-pub struct AtRestKey(Zeroizing<[u8; 32]>);
+/// The at-rest key, and older keys that only open (see [`AtRestKey::load_ring`]). Zeroized on
+/// drop.
+pub struct AtRestKey(Zeroizing<[u8; 32]>, Vec<Zeroizing<[u8; 32]>>);
 
 impl AtRestKey {
     pub fn generate() -> Self {
         let mut k = Zeroizing::new([0u8; 32]);
         rand::rng().fill_bytes(&mut *k);
-        Self(k)
+        Self(k, Vec::new())
+    }
+
+    /// A key from its 32 bytes (`None` for any other length).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let arr: [u8; 32] = bytes.try_into().ok()?;
+        Some(Self(Zeroizing::new(arr), Vec::new()))
+    }
+
+    /// The key's bytes, for `jit-server export` only.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
     }
 
     pub fn load(path: &Path) -> Result<Self, KeyError> {
@@ -61,7 +78,22 @@ impl AtRestKey {
             path: shown,
             len: bytes.len(),
         })?;
-        Ok(Self(Zeroizing::new(arr)))
+        Ok(Self(Zeroizing::new(arr), Vec::new()))
+    }
+
+    /// The key of the data directory `data_dir` (`at-rest.key`, which seals), with the keys
+    /// that only open: the one a rotation is writing (`at-rest.key.new`, left by an interrupted
+    /// rotation) and the one before the last rotation (`at-rest.key.previous`).
+    pub fn load_ring(data_dir: &Path) -> Result<Self, KeyError> {
+        let mut key = Self::load(&data_dir.join(KEY_FILE))?;
+        for file in [NEXT_KEY_FILE, PREVIOUS_KEY_FILE] {
+            let path = data_dir.join(file);
+            if path.exists() {
+                let other = Self::load(&path)?;
+                key.1.push(other.0.clone());
+            }
+        }
+        Ok(key)
     }
 
     /// Writes the key with mode 0600; refuses to overwrite an existing key.
@@ -113,22 +145,27 @@ impl AtRestKey {
         out
     }
 
+    /// Decrypts with this key, else with an older one of the ring (the AEAD tag tells which).
     pub fn open(&self, sealed: &[u8], aad: &str) -> Result<Zeroizing<Vec<u8>>, KeyError> {
         if sealed.len() < 24 + 16 {
             return Err(KeyError::Decrypt);
         }
         let (nonce, ct) = sealed.split_at(24);
-        let cipher = XChaCha20Poly1305::new((&*self.0).into());
-        cipher
-            .decrypt(
-                XNonce::from_slice(nonce),
-                Payload {
-                    msg: ct,
-                    aad: aad.as_bytes(),
-                },
-            )
+        std::iter::once(&self.0)
+            .chain(&self.1)
+            .find_map(|k| {
+                XChaCha20Poly1305::new((&**k).into())
+                    .decrypt(
+                        XNonce::from_slice(nonce),
+                        Payload {
+                            msg: ct,
+                            aad: aad.as_bytes(),
+                        },
+                    )
+                    .ok()
+            })
             .map(Zeroizing::new)
-            .map_err(|_| KeyError::Decrypt)
+            .ok_or(KeyError::Decrypt)
     }
 }
 
@@ -213,6 +250,24 @@ pub fn new_attempt_id() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_ring_opens_with_older_keys_and_seals_with_the_current_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = AtRestKey::generate();
+        let new = AtRestKey::generate();
+        old.save(&dir.path().join(PREVIOUS_KEY_FILE)).unwrap();
+        new.save(&dir.path().join(KEY_FILE)).unwrap();
+        let ring = AtRestKey::load_ring(dir.path()).unwrap();
+        let by_old = old.seal(b"s1", "aad");
+        assert_eq!(&*ring.open(&by_old, "aad").unwrap(), b"s1");
+        // What the ring seals opens with the current key alone.
+        let sealed = ring.seal(b"s2", "aad");
+        assert_eq!(&*new.open(&sealed, "aad").unwrap(), b"s2");
+        assert!(old.open(&sealed, "aad").is_err());
+        // The associated data still binds, whichever key.
+        assert!(ring.open(&by_old, "other").is_err());
+    }
 
     #[test]
     fn seal_open_round_trip_and_binding() {

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use jit_server::cli::{Cli, Command};
 use jit_server::config::{self, Settings};
-use jit_server::{init, serve, tls};
+use jit_server::{export, init, serve, tls};
 
 fn load_settings(path: Option<&PathBuf>) -> Result<Settings, config::ConfigError> {
     match path {
@@ -54,7 +54,83 @@ fn main() -> ExitCode {
     };
     let result: Result<(), String> = runtime.block_on(async {
         match cli.command {
-            Command::Init { data, sans, json } => {
+            Command::Init { data, sans, json, from: Some(from) } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                if !sans.is_empty() {
+                    return Err(export::ExportError::SansWithFrom.to_string());
+                }
+                // A replica with a database of its own would be no replica.
+                if settings.database_url.is_none() {
+                    return Err(export::ExportError::NoSharedDatabase.to_string());
+                }
+                let fingerprint = export::init_from(&settings.data_dir, &settings.database_url(), &from)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::json!({
+                            "ca_fingerprint": fingerprint.to_string(),
+                            "data_dir": settings.data_dir,
+                        })
+                    );
+                } else {
+                    println!("Initialized {} from {}", settings.data_dir.display(), from.display());
+                    println!("CA fingerprint (the same as the first server's):");
+                    println!("  {fingerprint}");
+                    println!("Delete {} now: it holds private keys.", from.display());
+                }
+                Ok(())
+            }
+            Command::ReissueCert { data, sans } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                let names = init::certificate_names(&sans);
+                let fingerprint = tls::reissue_server(&tls::TlsPaths::new(&settings.data_dir), &names, jit_clock::now())
+                    .map_err(|e| e.to_string())?;
+                println!("New server certificate for {}", names.join(", "));
+                println!("CA fingerprint (unchanged): {fingerprint}");
+                println!("Restart jit-server to use it; copy tls/server.pem and tls/server.key to every replica.");
+                Ok(())
+            }
+            Command::RotateKey { data } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                // Refuse a directory that was never initialized rather than create a new database.
+                tls::ca_fingerprint(&tls::TlsPaths::new(&settings.data_dir)).map_err(|e| e.to_string())?;
+                let done = jit_server::rotate::rotate_key(&settings.data_dir, &settings.database_url(), jit_clock::now())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                println!(
+                    "New at-rest key in {}; {} stored secrets sealed again; the old key is at-rest.key.previous.",
+                    settings.data_dir.display(),
+                    done.resealed
+                );
+                if done.push_subscriptions_removed > 0 {
+                    println!(
+                        "{} browser push subscriptions were removed (their key changed): persons turn notifications on again in the portal.",
+                        done.push_subscriptions_removed
+                    );
+                }
+                println!("Copy at-rest.key and at-rest.key.previous to every replica before starting it.");
+                Ok(())
+            }
+            Command::Export { data, out } => {
+                if let Some(d) = data {
+                    settings.data_dir = d;
+                }
+                let fingerprint = export::export(&settings.data_dir, &out).map_err(|e| e.to_string())?;
+                eprintln!(
+                    "wrote {} (mode 0600; it holds private keys) for `jit-server init --from`; CA fingerprint {fingerprint}",
+                    out.display()
+                );
+                Ok(())
+            }
+            Command::Init { data, sans, json, from: None } => {
                 if let Some(d) = data {
                     settings.data_dir = d;
                 }

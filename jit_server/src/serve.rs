@@ -53,7 +53,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let paths = TlsPaths::new(&settings.data_dir);
     let tls_config = tls::server_config(&paths)?;
     let ca_fingerprint = tls::ca_fingerprint(&paths)?;
-    let key = AtRestKey::load(&settings.data_dir.join(keys::KEY_FILE))?;
+    let key = AtRestKey::load_ring(&settings.data_dir)?;
     let portal_tls = match (
         &settings.portal.listen,
         &settings.portal.cert,
@@ -334,7 +334,7 @@ async fn sweep(state: api::State) {
         let result = async {
             let mut tx = state.store.write().await?;
             api::expire_due_now(&mut tx).await?;
-            tx.commit().await.map_err(crate::store::StoreError::from)?;
+            tx.commit().await?;
             Ok::<_, crate::error::ApiError>(())
         }
         .await;

@@ -91,15 +91,9 @@ fn write_file(path: &Path, contents: &[u8], mode: u32) -> Result<(), TlsError> {
         })
 }
 
-/// Creates the CA and a server certificate for `names` (DNS names or IP addresses). Returns the
-/// CA's fingerprint.
-pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprint, TlsError> {
-    std::fs::create_dir_all(&paths.dir).map_err(|source| TlsError::Write {
-        path: paths.dir.clone(),
-        source,
-    })?;
-
-    let ca_key = KeyPair::generate()?;
+/// The CA's certificate parameters. Its subject must stay the same: [`reissue_server`] signs
+/// with an issuer rebuilt from these and the stored CA key.
+fn ca_params(now: i64) -> Result<CertificateParams, TlsError> {
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "jit server CA");
@@ -107,9 +101,16 @@ pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprin
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     validity(&mut ca_params, now, CA_DAYS);
-    let ca_cert = ca_params.self_signed(&ca_key)?;
-    let issuer = Issuer::new(ca_params, ca_key);
+    Ok(ca_params)
+}
 
+/// A new server key and its certificate for `names`, signed by `issuer`, as PEM (certificate,
+/// key).
+fn server_certificate(
+    names: &[String],
+    issuer: &Issuer<'_, KeyPair>,
+    now: i64,
+) -> Result<(String, String), TlsError> {
     let server_key = KeyPair::generate()?;
     let mut params = CertificateParams::new(names.to_vec())?;
     let mut dn = DistinguishedName::new();
@@ -123,7 +124,23 @@ pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprin
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     params.use_authority_key_identifier_extension = true;
     validity(&mut params, now, SERVER_DAYS);
-    let server_cert = params.signed_by(&server_key, &issuer)?;
+    let server_cert = params.signed_by(&server_key, issuer)?;
+    Ok((server_cert.pem(), server_key.serialize_pem()))
+}
+
+/// Creates the CA and a server certificate for `names` (DNS names or IP addresses). Returns the
+/// CA's fingerprint.
+pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprint, TlsError> {
+    std::fs::create_dir_all(&paths.dir).map_err(|source| TlsError::Write {
+        path: paths.dir.clone(),
+        source,
+    })?;
+
+    let ca_key = KeyPair::generate()?;
+    let ca_params = ca_params(now)?;
+    let ca_cert = ca_params.self_signed(&ca_key)?;
+    let issuer = Issuer::new(ca_params, ca_key);
+    let (server_pem, server_key_pem) = server_certificate(names, &issuer, now)?;
 
     write_file(&paths.ca_cert(), ca_cert.pem().as_bytes(), 0o644)?;
     write_file(
@@ -132,14 +149,51 @@ pub fn create(paths: &TlsPaths, names: &[String], now: i64) -> Result<Fingerprin
         0o600,
     )?;
     // The chain carries the CA so clients can find the certificate they pinned.
-    let chain = format!("{}{}", server_cert.pem(), ca_cert.pem());
+    let chain = format!("{server_pem}{}", ca_cert.pem());
     write_file(&paths.server_cert(), chain.as_bytes(), 0o644)?;
-    write_file(
-        &paths.server_key(),
-        server_key.serialize_pem().as_bytes(),
-        0o600,
-    )?;
+    write_file(&paths.server_key(), server_key_pem.as_bytes(), 0o600)?;
     Ok(Fingerprint::of_der(ca_cert.der()))
+}
+
+/// Replaces the server certificate and key with new ones for `names`, signed by the existing
+/// CA: clients keep trusting the server (they pin the CA), and the server answers under the new
+/// names once it is restarted. Returns the (unchanged) CA fingerprint.
+pub fn reissue_server(
+    paths: &TlsPaths,
+    names: &[String],
+    now: i64,
+) -> Result<Fingerprint, TlsError> {
+    let fingerprint = ca_fingerprint(paths)?;
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path).map_err(|source| TlsError::Read { path, source })
+    };
+    let ca_pem = read(paths.ca_cert())?;
+    let ca_key_pem = zeroize::Zeroizing::new(read(paths.ca_key())?);
+    let ca_key = KeyPair::from_pem(&ca_key_pem).map_err(|_| TlsError::Pem {
+        path: paths.ca_key(),
+        what: "private key",
+    })?;
+    let issuer = Issuer::new(ca_params(now)?, ca_key);
+    let (server_pem, server_key_pem) = server_certificate(names, &issuer, now)?;
+    let server_key_pem = zeroize::Zeroizing::new(server_key_pem);
+    // Written beside the old files and renamed over them, the key first: a crash leaves either
+    // the old pair, or a new key with the old certificate, which the server refuses to load
+    // (then run this again), never a half-written file.
+    let new_cert = paths.dir.join("server.pem.new");
+    let new_key = paths.dir.join("server.key.new");
+    for p in [&new_cert, &new_key] {
+        let _ = std::fs::remove_file(p);
+    }
+    write_file(&new_cert, format!("{server_pem}{ca_pem}").as_bytes(), 0o644)?;
+    write_file(&new_key, server_key_pem.as_bytes(), 0o600)?;
+    for (from, to) in [
+        (&new_key, paths.server_key()),
+        (&new_cert, paths.server_cert()),
+    ] {
+        std::fs::rename(from, &to).map_err(|source| TlsError::Write { path: to, source })?;
+    }
+    server_config(paths)?;
+    Ok(fingerprint)
 }
 
 /// The CA fingerprint of an initialized data directory.

@@ -1,6 +1,9 @@
 //! Harness for end-to-end tests: start the real `jit-server` on a loopback port over real TLS
-//! with a temporary SQLite database, drive it through the real `jitctl` binary (one config
-//! directory per identity), and compute TOTP codes from enrolled secrets.
+//! with a temporary database, drive it through the real `jitctl` binary (one config directory
+//! per identity), and compute TOTP codes from enrolled secrets.
+//!
+//! The database is SQLite in the server's data directory, or, with
+//! `JIT_TEST_DATABASE=postgres`, a private PostgreSQL cluster per server ([`postgres`]).
 //!
 //! Binaries are found next to the test executable (`target/debug/`), so build the workspace
 //! first: `cargo build --workspace` (the README's test command does).
@@ -13,8 +16,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 pub mod host;
+pub mod postgres;
 pub mod push;
 pub mod sshd;
+
+pub use postgres::{Database, Postgres, database};
 /// `target/debug` (or whichever profile dir the tests were built in).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
@@ -60,20 +66,40 @@ pub struct Server {
     pub admin_enrollment_code: String,
     child: Option<Child>,
     log: PathBuf,
+    /// The database URL when it is not the data directory's SQLite file.
+    database_url: Option<String>,
+    /// The private PostgreSQL cluster this server owns (dropped after the server stops).
+    pg: Option<Postgres>,
 }
 
 /// Name of the admin person every [`Server`] starts with.
 pub const ADMIN: &str = "admin";
 
 impl Server {
-    /// `jit-server init` in a new directory, then `run` on a free loopback port.
+    /// `jit-server init` in a new directory, then `run` on a free loopback port. The database
+    /// is the one [`database`] names (a new private PostgreSQL cluster for `postgres`).
     pub fn start() -> Server {
+        match database() {
+            Database::Sqlite => Server::start_on(None),
+            Database::Postgres => Server::start_on(Some(Postgres::start())),
+        }
+    }
+
+    /// [`Server::start`] on SQLite (`None`) or on the given PostgreSQL cluster, which the
+    /// server then owns.
+    pub fn start_on(pg: Option<Postgres>) -> Server {
         let dir = tempfile::Builder::new()
             .prefix("jit-server-")
             .tempdir()
             .expect("tempdir");
         let data = dir.path().join("data");
-        let out = Command::new(bin("jit-server"))
+        let database_url = pg.as_ref().map(Postgres::url);
+        let mut cmd = Command::new(bin("jit-server"));
+        if let Some(url) = &database_url {
+            cmd.arg("--config")
+                .arg(write_config(dir.path(), &data, url, ""));
+        }
+        let out = cmd
             .args(["init", "--json", "--data"])
             .arg(&data)
             .output()
@@ -96,6 +122,8 @@ impl Server {
             admin_token: String::new(),
             admin_enrollment_code: String::new(),
             child: None,
+            database_url,
+            pg,
         };
         s.run("127.0.0.1:0");
         s.bootstrap_admin();
@@ -140,9 +168,122 @@ impl Server {
         self.data_dir().join("tls").join("ca.pem")
     }
 
+    /// Another `jit-server run` process on the same database, as an admin starts a replica:
+    /// `jit-server export` here, `jit-server init --from` that export in a new data directory
+    /// (the same CA, server certificate and at-rest key), then `run` with this server's
+    /// database (on SQLite: a server.toml naming this server's jit.db). The replica must be
+    /// dropped before this server (which owns the PostgreSQL cluster).
+    pub fn replica(&self) -> Server {
+        let dir = tempfile::Builder::new()
+            .prefix("jit-server-")
+            .tempdir()
+            .expect("tempdir");
+        let export = dir.path().join("export.json");
+        let out = self
+            .command()
+            .args(["export", "--data"])
+            .arg(self.data_dir())
+            .arg("--out")
+            .arg(&export)
+            .output()
+            .expect("jit-server export");
+        assert!(
+            out.status.success(),
+            "export failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let data = dir.path().join("data");
+        let database_url = self
+            .database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.db_path().display()));
+        let out = Command::new(bin("jit-server"))
+            .arg("--config")
+            .arg(write_config(dir.path(), &data, &database_url, ""))
+            .args(["init", "--json", "--from"])
+            .arg(&export)
+            .arg("--data")
+            .arg(&data)
+            .output()
+            .expect("jit-server init --from");
+        assert!(
+            out.status.success(),
+            "init --from failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::remove_file(&export).expect("remove the export");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("init --json output");
+        assert_eq!(
+            v["ca_fingerprint"].as_str(),
+            Some(self.fingerprint.as_str())
+        );
+        let mut r = Server {
+            log: dir.path().join("server.log"),
+            dir,
+            url: String::new(),
+            fingerprint: self.fingerprint.clone(),
+            admin_token: self.admin_token.clone(),
+            bootstrap_token: self.bootstrap_token.clone(),
+            admin_enrollment_code: self.admin_enrollment_code.clone(),
+            child: None,
+            database_url: Some(database_url),
+            pg: None,
+        };
+        r.run("127.0.0.1:0");
+        r
+    }
+
+    /// A `jit-server` command for this server: with its server.toml (and so its database) when
+    /// it has one, as an admin on the server machine runs it. Add the subcommand and `--data`.
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(bin("jit-server"));
+        if let Some(url) = &self.database_url {
+            cmd.arg("--config")
+                .arg(write_config(self.dir.path(), &self.data_dir(), url, ""));
+        }
+        cmd
+    }
+
+    /// Which database this server stores its data in.
+    pub fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) if url.starts_with("postgres") => Database::Postgres,
+            _ => Database::Sqlite,
+        }
+    }
+
+    /// The whole database as SQL text (sqlite3 `.dump` or pg_dump), for tests that look for
+    /// what must never be stored.
+    pub fn dump(&self) -> String {
+        match (&self.pg, &self.database_url) {
+            (Some(pg), _) => pg.dump(),
+            (None, Some(url)) => {
+                panic!("dump of a replica's database {url}: dump the first server")
+            }
+            (None, None) => {
+                let out = Command::new("sqlite3")
+                    .arg(self.db_path())
+                    .arg(".dump")
+                    .output()
+                    .expect("sqlite3 (apt install sqlite3)");
+                assert!(out.status.success(), "sqlite3 .dump failed");
+                String::from_utf8_lossy(&out.stdout).into_owned()
+            }
+        }
+    }
+
+    /// The private PostgreSQL cluster of this server, if it runs on one.
+    pub fn postgres(&self) -> Option<&Postgres> {
+        self.pg.as_ref()
+    }
+
     /// Starts `jit-server run` on `listen` and waits for its "listening on" line.
     pub fn run(&mut self, listen: &str) {
         let mut cmd = Command::new(bin("jit-server"));
+        if let Some(url) = &self.database_url {
+            cmd.arg("--config")
+                .arg(write_config(self.dir.path(), &self.data_dir(), url, ""));
+        }
         cmd.args(["run", "--listen", listen, "--data"])
             .arg(self.data_dir());
         self.spawn(cmd);
@@ -151,12 +292,18 @@ impl Server {
     /// Like [`Server::run`], with a server.toml holding this server's `data_dir` and `toml`
     /// (passed with `--config`), as an admin who tunes the defaults runs it.
     pub fn run_with_config(&mut self, listen: &str, toml: &str) {
-        let cfg = self.dir.path().join("server.toml");
-        let text = format!(
-            "data_dir = {:?}\n{toml}",
-            self.data_dir().display().to_string()
-        );
-        std::fs::write(&cfg, text).expect("write server.toml");
+        let cfg = match &self.database_url {
+            Some(url) => write_config(self.dir.path(), &self.data_dir(), url, toml),
+            None => {
+                let cfg = self.dir.path().join("server.toml");
+                let text = format!(
+                    "data_dir = {:?}\n{toml}",
+                    self.data_dir().display().to_string()
+                );
+                std::fs::write(&cfg, text).expect("write server.toml");
+                cfg
+            }
+        };
         let mut cmd = Command::new(bin("jit-server"));
         cmd.arg("--config")
             .arg(&cfg)
@@ -218,9 +365,21 @@ impl Server {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    /// Runs SQL against the server's SQLite database (tests use it to move time: e.g. make a
-    /// reservation expire without waiting).
+    /// Runs SQL against the server's database (tests use it to move time: e.g. make a
+    /// reservation expire without waiting). Rows come back one per line, columns separated by
+    /// `|`. On PostgreSQL, SQLite's `strftime('%s','now')` is understood as the Unix time now,
+    /// so that tests can say "now" once for both.
     pub fn sql(&self, sql: &str) -> String {
+        if let Some(url) = &self.database_url {
+            let pg = self.pg.as_ref().unwrap_or_else(|| {
+                panic!("SQL on a replica's database {url}: use the first server")
+            });
+            let sql = sql.replace(
+                "strftime('%s','now')",
+                "CAST(EXTRACT(EPOCH FROM now()) AS BIGINT)",
+            );
+            return pg.psql(&sql);
+        }
         let out = Command::new("sqlite3")
             .arg(self.db_path())
             .arg(sql)
@@ -297,8 +456,20 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // The server first, then its database (the `pg` field drops after this).
         self.kill();
     }
+}
+
+/// A server.toml in `dir` naming the data directory and the database, with `extra` after them.
+fn write_config(dir: &Path, data: &Path, database_url: &str, extra: &str) -> PathBuf {
+    let cfg = dir.join("server.toml");
+    let text = format!(
+        "data_dir = {:?}\ndatabase_url = {database_url:?}\n{extra}",
+        data.display().to_string()
+    );
+    std::fs::write(&cfg, text).expect("write server.toml");
+    cfg
 }
 
 /// One jitctl identity: its own `JITCTL_CONFIG` directory.
@@ -518,7 +689,11 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let server = Server::start();
+        World::on(Server::start())
+    }
+
+    /// The same world on `server` (for a server started with [`Server::start_on`]).
+    pub fn on(server: Server) -> World {
         let admin = Jitctl::admin(&server);
         admin.ok(&["group", "add", "ops"]);
         let alice = enroll(&server, &admin, "alice");

@@ -42,7 +42,9 @@ fn the_bootstrap_token_makes_one_named_admin_once() {
     assert_eq!(first["action"], "person.add");
     assert_eq!(first["actor"], "person:admin");
     // Recovery: a new bootstrap token from the server machine makes alice an admin.
-    let out = std::process::Command::new(jit_tests::bin("jit-server"))
+    let out = w
+        .server
+        .command()
         .args(["admin-token", "--json", "--data"])
         .arg(w.server.data_dir())
         .output()

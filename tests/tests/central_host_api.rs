@@ -342,19 +342,6 @@ fn one_hundred_concurrent_verifies_consume_once_across_two_servers() {
     assert_eq!(w.server.sql("SELECT state FROM reservations"), "consumed");
 }
 
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
-}
-
 /// The same person's credential, pointed at another server process (same CA, same database).
 fn retarget(_c: jit_client::Client, url: &str, j: &jit_tests::Jitctl) -> jit_client::Client {
     let cfg: serde_json::Value =
@@ -369,17 +356,9 @@ fn retarget(_c: jit_client::Client, url: &str, j: &jit_tests::Jitctl) -> jit_cli
     .unwrap()
 }
 
-/// A second `jit-server run` on the same data directory (and so the same SQLite database).
+/// A second `jit-server run` on the same data material and the same database.
 fn second_process(w: &World) -> jit_tests::Server {
-    let mut second = jit_tests::Server::start();
-    second.kill();
-    let dir2 = second.data_dir();
-    std::fs::remove_dir_all(&dir2).unwrap();
-    copy_dir(&w.server.data_dir(), &dir2);
-    std::fs::remove_file(dir2.join("jit.db")).unwrap();
-    std::os::unix::fs::symlink(w.server.db_path(), dir2.join("jit.db")).unwrap();
-    second.run("127.0.0.1:0");
-    second
+    w.server.replica()
 }
 
 #[test]

@@ -494,19 +494,39 @@ fn every_reservation_decision_is_audited_even_unknown_names_and_a_lost_race() {
     // A lost race: another server process inserts its reservation between this one's check
     // and its INSERT. A trigger plays the other process: it inserts bob's reservation just
     // before alice's, so alice's INSERT hits the unique index (and both are undone).
-    w.server.sql(
-        "CREATE TRIGGER lose_the_race BEFORE INSERT ON reservations \
-         WHEN NEW.reason = 'race' BEGIN \
-         INSERT INTO reservations (account_id, host_id, person_id, state, created_at, expires_at) \
-         VALUES (NEW.account_id, NEW.host_id, (SELECT id FROM persons WHERE name = 'bob'), \
-         'active', NEW.created_at, NEW.expires_at); END",
-    );
+    let postgres = w.server.database() == jit_tests::Database::Postgres;
+    if postgres {
+        w.server.sql(
+            "CREATE FUNCTION lose_the_race() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.reason = 'race' THEN \
+             INSERT INTO reservations (account_id, host_id, person_id, state, created_at, \
+             expires_at) VALUES (NEW.account_id, NEW.host_id, \
+             (SELECT id FROM persons WHERE name = 'bob'), 'active', NEW.created_at, \
+             NEW.expires_at); END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER lose_the_race BEFORE INSERT ON reservations \
+             FOR EACH ROW EXECUTE FUNCTION lose_the_race()",
+        );
+    } else {
+        w.server.sql(
+            "CREATE TRIGGER lose_the_race BEFORE INSERT ON reservations \
+             WHEN NEW.reason = 'race' BEGIN \
+             INSERT INTO reservations (account_id, host_id, person_id, state, created_at, \
+             expires_at) VALUES (NEW.account_id, NEW.host_id, \
+             (SELECT id FROM persons WHERE name = 'bob'), 'active', NEW.created_at, \
+             NEW.expires_at); END",
+        );
+    }
     let err = w.alice.jitctl.fails(
         5,
         &["reserve", "admin", "--host", "web01", "--reason", "race"],
     );
     assert!(err.contains("just reserved by someone else"), "{err}");
-    w.server.sql("DROP TRIGGER lose_the_race");
+    if postgres {
+        w.server
+            .sql("DROP TRIGGER lose_the_race ON reservations; DROP FUNCTION lose_the_race()");
+    } else {
+        w.server.sql("DROP TRIGGER lose_the_race");
+    }
 
     let audit = w.admin.json(&["audit", "--person", "alice"]);
     let refused: Vec<&serde_json::Value> = audit["events"]

@@ -85,7 +85,7 @@ pub async fn person_by_token(state: &State, token: &str, now: i64) -> ApiResult<
         let mut tx = state.store.write().await?;
         let until = now + state.settings.tokens.person_ttl.secs();
         persons::touch_token(&mut tx, &hash, now, until).await?;
-        tx.commit().await.map_err(ApiError::internal)?;
+        tx.commit_idempotent().await.map_err(ApiError::internal)?;
     }
     Ok(person)
 }
@@ -127,7 +127,7 @@ impl FromRequestParts<State> for Caller {
                 if host.last_seen.is_none_or(|s| s < t - 60) {
                     let mut tx = state.store.write().await?;
                     hosts::touch(&mut tx, host.id, t).await?;
-                    tx.commit().await.map_err(ApiError::internal)?;
+                    tx.commit_idempotent().await.map_err(ApiError::internal)?;
                 }
                 Ok(Caller::Host(host))
             }

@@ -121,6 +121,11 @@ pub fn router(state: State) -> Router {
         .fallback(not_found)
         .layer(axum::middleware::from_fn(
             move |req: Request, next: axum::middleware::Next| async move {
+                crate::retry::rerun_on_conflict(req, next, limit).await
+            },
+        ))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: axum::middleware::Next| async move {
                 refuse_declared_oversize(req, next, limit).await
             },
         ))

@@ -6,17 +6,17 @@ use jit_proto::api::{
     AuditResult, EndCause, ErrorCode, ExtendRequest, Extended, NewReservation, OfflinePolicy,
     ReleaseRequest, Released, Reservation, ReservationQuery, Reservations,
 };
-use sqlx::{Any, AnyConnection, Transaction};
+use sqlx::AnyConnection;
 
 use super::auth::{Caller, PersonCaller};
 use super::{Body, Params, State, accounts as account_api, now};
 use crate::error::{ApiError, ApiResult};
 use crate::rules::{self, human_secs, utc};
 use crate::store::audit::{self, Event};
-use crate::store::{groups, hosts, is_unique_violation, reservations};
+use crate::store::{WriteTx, groups, hosts, is_unique_violation, reservations};
 
 /// Records a refused request in the audit log, then returns the refusal.
-async fn refuse<T>(mut tx: Transaction<'static, Any>, e: Event, err: ApiError) -> ApiResult<T> {
+async fn refuse<T>(mut tx: WriteTx, e: Event, err: ApiError) -> ApiResult<T> {
     audit::record(&mut tx, &e.reason(err.message.clone())).await?;
     tx.commit().await.map_err(ApiError::internal)?;
     Err(err)

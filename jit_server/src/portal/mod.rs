@@ -77,6 +77,9 @@ pub fn router_with_clock(app: State, clock: Clock) -> Router {
             axum::routing::get(|| async { Redirect::to("/portal/") }),
         )
         .merge(pages::routes())
+        .layer(axum::middleware::from_fn(|req: Request, next: Next| {
+            crate::retry::rerun_on_conflict(req, next, MAX_BODY)
+        }))
         .layer(axum::middleware::from_fn_with_state(portal.clone(), guard))
         .layer(axum::middleware::from_fn(security_headers))
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -1,4 +1,4 @@
-//! Storage: one query layer (sqlx `Any`) over SQLite now and PostgreSQL next.
+//! Storage: one query layer (sqlx `Any`) over SQLite (the embedded default) and PostgreSQL.
 //!
 //! The SQL is portable: `$n` placeholders, Unix seconds in BIGINT, JSON text for lists,
 //! `RETURNING` and `ON CONFLICT`. Correctness under concurrency comes from the database, never
@@ -6,6 +6,15 @@
 //! and single use is a conditional `UPDATE … WHERE state = 'active'` whose row count decides.
 //! On SQLite, write transactions start with `BEGIN IMMEDIATE` so they queue on the write lock
 //! (with a busy timeout) instead of failing when they would upgrade a read lock.
+//!
+//! On PostgreSQL several server processes (replicas) may share the database, so write
+//! transactions run SERIALIZABLE: whatever interleaving the replicas' transactions take, the
+//! outcome is one some serial order would give, and PostgreSQL aborts the transactions that
+//! would break that with a serialization failure (SQLSTATE 40001, or 40P01 for a deadlock).
+//! Such an abort is definite (nothing of the transaction was kept), so the whole request is run
+//! again ([`crate::retry`]). A connection lost during COMMIT is not definite: the commit may or
+//! may not have happened, so it is never retried and is reported as
+//! [`StoreError::OutcomeUnknown`].
 
 pub mod accounts;
 pub mod audit;
@@ -22,7 +31,7 @@ pub mod ssh_keys;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyPool, Executor, Transaction};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Transaction};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -32,8 +41,41 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL {0:?}: use sqlite://PATH (postgres:// is planned)")]
+    #[error(
+        "unsupported database URL scheme {0:?}: use sqlite://PATH or \
+         postgres://USER@HOST/DATABASE (postgresql:// works too)"
+    )]
     Unsupported(String),
+    /// Another transaction conflicted with this one and PostgreSQL undid it: nothing of it was
+    /// kept, so running it again is safe.
+    #[error("database transaction conflicted with a concurrent one and was undone: {0}")]
+    Conflict(sqlx::Error),
+    /// The connection broke while the transaction committed: it may or may not have been kept.
+    #[error(
+        "the database connection failed while committing, so whether the change was kept is \
+         unknown; check its effect before trying again: {0}"
+    )]
+    OutcomeUnknown(sqlx::Error),
+}
+
+impl StoreError {
+    /// True when the failure was a serialization failure or deadlock that the database undid
+    /// completely: the work may be done again.
+    pub fn is_serialization_failure(&self) -> bool {
+        match self {
+            StoreError::Conflict(_) => true,
+            StoreError::Db(e) => is_serialization_failure(e),
+            _ => false,
+        }
+    }
+}
+
+/// SQLSTATE 40001 (serialization_failure) or 40P01 (deadlock_detected): PostgreSQL rolled the
+/// transaction back entirely.
+pub fn is_serialization_failure(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .and_then(|d| d.code())
+        .is_some_and(|c| c == "40001" || c == "40P01")
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -41,6 +83,20 @@ pub type StoreResult<T> = Result<T, StoreError>;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The backend a database URL names, if this server supports it.
+    pub fn of_url(url: &str) -> Option<Backend> {
+        if url.starts_with("sqlite:") {
+            Some(Backend::Sqlite)
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Backend::Postgres)
+        } else {
+            None
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -50,15 +106,17 @@ pub struct Store {
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
+// The same versions and names as the SQLite ones, in PostgreSQL's types.
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
     /// Opens the database at `url`, applying pending migrations.
     pub async fn open(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else {
-            return Err(StoreError::Unsupported(url.to_owned()));
+        let Some(backend) = Backend::of_url(url) else {
+            // Only the scheme: the rest may hold a password.
+            let scheme = url.split_once(':').map_or(url, |(s, _)| s);
+            return Err(StoreError::Unsupported(scheme.to_owned()));
         };
         let options: AnyConnectOptions = url.parse()?;
         let pool = AnyPoolOptions::new()
@@ -78,22 +136,38 @@ impl Store {
             })
             .connect_with(options)
             .await?;
+        // On PostgreSQL the migrator holds an advisory lock while it runs, so replicas that
+        // start together apply each migration once.
         match backend {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(Self { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     pub fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
-    /// A transaction that will write. See the module comment for why SQLite needs IMMEDIATE.
-    pub async fn write(&self) -> StoreResult<Transaction<'static, Any>> {
+    /// A transaction that will write. See the module comment for why SQLite needs IMMEDIATE
+    /// and PostgreSQL SERIALIZABLE.
+    pub async fn write(&self) -> StoreResult<WriteTx> {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                    .await?
+            }
         };
-        Ok(tx)
+        Ok(WriteTx {
+            tx,
+            backend: self.backend,
+        })
     }
 
     /// A read-only snapshot.
@@ -103,6 +177,66 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A write transaction ([`Store::write`]). It reads and writes as the connection it derefs to;
+/// dropped without [`WriteTx::commit`], it is rolled back.
+pub struct WriteTx {
+    tx: Transaction<'static, Any>,
+    backend: Backend,
+}
+
+impl WriteTx {
+    /// Commits. A serialization failure at commit is [`StoreError::Conflict`] (undone, safe to
+    /// run again); a PostgreSQL connection that fails without an answer is
+    /// [`StoreError::OutcomeUnknown`] (never to be retried blindly).
+    pub async fn commit(self) -> StoreResult<()> {
+        self.commit_inner(true).await
+    }
+
+    /// Commits a transaction whose effect is idempotent (moving a last-used time forward):
+    /// running its request again repeats it harmlessly, so it does not keep a later conflict
+    /// in the same request from being run again ([`crate::retry`]).
+    pub async fn commit_idempotent(self) -> StoreResult<()> {
+        self.commit_inner(false).await
+    }
+
+    async fn commit_inner(self, counts: bool) -> StoreResult<()> {
+        match self.tx.commit().await {
+            Ok(()) => {
+                if counts {
+                    crate::retry::note_commit();
+                }
+                Ok(())
+            }
+            Err(e) if is_serialization_failure(&e) => {
+                crate::retry::note_conflict();
+                Err(StoreError::Conflict(e))
+            }
+            // The server answered (a deferred constraint, say): the transaction is undone.
+            Err(e @ sqlx::Error::Database(_)) => Err(StoreError::Db(e)),
+            Err(e) if self.backend == Backend::Postgres => Err(StoreError::OutcomeUnknown(e)),
+            Err(e) => Err(StoreError::Db(e)),
+        }
+    }
+
+    /// Undoes everything (dropping it does the same, without waiting).
+    pub async fn rollback(self) -> StoreResult<()> {
+        Ok(self.tx.rollback().await?)
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = AnyConnection;
+    fn deref(&self) -> &AnyConnection {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut AnyConnection {
+        &mut self.tx
     }
 }
 

@@ -500,6 +500,40 @@ pub async fn touch_token(
 
 // --- bootstrap tokens (`jit-server init`, `jit-server admin-token`)
 
+/// Every person's sealed TOTP secrets: (id, secret, pending), for re-sealing under a new
+/// at-rest key.
+pub type SealedSecrets = (i64, Option<Vec<u8>>, Option<Vec<u8>>);
+
+pub async fn sealed_secrets(conn: &mut AnyConnection) -> StoreResult<Vec<SealedSecrets>> {
+    Ok(sqlx::query_as(
+        "SELECT id, totp_secret, totp_pending FROM persons \
+         WHERE totp_secret IS NOT NULL OR totp_pending IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn set_sealed_secrets(
+    conn: &mut AnyConnection,
+    (id, secret, pending): &SealedSecrets,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE persons SET totp_secret = $1, totp_pending = $2 WHERE id = $3")
+        .bind(secret.clone())
+        .bind(pending.clone())
+        .bind(*id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// True once any bootstrap token was made: the database belongs to an initialized server.
+pub async fn any_admin_token(conn: &mut AnyConnection) -> StoreResult<bool> {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM admin_tokens")
+        .fetch_one(conn)
+        .await?;
+    Ok(n > 0)
+}
+
 pub async fn insert_admin_token(
     conn: &mut AnyConnection,
     token_hash: &str,

@@ -384,3 +384,34 @@ pub async fn expire_due(conn: &mut AnyConnection, now: i64) -> StoreResult<Vec<P
     }
     Ok(swept)
 }
+
+/// Every sealed ntfy token: (person id, token), for re-sealing under a new at-rest key.
+pub async fn sealed_ntfy_tokens(conn: &mut AnyConnection) -> StoreResult<Vec<(i64, Vec<u8>)>> {
+    Ok(sqlx::query_as(
+        "SELECT person_id, ntfy_token FROM push_factors WHERE ntfy_token IS NOT NULL \
+         ORDER BY person_id",
+    )
+    .fetch_all(conn)
+    .await?)
+}
+
+pub async fn set_ntfy_token(
+    conn: &mut AnyConnection,
+    person_id: i64,
+    token: &[u8],
+) -> StoreResult<()> {
+    sqlx::query("UPDATE push_factors SET ntfy_token = $1 WHERE person_id = $2")
+        .bind(token.to_vec())
+        .bind(person_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Removes every browser's Web Push subscription; returns how many there were.
+pub async fn delete_all_subscriptions(conn: &mut AnyConnection) -> StoreResult<u64> {
+    Ok(sqlx::query("DELETE FROM push_subscriptions")
+        .execute(conn)
+        .await?
+        .rows_affected())
+}

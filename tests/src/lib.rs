@@ -199,6 +199,11 @@ impl Server {
         self.url.trim_start_matches("https://").to_owned()
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server (SIGKILL: as if it crashed or the network went away).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {

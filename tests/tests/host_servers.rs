@@ -9,7 +9,7 @@ use std::time::Duration;
 use jit_proto::api::{LoginBegin, LoginBegun, LoginOrigin, LoginVerify};
 use jit_proto::{AccountName, Secret};
 use jit_tests::host::{Host, reserve};
-use jit_tests::{Jitctl, World, join_host_creds, runtime};
+use jit_tests::{Jitctl, World, join_host_creds, replica_of, runtime};
 
 /// An address where nothing listens (connections are refused).
 fn dead_url() -> String {
@@ -17,32 +17,6 @@ fn dead_url() -> String {
     let port = l.local_addr().unwrap().port();
     drop(l);
     format!("https://127.0.0.1:{port}")
-}
-
-/// Another server process on the world's database, with the same CA and keys.
-fn second_process(w: &World) -> jit_tests::Server {
-    let mut second = jit_tests::Server::start();
-    second.kill();
-    let dir2 = second.data_dir();
-    std::fs::remove_dir_all(&dir2).unwrap();
-    copy_dir(&w.server.data_dir(), &dir2);
-    std::fs::remove_file(dir2.join("jit.db")).unwrap();
-    std::os::unix::fs::symlink(w.server.db_path(), dir2.join("jit.db")).unwrap();
-    second.run("127.0.0.1:0");
-    second
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let dest = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &dest);
-        } else {
-            std::fs::copy(e.path(), dest).unwrap();
-        }
-    }
 }
 
 fn signal(pid: u32, sig: &str) {
@@ -103,7 +77,7 @@ fn jitctl_with_a_dead_first_server_works_through_the_second() {
 fn a_login_code_sent_without_an_answer_is_not_sent_to_another_server() {
     let w = World::new();
     let rt = runtime();
-    let mut second = second_process(&w);
+    let mut second = replica_of(&w.server);
     let creds = join_host_creds(&rt, &w.join_token);
     // The second process first, the world's server after it.
     let host = jit_client::Client::with_servers(

@@ -2,15 +2,15 @@
 //! refresh set to its longest (30 s), a new shared account, an offline grant and its release, a
 //! person's ssh key and that person's disabling all reach a running jitd's files without a login
 //! or a restart, each well before the next periodic refresh. The server's side is also checked
-//! directly: a watch held open answers when a change for its host is written, and a change for
-//! another host does not wake it.
+//! directly: a watch held open answers when a change for its host is written, also by another
+//! server process on the same database, and a change for another host does not wake it.
 
 use std::process::Command;
 use std::time::Duration;
 
 use jit_proto::api::ChangeKind;
 use jit_tests::host::{Host, guards};
-use jit_tests::{World, join_host_creds, runtime, wait_for};
+use jit_tests::{World, join_host_creds, replica_of, runtime, wait_for};
 
 /// Generous bound for a change to reach jitd through the watch: well below the 30 s refresh
 /// interval these tests set, so only the watch can explain it. Not a timed assertion of the
@@ -140,4 +140,21 @@ fn a_held_watch_answers_for_its_own_host_only() {
         .block_on(web01.host_watch(told.seq + 1000, 25, slack))
         .unwrap();
     assert!(lost.reset, "{lost:?}");
+}
+
+#[test]
+fn a_watch_on_one_server_process_hears_of_a_change_made_through_another() {
+    let w = World::new();
+    let rt = runtime();
+    let second = replica_of(&w.server);
+    let creds = join_host_creds(&rt, &w.join_token);
+    let on_second = creds.client_at(&second.url);
+    let slack = Duration::from_secs(10);
+    let start = rt.block_on(on_second.host_watch(0, 25, slack)).unwrap().seq;
+    let held = rt.spawn(async move { on_second.host_watch(start, 25, slack).await });
+    std::thread::sleep(Duration::from_millis(500));
+    // Made through the world's server; only the database links the two processes.
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let heard = rt.block_on(held).unwrap().unwrap();
+    assert_eq!(heard.kinds, vec![ChangeKind::Reservations], "{heard:?}");
 }

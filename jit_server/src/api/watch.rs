@@ -21,9 +21,17 @@ pub async fn watch(
     St(state): St<State>,
     Params(q): Params<HostWatchQuery>,
 ) -> ApiResult<Json<HostChanges>> {
+    // Answered well inside the server's own bound on a request, however it is set.
+    let bound = state
+        .settings
+        .connections
+        .request_timeout
+        .0
+        .saturating_sub(Duration::from_secs(2));
     let hold = Duration::from_secs(u64::from(
         q.wait.unwrap_or(MAX_WATCH_SECS).min(MAX_WATCH_SECS),
-    ));
+    ))
+    .min(bound);
     let until = tokio::time::Instant::now() + hold;
     // Subscribed before the first look, so a change committed after it still wakes this wait.
     let mut feed = state.changes.subscribe();

@@ -153,3 +153,112 @@ pub async fn prune(conn: &mut AnyConnection, now: i64) -> StoreResult<u64> {
             .await?;
     Ok(r.rows_affected())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use crate::store::audit;
+
+    async fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
+        (dir, Store::open(&url).await.unwrap())
+    }
+
+    fn event(action: &'static str, result: AuditResult) -> Event {
+        Event::new(100, "admin", action, result)
+    }
+
+    #[test]
+    fn audited_actions_map_to_kinds_and_hosts() {
+        let e = event("reservation.force_release", AuditResult::Ok).host("web01");
+        assert_eq!(
+            kind_of(&e),
+            Some((ChangeKind::Reservations, Scope::Host("web01")))
+        );
+        let consumed = event("login.verify", AuditResult::Ok).host("web01");
+        assert_eq!(
+            kind_of(&consumed),
+            Some((ChangeKind::Reservations, Scope::Host("web01")))
+        );
+        // A refused login changes nothing a host keeps.
+        assert_eq!(kind_of(&event("login.verify", AuditResult::Denied)), None);
+        assert_eq!(kind_of(&event("login.begin", AuditResult::Ok)), None);
+        assert_eq!(
+            kind_of(&event("account.disable", AuditResult::Ok).account("admin")),
+            Some((ChangeKind::Accounts, Scope::All))
+        );
+        assert_eq!(
+            kind_of(&event("person.disable", AuditResult::Ok)),
+            Some((ChangeKind::Persons, Scope::All))
+        );
+        assert_eq!(
+            kind_of(&event("group.remove_member", AuditResult::Ok)),
+            Some((ChangeKind::Groups, Scope::All))
+        );
+        assert_eq!(
+            kind_of(&event("key.add", AuditResult::Ok)),
+            Some((ChangeKind::Keys, Scope::All))
+        );
+    }
+
+    #[tokio::test]
+    async fn a_host_sees_its_own_changes_and_those_for_all() {
+        let (_dir, store) = store().await;
+        let mut tx = store.write().await.unwrap();
+        assert_eq!(latest(&mut tx).await.unwrap(), 0);
+        // Through the audit log, in the write's transaction.
+        let e = event("reservation.create", AuditResult::Ok).host("web01");
+        audit::record(&mut tx, &e).await.unwrap();
+        append(&mut tx, ChangeKind::Keys, Scope::All, 100)
+            .await
+            .unwrap();
+        append(&mut tx, ChangeKind::Reservations, Scope::Host("db01"), 100)
+            .await
+            .unwrap();
+        append(&mut tx, ChangeKind::Keys, Scope::All, 100)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = store.read().await.unwrap();
+        let end = latest(&mut tx).await.unwrap();
+        assert_eq!(end, 4);
+        let (kinds, reached) = since(&mut tx, "web01", 0, end).await.unwrap();
+        assert_eq!(kinds, vec![ChangeKind::Reservations, ChangeKind::Keys]);
+        assert_eq!(reached, end);
+        let (kinds, _) = since(&mut tx, "db01", 1, end).await.unwrap();
+        assert_eq!(kinds, vec![ChangeKind::Reservations, ChangeKind::Keys]);
+        let (kinds, _) = since(&mut tx, "web01", 2, end).await.unwrap();
+        assert_eq!(kinds, vec![ChangeKind::Keys]);
+        // Nothing past the newest row, nor past `upto`.
+        assert!(
+            since(&mut tx, "web01", end, end)
+                .await
+                .unwrap()
+                .0
+                .is_empty()
+        );
+        assert!(since(&mut tx, "web01", 2, 3).await.unwrap().0.is_empty());
+    }
+
+    #[tokio::test]
+    async fn pruning_keeps_the_newest_row_so_seq_never_goes_back() {
+        let (_dir, store) = store().await;
+        let mut tx = store.write().await.unwrap();
+        for at in [10, 20, 30] {
+            append(&mut tx, ChangeKind::Accounts, Scope::All, at)
+                .await
+                .unwrap();
+        }
+        let gone = prune(&mut tx, 1_000_000).await.unwrap();
+        assert_eq!(gone, 2);
+        assert_eq!(latest(&mut tx).await.unwrap(), 3);
+        assert_eq!(oldest(&mut tx).await.unwrap(), 3);
+        append(&mut tx, ChangeKind::Accounts, Scope::All, 40)
+            .await
+            .unwrap();
+        assert_eq!(latest(&mut tx).await.unwrap(), 4);
+        tx.commit().await.unwrap();
+    }
+}

@@ -44,6 +44,32 @@ impl ClientError {
     }
 }
 
+/// The error of a request no server answered: the only one when one server was tried; when
+/// several were, an unreachable error naming each (or the first that is not about reaching it,
+/// such as a certificate refused, which says more).
+pub(crate) fn none_answered(mut failures: Vec<ClientError>) -> ClientError {
+    if failures.len() <= 1 {
+        return failures
+            .pop()
+            .unwrap_or_else(|| ClientError::Protocol("no server tried".into()));
+    }
+    if let Some(i) = failures.iter().position(|e| !e.is_unreachable()) {
+        return failures.swap_remove(i);
+    }
+    let mut servers = Vec::new();
+    let mut details = Vec::new();
+    for f in failures {
+        if let ClientError::Unreachable { server, detail } = f {
+            details.push(format!("{server}: {detail}"));
+            servers.push(server);
+        }
+    }
+    ClientError::Unreachable {
+        server: servers.join(", "),
+        detail: details.join("; "),
+    }
+}
+
 pub(crate) fn from_error_body(status: u16, bytes: &[u8]) -> ClientError {
     match serde_json::from_slice::<ErrorResponse>(bytes) {
         Ok(r) => ClientError::Api {

@@ -9,6 +9,7 @@ mod error;
 mod tls;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use jit_proto::api::*;
@@ -26,10 +27,16 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default time allowed for a whole request.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A client for one jit service, reached at one or more server addresses (replicas sharing one
+/// database). A request goes to the server that answered last, and on to the others in the
+/// order given when that one cannot be reached (see [`Retry`]). A name in a URL that resolves to
+/// several addresses is tried address by address by the connector itself.
 #[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    bases: Arc<[String]>,
+    /// Index in `bases` of the server that answered last.
+    current: Arc<AtomicUsize>,
     credential: Option<Secret>,
     captured_ca: Arc<tls::CapturedCa>,
 }
@@ -37,9 +44,21 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("bases", &self.bases)
             .finish_non_exhaustive()
     }
+}
+
+/// When a request may go on to the next server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Whatever happened: the request changes nothing, or changes it once whatever the number of
+    /// tries (reads, events with ids).
+    Idempotent,
+    /// Only when it surely never reached a server (the connection could not be opened). A
+    /// request sent without an answer may have taken effect (consumed a reservation): trying
+    /// again elsewhere could do it twice, so it fails instead (closed, for a login).
+    Unsent,
 }
 
 /// Normalizes `https://host:port[/]` and refuses anything that is not plain HTTPS.
@@ -75,7 +94,30 @@ impl Client {
         credential: Option<Secret>,
         timeout: Duration,
     ) -> Result<Self, ClientError> {
-        let base = normalize_server_url(server)?;
+        Self::with_servers(&[server.to_owned()], trust, credential, timeout)
+    }
+
+    /// A client for the servers `servers` (in order of preference; at least one) of one jit
+    /// service: they share the CA and the credential.
+    pub fn with_servers(
+        servers: &[String],
+        trust: Trust,
+        credential: Option<Secret>,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let mut bases = Vec::new();
+        for s in servers {
+            let b = normalize_server_url(s)?;
+            if !bases.contains(&b) {
+                bases.push(b);
+            }
+        }
+        if bases.is_empty() {
+            return Err(ClientError::BadUrl {
+                url: String::new(),
+                why: "no server given: name at least one https://HOST:PORT".into(),
+            });
+        }
         let (config, captured_ca) = tls::client_config(trust)?;
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured(config)
@@ -87,14 +129,21 @@ impl Client {
             .map_err(|e| ClientError::Setup(e.to_string()))?;
         Ok(Self {
             http,
-            base,
+            bases: bases.into(),
+            current: Arc::new(AtomicUsize::new(0)),
             credential,
             captured_ca,
         })
     }
 
+    /// The server that answered last (the first one before any answer).
     pub fn server(&self) -> &str {
-        &self.base
+        &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]
+    }
+
+    /// Every server, in order of preference.
+    pub fn servers(&self) -> &[String] {
+        &self.bases
     }
 
     /// The CA certificate (PEM) the server presented and that matched the pinned fingerprint,
@@ -109,7 +158,57 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let url = format!("{}{API_PREFIX}{path}", self.base);
+        let retry = if method == Method::GET {
+            Retry::Idempotent
+        } else {
+            Retry::Unsent
+        };
+        self.call_with(method, path, body, retry, None).await
+    }
+
+    /// Sends the request to the server that answered last, then to the others in order, as
+    /// far as `retry` allows. `timeout` replaces the client's for this request (a long poll).
+    async fn call_with<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        retry: Retry,
+        timeout: Option<Duration>,
+    ) -> Result<T, ClientError> {
+        let n = self.bases.len();
+        let start = self.current.load(Ordering::Relaxed) % n;
+        let mut failures: Vec<ClientError> = Vec::new();
+        for i in (0..n).map(|k| (start + k) % n) {
+            let base = &self.bases[i];
+            match self.send(base, method.clone(), path, body, timeout).await {
+                Ok(answer) => {
+                    self.current.store(i, Ordering::Relaxed);
+                    return answer;
+                }
+                Err((e, unsent)) => {
+                    let again = unsent || retry == Retry::Idempotent;
+                    failures.push(e);
+                    if !again {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(error::none_answered(failures))
+    }
+
+    /// One try at `base`: the answer (success or the server's error), or why there was none and
+    /// whether the request surely never left.
+    async fn send<B: Serialize, T: DeserializeOwned>(
+        &self,
+        base: &str,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        timeout: Option<Duration>,
+    ) -> Result<Result<T, ClientError>, (ClientError, bool)> {
+        let url = format!("{base}{API_PREFIX}{path}");
         let mut req = self.http.request(method, &url);
         if let Some(cred) = &self.credential {
             req = req.bearer_auth(cred.expose());
@@ -117,22 +216,25 @@ impl Client {
         if let Some(body) = body {
             req = req.json(body);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| error::from_reqwest(&self.base, e))?;
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        let resp = req.send().await.map_err(|e| {
+            let unsent = e.is_connect();
+            (error::from_reqwest(base, e), unsent)
+        })?;
         let status = resp.status();
         let bytes = resp
             .bytes()
             .await
-            .map_err(|e| error::from_reqwest(&self.base, e))?;
-        if status.is_success() {
+            .map_err(|e| (error::from_reqwest(base, e), false))?;
+        Ok(if status.is_success() {
             serde_json::from_slice(&bytes).map_err(|e| {
-                ClientError::Protocol(format!("{path}: {e} (is {} a jit server?)", self.base))
+                ClientError::Protocol(format!("{path}: {e} (is {base} a jit server?)"))
             })
         } else {
             Err(error::from_error_body(status.as_u16(), &bytes))
-        }
+        })
     }
 
     async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
@@ -514,7 +616,15 @@ impl Client {
     }
 
     pub async fn host_events(&self, body: &HostEvents) -> Result<EventsStored, ClientError> {
-        self.post("/host/events", body).await
+        // Each event has an id the server keeps once: sending again stores nothing twice.
+        self.call_with(
+            Method::POST,
+            "/host/events",
+            Some(body),
+            Retry::Idempotent,
+            None,
+        )
+        .await
     }
 
     /// Hashed codes for this host's live reservations of `offline = "cached"` accounts.
@@ -527,13 +637,40 @@ impl Client {
         &self,
         body: &HostReservationQuery,
     ) -> Result<HostReservations, ClientError> {
-        self.post("/host/reservations", body).await
+        self.call_with(
+            Method::POST,
+            "/host/reservations",
+            Some(body),
+            Retry::Idempotent,
+            None,
+        )
+        .await
     }
 
     /// The ssh keys that count now for each shared account of this host (for sshd's
     /// `AuthorizedKeysCommand`).
     pub async fn host_keys(&self) -> Result<HostKeys, ClientError> {
         self.get("/host/keys").await
+    }
+
+    /// `GET /v1/host/watch`: the kinds of change for this host after `after`, waiting up to
+    /// `wait` seconds for one; `slack` is added to the wait for the answer to travel.
+    pub async fn host_watch(
+        &self,
+        after: i64,
+        wait: u32,
+        slack: Duration,
+    ) -> Result<HostChanges, ClientError> {
+        let wait = wait.min(MAX_WATCH_SECS);
+        let timeout = Duration::from_secs(u64::from(wait)) + slack;
+        self.call_with::<(), _>(
+            Method::GET,
+            &format!("/host/watch?after={after}&wait={wait}"),
+            None,
+            Retry::Idempotent,
+            Some(timeout),
+        )
+        .await
     }
 }
 

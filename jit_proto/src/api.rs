@@ -1142,6 +1142,88 @@ pub struct HostKeys {
     pub now: i64,
 }
 
+/// What changed for a host, in the server's change log (`GET /v1/host/watch`). A host refreshes
+/// what each kind touches; a kind it does not know (from a newer server) means "refresh all".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeKind {
+    /// Shared accounts: added, changed, disabled or enabled (the NSS cache).
+    Accounts,
+    /// Reservations of this host: created, released, expired, consumed, extended.
+    Reservations,
+    /// Persons disabled or enabled.
+    Persons,
+    /// Offline grants of this host.
+    Offline,
+    /// Persons' ssh keys.
+    Keys,
+    /// Group membership.
+    Groups,
+    /// This host itself (disabled, enabled, joined again).
+    Host,
+    /// A kind this build does not know.
+    #[serde(other)]
+    Other,
+}
+
+impl ChangeKind {
+    /// The name used on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Accounts => "accounts",
+            ChangeKind::Reservations => "reservations",
+            ChangeKind::Persons => "persons",
+            ChangeKind::Offline => "offline",
+            ChangeKind::Keys => "keys",
+            ChangeKind::Groups => "groups",
+            ChangeKind::Host => "host",
+            ChangeKind::Other => "other",
+        }
+    }
+
+    /// The kind named `s` ([`ChangeKind::Other`] if unknown).
+    pub fn parse(s: &str) -> ChangeKind {
+        match s {
+            "accounts" => ChangeKind::Accounts,
+            "reservations" => ChangeKind::Reservations,
+            "persons" => ChangeKind::Persons,
+            "offline" => ChangeKind::Offline,
+            "keys" => ChangeKind::Keys,
+            "groups" => ChangeKind::Groups,
+            "host" => ChangeKind::Host,
+            _ => ChangeKind::Other,
+        }
+    }
+}
+
+/// Longest a `GET /v1/host/watch` is held open, in seconds.
+pub const MAX_WATCH_SECS: u32 = 25;
+
+/// The query of `GET /v1/host/watch`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostWatchQuery {
+    /// The `seq` of the last answer; absent (or 0) on first contact.
+    #[serde(default)]
+    pub after: i64,
+    /// Seconds to hold the request while nothing changes, at most [`MAX_WATCH_SECS`].
+    #[serde(default)]
+    pub wait: Option<u32>,
+}
+
+/// The answer of `GET /v1/host/watch`: the kinds of change for this host after `after`, sorted,
+/// each once; empty when the wait ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostChanges {
+    /// Where the next watch continues (`after`).
+    pub seq: i64,
+    /// The server cannot say what changed since `after` (first contact, a log pruned or
+    /// replaced): refresh everything.
+    pub reset: bool,
+    pub kinds: Vec<ChangeKind>,
+    pub now: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

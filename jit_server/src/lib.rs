@@ -12,6 +12,7 @@
 //! [`keys`] (at-rest encryption and token hashing).
 
 pub mod api;
+pub mod change_feed;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -5,8 +5,8 @@
 //! handshake, the first request's headers, the quiet time between requests (HTTP/1.1 keep-alive
 //! and HTTP/2 alike) and each request are bounded, and so is the number of connections. A
 //! connection past its bound is asked to close, and dropped if it has not within
-//! `header_timeout`. Nothing in the API long-polls (jitd polls every `refresh_interval`), so an
-//! idle bound never cuts a legitimate wait.
+//! `header_timeout`. The long polls (a host's watch, a push wait) answer within 25 s, well
+//! inside `request_timeout`, so a bound never cuts a legitimate wait.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,11 +76,30 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         settings,
         ca_fingerprint,
         push,
+        changes: Default::default(),
     });
     let mut app = api::router(state.clone());
     if portal_enabled {
         app = app.merge(crate::portal::router(state.clone()));
     }
+    // A finished write request may have grown the change log: look now, not at the next recheck.
+    let feed_state = state.clone();
+    let app = app.layer(axum::middleware::from_fn(
+        move |req: axum::extract::Request, next: axum::middleware::Next| {
+            let state = feed_state.clone();
+            async move {
+                let writes = !matches!(
+                    *req.method(),
+                    axum::http::Method::GET | axum::http::Method::HEAD
+                );
+                let answer = next.run(req).await;
+                if writes {
+                    state.changes.poke();
+                }
+                answer
+            }
+        },
+    ));
 
     let listener = bind(listen).await?;
     let local = listener.local_addr().map_err(|source| ServeError::Bind {
@@ -104,6 +123,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     println!("listening on https://{local}");
 
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let feed = tokio::spawn(crate::change_feed::run(state.clone()));
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut loops = vec![tokio::spawn(accept_loop(
@@ -131,6 +151,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         let _ = l.await;
     }
     sweeper.abort();
+    feed.abort();
     store.close().await;
     Ok(())
 }
@@ -335,6 +356,7 @@ async fn sweep(state: api::State) {
             let mut tx = state.store.write().await?;
             api::expire_due_now(&mut tx).await?;
             tx.commit().await?;
+            state.changes.poke();
             Ok::<_, crate::error::ApiError>(())
         }
         .await;

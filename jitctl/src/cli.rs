@@ -108,9 +108,10 @@ pub enum TokenCmd {
 
 #[derive(Args, Debug)]
 pub struct Login {
-    /// Server URL, e.g. https://jit.example.com:8443
-    #[arg(long)]
-    pub server: String,
+    /// Server URL, e.g. https://jit.example.com:8443. Repeat it for the replicas of one
+    /// service: they are tried in order, going on when one cannot be reached.
+    #[arg(long, required = true)]
+    pub server: Vec<String>,
     /// The CA fingerprint `jit-server init` printed (SHA256:…).
     #[arg(long)]
     pub ca_fingerprint: String,
@@ -130,9 +131,10 @@ pub struct Login {
 pub struct Enroll {
     /// The one-time enrollment code (from `jitctl person add`).
     pub code: String,
-    /// Server URL, e.g. https://jit.example.com:8443
-    #[arg(long)]
-    pub server: String,
+    /// Server URL, e.g. https://jit.example.com:8443. Repeat it for the replicas of one
+    /// service: they are tried in order, going on when one cannot be reached.
+    #[arg(long, required = true)]
+    pub server: Vec<String>,
     /// The CA fingerprint of the server (SHA256:…).
     #[arg(long)]
     pub ca_fingerprint: String,

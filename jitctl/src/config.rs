@@ -20,6 +20,10 @@ const FILE: &str = "config.json";
 pub struct Credentials {
     /// `https://host:port` of the server.
     pub server: String,
+    /// Every replica of the service, `server` first, in the order they are tried; empty when
+    /// there is only `server`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<String>,
     /// The fingerprint pinned at login or enrollment.
     pub ca_fingerprint: String,
     /// The CA certificate that matched it; the only root trusted afterwards.
@@ -29,6 +33,24 @@ pub struct Credentials {
     pub kind: CallerKind,
     /// `admin`, or the person's name.
     pub name: String,
+}
+
+impl Credentials {
+    /// The servers to try, in order.
+    pub fn servers(&self) -> Vec<String> {
+        if self.servers.is_empty() {
+            vec![self.server.clone()]
+        } else {
+            self.servers.clone()
+        }
+    }
+
+    /// (`server`, `servers`) to save for the servers of `client`.
+    pub fn servers_of(client: &jit_client::Client) -> (String, Vec<String>) {
+        let all = client.servers().to_vec();
+        let first = all.first().cloned().unwrap_or_default();
+        (first, if all.len() > 1 { all } else { Vec::new() })
+    }
 }
 
 /// Where the credential file lives.
@@ -178,6 +200,7 @@ mod tests {
         let dir = base.join("jit");
         let creds = Credentials {
             server: "https://127.0.0.1:8443".into(),
+            servers: Vec::new(),
             ca_fingerprint: "SHA256:00".into(),
             ca_pem: "pem".into(),
             token: Secret::new("jitp_x"),

@@ -32,6 +32,10 @@ pub struct Config {
     pub host_key: PathBuf,
     /// The server's CA certificate captured (and pinned) by `jitd join`. Default /etc/jit/ca.pem.
     pub ca: PathBuf,
+    /// The server's replicas (`https://HOST:PORT`, sharing one database and CA), tried in this
+    /// order; a call goes on to the next when one cannot be reached. Default []: the server
+    /// `jitd join` wrote into the host key.
+    pub servers: Vec<String>,
     /// The PAM socket (root only). Default /run/jitd/pam.sock.
     pub socket: PathBuf,
     /// Where the NSS cache is published for nss_jit. Default /run/jitd/nss.cache.
@@ -86,6 +90,7 @@ impl Default for Config {
         Self {
             host_key: PathBuf::from("/etc/jit/host.key"),
             ca: PathBuf::from("/etc/jit/ca.pem"),
+            servers: Vec::new(),
             socket: PathBuf::from(jit_proto::pam::DEFAULT_SOCKET),
             nss_cache: PathBuf::from(jit_nss_cache::DEFAULT_RUN_PATH),
             state_dir: PathBuf::from("/var/lib/jitd"),
@@ -133,14 +138,16 @@ impl Config {
             .iter()
             .map(|s| format!("{s:?}"))
             .collect();
+        let servers: Vec<String> = self.servers.iter().map(|s| format!("{s:?}")).collect();
         format!(
-            "host_key = {}\nca = {}\nsocket = {}\nnss_cache = {}\nstate_dir = {}\n\
+            "host_key = {}\nca = {}\nservers = [{}]\nsocket = {}\nnss_cache = {}\nstate_dir = {}\n\
              joined_marker = {}\nalways_guarded = [{}]\nguarded_gid = {}\n\
              refresh_interval = {}\nserver_timeout = {}\nprompt = {:?}\nmax_connections = {}\n\
              request_timeout = {}\nanswer_timeout = {}\npush_wait = {}\npush_qr = {}\n\n\
              [services]\ndeny_as_prompt = [{}]\n",
             path(&self.host_key),
             path(&self.ca),
+            servers.join(", "),
             path(&self.socket),
             path(&self.nss_cache),
             path(&self.state_dir),
@@ -218,6 +225,13 @@ impl Config {
             if !p.is_absolute() {
                 return Err((key, format!("{} must be an absolute path", p.display())));
             }
+        }
+        if let Some(e) = self
+            .servers
+            .iter()
+            .find_map(|s| jit_client::normalize_server_url(s).err())
+        {
+            return Err(("servers", e.to_string()));
         }
         if self.socket.as_os_str().len() > MAX_SOCKET_PATH {
             return Err((

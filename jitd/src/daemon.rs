@@ -4,7 +4,8 @@
 //! restore the NSS cache from the persisted copy if /run is empty (after a reboot), try one
 //! refresh (accounts and offline grants) from the server (bounded by `server_timeout`; a server
 //! that is down does not stop jitd), listen on the PAM socket, start following the open
-//! sessions (those saved before a restart too), then tell systemd READY=1. SIGTERM or SIGINT:
+//! sessions (those saved before a restart too) and watching the server for changes, then tell
+//! systemd READY=1. SIGTERM or SIGINT:
 //! STOPPING=1, stop accepting, remove the socket.
 
 use std::path::PathBuf;
@@ -25,7 +26,9 @@ use crate::session_control::{Control, HostHands};
 use crate::sessions::Sessions;
 use crate::tickets::Tickets;
 use crate::upstream::Upstream;
+use crate::watch::{self, Wakes};
 use crate::{files, joined, notify, ssh_keys};
+use tokio::sync::Notify;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -59,7 +62,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         path: config.ca.clone(),
         source,
     })?;
-    let server = Arc::new(Upstream::new(&key, ca, config.server_timeout.0)?);
+    let server = Arc::new(Upstream::new(
+        &key,
+        &config.servers,
+        ca,
+        config.server_timeout.0,
+    )?);
     files::ensure_dir(&config.state_dir, 0o755).map_err(|source| RunError::StateDir {
         path: config.state_dir.clone(),
         source,
@@ -145,6 +153,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .with_tickets(Tickets::open(&config.tickets()))
         .with_sessions(sessions.clone()),
     );
+    let wakes = Wakes {
+        nss: Arc::new(Notify::new()),
+        offline: Arc::new(Notify::new()),
+        keys: Arc::new(Notify::new()),
+        sessions: sessions.clone(),
+    };
     tokio::spawn(
         Control::new(
             server.clone(),
@@ -162,18 +176,22 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         server.clone(),
         offline,
         config.refresh_interval.0,
+        wakes.offline.clone(),
     ));
     tokio::spawn(ssh_keys::run(
         server.clone(),
         config.ssh_keys(),
         config.refresh_interval.0,
+        wakes.keys.clone(),
     ));
     tokio::spawn(nss_publish::run(
         server.clone(),
         publisher,
         list,
         config.refresh_interval.0,
+        wakes.nss.clone(),
     ));
+    tokio::spawn(watch::run(server.clone(), wakes));
     {
         let server = server.clone();
         tokio::spawn(async move { queue.run(&*server).await });
@@ -189,7 +207,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         .map_err(RunError::Signals)?;
     tracing::info!(
         host = %key.host,
-        server = %key.server,
+        servers = %server.servers().join(", "),
         socket = %config.socket.display(),
         nss_cache = %config.nss_cache.display(),
         "jitd is ready"

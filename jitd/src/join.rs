@@ -123,7 +123,7 @@ async fn publish_once(
     ca: String,
     timeout: Duration,
 ) -> Result<usize, String> {
-    let server = Upstream::new(key, ca, timeout).map_err(|e| e.to_string())?;
+    let server = Upstream::new(key, &config.servers, ca, timeout).map_err(|e| e.to_string())?;
     let mut publisher =
         Publisher::open(&config.nss_cache, &config.state_cache(), config.guarded_gid);
     let list = crate::guarded::GuardList::new(config.joined());

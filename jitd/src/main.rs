@@ -40,6 +40,7 @@ mod terminal;
 mod testing;
 mod tickets;
 mod upstream;
+mod watch;
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -334,19 +334,23 @@ pub async fn refresh_once<S: Server>(
     Ok(changed)
 }
 
-/// Refreshes every `interval`, forever. Logs when refreshing starts failing and when it recovers,
-/// not on every attempt.
+/// Refreshes every `interval` and when `wake` is notified (the server's watch), forever. Logs
+/// when refreshing starts failing and when it recovers, not on every attempt.
 pub async fn run<S: Server>(
     server: Arc<S>,
     mut publisher: Publisher,
     list: Arc<GuardList>,
     interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
         match refresh_once(&*server, &mut publisher, &list).await {
             Ok(_) if failing => {
                 tracing::info!("the shared accounts are up to date again");

@@ -224,16 +224,21 @@ pub async fn refresh_once<S: Server>(server: &S, store: &OfflineStore) -> Result
     store.update(&answer).map_err(|e| e.to_string())
 }
 
-/// Refreshes every `interval`, forever. While the server is unreachable the kept grants stay.
+/// Refreshes every `interval` and when `wake` is notified (the server's watch), forever. While
+/// the server is unreachable the kept grants stay.
 pub async fn run<S: Server>(
     server: std::sync::Arc<S>,
     store: std::sync::Arc<OfflineStore>,
     interval: std::time::Duration,
+    wake: std::sync::Arc<tokio::sync::Notify>,
 ) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
         match refresh_once(&*server, &store).await {
             Ok(true) => tracing::info!("offline grants updated"),
             Ok(false) => {}

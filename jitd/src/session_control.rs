@@ -1,6 +1,6 @@
 //! The loop that keeps the open sessions in step with their reservations: it asks the server how
 //! the reservations stand (`POST /v1/host/reservations`, every `refresh_interval` while a
-//! session is open, when woken, and right before a warning or an end at expiry, so an extension
+//! session is open, when the server's watch reports a change, and right before a warning or an end at expiry, so an extension
 //! made a moment ago counts), then for each session does what [`plan`] says: warn its terminal,
 //! or end it (see [`crate::session_end`]) and record `session.ended` with the cause.
 //!
@@ -141,6 +141,8 @@ impl<S: Server, R: Record, H: Hands> Control<S, R, H> {
                 }
             }
         }
+        // Taken even with no session open, so old news does not cause a refresh later.
+        let news = self.sessions.take_news();
         if self.sessions.is_empty() {
             return None;
         }
@@ -153,7 +155,7 @@ impl<S: Server, R: Record, H: Hands> Control<S, R, H> {
                 Next::Warn { .. } | Next::End(EndCause::Expired)
             )
         });
-        if due || (acting && stale) {
+        if due || news || (acting && stale) {
             self.refresh(now).await;
         }
         let mut next = self.refreshed().tried.map(|t| t + self.refresh_secs);

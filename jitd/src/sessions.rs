@@ -20,6 +20,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use jit_proto::api::EndCause;
 use jit_proto::timefmt::{human_secs, utc};
@@ -200,6 +201,8 @@ pub struct Sessions {
     map: Mutex<BTreeMap<String, Tracked>>,
     /// Woken when a session opens or closes (and by the server's watch), so the loop looks again.
     pub changed: Notify,
+    /// Set by the server's watch: a reservation may have changed, ask the server now.
+    news: AtomicBool,
 }
 
 impl Sessions {
@@ -225,6 +228,7 @@ impl Sessions {
             path: Some(path.to_owned()),
             map: Mutex::new(map),
             changed: Notify::new(),
+            news: AtomicBool::new(false),
         }
     }
 
@@ -274,6 +278,17 @@ impl Sessions {
         drop(map);
         self.changed.notify_one();
         gone
+    }
+
+    /// The server said a reservation changed: the loop asks it how the sessions' stand now.
+    pub fn news(&self) {
+        self.news.store(true, Ordering::SeqCst);
+        self.changed.notify_one();
+    }
+
+    /// True once after each [`Sessions::news`].
+    pub fn take_news(&self) -> bool {
+        self.news.swap(false, Ordering::SeqCst)
     }
 
     /// A copy of every tracked session.

@@ -72,13 +72,22 @@ pub async fn refresh_once<S: Server>(server: &S, path: &Path) -> Result<bool, St
     Ok(changed)
 }
 
-/// Refreshes every `interval`, forever; logs when refreshing starts and stops failing.
-pub async fn run<S: Server>(server: Arc<S>, path: std::path::PathBuf, interval: Duration) {
+/// Refreshes every `interval` and when `wake` is notified (the server's watch), forever; logs
+/// when refreshing starts and stops failing.
+pub async fn run<S: Server>(
+    server: Arc<S>,
+    path: std::path::PathBuf,
+    interval: Duration,
+    wake: Arc<tokio::sync::Notify>,
+) {
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut failing = false;
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = wake.notified() => {}
+        }
         match refresh_once(&*server, &path).await {
             Ok(_) if failing => {
                 tracing::info!("the ssh keys are up to date again");

@@ -5,8 +5,9 @@ use std::sync::Mutex;
 
 use jit_client::ClientError;
 use jit_proto::api::{
-    ErrorCode, EventsStored, HostAccounts, HostEvent, HostEvents, HostKeys, HostReservationQuery,
-    HostReservations, LoginBegin, LoginBegun, LoginVerified, LoginVerify, LoginWait,
+    ErrorCode, EventsStored, HostAccounts, HostChanges, HostEvent, HostEvents, HostKeys,
+    HostReservationQuery, HostReservations, LoginBegin, LoginBegun, LoginVerified, LoginVerify,
+    LoginWait,
 };
 
 use crate::driver::Record;
@@ -251,6 +252,11 @@ impl Server for FakeServer {
         let stored = new.len() as u32;
         i.events.extend(new);
         Ok(EventsStored { stored })
+    }
+
+    /// Unscripted: unreachable.
+    async fn host_watch(&self, _after: i64, _wait: u32) -> Result<HostChanges, ClientError> {
+        Err(unreachable())
     }
 }
 

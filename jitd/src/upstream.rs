@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use jit_client::{Client, ClientError, Trust};
 use jit_proto::api::{
-    EventsStored, HostAccounts, HostEvents, HostKeys, HostReservationQuery, HostReservations,
-    LoginBegin, LoginBegun, LoginVerified, LoginVerify, LoginWait, OfflineGrants,
+    EventsStored, HostAccounts, HostChanges, HostEvents, HostKeys, HostReservationQuery,
+    HostReservations, LoginBegin, LoginBegun, LoginVerified, LoginVerify, LoginWait, OfflineGrants,
 };
 
 use crate::host_key::HostKey;
@@ -44,24 +44,47 @@ pub trait Server: Send + Sync + 'static {
         &self,
         req: &HostReservationQuery,
     ) -> impl Future<Output = Result<HostReservations, ClientError>> + Send;
+    /// The kinds of change for this host after `after`, waiting up to `wait` seconds for one.
+    fn host_watch(
+        &self,
+        after: i64,
+        wait: u32,
+    ) -> impl Future<Output = Result<HostChanges, ClientError>> + Send;
 }
 
 /// The real server.
 #[derive(Debug, Clone)]
 pub struct Upstream {
     client: Client,
+    timeout: Duration,
 }
 
 impl Upstream {
-    /// A client for the server in `key`, trusting only `ca_pem`.
-    pub fn new(key: &HostKey, ca_pem: String, timeout: Duration) -> Result<Self, ClientError> {
-        let client = Client::new(
-            &key.server,
+    /// A client for `servers` (replicas of one service, tried in order; none: the server in
+    /// `key`), with the credential in `key`, trusting only `ca_pem`.
+    pub fn new(
+        key: &HostKey,
+        servers: &[String],
+        ca_pem: String,
+        timeout: Duration,
+    ) -> Result<Self, ClientError> {
+        let servers = if servers.is_empty() {
+            std::slice::from_ref(&key.server)
+        } else {
+            servers
+        };
+        let client = Client::with_servers(
+            servers,
             Trust::CaPem(ca_pem),
             Some(key.credential.clone()),
             timeout,
         )?;
-        Ok(Self { client })
+        Ok(Self { client, timeout })
+    }
+
+    /// The servers, in order.
+    pub fn servers(&self) -> &[String] {
+        self.client.servers()
     }
 }
 
@@ -107,5 +130,9 @@ impl Server for Upstream {
         req: &HostReservationQuery,
     ) -> Result<HostReservations, ClientError> {
         self.client.host_reservations(req).await
+    }
+
+    async fn host_watch(&self, after: i64, wait: u32) -> Result<HostChanges, ClientError> {
+        self.client.host_watch(after, wait, self.timeout).await
     }
 }

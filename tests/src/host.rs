@@ -120,6 +120,24 @@ impl Host {
         self.dir.path()
     }
 
+    /// Sets `key = value` (value as TOML) in jitd.toml, replacing the line that sets it; takes
+    /// effect at the next start.
+    pub fn set_config(&self, key: &str, value: &str) {
+        let text = std::fs::read_to_string(self.config()).expect("read jitd.toml");
+        let mut lines: Vec<String> = text
+            .lines()
+            .filter(|l| !l.starts_with(&format!("{key} =")))
+            .map(str::to_owned)
+            .collect();
+        // Top-level keys go before any [table].
+        let at = lines
+            .iter()
+            .position(|l| l.starts_with('['))
+            .unwrap_or(lines.len());
+        lines.insert(at, format!("{key} = {value}"));
+        std::fs::write(self.config(), lines.join("\n") + "\n").expect("write jitd.toml");
+    }
+
     pub fn config(&self) -> PathBuf {
         self.path().join("jitd.toml")
     }

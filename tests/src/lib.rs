@@ -346,6 +346,11 @@ impl Server {
         self.url.trim_start_matches("https://").to_owned()
     }
 
+    /// The process id of the running server.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Stops the server (SIGKILL: as if it crashed or the network went away).
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -736,6 +741,33 @@ impl World {
 impl Default for World {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// Another server process on `server`'s database, with the same CA, certificate and keys (a
+/// replica), listening on its own port.
+pub fn replica_of(server: &Server) -> Server {
+    let mut second = Server::start();
+    second.kill();
+    let dir2 = second.data_dir();
+    std::fs::remove_dir_all(&dir2).expect("remove the replica's data");
+    copy_dir(&server.data_dir(), &dir2);
+    std::fs::remove_file(dir2.join("jit.db")).expect("remove the replica's database");
+    std::os::unix::fs::symlink(server.db_path(), dir2.join("jit.db")).expect("symlink the db");
+    second.run("127.0.0.1:0");
+    second
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("dir entry");
+        let dest = to.join(e.file_name());
+        if e.file_type().expect("file type").is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).expect("copy");
+        }
     }
 }
 

@@ -30,12 +30,21 @@ struct Site {
 /// Debian's PAM stack and our profile, and sshd with the drop-in (without its key requirement,
 /// so the code alone logs in).
 fn site(end_session_at_expiry: bool) -> Site {
+    site_refreshing(end_session_at_expiry, None)
+}
+
+/// [`site`], with jitd's `refresh_interval` set to `refresh` (a TOML value).
+fn site_refreshing(end_session_at_expiry: bool, refresh: Option<&str>) -> Site {
     let w = World::new();
     if end_session_at_expiry {
         w.admin
             .ok(&["account", "set", "admin", "--end-session-at-expiry"]);
     }
-    let host = Host::start(&w);
+    let mut host = Host::joined(&w.join_token);
+    if let Some(r) = refresh {
+        host.set_config("refresh_interval", r);
+    }
+    host.run();
     let sys = System::new(&host, Pam::Profile);
     let sshd = Sshd::start(&sys, DropIn::CODE_ONLY, "");
     Site { sshd, sys, host, w }
@@ -159,6 +168,31 @@ fn a_force_release_ends_the_session() {
         log.contains("was force-released by admin; ") && log.contains("were signalled"),
         "{log}"
     );
+}
+
+/// The server's watch carries a force-release to jitd at once: with jitd's own refresh at its
+/// longest (30 s), the session still ends well before jitd would have asked on its own.
+#[test]
+fn with_the_watch_a_force_release_ends_the_session_before_the_next_refresh() {
+    let s = site_refreshing(true, Some("\"30s\""));
+    s.w.alice
+        .jitctl
+        .ok(&["reserve", "admin", "--host", "web01", "--for", "10m"]);
+    let term = Terminal::start(&s.sys, &ssh(&s.sshd, ""));
+    log_in(&term, &s.w.alice);
+    wait_for("the session to be listed", PATIENCE, || {
+        open_sessions(&s.w.admin).len() == 1
+    });
+    s.w.admin.ok(&["release", "admin", "--host", "web01"]);
+    // Generous, yet below the 30 s refresh: only the watch can explain it (the target is 5 s).
+    term.wait_for_within(
+        "jit: the reservation of admin on web01 was force-released by admin; this session is \
+         being ended.",
+        Duration::from_secs(20),
+    );
+    assert_ne!(term.exit_status(), 0, "{}", term.screen());
+    wait_for_event(&s.w.admin, "admin", "session.ended", "ok", Some("alice"));
+    assert_eq!(last_session(&s.w.admin)["ended"], "force_released");
 }
 
 #[test]

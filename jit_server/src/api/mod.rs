@@ -21,6 +21,7 @@ pub(crate) mod reservations;
 pub(crate) mod sessions;
 pub(crate) mod ssh_keys;
 pub(crate) mod tokens;
+pub(crate) mod watch;
 
 use std::sync::Arc;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub ca_fingerprint: jit_proto::fingerprint::Fingerprint,
     /// Push notifications, and the signal that an approval changed.
     pub push: crate::push::Notifier,
+    /// Wakes the held `GET /v1/host/watch` requests when the change log grows.
+    pub changes: crate::change_feed::ChangeFeed,
 }
 
 pub type State = Arc<AppState>;
@@ -115,7 +118,8 @@ pub fn router(state: State) -> Router {
         .route("/host/events", post(host::events))
         .route("/host/reservations", post(sessions::host_reservations))
         .route("/host/offline", get(offline::grants))
-        .route("/host/keys", get(ssh_keys::for_host));
+        .route("/host/keys", get(ssh_keys::for_host))
+        .route("/host/watch", get(watch::watch));
     Router::new()
         .nest(jit_proto::api::API_PREFIX, v1)
         .fallback(not_found)

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::State as St;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use jit_proto::api::{OfflineGrant, OfflineGrants, StepHash};
+use jit_proto::api::{ChangeKind, OfflineGrant, OfflineGrants, StepHash};
 use jit_proto::offline::{self, ITERATIONS, KDF};
 use jit_proto::{AccountName, PersonName};
 use rand::RngCore;
@@ -17,7 +17,7 @@ use super::factor::secret_aad;
 use super::{State, now};
 use crate::error::{ApiError, ApiResult};
 use crate::login::decision::grant_steps;
-use crate::store::{StoreError, from_json, offline as store, to_json};
+use crate::store::{StoreError, changes, from_json, offline as store, to_json};
 use crate::totp::{self, STEP_SECS};
 
 /// Hashes the codes of `secret` for the window (CPU work: call from a blocking thread).
@@ -54,8 +54,11 @@ pub fn issue_later(
             .await
             .map_err(ApiError::internal)?;
             let mut tx = state.store.write().await?;
-            store::insert(&mut tx, id, KDF, ITERATIONS, &salt, &to_json(&codes), now()).await?;
+            let now = now();
+            store::insert(&mut tx, id, KDF, ITERATIONS, &salt, &to_json(&codes), now).await?;
+            changes::append_for_reservation(&mut tx, ChangeKind::Offline, id, now).await?;
             tx.commit().await.map_err(ApiError::internal)?;
+            state.changes.poke();
             Ok::<_, ApiError>(())
         }
         .await;

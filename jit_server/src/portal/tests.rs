@@ -48,6 +48,7 @@ async fn harness() -> Harness {
         settings,
         ca_fingerprint: jit_proto::fingerprint::Fingerprint::of_der(b"test"),
         push,
+        changes: Default::default(),
     });
     let clock = Arc::new(AtomicI64::new(T0));
     let c = clock.clone();

@@ -109,9 +109,14 @@ pub async fn record(conn: &mut AnyConnection, e: &Event) -> StoreResult<bool> {
     .bind(&e.reason)
     .bind(e.detail.as_ref().map(|d| d.to_string()))
     .bind(&e.event_key)
-    .execute(conn)
+    .execute(&mut *conn)
     .await?;
-    Ok(r.rows_affected() == 1)
+    let stored = r.rows_affected() == 1;
+    // What hosts must hear of is logged with the write, in its transaction.
+    if stored && let Some((kind, scope)) = super::changes::kind_of(e) {
+        super::changes::append(conn, kind, scope, e.at).await?;
+    }
+    Ok(stored)
 }
 
 #[derive(Debug, FromRow)]

@@ -18,6 +18,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod changes;
 pub mod groups;
 pub mod hosts;
 pub mod offline;

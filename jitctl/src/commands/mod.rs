@@ -34,8 +34,8 @@ impl Ctx {
     /// A client with the stored credential.
     pub fn client(&self) -> CliResult<(Client, Credentials)> {
         let creds = config::load()?;
-        let client = Client::new(
-            &creds.server,
+        let client = Client::with_servers(
+            &creds.servers(),
             Trust::CaPem(creds.ca_pem.clone()),
             Some(creds.token.clone()),
             self.timeout,

@@ -70,13 +70,13 @@ fn read_input(prompt: &str, hidden: bool) -> CliResult<Secret> {
 
 fn first_contact(
     ctx: &Ctx,
-    server: &str,
+    servers: &[String],
     fingerprint: &str,
     token: Option<Secret>,
 ) -> CliResult<Client> {
     let pin = parse_fingerprint(fingerprint)?;
-    Ok(Client::new(
-        server,
+    Ok(Client::with_servers(
+        servers,
         Trust::Fingerprint(pin),
         token,
         ctx.timeout,
@@ -105,8 +105,10 @@ pub fn login(ctx: &Ctx, a: Login) -> CliResult<()> {
         ));
     }
     config::check_replace(who.kind, who.name.as_str())?;
+    let (server, servers) = Credentials::servers_of(&client);
     let creds = Credentials {
-        server: client.server().to_owned(),
+        server,
+        servers,
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
         ca_pem: captured_ca(&client)?,
         token,
@@ -140,8 +142,10 @@ fn bootstrap(ctx: &Ctx, a: &Login, client: Client) -> CliResult<()> {
         name: person,
         display_name: a.display_name.clone(),
     }))?;
+    let (server, servers) = Credentials::servers_of(&client);
     let creds = Credentials {
-        server: client.server().to_owned(),
+        server,
+        servers,
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
         ca_pem: captured_ca(&client)?,
         token: done.token.clone(),
@@ -292,8 +296,10 @@ pub fn enroll(ctx: &Ctx, a: Enroll) -> CliResult<()> {
             Err(e) => return Err(e.into()),
         }
     };
+    let (server, servers) = Credentials::servers_of(&client);
     let creds = Credentials {
-        server: client.server().to_owned(),
+        server,
+        servers,
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
         ca_pem: captured_ca(&client)?,
         token: enrolled.token,
@@ -329,8 +335,10 @@ fn enroll_push(ctx: &Ctx, a: Enroll) -> CliResult<()> {
         ntfy_token,
     }))?;
     config::check_replace(CallerKind::Person, enrolled.person.as_str())?;
+    let (server, servers) = Credentials::servers_of(&client);
     let creds = Credentials {
-        server: client.server().to_owned(),
+        server,
+        servers,
         ca_fingerprint: parse_fingerprint(&a.ca_fingerprint)?.to_string(),
         ca_pem: captured_ca(&client)?,
         token: enrolled.token,

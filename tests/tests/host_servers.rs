@@ -1,0 +1,138 @@
+//! Several server addresses (replicas of one service on one database): jitd (`servers` in
+//! jitd.toml) and jitctl (`--server` repeated) go on to the next address when one cannot be
+//! reached, and a consuming call that was sent but never answered is not sent again elsewhere.
+
+use std::net::TcpListener;
+use std::process::Command;
+use std::time::Duration;
+
+use jit_proto::api::{LoginBegin, LoginBegun, LoginOrigin, LoginVerify};
+use jit_proto::{AccountName, Secret};
+use jit_tests::host::{Host, reserve};
+use jit_tests::{Jitctl, World, join_host_creds, replica_of, runtime};
+
+/// An address where nothing listens (connections are refused).
+fn dead_url() -> String {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    drop(l);
+    format!("https://127.0.0.1:{port}")
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+#[test]
+fn jitd_with_a_dead_first_server_logs_in_through_the_second() {
+    let w = World::new();
+    let mut host = Host::joined(&w.join_token);
+    host.set_config(
+        "servers",
+        &format!("[{:?}, {:?}]", dead_url(), w.server.url),
+    );
+    host.run();
+    reserve(&w.alice, "admin");
+    host.login("admin", &w.alice.next_code())
+        .assert_ok()
+        .assert_shows("JIT_PERSON=alice");
+}
+
+#[test]
+fn jitctl_with_a_dead_first_server_works_through_the_second() {
+    let w = World::new();
+    let j = Jitctl::new();
+    let dead = dead_url();
+    j.ok(&[
+        "login",
+        "--server",
+        &dead,
+        "--server",
+        &w.server.url,
+        "--ca-fingerprint",
+        &w.server.fingerprint,
+        "--token",
+        &w.server.admin_token,
+    ]);
+    // Both are kept, in order, and every later command goes on past the dead one.
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(j.dir().join("config.json")).unwrap())
+            .unwrap();
+    assert_eq!(cfg["servers"], serde_json::json!([dead, w.server.url]));
+    let listed = j.json(&["account", "list"]);
+    assert!(listed.to_string().contains("\"admin\""), "{listed}");
+    // With no server reachable, the error names each.
+    let mut w = w;
+    w.server.kill();
+    let err = j.fails(6, &["account", "list"]);
+    assert!(err.contains(&dead) && err.contains(&w.server.url), "{err}");
+}
+
+#[test]
+fn a_login_code_sent_without_an_answer_is_not_sent_to_another_server() {
+    let w = World::new();
+    let rt = runtime();
+    let mut second = replica_of(&w.server);
+    let creds = join_host_creds(&rt, &w.join_token);
+    // The second process first, the world's server after it.
+    let host = jit_client::Client::with_servers(
+        &[second.url.clone(), w.server.url.clone()],
+        jit_client::Trust::CaPem(creds.ca_pem.clone()),
+        Some(creds.credential.clone()),
+        Duration::from_secs(3),
+    )
+    .unwrap();
+    reserve(&w.alice, "admin");
+    let begun = rt
+        .block_on(host.login_begin(&LoginBegin {
+            account: AccountName::new("admin").unwrap(),
+            origin: LoginOrigin {
+                service: "sshd".into(),
+                rhost: Some("10.0.0.9".into()),
+                tty: None,
+                ruser: None,
+                ssh_key: None,
+                source: None,
+            },
+        }))
+        .unwrap();
+    let LoginBegun::Challenge { attempt, .. } = begun else {
+        panic!("expected a challenge, got {begun:?}");
+    };
+    assert_eq!(host.server(), second.url);
+    // The second process stops answering, with the connection open: the code is sent and
+    // nothing comes back. The login fails (closed) rather than trying the other server.
+    let pid = second.pid().unwrap();
+    signal(pid, "-STOP");
+    let verified = rt.block_on(host.login_verify(
+        &attempt,
+        &LoginVerify {
+            code: Secret::new(w.alice.next_code()),
+        },
+    ));
+    let before = w.server.log();
+    // A read may go on to the other server.
+    let accounts = rt.block_on(host.host_accounts());
+    signal(pid, "-CONT");
+    assert!(verified.is_err(), "{verified:?}");
+    assert!(
+        !before.contains("login.verify"),
+        "the code went to the other server too: {before}"
+    );
+    assert!(accounts.is_ok(), "{accounts:?}");
+    assert_eq!(host.server(), w.server.url);
+    // Whatever the stopped process did with the code once it ran again, the reservation was
+    // consumed at most once.
+    second.kill();
+    let consumed: u32 = w
+        .server
+        .sql("SELECT COUNT(*) FROM reservations WHERE state = 'consumed'")
+        .parse()
+        .unwrap();
+    assert!(consumed <= 1, "{consumed}");
+}

@@ -52,7 +52,7 @@ use crate::tickets::{Issued, Stage, Tickets};
 use crate::upstream::Server;
 
 /// Longest PAM item passed on to the server and the logs.
-const MAX_ITEM: usize = 256;
+pub(crate) const MAX_ITEM: usize = 256;
 
 /// Where decisions go: syslog (authpriv) and stderr, and the local audit queue.
 pub trait Record: Send + Sync + 'static {
@@ -378,7 +378,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
         };
         let req = LoginBegin {
             account: account.clone(),
-            origin: origin(&ctx),
+            origin: origin(&ctx, &self.caller),
         };
         match self.core.server.login_begin(&req).await {
             Ok(LoginBegun::Challenge {
@@ -511,7 +511,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                         "the server was unreachable; the code matched the grant cached on this host"
                             .into(),
                     ),
-                    origin: origin(&ctx),
+                    origin: origin(&ctx, &self.caller),
                     reservation_id: Some(reservation_id),
                     attempt: Some(attempt),
                     totp_step: Some(step),
@@ -1045,7 +1045,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
             person,
             result,
             reason: Some(reason.to_owned()),
-            origin: origin(ctx),
+            origin: origin(ctx, &self.caller),
             reservation_id,
             attempt,
             totp_step: None,
@@ -1063,14 +1063,20 @@ fn clip(s: &str) -> String {
     s.chars().take(MAX_ITEM).collect()
 }
 
-fn origin(ctx: &LoginContext) -> LoginOrigin {
+/// Where a login comes from: the PAM items the application set, and the source wrong codes
+/// count against, from what the kernel says of `caller` ([`crate::source`]).
+fn origin(ctx: &LoginContext, caller: &Caller) -> LoginOrigin {
     LoginOrigin {
         service: clip(&ctx.service),
         rhost: ctx.rhost.as_deref().map(clip),
         tty: ctx.tty.as_deref().map(clip),
         ruser: ctx.ruser.as_deref().map(clip),
         ssh_key: ctx.ssh_auth_info.as_deref().and_then(ssh_key_used),
-        source: None,
+        source: Some(crate::source::login_source(
+            caller.real_uid,
+            ctx.rhost.as_deref(),
+            ctx.tty.as_deref(),
+        )),
     }
 }
 

@@ -118,11 +118,13 @@ const SSHD_CHILD: Caller = Caller {
         start: 5000,
     }),
     parent: Some(MONITOR_PROC),
+    real_uid: Some(0),
 };
 /// sshd's monitor, the child's parent: the sessions open and close here.
 const SSHD_MONITOR: Caller = Caller {
     process: Some(MONITOR_PROC),
     parent: Some(ProcId { pid: 1, start: 1 }),
+    real_uid: Some(0),
 };
 
 /// The ticket in a granted step, for alice.
@@ -379,7 +381,8 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
                     tty: Some("ssh".into()),
                     ruser: None,
                     ssh_key: None,
-                    source: None,
+                    // sshd runs as root: the remote address it names is the source.
+                    source: Some("addr:192.0.2.10".into()),
                 },
             }),
             Call::Verify("att-1".into(), "123456".into()),
@@ -803,6 +806,7 @@ async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
             start: 5001,
         }),
         parent: Some(MONITOR_PROC),
+        real_uid: Some(0),
     };
     let cases: Vec<(LoginContext, Option<Ticket>, Caller, i64, &str)> = vec![
         (
@@ -1043,10 +1047,13 @@ fn the_key_sshd_accepted_is_recorded_by_its_fingerprint() {
     let key = "AAAAC3NzaC1lZDI1NTE5AAAAIOdwkdfQju3qGGcaFZ4MsltsMH7EEWy4R/n03JDpKOD1";
     let fp = "SHA256:o1MLGOA+ZNPR1oGJR6UEqBEkvqtQS3UEWIFVkRoVZV4".to_owned();
     let login = |info: Option<&str>| {
-        origin(&LoginContext {
-            ssh_auth_info: info.map(str::to_owned),
-            ..ctx("admin", "sshd")
-        })
+        origin(
+            &LoginContext {
+                ssh_auth_info: info.map(str::to_owned),
+                ..ctx("admin", "sshd")
+            },
+            &SSHD_CHILD,
+        )
         .ssh_key
     };
     assert_eq!(
@@ -1246,4 +1253,37 @@ fn the_qr_code_is_drawn_only_at_a_local_terminal() {
     assert!(text.contains("https://jit.example.org/portal/approve/c0ffee"));
     assert!(text.ends_with("then press Enter (or type a code): "));
     assert!(!crate::driver::push_prompt(&local, &push, false).contains("Scan"));
+}
+
+#[tokio::test]
+async fn wrong_codes_count_against_the_user_behind_su_not_what_su_says() {
+    // su is setuid root: the socket says root, the process's real uid says who ran it. What su
+    // puts in its PAM items (a ruser, a terminal) does not change the source.
+    let rig = Rig::new();
+    rig.server.on_begin(challenge());
+    let su = Caller {
+        process: Some(ProcId {
+            pid: 300,
+            start: 6000,
+        }),
+        parent: Some(ProcId {
+            pid: 299,
+            start: 5999,
+        }),
+        real_uid: Some(1000),
+    };
+    let mut c = rig.conv_as(su).await;
+    let login = LoginContext {
+        rhost: None,
+        tty: Some("/dev/pts/3".into()),
+        ruser: Some("root".into()),
+        ..ctx("admin", "su")
+    };
+    c.handle(Request::AuthStart { ctx: login }, NOW).await;
+    let calls = rig.server.calls();
+    let Some(Call::Begin(begin)) = calls.first() else {
+        panic!("expected a begin, got {calls:?}");
+    };
+    assert_eq!(begin.origin.source.as_deref(), Some("uid:1000"));
+    assert_eq!(begin.origin.ruser.as_deref(), Some("root"));
 }

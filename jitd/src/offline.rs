@@ -9,7 +9,9 @@
 //! - the code must match the hash of a step within one step of this host's clock;
 //! - a reservation is used once: its id is appended (fsynced) to `state_dir/offline-used.jsonl`
 //!   *before* the login is granted, so a crash or restart cannot let it be used twice;
-//! - after [`MAX_FAILURES`] wrong codes a grant is no longer usable offline;
+//! - after [`MAX_FAILURES`] wrong codes a grant is no longer usable offline; the count is kept
+//!   in `state_dir/offline-failures.json` (written atomically before the wrong code is
+//!   answered), so restarting jitd does not give a guesser fresh tries;
 //! - the login is queued as a `login.offline` audit event; when the server is back it consumes
 //!   the reservation and burns the code's time step.
 //!
@@ -61,6 +63,11 @@ pub enum Offline {
 pub enum OfflineError {
     #[error("cannot save the offline grants to {path}: {source}")]
     Save { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot record a wrong offline code in {path}: {source}; offline logins are refused \
+         until it can be written (check the permissions and free space of jitd's state_dir)"
+    )]
+    Failures { path: PathBuf, source: io::Error },
     #[error("cannot record the offline use of reservation {id} in {path}: {source}")]
     Use {
         id: i64,
@@ -80,6 +87,7 @@ struct Inner {
 pub struct OfflineStore {
     grants_path: PathBuf,
     used_path: PathBuf,
+    failures_path: PathBuf,
     inner: Mutex<Inner>,
 }
 
@@ -88,6 +96,7 @@ impl OfflineStore {
     pub fn open(state_dir: &Path) -> OfflineStore {
         let grants_path = state_dir.join("offline.json");
         let used_path = state_dir.join("offline-used.jsonl");
+        let failures_path = state_dir.join("offline-failures.json");
         let mut inner = Inner::default();
         match std::fs::read(&grants_path) {
             Ok(bytes) => match serde_json::from_slice::<Vec<OfflineGrant>>(&bytes) {
@@ -109,11 +118,52 @@ impl OfflineStore {
                 }
             }
         }
+        match std::fs::read(&failures_path) {
+            Ok(bytes) => match serde_json::from_slice::<HashMap<i64, u32>>(&bytes) {
+                Ok(f) => inner.failures = f,
+                // A damaged count must not hand out fresh tries: every kept grant is locked.
+                Err(e) => {
+                    tracing::warn!(
+                        "{} is damaged ({e}); the offline grants it counted for are locked",
+                        failures_path.display()
+                    );
+                    inner.failures = inner
+                        .grants
+                        .values()
+                        .map(|g| (g.reservation_id, MAX_FAILURES))
+                        .collect();
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read {}: {e}; offline grants are locked",
+                    failures_path.display()
+                );
+                inner.failures = inner
+                    .grants
+                    .values()
+                    .map(|g| (g.reservation_id, MAX_FAILURES))
+                    .collect();
+            }
+        }
         OfflineStore {
             grants_path,
             used_path,
+            failures_path,
             inner: Mutex::new(inner),
         }
+    }
+
+    /// Writes the wrong-code counts (atomically: a crash leaves the old or the new file).
+    fn save_failures(&self, failures: &HashMap<i64, u32>) -> Result<(), OfflineError> {
+        let bytes = serde_json::to_vec(failures).unwrap_or_default();
+        files::replace(&self.failures_path, &bytes, 0o600).map_err(|source| {
+            OfflineError::Failures {
+                path: self.failures_path.clone(),
+                source,
+            }
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -140,7 +190,11 @@ impl OfflineStore {
             source,
         })?;
         let live: HashSet<i64> = new.values().map(|g| g.reservation_id).collect();
+        let before = inner.failures.len();
         inner.failures.retain(|id, _| live.contains(id));
+        if inner.failures.len() != before {
+            self.save_failures(&inner.failures)?;
+        }
         inner.grants = new;
         Ok(true)
     }
@@ -189,6 +243,8 @@ impl OfflineStore {
             .find(|h| verify_code(code.expose(), &salt, h, grant.iterations));
         let Some(h) = matched else {
             *inner.failures.entry(id).or_insert(0) += 1;
+            // Counted on disk before the answer goes out: killing jitd then gains nothing.
+            self.save_failures(&inner.failures)?;
             return Ok(Offline::Wrong);
         };
         self.record_use(id)?;
@@ -360,6 +416,58 @@ pub(crate) mod tests {
             Offline::Locked
         );
         assert_eq!(s.precheck("root", NOW), Offline::Locked);
+    }
+
+    #[test]
+    fn wrong_codes_are_still_counted_after_a_restart() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let step = NOW / STEP;
+        let grants = vec![grant(3, "root", &[(step, "123456")], NOW + 300)];
+        let s = store(d.path(), grants.clone());
+        for _ in 0..MAX_FAILURES - 1 {
+            assert_eq!(
+                s.check("root", &Secret::new("000000"), NOW).unwrap(),
+                Offline::Wrong
+            );
+        }
+        drop(s);
+        // jitd restarts (and fetches the same grant again): one try is left, not five.
+        let s = store(d.path(), grants.clone());
+        assert_eq!(s.precheck("root", NOW), Offline::Ready);
+        assert_eq!(
+            s.check("root", &Secret::new("000000"), NOW).unwrap(),
+            Offline::Wrong
+        );
+        drop(s);
+        let s = OfflineStore::open(d.path());
+        assert_eq!(s.precheck("root", NOW), Offline::Locked);
+        assert_eq!(
+            s.check("root", &Secret::new("123456"), NOW).unwrap(),
+            Offline::Locked
+        );
+        let mode = std::fs::metadata(d.path().join("offline-failures.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A damaged count locks the grants it might have counted for, rather than forgetting.
+        std::fs::write(d.path().join("offline-failures.json"), b"{garbage").unwrap();
+        assert_eq!(
+            OfflineStore::open(d.path()).precheck("root", NOW),
+            Offline::Locked
+        );
+        // The server dropping the grant forgets its count, on disk too.
+        std::fs::remove_file(d.path().join("offline-failures.json")).unwrap();
+        let s = store(d.path(), grants.clone());
+        s.check("root", &Secret::new("000000"), NOW).unwrap();
+        s.update(&OfflineGrants {
+            grants: vec![],
+            now: NOW,
+        })
+        .unwrap();
+        let kept = std::fs::read_to_string(d.path().join("offline-failures.json")).unwrap();
+        assert_eq!(kept, "{}");
     }
 
     #[test]

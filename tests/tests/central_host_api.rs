@@ -1,5 +1,6 @@
 //! The host-facing API: verify-and-consume is atomic and single-use, exclusivity holds under
-//! concurrency and across two server processes on one database, TOTP replays and lockout.
+//! concurrency and across two server processes on one database, TOTP replays, and wrong codes
+//! that hold back their source but never the holder.
 
 use jit_proto::api::{
     DenyReason, LoginBegin, LoginBegun, LoginOrigin, LoginVerified, LoginVerify, NewReservation,
@@ -143,8 +144,15 @@ fn wrong_and_replayed_codes_and_someone_elses_reservation() {
     }
 }
 
+/// A login to `account` at a prompt whose source the host read from the kernel.
+fn begin_from(account: &str, source: &str) -> LoginBegin {
+    let mut b = begin(account);
+    b.origin.source = Some(source.into());
+    b
+}
+
 #[test]
-fn five_wrong_codes_lock_the_person_out_and_it_is_audited() {
+fn wrong_codes_hold_back_their_source_and_alert_the_admins_but_never_lock_the_holder_out() {
     let w = World::new();
     let rt = runtime();
     let host = join_host(&rt, &w.join_token);
@@ -155,65 +163,118 @@ fn five_wrong_codes_lock_the_person_out_and_it_is_audited() {
     } else {
         "000000"
     };
-    for i in 1..=5 {
-        let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    let guess = |source: &str| {
+        let attempt = attempt_of(
+            rt.block_on(host.login_begin(&begin_from("admin", source)))
+                .unwrap(),
+        );
         match rt
             .block_on(host.login_verify(&attempt, &verify(wrong)))
             .unwrap()
         {
             LoginVerified::Denied { reason, message } => {
-                assert_eq!(reason, DenyReason::WrongCode);
-                assert_eq!(
-                    message.contains("locked until"),
-                    i == 5,
-                    "attempt {i}: {message}"
+                assert_eq!(reason, DenyReason::WrongCode, "{message}");
+                message
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Another local user (uid 1500 behind su) guesses. A prompt opened before the guessing
+    // starts is answered last.
+    let early = attempt_of(
+        rt.block_on(host.login_begin(&begin_from("admin", "uid:1500")))
+            .unwrap(),
+    );
+    assert!(!guess("uid:1500").contains("try again"));
+    assert!(!guess("uid:1500").contains("try again"));
+    assert!(guess("uid:1500").contains("Too many wrong codes from here: try again after"));
+    // Its fourth and fifth tries get no prompt; the early prompt's answer is not even looked at,
+    // though it is the right code.
+    for _ in 0..2 {
+        match rt
+            .block_on(host.login_begin(&begin_from("admin", "uid:1500")))
+            .unwrap()
+        {
+            LoginBegun::Denied { reason, message } => {
+                assert_eq!(reason, DenyReason::LockedOut);
+                assert!(
+                    message.contains(
+                        "Too many wrong codes from here (uid:1500) on web01. Try again after"
+                    ),
+                    "{message}"
                 );
+                assert!(!message.contains("alice"), "{message}");
             }
             other => panic!("{other:?}"),
         }
     }
-    // Locked: refused before any prompt, and the right code does not help.
-    match rt.block_on(host.login_begin(&begin("admin"))).unwrap() {
-        LoginBegun::Denied { reason, .. } => assert_eq!(reason, DenyReason::LockedOut),
-        other => panic!("{other:?}"),
-    }
-    let p = w.admin.json(&["person", "show", "alice"]);
-    assert!(p["locked_until"].as_i64().unwrap() > jit_tests::now());
-    let audit = w.admin.json(&["audit", "--person", "alice"]);
-    let lock = audit["events"]
-        .as_array()
+    match rt
+        .block_on(host.login_verify(&early, &verify(&w.alice.code_in(1))))
         .unwrap()
+    {
+        LoginVerified::Denied { reason, .. } => assert_eq!(reason, DenyReason::LockedOut),
+        other => panic!("a waiting source's right code: {other:?}"),
+    }
+    // Others guess from three more sources: the tenth wrong code for alice, from all of them
+    // together, is audited and alerts the admins.
+    for source in ["addr:192.0.2.1", "addr:192.0.2.2"] {
+        for _ in 0..3 {
+            guess(source);
+        }
+    }
+    guess("addr:192.0.2.3");
+    let audit = w.admin.json(&["audit", "--person", "alice"]);
+    let events = audit["events"].as_array().unwrap();
+    let alerts: Vec<_> = events
         .iter()
-        .find(|e| e["action"] == "person.lockout");
+        .filter(|e| e["action"] == "login.guessing_alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{audit}");
+    let reason = alerts[0]["reason"].as_str().unwrap();
     assert!(
-        lock.expect("lockout audited")["reason"]
-            .as_str()
-            .unwrap()
-            .contains("5 wrong codes")
+        reason.contains("10 wrong codes for alice's reservations")
+            && reason.contains("addr:192.0.2.3"),
+        "{reason}"
     );
+    assert!(
+        !events.iter().any(|e| e["action"] == "person.lockout"),
+        "{audit}"
+    );
+    let p = w.admin.json(&["person", "show", "alice"]);
+    assert!(p["locked_until"].is_null(), "{p}");
     // Wrong codes are never written anywhere.
     assert!(!w.server.log().contains(wrong));
     assert!(!w.server.log().contains(&right));
 
-    // An admin lifts the lockout (audited); alice's own factor works again at once.
-    let p = w.admin.json(&["person", "unlock", "alice"]);
-    assert!(p["locked_until"].is_null(), "{p}");
-    let audit = w.admin.json(&["audit", "--person", "alice"]);
-    assert!(
-        audit["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "person.unlock" && e["result"] == "ok"),
-        "{audit}"
+    // alice, at her own terminal, logs in with her code at once.
+    let attempt = attempt_of(
+        rt.block_on(host.login_begin(&begin_from("admin", "tty:pts/0")))
+            .unwrap(),
     );
-    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
     match rt
         .block_on(host.login_verify(&attempt, &verify(&w.alice.next_code())))
         .unwrap()
     {
         LoginVerified::Granted { .. } => {}
-        other => panic!("after unlock: {other:?}"),
+        other => panic!("the holder after others guessed: {other:?}"),
+    }
+    // And on another host, from wherever she sits there.
+    let token = w.admin.json(&["host", "add", "web02"])["join_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web02 = join_host(&rt, &token);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web02"]);
+    let attempt = attempt_of(
+        rt.block_on(web02.login_begin(&begin_from("admin", "uid:1000")))
+            .unwrap(),
+    );
+    match rt
+        .block_on(web02.login_verify(&attempt, &verify(&w.alice.next_code())))
+        .unwrap()
+    {
+        LoginVerified::Granted { .. } => {}
+        other => panic!("the holder on another host: {other:?}"),
     }
 }
 

@@ -259,6 +259,7 @@ pub async fn report(
             reason: jit_proto::api::DenyReason::AttemptExpired,
             message: "No such login is waiting for your approval.".into(),
             failure: None,
+            guess: None,
             suspicious: false,
             push: None,
         })));

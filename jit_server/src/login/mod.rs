@@ -23,11 +23,15 @@
 //! row that does not count towards the lockout, and the one-push-a-minute limit is a fact
 //! (`last_push_at`) with its own rows.
 //!
+//! **Wrong codes count against their source**, not against the holder: the source (the local
+//! uid behind su, the remote address behind ssh, the tty at a console, as the host read it from
+//! the kernel) and its wrong codes on this host are facts ([`decision::SourceFacts`]), and so
+//! are the holder's wrong codes from every source. A source past `[guessing] free_failures`
+//! waits, longer with each wrong code ([`decision::GuessPolicy::next_try`]); the holder, typing
+//! from their own source, is never held back by it. [`decision::Guess`] says what to record and
+//! when the holder's total raises `login.guessing_alert` for the admins.
+//!
 //! How the next features plug in, without new handlers:
-//! - **Wrong codes per source**: [`decision::PersonFacts::recent_failures`] becomes counters per
-//!   source (the local uid behind su, the remote address, the tty) and per host, read for the
-//!   attempt's origin; [`decision::Failure`] says which counters to bump and until when this
-//!   source must wait, instead of locking the person everywhere. The store keeps the counters.
 //! - **Session policies**: the account's policy joins [`decision::AccountFacts`]; `Grant`
 //!   carries what the host must enforce (end the session at expiry, warn a minute before), and
 //!   session steps (`Step::SessionOpen`, `Step::Extend`) are new rows of the same table.
@@ -37,7 +41,9 @@ pub mod approval;
 pub mod decision;
 pub mod facts;
 
-pub use decision::{CodeMatch, Decision, Facts, LockoutPolicy, PushPolicy, Step, decide};
+pub use decision::{
+    CodeMatch, Decision, Facts, GuessPolicy, LockoutPolicy, PushPolicy, Step, decide,
+};
 pub use facts::Policies;
 
 /// The lockout policy of the running server.
@@ -56,6 +62,13 @@ pub fn policies(s: &crate::config::Settings) -> Policies {
         push: PushPolicy {
             rate_secs: s.push.rate_limit.secs(),
             ttl_secs: s.push.challenge_ttl.secs(),
+        },
+        guessing: GuessPolicy {
+            free_failures: s.guessing.free_failures,
+            first_delay_secs: s.guessing.first_delay.secs(),
+            max_delay_secs: s.guessing.max_delay.secs(),
+            window_secs: s.guessing.window.secs(),
+            alert_failures: s.guessing.alert_failures,
         },
     }
 }

@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod audit;
 pub mod groups;
 pub mod hosts;
+pub mod login_failures;
 pub mod offline;
 pub mod persons;
 pub mod portal;

@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 use jit_client::ClientError;
 use jit_proto::api::{
-    AuditResult, DenyReason, HostEvent, LoginBegin, LoginBegun, LoginOrigin, LoginVerified,
-    LoginVerify, LoginWait, PushPrompt,
+    AuditResult, DenyReason, HostEvent, HostEvents, LoginBegin, LoginBegun, LoginOrigin,
+    LoginVerified, LoginVerify, LoginWait, PushPrompt,
 };
 use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 use jit_proto::{AccountName, PersonName};
@@ -60,6 +60,12 @@ pub trait Record: Send + Sync + 'static {
     fn decision(&self, d: &Decision);
     /// An event jitd decided itself, for the local audit queue.
     fn event(&self, ev: HostEvent);
+    /// The offline logins to `account` decided here that the server has not acknowledged yet.
+    fn undelivered_offline(&self, _account: &str) -> Vec<HostEvent> {
+        Vec::new()
+    }
+    /// The server stored these events: they leave the queue.
+    fn delivered(&self, _events: &[HostEvent]) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -380,7 +386,15 @@ impl<S: Server, R: Record> Conversation<S, R> {
             account: account.clone(),
             origin: origin(&ctx, &self.caller),
         };
-        match self.core.server.login_begin(&req).await {
+        // An offline login to this account reaches the server before an online one begins: the
+        // server then consumes its reservation and burns its step, so a reservation used offline
+        // cannot be used again online. Until the server has acknowledged it, no online login
+        // begins (an unreachable server leads to the offline decision, as ever).
+        let begun = match self.deliver_offline_uses(&account).await {
+            Ok(()) => self.core.server.login_begin(&req).await,
+            Err(e) => Err(e),
+        };
+        match begun {
             Ok(LoginBegun::Challenge {
                 attempt,
                 push: Some(push),
@@ -446,6 +460,23 @@ impl<S: Server, R: Record> Conversation<S, R> {
             }
             Err(e) => self.server_failed(&ctx, &account, None, &e, now),
         }
+    }
+
+    /// Delivers the offline logins to `account` still in the audit queue, now.
+    async fn deliver_offline_uses(&self, account: &AccountName) -> Result<(), ClientError> {
+        let events = self.core.record.undelivered_offline(account.as_str());
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.core
+            .server
+            .host_events(&HostEvents {
+                events: events.clone(),
+            })
+            .await?;
+        tracing::info!(account = %account, count = events.len(), "offline logins delivered before an online login");
+        self.core.record.delivered(&events);
+        Ok(())
     }
 
     fn offline_precheck(&self, account: &AccountName, now: i64) -> Offline {

@@ -1287,3 +1287,85 @@ async fn wrong_codes_count_against_the_user_behind_su_not_what_su_says() {
     assert_eq!(begin.origin.source.as_deref(), Some("uid:1000"));
     assert_eq!(begin.origin.ruser.as_deref(), Some("root"));
 }
+
+#[tokio::test]
+async fn an_offline_login_reaches_the_server_before_an_online_one_begins() {
+    use crate::offline::tests::grant;
+    use jit_proto::api::OfflineGrants;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(crate::offline::OfflineStore::open(dir.path()));
+    let step = NOW / 30;
+    store
+        .update(&OfflineGrants {
+            grants: vec![grant(9, "root", &[(step, "654321")], NOW + 300)],
+            now: NOW,
+        })
+        .unwrap();
+    let mut rig = Rig::new();
+    Arc::get_mut(&mut rig.core).unwrap().offline = Some(store);
+
+    // The server is down: root logs in offline with the grant.
+    rig.server.on_begin(Answer::Unreachable);
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    assert!(matches!(c.handle(req, NOW).await, Step::Prompt { .. }));
+    granted_ticket(c.handle(answer("654321"), NOW + 1).await);
+    let begins = |rig: &Rig| {
+        rig.server
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Begin(_)))
+            .count()
+    };
+    assert_eq!(begins(&rig), 1);
+
+    // The server is back but does not take the offline login yet: no online login begins.
+    rig.server.refuse_action("login.offline");
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    let step = c.handle(req, NOW + 10).await;
+    assert!(
+        matches!(&step, Step::Denied { message } if message.contains("could not check this login")),
+        "{step:?}"
+    );
+    assert_eq!(begins(&rig), 1, "no login began");
+    assert!(rig.server.events().is_empty());
+
+    // Once it takes it, the online login begins (the server, having consumed the reservation,
+    // refuses it), and the offline login is not sent again.
+    rig.server.allow_action("login.offline");
+    rig.server.on_begin(Answer::Ok(LoginBegun::Denied {
+        reason: DenyReason::AlreadyUsed,
+        message: "The reservation of root on web01 was already used by a login.".into(),
+    }));
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    let step = c.handle(req, NOW + 20).await;
+    assert!(
+        matches!(&step, Step::Denied { message } if message.contains("already used")),
+        "{step:?}"
+    );
+    let delivered = rig.server.events();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        (delivered[0].action.as_str(), delivered[0].reservation_id),
+        ("login.offline", Some(9))
+    );
+    assert_eq!(begins(&rig), 2);
+    assert!(rig.record.undelivered_offline("root").is_empty());
+    rig.server.on_begin(challenge());
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    assert!(matches!(c.handle(req, NOW + 30).await, Step::Prompt { .. }));
+    assert_eq!(rig.server.events().len(), 1, "sent once");
+    rig.done();
+}

@@ -1,8 +1,10 @@
 //! Offline decisions for accounts with `offline = "cached"`.
 //!
 //! For each live reservation of such an account on this host, the server hands jitd an
-//! [`OfflineGrant`]: the holder, the expiry and salted slow hashes of the holder's codes for the
-//! reservation's window (`jit_proto::offline`). jitd keeps the latest grants in
+//! [`OfflineGrant`]: the holder, the expiry and salted argon2id hashes of the holder's codes for
+//! the next 15 minutes of the reservation (`jit_proto::offline`), issued anew while the server is
+//! reachable. A grant of another format (the PBKDF2 grants of earlier versions) is dropped with a
+//! warning, never used. jitd keeps the latest grants in
 //! `state_dir/offline.json` (0600) so they survive a restart. When the server cannot be reached
 //! at login, a grant lets jitd decide alone:
 //!
@@ -29,7 +31,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jit_proto::Secret;
 use jit_proto::api::{OfflineGrant, OfflineGrants};
-use jit_proto::offline::verify_code;
+use jit_proto::offline::{Kdf, verify_code};
 
 use crate::files;
 use crate::upstream::Server;
@@ -101,10 +103,7 @@ impl OfflineStore {
         match std::fs::read(&grants_path) {
             Ok(bytes) => match serde_json::from_slice::<Vec<OfflineGrant>>(&bytes) {
                 Ok(list) => {
-                    inner.grants = list
-                        .into_iter()
-                        .map(|g| (g.account.to_string(), g))
-                        .collect()
+                    inner.grants = usable(list).map(|g| (g.account.to_string(), g)).collect()
                 }
                 Err(e) => tracing::warn!("ignoring damaged {}: {e}", grants_path.display()),
             },
@@ -174,10 +173,8 @@ impl OfflineStore {
     /// persisting them when they changed. Returns whether they changed.
     pub fn update(&self, answer: &OfflineGrants) -> Result<bool, OfflineError> {
         let mut inner = self.lock();
-        let new: HashMap<String, OfflineGrant> = answer
-            .grants
-            .iter()
-            .map(|g| (g.account.to_string(), g.clone()))
+        let new: HashMap<String, OfflineGrant> = usable(answer.grants.iter().cloned())
+            .map(|g| (g.account.to_string(), g))
             .collect();
         if new == inner.grants {
             return Ok(false);
@@ -234,13 +231,16 @@ impl OfflineStore {
             return Ok(Offline::NoGrant);
         };
         let id = grant.reservation_id;
+        let Ok(kdf) = Kdf::parse(&grant.kdf) else {
+            return Ok(Offline::NoGrant);
+        };
         let salt = STANDARD.decode(&grant.salt).unwrap_or_default();
         let here = now.div_euclid(STEP);
         let matched = grant
             .codes
             .iter()
             .filter(|h| (h.step - here).abs() <= 1)
-            .find(|h| verify_code(code.expose(), &salt, h, grant.iterations));
+            .find(|h| verify_code(code.expose(), &salt, h, &kdf));
         let Some(h) = matched else {
             *inner.failures.entry(id).or_insert(0) += 1;
             // Counted on disk before the answer goes out: killing jitd then gains nothing.
@@ -272,6 +272,17 @@ impl OfflineStore {
             .map_err(fail)?;
         writeln!(f, "{id}").and_then(|_| f.sync_all()).map_err(fail)
     }
+}
+
+/// The grants of a format this jitd can check; the others are dropped, said once in the log.
+fn usable(grants: impl IntoIterator<Item = OfflineGrant>) -> impl Iterator<Item = OfflineGrant> {
+    grants.into_iter().filter(|g| match Kdf::parse(&g.kdf) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(reservation = g.reservation_id, "offline grant refused: {e}");
+            false
+        }
+    })
 }
 
 /// One refresh: the server's grants for this host replace the kept ones.
@@ -308,6 +319,13 @@ pub(crate) mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
+    /// Cheap argon2id: the tests check the logic, not the cost.
+    pub(crate) const CHEAP: Kdf = Kdf {
+        memory_kib: 64,
+        passes: 1,
+        lanes: 1,
+    };
+
     /// A grant for alice with cheap hashes of `codes` (step, code).
     pub(crate) fn grant(
         id: i64,
@@ -320,12 +338,12 @@ pub(crate) mod tests {
             account: AccountName::new(account).unwrap(),
             person: PersonName::new("alice").unwrap(),
             expires_at,
-            kdf: "pbkdf2-hmac-sha256".into(),
-            iterations: 10,
+            kdf: CHEAP.name(),
+            iterations: CHEAP.passes,
             salt: STANDARD.encode(b"salt"),
             codes: codes
                 .iter()
-                .map(|(step, code)| hash_code(code, b"salt", *step, 10))
+                .filter_map(|(step, code)| hash_code(code, b"salt", *step, &CHEAP))
                 .collect::<Vec<StepHash>>(),
         }
     }
@@ -416,6 +434,30 @@ pub(crate) mod tests {
             Offline::Locked
         );
         assert_eq!(s.precheck("root", NOW), Offline::Locked);
+    }
+
+    #[test]
+    fn grants_of_an_older_format_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let step = NOW / STEP;
+        let mut old = grant(5, "root", &[(step, "123456")], NOW + 300);
+        old.kdf = "pbkdf2-hmac-sha256".into();
+        let s = store(d.path(), vec![old.clone()]);
+        assert_eq!(s.precheck("root", NOW), Offline::NoGrant);
+        assert_eq!(
+            s.check("root", &Secret::new("123456"), NOW).unwrap(),
+            Offline::NoGrant
+        );
+        // One kept from before an upgrade is dropped at start too.
+        std::fs::write(
+            d.path().join("offline.json"),
+            serde_json::to_vec(&vec![old]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            OfflineStore::open(d.path()).precheck("root", NOW),
+            Offline::NoGrant
+        );
     }
 
     #[test]

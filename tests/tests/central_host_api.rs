@@ -481,9 +481,12 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
         (g.account.as_str(), g.person.as_str(), g.reservation_id),
         ("root", "alice", id)
     );
-    assert_eq!(g.kdf, "pbkdf2-hmac-sha256");
+    // argon2id at its full cost, under a salt of the grant's own.
+    assert_eq!(g.kdf, "argon2id:m=19456,t=2,p=1");
+    let kdf = jit_proto::offline::Kdf::parse(&g.kdf).unwrap();
     // The hashes verify the real code of their step, and nothing else.
     let salt = base64_decode(&g.salt);
+    assert_eq!(salt.len(), 16);
     let now_step = jit_tests::now() / 30;
     let h = g
         .codes
@@ -491,19 +494,9 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
         .find(|c| c.step == now_step)
         .expect("a hash for now");
     let code = jit_tests::totp_at(&w.alice.secret, now_step * 30);
-    assert!(jit_proto::offline::verify_code(
-        &code,
-        &salt,
-        h,
-        g.iterations
-    ));
+    assert!(jit_proto::offline::verify_code(&code, &salt, h, &kdf));
     let other = if code == "000000" { "111111" } else { "000000" };
-    assert!(!jit_proto::offline::verify_code(
-        other,
-        &salt,
-        h,
-        g.iterations
-    ));
+    assert!(!jit_proto::offline::verify_code(other, &salt, h, &kdf));
     assert!(g.codes.len() <= 13, "a 5-minute window: {}", g.codes.len());
     // No other host gets it.
     let other_host = jit_tests::join_host(
@@ -517,6 +510,29 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
             .unwrap()
             .grants
             .is_empty()
+    );
+
+    // A grant of an older format (PBKDF2, before argon2id) is never served: the server issues
+    // it anew in the current format, under a salt of its own.
+    w.server.sql(&format!(
+        "UPDATE offline_grants SET kdf = 'pbkdf2-hmac-sha256' WHERE reservation_id = {id}"
+    ));
+    assert!(
+        rt.block_on(host.offline_grants())
+            .unwrap()
+            .grants
+            .is_empty()
+    );
+    jit_tests::wait_for(
+        "the grant issued anew",
+        std::time::Duration::from_secs(30),
+        || {
+            rt.block_on(host.offline_grants())
+                .unwrap()
+                .grants
+                .first()
+                .is_some_and(|n| n.kdf == g.kdf && n.salt != g.salt)
+        },
     );
 
     // The host reports a login it allowed offline: the reservation is consumed, once.

@@ -16,3 +16,9 @@ CREATE TABLE login_failures (
 );
 CREATE INDEX login_failures_source ON login_failures (host_id, source, at);
 CREATE INDEX login_failures_person ON login_failures (person_id, at);
+
+-- Offline grants hold the next 15 minutes of codes and are issued again as the reservation goes
+-- on (argon2id hashes, a new salt each time). The steps the host was actually given, from the
+-- first to the last, bound what an offline login it reports may have used.
+ALTER TABLE offline_grants ADD COLUMN served_first_step BIGINT;
+ALTER TABLE offline_grants ADD COLUMN served_last_step BIGINT;

@@ -889,8 +889,8 @@ fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> 
             ),
         ));
     }
-    let window = grant_steps(res.created_at, res.expires_at);
-    if !window.contains(&step) || !grant.steps.contains(&step) {
+    let window = reservation_steps(res.created_at, res.expires_at);
+    if !window.contains(&step) {
         return Err(suspicious(
             R::WrongCode,
             format!(
@@ -898,6 +898,12 @@ fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> 
                 window.start(),
                 window.end()
             ),
+        ));
+    }
+    if !grant.steps.contains(&step) {
+        return Err(suspicious(
+            R::WrongCode,
+            format!("time step {step} is in no offline grant this host was given"),
         ));
     }
     if (step - at.div_euclid(STEP_SECS)).abs() > 1 {
@@ -933,12 +939,18 @@ fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> 
     Ok(Decision::Reconcile { step, at })
 }
 
-/// The steps a grant covers: one step of skew before the reservation starts, to one after it
-/// ends, at most [`jit_proto::offline::MAX_STEPS`].
-pub fn grant_steps(created_at: i64, expires_at: i64) -> std::ops::RangeInclusive<i64> {
-    let first = created_at.div_euclid(STEP_SECS) - 1;
-    let last =
-        (expires_at.div_euclid(STEP_SECS) + 1).min(first + jit_proto::offline::MAX_STEPS - 1);
+/// The steps a login with the reservation may use: one step of skew before it starts, to one
+/// after it ends.
+pub fn reservation_steps(created_at: i64, expires_at: i64) -> std::ops::RangeInclusive<i64> {
+    created_at.div_euclid(STEP_SECS) - 1..=expires_at.div_euclid(STEP_SECS) + 1
+}
+
+/// The steps a grant issued at `now` covers: the reservation's steps from now (a step of skew
+/// before), at most [`jit_proto::offline::MAX_STEPS`] of them: the next 15 minutes.
+pub fn grant_steps(created_at: i64, expires_at: i64, now: i64) -> std::ops::RangeInclusive<i64> {
+    let all = reservation_steps(created_at, expires_at);
+    let first = (*all.start()).max(now.div_euclid(STEP_SECS) - 1);
+    let last = (*all.end()).min(first + jit_proto::offline::MAX_STEPS - 1);
     first..=last
 }
 

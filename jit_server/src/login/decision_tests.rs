@@ -58,7 +58,7 @@ fn baseline() -> Facts {
         }),
         grant: Some(GrantFacts {
             served_at: Some(CREATED + 5),
-            steps: grant_steps(CREATED, EXPIRES).collect(),
+            steps: grant_steps(CREATED, EXPIRES, CREATED).collect(),
         }),
         key_owner: None,
         lockout: LOCKOUT,
@@ -361,7 +361,7 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
             |f| {
                 let r = res(f);
                 (r.created_at, r.expires_at, r.state) = (NOW - 400, NOW - 100, Lifecycle::Expired);
-                f.grant = Some(GrantFacts { served_at: Some(NOW - 395), steps: grant_steps(NOW - 400, NOW - 100).collect() });
+                f.grant = Some(GrantFacts { served_at: Some(NOW - 395), steps: grant_steps(NOW - 400, NOW - 100, NOW - 400).collect() });
             },
             Want::Reconcile { step: (NOW - 130) / STEP_SECS, at: NOW - 130 }),
         ("offline: no reservation named", report(|r| r.reservation_id = None), same, suspicious(R::NoReservation, "names no reservation")),
@@ -381,7 +381,11 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
             suspicious(R::Expired, "before this host was given the grant")),
         ("offline: a step far in the future", report(|r| r.totp_step = Some(9_000_000_000_000)), same, suspicious(R::WrongCode, "outside the reservation's window")),
         ("offline: a step the grant has no hash for", report(|_| {}), |f| f.grant.as_mut().unwrap().steps.retain(|s| *s != STEP - 1),
-            suspicious(R::WrongCode, "outside the reservation's window")),
+            suspicious(R::WrongCode, "in no offline grant this host was given")),
+        ("offline: a step of a later grant the host was given", report(|r| { r.at = NOW + 20; r.totp_step = Some(STEP); }),
+            |f| f.grant.as_mut().unwrap().steps = (STEP - 1..=STEP + 30).collect(), Want::Reconcile { step: STEP, at: NOW }),
+        ("offline: a step of a later grant the host was never given", report(|r| { r.at = NOW + 20; r.totp_step = Some(STEP); }),
+            |f| f.grant.as_mut().unwrap().steps = (STEP - 40..STEP).collect(), suspicious(R::WrongCode, "in no offline grant this host was given")),
         ("offline: a step not of the reported time", report(|r| r.totp_step = Some(STEP + 3)), same, suspicious(R::WrongCode, "not within one step")),
         ("offline: released before the login", report(|_| {}), |f| { res(f).state = Lifecycle::Released; res(f).ended_at = Some(NOW - 40); },
             deny(R::NoReservation, "already released at the reported login time")),

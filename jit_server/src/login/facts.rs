@@ -14,7 +14,7 @@ use crate::store::hosts::{self, HostRow};
 use crate::store::persons::{self, PersonRow};
 use crate::store::push::{self, ChallengeRow};
 use crate::store::reservations::{self, AttemptRow, ReservationRow};
-use crate::store::{StoreResult, from_json, login_failures, offline, ssh_keys};
+use crate::store::{StoreResult, login_failures, offline, ssh_keys};
 
 /// Which login step the facts are for.
 pub enum Subject<'a> {
@@ -148,17 +148,13 @@ pub async fn read(
         }
     };
     let grant = match (is_offline, &reservation) {
-        (true, Some(r)) => match offline::issued(conn, r.id).await? {
-            Some(g) => {
-                let codes: Vec<jit_proto::api::StepHash> =
-                    from_json("offline grant codes", &g.codes)?;
-                Some(GrantFacts {
-                    served_at: g.served_at,
-                    steps: codes.iter().map(|c| c.step).collect(),
-                })
-            }
-            None => None,
-        },
+        (true, Some(r)) => offline::issued(conn, r.id).await?.map(|g| GrantFacts {
+            served_at: g.served_at,
+            steps: match (g.served_first_step, g.served_last_step) {
+                (Some(first), Some(last)) => (first..=last).collect(),
+                _ => Vec::new(),
+            },
+        }),
         _ => None,
     };
     let challenge = match &attempt {

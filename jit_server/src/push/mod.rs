@@ -431,4 +431,29 @@ pub(crate) mod tests {
         assert_eq!(p["url"], n.approve_url);
         assert!(p["body"].as_str().unwrap().contains("192.0.2.10"));
     }
+
+    #[test]
+    fn the_guessing_alert_names_who_and_where_and_links_to_the_audit() {
+        let n = Notice {
+            approve_url: "https://jit.example.org/portal/admin/audit".into(),
+            ..notice(NoticeKind::Guessing)
+        };
+        assert_eq!(n.kind.action(), "login.guessing_alert");
+        let p: serde_json::Value = serde_json::from_slice(&n.web_push_payload()).unwrap();
+        assert_eq!(p["title"], "Codes guessed: admin on web01");
+        assert_eq!(
+            p["url"],
+            "https://jit.example.org/portal/admin/audit?person=alice"
+        );
+        let body = p["body"].as_str().unwrap();
+        assert!(
+            body.contains("alice's reservations")
+                && body.contains("(ssh from 192.0.2.10)")
+                && body.contains("alice is not locked out"),
+            "{body}"
+        );
+        let m = ntfy::message(&n, "admins-topic");
+        assert_eq!(m["click"], p["url"]);
+        assert_eq!(m["message"], body);
+    }
 }

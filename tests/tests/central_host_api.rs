@@ -819,3 +819,84 @@ fn offline_reconcile_refuses_what_the_grant_does_not_bound() {
     assert_eq!(rt.block_on(host.host_events(&again)).unwrap().stored, 1);
     assert_eq!(last_step(), step.to_string());
 }
+
+#[test]
+fn an_offline_grant_holds_fifteen_minutes_and_is_issued_anew_before_it_runs_out() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    w.admin.ok(&[
+        "account",
+        "add",
+        "vault",
+        "--uid",
+        "60005",
+        "--gid",
+        "60005",
+        "--home",
+        "/home/vault",
+        "--shell",
+        "/bin/sh",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+        "--ttl",
+        "1h",
+        "--max-ttl",
+        "2h",
+        "--offline",
+        "cached",
+    ]);
+    let id = w
+        .alice
+        .jitctl
+        .json(&["reserve", "vault", "--host", "web01"])["id"]
+        .as_i64()
+        .unwrap();
+    let grant = || {
+        rt.block_on(host.offline_grants())
+            .unwrap()
+            .grants
+            .into_iter()
+            .find(|g| g.reservation_id == id)
+    };
+    jit_tests::wait_for(
+        "the offline grant",
+        std::time::Duration::from_secs(30),
+        || grant().is_some(),
+    );
+    // An hour's reservation: the grant holds the next 15 minutes only (a step of skew either
+    // side).
+    let first = grant().unwrap();
+    let steps: Vec<i64> = first.codes.iter().map(|c| c.step).collect();
+    let now_step = jit_tests::now() / 30;
+    assert_eq!(steps.len(), 32, "{steps:?}");
+    assert!(
+        steps[0] >= now_step - 2 && steps[0] <= now_step,
+        "{steps:?}"
+    );
+    // Time passes (moved in the database: the grant now ends in a minute). The next fetch
+    // serves what is left and has the server issue the next 15 minutes, under a new salt.
+    let ending = &first.codes[..4];
+    w.server.sql(&format!(
+        "UPDATE offline_grants SET codes = '{}' WHERE reservation_id = {id}",
+        serde_json::to_string(ending).unwrap()
+    ));
+    assert_eq!(grant().unwrap().codes.len(), 4);
+    jit_tests::wait_for(
+        "the grant issued anew",
+        std::time::Duration::from_secs(30),
+        || grant().is_some_and(|g| g.codes.len() == 32 && g.salt != first.salt),
+    );
+    let next = grant().unwrap();
+    assert!(next.codes[0].step >= steps[0], "{:?}", next.codes[0]);
+    // The server remembers every step it gave the host, to bound what an offline login it
+    // reports may have used.
+    let served = w.server.sql(&format!(
+        "SELECT served_first_step || ' ' || served_last_step FROM offline_grants \
+         WHERE reservation_id = {id}"
+    ));
+    let last = next.codes.last().unwrap().step;
+    assert_eq!(served, format!("{} {last}", steps[0]));
+}

@@ -415,16 +415,9 @@ fn how_to_reserve(account: &str, host: &str) -> String {
     format!("Reserve it first: jitctl reserve {account} --host {host}")
 }
 
-fn locked_message(until: i64) -> String {
-    format!(
-        "Too many wrong codes. Try again after {}, or ask an admin to unlock you.",
-        utc(until)
-    )
-}
-
 /// The checks every prompt-bound step shares: the account exists here and is enabled, the host
-/// is enabled, a live reservation is held by an active, enrolled person who is not locked out,
-/// and a key sshd accepted (if any) is not someone else's.
+/// is enabled, a live reservation is held by an active, enrolled person, and a key sshd
+/// accepted (if any) is not someone else's.
 fn eligible(
     f: &Facts,
     prompted: bool,
@@ -507,9 +500,9 @@ fn eligible(
     if !person.enrolled && !person.push {
         return Err(deny(DenyReason::NotEnrolled, cannot));
     }
-    if let Some(until) = person.locked_until.filter(|u| *u > now) {
-        return Err(deny(DenyReason::LockedOut, locked_message(until)));
-    }
+    // A person's lockout (wrong codes at the portal's sign-in or a factor confirmation, which
+    // anyone who knows the name can type) holds back those places only: logins on hosts are
+    // held back per source instead, so nobody can lock the holder out of them.
     Ok((res, person))
 }
 

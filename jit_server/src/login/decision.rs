@@ -306,7 +306,7 @@ pub struct PushOffer {
     pub totp_allowed: bool,
 }
 
-/// How a refusal ends a push (none of these counts towards the lockout).
+/// How a refusal ends a push (none of these counts as a wrong code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushEnd {
     /// A wrong number was typed: `push.denied`, and the login is refused.

@@ -4,23 +4,24 @@
 //! same way, and the HTTP handlers in `api/host.rs` only carry it:
 //!
 //! 1. [`facts::read`] reads everything the decision may depend on (the host, the account, the
-//!    reservation, its holder with their lockout state and last used TOTP step, the attempt,
-//!    the offline grant, the owner of the ssh key sshd accepted) inside the write transaction;
+//!    reservation, its holder with their last used TOTP step and the wrong codes typed for them,
+//!    the prompt's source with its wrong codes on this host, the attempt, the offline grant,
+//!    the owner of the ssh key sshd accepted) inside the write transaction;
 //! 2. [`decision::decide`] decides from those facts and `now` alone: no database, no clock, no
 //!    network. It is table-tested with a fixed clock, one row per rule;
 //! 3. [`apply`] writes the outcome in that same transaction (attempt, consumption, used step,
-//!    failure count, lockout, audit rows) and builds the answer for the host.
+//!    the wrong code against its source, audit rows) and builds the answer for the host.
 //!
 //! TOTP matching stays outside the decision but is pure as well: [`crate::totp::check`] turns
 //! secret, code and `now` into the matched step or none; replay (a step not newer than the last
-//! one used), failure counting and the lockout are the decision's, from the facts.
+//! one used), the source's wait and the guessing alert are the decision's, from the facts.
 //!
 //! **Push with number matching** is rows of the same table: the holder's factors and the
 //! account's required factor are facts; `Begin` carries the challenge number the caller drew at
 //! random, so `decide` stays pure; the attempt's challenge (its number and state) is a fact of
 //! `Verify`, `Wait` (the host waits for the approval), `Approve` (the number typed on the approval
 //! page or in `jitctl approve`) and `Report` ("This was not me"). A wrong number is a `Deny`
-//! row that does not count towards the lockout, and the one-push-a-minute limit is a fact
+//! row that does not count as a wrong code, and the one-push-a-minute limit is a fact
 //! (`last_push_at`) with its own rows.
 //!
 //! **Wrong codes count against their source**, not against the holder: the source (the local

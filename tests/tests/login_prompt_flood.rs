@@ -26,6 +26,27 @@ fn count(dir: &Path, ext: &str, needle: &str) -> usize {
         .count()
 }
 
+/// The flood's process group: ended with it, also when an assertion fails midway.
+struct Flood(Option<std::process::Child>);
+
+impl Flood {
+    /// Ends every process of the group (su, its sleep, the shells) and reaps the leader, once.
+    fn end(&mut self) {
+        if let Some(mut leader) = self.0.take() {
+            // SAFETY: kill has no memory preconditions; the group is the one this test
+            // spawned, and its leader is not reaped yet, so the id is still the group's.
+            unsafe { libc::kill(-(leader.id() as i32), libc::SIGKILL) };
+            let _ = leader.wait();
+        }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
 /// Processes whose real uid is `uid` (`pgrep -U`).
 fn processes_of(uid: u32) -> String {
     let out = std::process::Command::new("pgrep")
@@ -67,8 +88,7 @@ fn a_hundred_open_su_prompts_from_one_user_block_nobody_else() {
     );
     let mut flood = sys.command(&["bash", "-c", &script]);
     flood.process_group(0);
-    let mut flood = flood.spawn().unwrap();
-    let pgid = flood.id() as i32;
+    let mut flood = Flood(Some(flood.spawn().unwrap()));
 
     // Four of them get a prompt and wait; jitd refuses the other 96 at once.
     jit_tests::wait_for("the flood to settle", PATIENCE, || {
@@ -117,9 +137,7 @@ fn a_hundred_open_su_prompts_from_one_user_block_nobody_else() {
     // The four prompts were waiting all along.
     assert_eq!(count(out.path(), ".rc", ""), FLOOD - 4);
     // End every one of them: the whole process group (su, its sleep, the shells).
-    // SAFETY: kill has no memory preconditions; the group is the one this test spawned.
-    unsafe { libc::kill(-pgid, libc::SIGKILL) };
-    let _ = flood.wait();
+    flood.end();
     jit_tests::wait_for("carol's su processes to end", PATIENCE, || {
         processes_of(1500).is_empty()
     });

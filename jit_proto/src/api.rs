@@ -978,8 +978,10 @@ pub struct OfflineGrant {
     pub account: AccountName,
     pub person: PersonName,
     pub expires_at: i64,
-    /// `pbkdf2-hmac-sha256`.
+    /// The hash and its cost, `argon2id:m=19456,t=2,p=1` (`jit_proto::offline::Kdf`). A host
+    /// refuses a grant of any other format.
     pub kdf: String,
+    /// argon2id's passes (`t` in `kdf`, which is what counts).
     pub iterations: u32,
     /// base64.
     pub salt: String,

@@ -32,6 +32,7 @@ pub struct Settings {
     pub max_body_bytes: usize,
     pub totp: TotpSettings,
     pub lockout: LockoutSettings,
+    pub guessing: GuessingSettings,
     pub enrollment: EnrollmentSettings,
     pub hosts: HostSettings,
     pub logins: LoginSettings,
@@ -154,6 +155,37 @@ pub struct LockoutSettings {
     pub duration: Span,
 }
 
+/// Wrong login codes: they hold back the source they came from (the local user behind su, the
+/// remote address behind ssh, the console's terminal) on that host, never the holder.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GuessingSettings {
+    /// Wrong codes one source may type on one host before it has to wait. Default 3.
+    pub free_failures: u32,
+    /// The first wait; it doubles with each further wrong code. Default 1m.
+    pub first_delay: Span,
+    /// The longest wait: past it, one guess per `max_delay` from a source. Default 20m.
+    pub max_delay: Span,
+    /// How long a wrong code counts. Default 24h.
+    pub window: Span,
+    /// Wrong codes for one person within `window`, from all sources together, that are audited
+    /// as `login.guessing_alert` and sent to the admins (again at each further multiple).
+    /// Default 10.
+    pub alert_failures: u32,
+}
+
+impl Default for GuessingSettings {
+    fn default() -> Self {
+        Self {
+            free_failures: 3,
+            first_delay: Span(Duration::from_secs(60)),
+            max_delay: Span(Duration::from_secs(20 * 60)),
+            window: Span(Duration::from_secs(24 * 3600)),
+            alert_failures: 10,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EnrollmentSettings {
@@ -219,6 +251,7 @@ impl Default for Settings {
             max_body_bytes: 64 * 1024,
             totp: TotpSettings::default(),
             lockout: LockoutSettings::default(),
+            guessing: GuessingSettings::default(),
             enrollment: EnrollmentSettings::default(),
             hosts: HostSettings::default(),
             logins: LoginSettings::default(),
@@ -291,6 +324,17 @@ impl Settings {
         if self.lockout.max_failures == 0 {
             return Err("lockout.max_failures: must be at least 1".into());
         }
+        let g = &self.guessing;
+        if g.alert_failures == 0 {
+            return Err("guessing.alert_failures: must be at least 1".into());
+        }
+        if g.max_delay.secs() < g.first_delay.secs() {
+            return Err("guessing.max_delay: must be at least guessing.first_delay".into());
+        }
+        // A wait longer than the window would be forgotten before it ran out.
+        if g.window.secs() < g.max_delay.secs() {
+            return Err("guessing.window: must be at least guessing.max_delay".into());
+        }
         if !(1024..=1024 * 1024).contains(&self.max_body_bytes) {
             return Err("max_body_bytes: must be between 1024 and 1048576".into());
         }
@@ -302,6 +346,9 @@ impl Settings {
         for (key, span, min) in [
             ("lockout.window", self.lockout.window, 60),
             ("lockout.duration", self.lockout.duration, 60),
+            ("guessing.first_delay", self.guessing.first_delay, 1),
+            ("guessing.max_delay", self.guessing.max_delay, 1),
+            ("guessing.window", self.guessing.window, 60),
             ("enrollment.code_ttl", self.enrollment.code_ttl, 60),
             ("hosts.join_ttl", self.hosts.join_ttl, 60),
         ] {
@@ -444,6 +491,11 @@ mod tests {
         assert_eq!(s.listen.to_string(), "0.0.0.0:8443");
         assert_eq!(s.lockout.max_failures, 5);
         assert_eq!(s.lockout.window.secs(), 900);
+        assert_eq!(s.guessing.free_failures, 3);
+        assert_eq!(s.guessing.first_delay.secs(), 60);
+        assert_eq!(s.guessing.max_delay.secs(), 1200);
+        assert_eq!(s.guessing.window.secs(), 86400);
+        assert_eq!(s.guessing.alert_failures, 10);
         assert_eq!(s.totp.skew_steps, 1);
         assert_eq!(
             s.database_url(),
@@ -557,5 +609,26 @@ mod tests {
         assert!(parse("database_url = \"sqlite:///tmp/x.db\"\n").is_ok());
         assert!(parse("database_url = \"postgres://jit@db.example.org/jit\"\n").is_ok());
         assert!(parse("database_url = \"postgresql:///jit?host=/run/postgresql\"\n").is_ok());
+    }
+
+    #[test]
+    fn guessing_limits_that_would_switch_the_delays_off_are_refused() {
+        for (text, key) in [
+            (
+                "[guessing]\nalert_failures = 0\n",
+                "guessing.alert_failures",
+            ),
+            ("[guessing]\nfirst_delay = \"0s\"\n", "guessing.first_delay"),
+            ("[guessing]\nmax_delay = \"30s\"\n", "guessing.max_delay"),
+            ("[guessing]\nwindow = \"10m\"\n", "guessing.window"),
+        ] {
+            let err = parse(text).unwrap_err();
+            assert!(err.contains(key), "{text}: {err}");
+        }
+        let s = parse("[guessing]\nfree_failures = 0\nmax_delay = \"1h\"\n").unwrap();
+        assert_eq!(
+            (s.guessing.free_failures, s.guessing.max_delay.secs()),
+            (0, 3600)
+        );
     }
 }

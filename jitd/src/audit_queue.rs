@@ -124,6 +124,20 @@ impl AuditQueue {
         self.wake.notify_one();
     }
 
+    /// The queued events of `action` for `account`, oldest first.
+    pub fn pending(&self, action: &str, account: &str) -> Vec<HostEvent> {
+        self.lock()
+            .iter()
+            .filter(|e| e.action == action && e.account.as_str() == account)
+            .cloned()
+            .collect()
+    }
+
+    /// The server stored `events` (sent outside [`AuditQueue::run`]): they leave the queue.
+    pub fn acknowledged(&self, events: &[HostEvent]) {
+        let _ = self.remove(events);
+    }
+
     /// Sends the oldest `max` events (at most [`BATCH`]) and removes them once stored.
     pub async fn deliver_once<S: Server>(
         &self,
@@ -289,6 +303,26 @@ mod tests {
             totp_step: None,
             ended: None,
         }
+    }
+
+    #[test]
+    fn offline_logins_of_one_account_are_found_and_leave_once_acknowledged() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("q");
+        let q = AuditQueue::open(&path).unwrap();
+        let offline = event("login.offline");
+        q.push(event("session.open"));
+        q.push(offline.clone());
+        assert_eq!(
+            q.pending("login.offline", "admin"),
+            std::slice::from_ref(&offline)
+        );
+        assert!(q.pending("login.offline", "root").is_empty());
+        q.acknowledged(std::slice::from_ref(&offline));
+        assert!(q.pending("login.offline", "admin").is_empty());
+        let again = AuditQueue::open(&path).unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(again.pending("login.offline", "admin").is_empty());
     }
 
     #[tokio::test]

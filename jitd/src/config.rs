@@ -63,10 +63,15 @@ pub struct Config {
     /// Prompt shown for a TOTP code. Default "Verification code: ".
     pub prompt: String,
     /// Most PAM connections served at once; more are refused with an error. Default 64.
+    /// Connections of ordinary users (behind su or sudo) get half of them at most.
     pub max_connections: usize,
+    /// Most connections of one ordinary user (behind su or sudo), and most prompts waiting for
+    /// an answer from one source (a user, a remote address, a terminal), at once. Default 4.
+    pub max_prompts_per_source: usize,
     /// Bound on each frame from pam_jit while no person is typing. Default 10s.
     pub request_timeout: Span,
-    /// Bound on the person's answer to a prompt. Default 5m.
+    /// Bound on the person's answer to a prompt. Default 60s (for ssh, sshd's LoginGraceTime
+    /// bounds it too).
     pub answer_timeout: Span,
     /// How long a push login waits for its approval after the person pressed Enter. Default
     /// 60s; at most 110s, below sshd's LoginGraceTime (120 s by default).
@@ -104,8 +109,9 @@ impl Default for Config {
             server_timeout: Span(Duration::from_secs(5)),
             prompt: DEFAULT_PROMPT.to_owned(),
             max_connections: 64,
+            max_prompts_per_source: 4,
             request_timeout: Span(Duration::from_secs(10)),
-            answer_timeout: Span(Duration::from_secs(300)),
+            answer_timeout: Span(Duration::from_secs(60)),
             push_wait: Span(Duration::from_secs(60)),
             push_qr: true,
             services: Services::default(),
@@ -143,7 +149,7 @@ impl Config {
             "host_key = {}\nca = {}\nservers = [{}]\nsocket = {}\nnss_cache = {}\nstate_dir = {}\n\
              joined_marker = {}\nalways_guarded = [{}]\nguarded_gid = {}\n\
              refresh_interval = {}\nserver_timeout = {}\nprompt = {:?}\nmax_connections = {}\n\
-             request_timeout = {}\nanswer_timeout = {}\npush_wait = {}\npush_qr = {}\n\n\
+             max_prompts_per_source = {}\nrequest_timeout = {}\nanswer_timeout = {}\npush_wait = {}\npush_qr = {}\n\n\
              [services]\ndeny_as_prompt = [{}]\n",
             path(&self.host_key),
             path(&self.ca),
@@ -158,6 +164,7 @@ impl Config {
             span(self.server_timeout),
             self.prompt,
             self.max_connections,
+            self.max_prompts_per_source,
             span(self.request_timeout),
             span(self.answer_timeout),
             span(self.push_wait),
@@ -268,6 +275,9 @@ impl Config {
         if !(1..=4096).contains(&self.max_connections) {
             return Err(("max_connections", "must be between 1 and 4096".into()));
         }
+        if !(1..=64).contains(&self.max_prompts_per_source) {
+            return Err(("max_prompts_per_source", "must be between 1 and 64".into()));
+        }
         if self.prompt.trim().is_empty()
             || self.prompt.len() > 200
             || self.prompt.chars().any(char::is_control)
@@ -330,6 +340,9 @@ mod tests {
         assert_eq!(c.joined_marker, PathBuf::from("/etc/jit/joined"));
         assert_eq!(c.always_guarded, ["root"]);
         assert_eq!(c.guarded_gid, 60999);
+        // A prompt left open holds its slot for at most a minute.
+        assert_eq!(c.answer_timeout.0, Duration::from_secs(60));
+        assert_eq!(c.max_prompts_per_source, 4);
     }
 
     #[test]
@@ -338,7 +351,8 @@ mod tests {
             "host_key = \"/t/host.key\"\nca = \"/t/ca.pem\"\nsocket = \"/t/pam.sock\"\n\
              nss_cache = \"/t/run/nss.cache\"\nstate_dir = \"/t/state\"\n\
              refresh_interval = \"1s\"\nserver_timeout = \"2s\"\nprompt = \"Code: \"\n\
-             max_connections = 8\nrequest_timeout = \"3s\"\nanswer_timeout = \"1m\"\n\
+             max_connections = 8\nmax_prompts_per_source = 2\nrequest_timeout = \"3s\"\n\
+             answer_timeout = \"30s\"\n\
              joined_marker = \"/t/joined\"\nalways_guarded = [\"root\", \"deploy\"]\n\
              guarded_gid = 4242\n\
              [services]\ndeny_as_prompt = []\n",
@@ -352,6 +366,8 @@ mod tests {
         assert_eq!(c.always_guarded, ["root", "deploy"]);
         assert_eq!(c.guarded_gid, 4242);
         assert_eq!(c.joined_marker, PathBuf::from("/t/joined"));
+        assert_eq!((c.max_connections, c.max_prompts_per_source), (8, 2));
+        assert_eq!(c.answer_timeout.0, Duration::from_secs(30));
     }
 
     #[test]

@@ -200,6 +200,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         request: config.request_timeout.0,
         answer: config.answer_timeout.0,
         max_connections: config.max_connections,
+        per_source: config.max_prompts_per_source,
     };
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(RunError::Signals)?;

@@ -36,8 +36,8 @@ use std::sync::Arc;
 
 use jit_client::ClientError;
 use jit_proto::api::{
-    AuditResult, DenyReason, HostEvent, LoginBegin, LoginBegun, LoginOrigin, LoginVerified,
-    LoginVerify, LoginWait, PushPrompt,
+    AuditResult, DenyReason, HostEvent, HostEvents, LoginBegin, LoginBegun, LoginOrigin,
+    LoginVerified, LoginVerify, LoginWait, PushPrompt,
 };
 use jit_proto::pam::{EnvVar, LoginContext, PROTOCOL_VERSION, Request, Step, Ticket};
 use jit_proto::{AccountName, PersonName};
@@ -52,7 +52,7 @@ use crate::tickets::{Issued, Stage, Tickets};
 use crate::upstream::Server;
 
 /// Longest PAM item passed on to the server and the logs.
-const MAX_ITEM: usize = 256;
+pub(crate) const MAX_ITEM: usize = 256;
 
 /// Where decisions go: syslog (authpriv) and stderr, and the local audit queue.
 pub trait Record: Send + Sync + 'static {
@@ -60,6 +60,12 @@ pub trait Record: Send + Sync + 'static {
     fn decision(&self, d: &Decision);
     /// An event jitd decided itself, for the local audit queue.
     fn event(&self, ev: HostEvent);
+    /// The offline logins to `account` decided here that the server has not acknowledged yet.
+    fn undelivered_offline(&self, _account: &str) -> Vec<HostEvent> {
+        Vec::new()
+    }
+    /// The server stored these events: they leave the queue.
+    fn delivered(&self, _events: &[HostEvent]) {}
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -378,9 +384,17 @@ impl<S: Server, R: Record> Conversation<S, R> {
         };
         let req = LoginBegin {
             account: account.clone(),
-            origin: origin(&ctx),
+            origin: origin(&ctx, &self.caller),
         };
-        match self.core.server.login_begin(&req).await {
+        // An offline login to this account reaches the server before an online one begins: the
+        // server then consumes its reservation and burns its step, so a reservation used offline
+        // cannot be used again online. Until the server has acknowledged it, no online login
+        // begins (an unreachable server leads to the offline decision, as ever).
+        let begun = match self.deliver_offline_uses(&account).await {
+            Ok(()) => self.core.server.login_begin(&req).await,
+            Err(e) => Err(e),
+        };
+        match begun {
             Ok(LoginBegun::Challenge {
                 attempt,
                 push: Some(push),
@@ -448,6 +462,23 @@ impl<S: Server, R: Record> Conversation<S, R> {
         }
     }
 
+    /// Delivers the offline logins to `account` still in the audit queue, now.
+    async fn deliver_offline_uses(&self, account: &AccountName) -> Result<(), ClientError> {
+        let events = self.core.record.undelivered_offline(account.as_str());
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.core
+            .server
+            .host_events(&HostEvents {
+                events: events.clone(),
+            })
+            .await?;
+        tracing::info!(account = %account, count = events.len(), "offline logins delivered before an online login");
+        self.core.record.delivered(&events);
+        Ok(())
+    }
+
     fn offline_precheck(&self, account: &AccountName, now: i64) -> Offline {
         match &self.core.offline {
             Some(o) => o.precheck(account.as_str(), now),
@@ -511,7 +542,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
                         "the server was unreachable; the code matched the grant cached on this host"
                             .into(),
                     ),
-                    origin: origin(&ctx),
+                    origin: origin(&ctx, &self.caller),
                     reservation_id: Some(reservation_id),
                     attempt: Some(attempt),
                     totp_step: Some(step),
@@ -1045,7 +1076,7 @@ impl<S: Server, R: Record> Conversation<S, R> {
             person,
             result,
             reason: Some(reason.to_owned()),
-            origin: origin(ctx),
+            origin: origin(ctx, &self.caller),
             reservation_id,
             attempt,
             totp_step: None,
@@ -1063,14 +1094,20 @@ fn clip(s: &str) -> String {
     s.chars().take(MAX_ITEM).collect()
 }
 
-fn origin(ctx: &LoginContext) -> LoginOrigin {
+/// Where a login comes from: the PAM items the application set, and the source wrong codes
+/// count against, from what the kernel says of `caller` ([`crate::source`]).
+fn origin(ctx: &LoginContext, caller: &Caller) -> LoginOrigin {
     LoginOrigin {
         service: clip(&ctx.service),
         rhost: ctx.rhost.as_deref().map(clip),
         tty: ctx.tty.as_deref().map(clip),
         ruser: ctx.ruser.as_deref().map(clip),
         ssh_key: ctx.ssh_auth_info.as_deref().and_then(ssh_key_used),
-        source: None,
+        source: Some(crate::source::login_source(
+            caller.real_uid,
+            ctx.rhost.as_deref(),
+            ctx.tty.as_deref(),
+        )),
     }
 }
 

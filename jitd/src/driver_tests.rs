@@ -118,11 +118,13 @@ const SSHD_CHILD: Caller = Caller {
         start: 5000,
     }),
     parent: Some(MONITOR_PROC),
+    real_uid: Some(0),
 };
 /// sshd's monitor, the child's parent: the sessions open and close here.
 const SSHD_MONITOR: Caller = Caller {
     process: Some(MONITOR_PROC),
     parent: Some(ProcId { pid: 1, start: 1 }),
+    real_uid: Some(0),
 };
 
 /// The ticket in a granted step, for alice.
@@ -379,7 +381,8 @@ async fn happy_path_grants_a_ticket_that_opens_account_and_session() {
                     tty: Some("ssh".into()),
                     ruser: None,
                     ssh_key: None,
-                    source: None,
+                    // sshd runs as root: the remote address it names is the source.
+                    source: Some("addr:192.0.2.10".into()),
                 },
             }),
             Call::Verify("att-1".into(), "123456".into()),
@@ -803,6 +806,7 @@ async fn account_without_a_ticket_jitd_granted_is_denied_and_queued() {
             start: 5001,
         }),
         parent: Some(MONITOR_PROC),
+        real_uid: Some(0),
     };
     let cases: Vec<(LoginContext, Option<Ticket>, Caller, i64, &str)> = vec![
         (
@@ -1043,10 +1047,13 @@ fn the_key_sshd_accepted_is_recorded_by_its_fingerprint() {
     let key = "AAAAC3NzaC1lZDI1NTE5AAAAIOdwkdfQju3qGGcaFZ4MsltsMH7EEWy4R/n03JDpKOD1";
     let fp = "SHA256:o1MLGOA+ZNPR1oGJR6UEqBEkvqtQS3UEWIFVkRoVZV4".to_owned();
     let login = |info: Option<&str>| {
-        origin(&LoginContext {
-            ssh_auth_info: info.map(str::to_owned),
-            ..ctx("admin", "sshd")
-        })
+        origin(
+            &LoginContext {
+                ssh_auth_info: info.map(str::to_owned),
+                ..ctx("admin", "sshd")
+            },
+            &SSHD_CHILD,
+        )
         .ssh_key
     };
     assert_eq!(
@@ -1246,4 +1253,119 @@ fn the_qr_code_is_drawn_only_at_a_local_terminal() {
     assert!(text.contains("https://jit.example.org/portal/approve/c0ffee"));
     assert!(text.ends_with("then press Enter (or type a code): "));
     assert!(!crate::driver::push_prompt(&local, &push, false).contains("Scan"));
+}
+
+#[tokio::test]
+async fn wrong_codes_count_against_the_user_behind_su_not_what_su_says() {
+    // su is setuid root: the socket says root, the process's real uid says who ran it. What su
+    // puts in its PAM items (a ruser, a terminal) does not change the source.
+    let rig = Rig::new();
+    rig.server.on_begin(challenge());
+    let su = Caller {
+        process: Some(ProcId {
+            pid: 300,
+            start: 6000,
+        }),
+        parent: Some(ProcId {
+            pid: 299,
+            start: 5999,
+        }),
+        real_uid: Some(1000),
+    };
+    let mut c = rig.conv_as(su).await;
+    let login = LoginContext {
+        rhost: None,
+        tty: Some("/dev/pts/3".into()),
+        ruser: Some("root".into()),
+        ..ctx("admin", "su")
+    };
+    c.handle(Request::AuthStart { ctx: login }, NOW).await;
+    let calls = rig.server.calls();
+    let Some(Call::Begin(begin)) = calls.first() else {
+        panic!("expected a begin, got {calls:?}");
+    };
+    assert_eq!(begin.origin.source.as_deref(), Some("uid:1000"));
+    assert_eq!(begin.origin.ruser.as_deref(), Some("root"));
+}
+
+#[tokio::test]
+async fn an_offline_login_reaches_the_server_before_an_online_one_begins() {
+    use crate::offline::tests::grant;
+    use jit_proto::api::OfflineGrants;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(crate::offline::OfflineStore::open(dir.path()));
+    let step = NOW / 30;
+    store
+        .update(&OfflineGrants {
+            grants: vec![grant(9, "root", &[(step, "654321")], NOW + 300)],
+            now: NOW,
+        })
+        .unwrap();
+    let mut rig = Rig::new();
+    Arc::get_mut(&mut rig.core).unwrap().offline = Some(store);
+
+    // The server is down: root logs in offline with the grant.
+    rig.server.on_begin(Answer::Unreachable);
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    assert!(matches!(c.handle(req, NOW).await, Step::Prompt { .. }));
+    granted_ticket(c.handle(answer("654321"), NOW + 1).await);
+    let begins = |rig: &Rig| {
+        rig.server
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Begin(_)))
+            .count()
+    };
+    assert_eq!(begins(&rig), 1);
+
+    // The server is back but does not take the offline login yet: no online login begins.
+    rig.server.refuse_action("login.offline");
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    let step = c.handle(req, NOW + 10).await;
+    assert!(
+        matches!(&step, Step::Denied { message } if message.contains("could not check this login")),
+        "{step:?}"
+    );
+    assert_eq!(begins(&rig), 1, "no login began");
+    assert!(rig.server.events().is_empty());
+
+    // Once it takes it, the online login begins (the server, having consumed the reservation,
+    // refuses it), and the offline login is not sent again.
+    rig.server.allow_action("login.offline");
+    rig.server.on_begin(Answer::Ok(LoginBegun::Denied {
+        reason: DenyReason::AlreadyUsed,
+        message: "The reservation of root on web01 was already used by a login.".into(),
+    }));
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    let step = c.handle(req, NOW + 20).await;
+    assert!(
+        matches!(&step, Step::Denied { message } if message.contains("already used")),
+        "{step:?}"
+    );
+    let delivered = rig.server.events();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(
+        (delivered[0].action.as_str(), delivered[0].reservation_id),
+        ("login.offline", Some(9))
+    );
+    assert_eq!(begins(&rig), 2);
+    assert!(rig.record.undelivered_offline("root").is_empty());
+    rig.server.on_begin(challenge());
+    let mut c = rig.conv().await;
+    let req = Request::AuthStart {
+        ctx: ctx("root", "login"),
+    };
+    assert!(matches!(c.handle(req, NOW + 30).await, Step::Prompt { .. }));
+    assert_eq!(rig.server.events().len(), 1, "sent once");
+    rig.done();
 }

@@ -33,6 +33,7 @@ mod record;
 mod session_control;
 mod session_end;
 mod sessions;
+mod source;
 mod ssh_keys;
 mod syslog;
 mod terminal;

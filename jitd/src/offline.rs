@@ -1,15 +1,19 @@
 //! Offline decisions for accounts with `offline = "cached"`.
 //!
 //! For each live reservation of such an account on this host, the server hands jitd an
-//! [`OfflineGrant`]: the holder, the expiry and salted slow hashes of the holder's codes for the
-//! reservation's window (`jit_proto::offline`). jitd keeps the latest grants in
+//! [`OfflineGrant`]: the holder, the expiry and salted argon2id hashes of the holder's codes for
+//! the next 15 minutes of the reservation (`jit_proto::offline`), issued anew while the server is
+//! reachable. A grant of another format (the PBKDF2 grants of earlier versions) is dropped with a
+//! warning, never used. jitd keeps the latest grants in
 //! `state_dir/offline.json` (0600) so they survive a restart. When the server cannot be reached
 //! at login, a grant lets jitd decide alone:
 //!
 //! - the code must match the hash of a step within one step of this host's clock;
 //! - a reservation is used once: its id is appended (fsynced) to `state_dir/offline-used.jsonl`
 //!   *before* the login is granted, so a crash or restart cannot let it be used twice;
-//! - after [`MAX_FAILURES`] wrong codes a grant is no longer usable offline;
+//! - after [`MAX_FAILURES`] wrong codes a grant is no longer usable offline; the count is kept
+//!   in `state_dir/offline-failures.json` (written atomically before the wrong code is
+//!   answered), so restarting jitd does not give a guesser fresh tries;
 //! - the login is queued as a `login.offline` audit event; when the server is back it consumes
 //!   the reservation and burns the code's time step.
 //!
@@ -27,7 +31,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jit_proto::Secret;
 use jit_proto::api::{OfflineGrant, OfflineGrants};
-use jit_proto::offline::verify_code;
+use jit_proto::offline::{Kdf, verify_code};
 
 use crate::files;
 use crate::upstream::Server;
@@ -61,6 +65,11 @@ pub enum Offline {
 pub enum OfflineError {
     #[error("cannot save the offline grants to {path}: {source}")]
     Save { path: PathBuf, source: io::Error },
+    #[error(
+        "cannot record a wrong offline code in {path}: {source}; offline logins are refused \
+         until it can be written (check the permissions and free space of jitd's state_dir)"
+    )]
+    Failures { path: PathBuf, source: io::Error },
     #[error("cannot record the offline use of reservation {id} in {path}: {source}")]
     Use {
         id: i64,
@@ -80,6 +89,7 @@ struct Inner {
 pub struct OfflineStore {
     grants_path: PathBuf,
     used_path: PathBuf,
+    failures_path: PathBuf,
     inner: Mutex<Inner>,
 }
 
@@ -88,14 +98,12 @@ impl OfflineStore {
     pub fn open(state_dir: &Path) -> OfflineStore {
         let grants_path = state_dir.join("offline.json");
         let used_path = state_dir.join("offline-used.jsonl");
+        let failures_path = state_dir.join("offline-failures.json");
         let mut inner = Inner::default();
         match std::fs::read(&grants_path) {
             Ok(bytes) => match serde_json::from_slice::<Vec<OfflineGrant>>(&bytes) {
                 Ok(list) => {
-                    inner.grants = list
-                        .into_iter()
-                        .map(|g| (g.account.to_string(), g))
-                        .collect()
+                    inner.grants = usable(list).map(|g| (g.account.to_string(), g)).collect()
                 }
                 Err(e) => tracing::warn!("ignoring damaged {}: {e}", grants_path.display()),
             },
@@ -109,11 +117,52 @@ impl OfflineStore {
                 }
             }
         }
+        match std::fs::read(&failures_path) {
+            Ok(bytes) => match serde_json::from_slice::<HashMap<i64, u32>>(&bytes) {
+                Ok(f) => inner.failures = f,
+                // A damaged count must not hand out fresh tries: every kept grant is locked.
+                Err(e) => {
+                    tracing::warn!(
+                        "{} is damaged ({e}); the offline grants it counted for are locked",
+                        failures_path.display()
+                    );
+                    inner.failures = inner
+                        .grants
+                        .values()
+                        .map(|g| (g.reservation_id, MAX_FAILURES))
+                        .collect();
+                }
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                tracing::warn!(
+                    "cannot read {}: {e}; offline grants are locked",
+                    failures_path.display()
+                );
+                inner.failures = inner
+                    .grants
+                    .values()
+                    .map(|g| (g.reservation_id, MAX_FAILURES))
+                    .collect();
+            }
+        }
         OfflineStore {
             grants_path,
             used_path,
+            failures_path,
             inner: Mutex::new(inner),
         }
+    }
+
+    /// Writes the wrong-code counts (atomically: a crash leaves the old or the new file).
+    fn save_failures(&self, failures: &HashMap<i64, u32>) -> Result<(), OfflineError> {
+        let bytes = serde_json::to_vec(failures).unwrap_or_default();
+        files::replace(&self.failures_path, &bytes, 0o600).map_err(|source| {
+            OfflineError::Failures {
+                path: self.failures_path.clone(),
+                source,
+            }
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -124,10 +173,8 @@ impl OfflineStore {
     /// persisting them when they changed. Returns whether they changed.
     pub fn update(&self, answer: &OfflineGrants) -> Result<bool, OfflineError> {
         let mut inner = self.lock();
-        let new: HashMap<String, OfflineGrant> = answer
-            .grants
-            .iter()
-            .map(|g| (g.account.to_string(), g.clone()))
+        let new: HashMap<String, OfflineGrant> = usable(answer.grants.iter().cloned())
+            .map(|g| (g.account.to_string(), g))
             .collect();
         if new == inner.grants {
             return Ok(false);
@@ -140,7 +187,11 @@ impl OfflineStore {
             source,
         })?;
         let live: HashSet<i64> = new.values().map(|g| g.reservation_id).collect();
+        let before = inner.failures.len();
         inner.failures.retain(|id, _| live.contains(id));
+        if inner.failures.len() != before {
+            self.save_failures(&inner.failures)?;
+        }
         inner.grants = new;
         Ok(true)
     }
@@ -180,15 +231,20 @@ impl OfflineStore {
             return Ok(Offline::NoGrant);
         };
         let id = grant.reservation_id;
+        let Ok(kdf) = Kdf::parse(&grant.kdf) else {
+            return Ok(Offline::NoGrant);
+        };
         let salt = STANDARD.decode(&grant.salt).unwrap_or_default();
         let here = now.div_euclid(STEP);
         let matched = grant
             .codes
             .iter()
             .filter(|h| (h.step - here).abs() <= 1)
-            .find(|h| verify_code(code.expose(), &salt, h, grant.iterations));
+            .find(|h| verify_code(code.expose(), &salt, h, &kdf));
         let Some(h) = matched else {
             *inner.failures.entry(id).or_insert(0) += 1;
+            // Counted on disk before the answer goes out: killing jitd then gains nothing.
+            self.save_failures(&inner.failures)?;
             return Ok(Offline::Wrong);
         };
         self.record_use(id)?;
@@ -216,6 +272,17 @@ impl OfflineStore {
             .map_err(fail)?;
         writeln!(f, "{id}").and_then(|_| f.sync_all()).map_err(fail)
     }
+}
+
+/// The grants of a format this jitd can check; the others are dropped, said once in the log.
+fn usable(grants: impl IntoIterator<Item = OfflineGrant>) -> impl Iterator<Item = OfflineGrant> {
+    grants.into_iter().filter(|g| match Kdf::parse(&g.kdf) {
+        Ok(_) => true,
+        Err(e) => {
+            tracing::warn!(reservation = g.reservation_id, "offline grant refused: {e}");
+            false
+        }
+    })
 }
 
 /// One refresh: the server's grants for this host replace the kept ones.
@@ -257,6 +324,13 @@ pub(crate) mod tests {
 
     const NOW: i64 = 1_800_000_000;
 
+    /// Cheap argon2id: the tests check the logic, not the cost.
+    pub(crate) const CHEAP: Kdf = Kdf {
+        memory_kib: 64,
+        passes: 1,
+        lanes: 1,
+    };
+
     /// A grant for alice with cheap hashes of `codes` (step, code).
     pub(crate) fn grant(
         id: i64,
@@ -269,12 +343,12 @@ pub(crate) mod tests {
             account: AccountName::new(account).unwrap(),
             person: PersonName::new("alice").unwrap(),
             expires_at,
-            kdf: "pbkdf2-hmac-sha256".into(),
-            iterations: 10,
+            kdf: CHEAP.name(),
+            iterations: CHEAP.passes,
             salt: STANDARD.encode(b"salt"),
             codes: codes
                 .iter()
-                .map(|(step, code)| hash_code(code, b"salt", *step, 10))
+                .filter_map(|(step, code)| hash_code(code, b"salt", *step, &CHEAP))
                 .collect::<Vec<StepHash>>(),
         }
     }
@@ -365,6 +439,82 @@ pub(crate) mod tests {
             Offline::Locked
         );
         assert_eq!(s.precheck("root", NOW), Offline::Locked);
+    }
+
+    #[test]
+    fn grants_of_an_older_format_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let step = NOW / STEP;
+        let mut old = grant(5, "root", &[(step, "123456")], NOW + 300);
+        old.kdf = "pbkdf2-hmac-sha256".into();
+        let s = store(d.path(), vec![old.clone()]);
+        assert_eq!(s.precheck("root", NOW), Offline::NoGrant);
+        assert_eq!(
+            s.check("root", &Secret::new("123456"), NOW).unwrap(),
+            Offline::NoGrant
+        );
+        // One kept from before an upgrade is dropped at start too.
+        std::fs::write(
+            d.path().join("offline.json"),
+            serde_json::to_vec(&vec![old]).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            OfflineStore::open(d.path()).precheck("root", NOW),
+            Offline::NoGrant
+        );
+    }
+
+    #[test]
+    fn wrong_codes_are_still_counted_after_a_restart() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let step = NOW / STEP;
+        let grants = vec![grant(3, "root", &[(step, "123456")], NOW + 300)];
+        let s = store(d.path(), grants.clone());
+        for _ in 0..MAX_FAILURES - 1 {
+            assert_eq!(
+                s.check("root", &Secret::new("000000"), NOW).unwrap(),
+                Offline::Wrong
+            );
+        }
+        drop(s);
+        // jitd restarts (and fetches the same grant again): one try is left, not five.
+        let s = store(d.path(), grants.clone());
+        assert_eq!(s.precheck("root", NOW), Offline::Ready);
+        assert_eq!(
+            s.check("root", &Secret::new("000000"), NOW).unwrap(),
+            Offline::Wrong
+        );
+        drop(s);
+        let s = OfflineStore::open(d.path());
+        assert_eq!(s.precheck("root", NOW), Offline::Locked);
+        assert_eq!(
+            s.check("root", &Secret::new("123456"), NOW).unwrap(),
+            Offline::Locked
+        );
+        let mode = std::fs::metadata(d.path().join("offline-failures.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // A damaged count locks the grants it might have counted for, rather than forgetting.
+        std::fs::write(d.path().join("offline-failures.json"), b"{garbage").unwrap();
+        assert_eq!(
+            OfflineStore::open(d.path()).precheck("root", NOW),
+            Offline::Locked
+        );
+        // The server dropping the grant forgets its count, on disk too.
+        std::fs::remove_file(d.path().join("offline-failures.json")).unwrap();
+        let s = store(d.path(), grants.clone());
+        s.check("root", &Secret::new("000000"), NOW).unwrap();
+        s.update(&OfflineGrants {
+            grants: vec![],
+            now: NOW,
+        })
+        .unwrap();
+        let kept = std::fs::read_to_string(d.path().join("offline-failures.json")).unwrap();
+        assert_eq!(kept, "{}");
     }
 
     #[test]

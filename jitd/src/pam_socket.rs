@@ -1,22 +1,30 @@
 //! The PAM socket: where pam_jit talks to jitd. Root only (SO_PEERCRED), one [`Conversation`] per
 //! connection, frames capped at 64 KiB *before* allocating, a timeout on every read and write.
 //!
+//! Nobody can hoard the connections ([`Slots`]): su and sudo are setuid root, so every local user
+//! can open root clients of jitd and leave their prompts waiting. A connection whose process's
+//! real uid is not root counts against that uid (at most `per_source` at once) and against all
+//! such connections together (at most half of `max_connections`), so the rest stays for sshd,
+//! login and root. A prompt counts against its source as well (`addr:` for a remote login, `tty:`
+//! at a console: [`crate::source`]), at most `per_source` open at once. The answer timeout ends
+//! every prompt.
+//!
 //! Whatever a client sends (garbage, an oversized or truncated frame, the wrong version, the
 //! wrong uid) it gets a `Failed` reply where one can still be written, its connection is closed,
 //! and the daemon goes on serving everyone else. Never panics on input, never blocks the accept
 //! loop on one client.
 
+use std::collections::HashMap;
 use std::io;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use jit_proto::frame::{self, FrameError};
 use jit_proto::pam::{Request, Step};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
-use tokio::sync::Semaphore;
 use zeroize::Zeroizing;
 
 use crate::driver::{Conversation, Core, Record};
@@ -97,6 +105,149 @@ pub struct Limits {
     pub answer: Duration,
     /// Connections served at once; more get `Failed` at once.
     pub max_connections: usize,
+    /// Connections of one unprivileged uid, and prompts of one source, open at once.
+    pub per_source: usize,
+}
+
+/// Who holds how many connections and prompts; see the module docs.
+#[derive(Debug)]
+pub struct Slots {
+    max: usize,
+    unprivileged_max: usize,
+    per_source: usize,
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    total: usize,
+    unprivileged: usize,
+    /// Connections by unprivileged uid (`uid:1000`).
+    by_uid: HashMap<String, usize>,
+    /// Open prompts by source.
+    prompts: HashMap<String, usize>,
+}
+
+/// Why a connection or a prompt was refused: the message for the person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+/// A connection slot; given back when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    slots: Arc<Slots>,
+    uid: Option<String>,
+}
+
+/// A prompt's slot under its source; given back when dropped.
+#[derive(Debug)]
+pub struct PromptSlot {
+    slots: Arc<Slots>,
+    source: String,
+}
+
+impl Slots {
+    pub fn new(limits: &Limits) -> Arc<Slots> {
+        Arc::new(Slots {
+            max: limits.max_connections,
+            unprivileged_max: (limits.max_connections / 2).max(1),
+            per_source: limits.per_source,
+            held: Mutex::new(Held::default()),
+        })
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for a connection whose process has real uid `real_uid` (`None`: unknown, which
+    /// counts as unprivileged).
+    pub fn connection(self: &Arc<Self>, real_uid: Option<u32>) -> Result<ConnectionSlot, Refused> {
+        let mut h = self.held();
+        if h.total >= self.max {
+            return Err(Refused(format!(
+                "jitd is busy ({} connections at once); try again",
+                self.max
+            )));
+        }
+        let uid = match real_uid {
+            Some(0) => None,
+            Some(u) => Some(format!("uid:{u}")),
+            None => Some("unknown".to_owned()),
+        };
+        if let Some(key) = &uid {
+            if h.by_uid.get(key).copied().unwrap_or(0) >= self.per_source {
+                return Err(Refused(format!(
+                    "too many logins waiting from {key} ({} at once); finish or cancel one first",
+                    self.per_source
+                )));
+            }
+            if h.unprivileged >= self.unprivileged_max {
+                return Err(Refused(format!(
+                    "jitd is busy ({} logins of ordinary users at once); try again",
+                    self.unprivileged_max
+                )));
+            }
+            h.unprivileged += 1;
+            *h.by_uid.entry(key.clone()).or_insert(0) += 1;
+        }
+        h.total += 1;
+        Ok(ConnectionSlot {
+            slots: self.clone(),
+            uid,
+        })
+    }
+
+    /// A slot for a prompt to `source`.
+    pub fn prompt(self: &Arc<Self>, source: &str) -> Result<PromptSlot, Refused> {
+        let mut h = self.held();
+        let n = h.prompts.entry(source.to_owned()).or_insert(0);
+        if *n >= self.per_source {
+            return Err(Refused(format!(
+                "Too many logins are waiting for an answer from here ({source}, {} at once). \
+                 Answer or cancel one first.",
+                self.per_source
+            )));
+        }
+        *n += 1;
+        Ok(PromptSlot {
+            slots: self.clone(),
+            source: source.to_owned(),
+        })
+    }
+
+    /// (connections, prompts) held now.
+    #[cfg(test)]
+    pub fn in_use(&self) -> (usize, usize) {
+        let h = self.held();
+        (h.total, h.prompts.values().sum())
+    }
+}
+
+fn give_back(map: &mut HashMap<String, usize>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            map.remove(key);
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut h = self.slots.held();
+        h.total = h.total.saturating_sub(1);
+        if let Some(key) = &self.uid {
+            h.unprivileged = h.unprivileged.saturating_sub(1);
+            give_back(&mut h.by_uid, key);
+        }
+    }
+}
+
+impl Drop for PromptSlot {
+    fn drop(&mut self) {
+        give_back(&mut self.slots.held().prompts, &self.source);
+    }
 }
 
 /// Creates the parent directory (0755), removes a stale socket (refusing a live one), binds, and
@@ -151,7 +302,7 @@ pub async fn serve<S: Server, R: Record>(
     limits: Limits,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let slots = Slots::new(&limits);
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -167,21 +318,23 @@ pub async fn serve<S: Server, R: Record>(
                 continue;
             }
         };
-        match slots.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let core = core.clone();
+        // Who connected, from the kernel: the real uid of the process (root for sshd and
+        // login, the user who ran it for su and sudo).
+        let real_uid = Peer::of(&stream)
+            .ok()
+            .and_then(|p| p.pid)
+            .and_then(crate::source::real_uid);
+        match slots.connection(real_uid) {
+            Ok(slot) => {
+                let (core, slots) = (core.clone(), slots.clone());
                 tokio::spawn(async move {
-                    connection(stream, core, limits).await;
-                    drop(permit);
+                    connection(stream, core, &slots, limits).await;
+                    drop(slot);
                 });
             }
-            Err(_) => {
+            Err(Refused(msg)) => {
                 tokio::spawn(async move {
-                    let msg = format!(
-                        "jitd is busy ({} connections at once); try again",
-                        limits.max_connections
-                    );
-                    tracing::warn!("{msg}");
+                    tracing::warn!(uid = ?real_uid, "{msg}");
                     let mut stream = stream;
                     let _ =
                         reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
@@ -195,6 +348,7 @@ pub async fn serve<S: Server, R: Record>(
 pub async fn connection<S: Server, R: Record>(
     mut stream: UnixStream,
     core: Arc<Core<S, R>>,
+    slots: &Arc<Slots>,
     limits: Limits,
 ) {
     let peer = match Peer::of(&stream) {
@@ -211,7 +365,11 @@ pub async fn connection<S: Server, R: Record>(
         let _ = reply(&mut stream, &Step::Failed { message: msg }, limits.request).await;
         return;
     }
-    let mut conv = Conversation::new(core, Caller::of(peer.pid));
+    let caller = Caller::of(peer.pid);
+    let mut conv = Conversation::new(core, caller);
+    // Where this connection's logins come from, and the slot of its open prompt.
+    let mut source = None;
+    let mut prompt_slot: Option<PromptSlot> = None;
     loop {
         let limit = if conv.awaiting_person() {
             limits.answer
@@ -261,8 +419,30 @@ pub async fn connection<S: Server, R: Record>(
             }
         };
         drop(payload);
-        let step = conv.handle(req, jit_clock::now()).await;
-        let last = matches!(step, Step::Failed { .. });
+        if let Request::AuthStart { ctx } = &req {
+            source = Some(crate::source::login_source(
+                caller.real_uid,
+                ctx.rhost.as_deref(),
+                ctx.tty.as_deref(),
+            ));
+        }
+        let mut step = conv.handle(req, jit_clock::now()).await;
+        if !conv.awaiting_person() {
+            prompt_slot = None;
+        } else if prompt_slot.is_none() {
+            let src = source.as_deref().unwrap_or("unknown");
+            match slots.prompt(src) {
+                Ok(slot) => prompt_slot = Some(slot),
+                Err(Refused(message)) => {
+                    tracing::warn!(pid = ?peer.pid, source = src, "{message}");
+                    // The conversation ends here, with its prompt unshown.
+                    step = Step::Denied { message };
+                }
+            }
+        }
+        let last =
+            matches!(step, Step::Denied { .. }) && prompt_slot.is_none() && conv.awaiting_person();
+        let last = last || matches!(step, Step::Failed { .. });
         if let Step::Failed { message } = &step {
             tracing::warn!(pid = ?peer.pid, "refused a PAM request: {message}");
         }

@@ -141,6 +141,7 @@ fn limits() -> Limits {
         request: Duration::from_secs(10),
         answer: Duration::from_secs(60),
         max_connections: 8,
+        per_source: 4,
     }
 }
 
@@ -341,4 +342,104 @@ fn bind_replaces_a_stale_socket_refuses_a_live_one_and_other_files_and_is_0600()
         _later_file.remove();
         assert!(!path.exists());
     });
+}
+
+fn challenge() -> Answer<LoginBegun> {
+    Answer::Ok(LoginBegun::Challenge {
+        attempt: "a1".into(),
+        factor: Factor::Totp,
+        expires_at: 0,
+        push: None,
+        notice: None,
+    })
+}
+
+/// A connection past the hello that asked for a login to admin from `rhost`: its first step.
+fn prompt_from(d: &Daemon, rhost: &str) -> (StdStream, Step) {
+    d.server.on_begin(challenge());
+    let mut s = d.connect();
+    assert!(matches!(exchange(&mut s, &hello()), Step::Hello { .. }));
+    let login = LoginContext {
+        service: "sshd".into(),
+        rhost: Some(rhost.into()),
+        ..ctx("admin")
+    };
+    let step = exchange(&mut s, &Request::AuthStart { ctx: login });
+    (s, step)
+}
+
+#[test]
+fn prompts_waiting_from_one_source_are_limited_and_others_are_served() {
+    let d = Daemon::start(limits());
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        let (s, step) = prompt_from(&d, "192.0.2.7");
+        assert!(matches!(step, Step::Prompt { echo: false, .. }), "{step:?}");
+        held.push(s);
+    }
+    // A fifth from the same address is refused with a reason; its connection ends.
+    let (mut s, step) = prompt_from(&d, "192.0.2.7");
+    match step {
+        Step::Denied { message } => assert!(
+            message.contains("Too many logins are waiting for an answer from here (addr:192.0.2.7"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(frame::read_msg::<_, Step>(&mut s).is_err(), "closed");
+    // Another address, and a login to an account jit does not guard, are served as ever.
+    let (_other, step) = prompt_from(&d, "192.0.2.8");
+    assert!(matches!(step, Step::Prompt { .. }), "{step:?}");
+    d.good_login();
+    // One prompt ends: its source may open another.
+    drop(held.pop());
+    let mut ok = false;
+    for _ in 0..200 {
+        let (s, step) = prompt_from(&d, "192.0.2.7");
+        if matches!(step, Step::Prompt { .. }) {
+            held.push(s);
+            ok = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(ok, "the prompt's slot never came back");
+}
+
+#[test]
+fn one_ordinary_user_cannot_take_the_connections_root_needs() {
+    let slots = Slots::new(&Limits {
+        max_connections: 10,
+        ..limits()
+    });
+    // carol (uid 1500, behind setuid su) gets four connections, not a fifth.
+    let carol: Vec<_> = (0..4)
+        .map(|_| slots.connection(Some(1500)).unwrap())
+        .collect();
+    let Err(Refused(msg)) = slots.connection(Some(1500)) else {
+        panic!("a fifth connection for uid 1500")
+    };
+    assert!(msg.contains("from uid:1500 (4 at once)"), "{msg}");
+    // Other users share half of the connections with her; a process that left no trace
+    // counts as one of them.
+    let others = [slots.connection(Some(1501)).unwrap()];
+    let Err(Refused(msg)) = slots.connection(None) else {
+        panic!("ordinary users past half of the connections")
+    };
+    assert!(msg.contains("busy (5 logins of ordinary users"), "{msg}");
+    // sshd, login and root (real uid 0) have the other half.
+    let root: Vec<_> = (0..5).map(|_| slots.connection(Some(0)).unwrap()).collect();
+    assert_eq!(slots.in_use().0, 10);
+    assert!(slots.connection(Some(0)).is_err(), "all ten in use");
+    drop(carol);
+    drop(others);
+    drop(root);
+    assert_eq!(slots.in_use(), (0, 0));
+    // Prompts: at most four per source, given back when they end.
+    let p: Vec<_> = (0..4).map(|_| slots.prompt("tty:pts/1").unwrap()).collect();
+    assert!(slots.prompt("tty:pts/1").is_err());
+    let q = slots.prompt("tty:tty1").unwrap();
+    assert_eq!(slots.in_use(), (0, 5));
+    drop((p, q));
+    assert_eq!(slots.in_use(), (0, 0));
 }

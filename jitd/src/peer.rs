@@ -21,6 +21,8 @@ pub struct ProcId {
 pub struct Caller {
     pub process: Option<ProcId>,
     pub parent: Option<ProcId>,
+    /// The process's real uid: for setuid su or sudo, the user who ran it.
+    pub real_uid: Option<u32>,
 }
 
 impl Caller {
@@ -34,6 +36,7 @@ impl Caller {
         Caller {
             process: Some(process),
             parent,
+            real_uid: crate::source::real_uid(process.pid),
         }
     }
 
@@ -144,6 +147,8 @@ mod tests {
         // SAFETY: getppid has no preconditions.
         assert_eq!(me.parent.unwrap().pid, unsafe { libc::getppid() });
         assert_eq!(me.processes().len(), 2);
+        // SAFETY: getuid has no preconditions.
+        assert_eq!(me.real_uid, Some(unsafe { libc::getuid() }));
         assert_eq!(Caller::of(Some(process.pid)).process, Some(process));
         assert_eq!(Caller::of(None), Caller::default());
         assert_eq!(Caller::of(Some(-5)), Caller::default());

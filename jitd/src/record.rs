@@ -28,4 +28,12 @@ impl Record for Recorder {
     fn event(&self, ev: HostEvent) {
         self.queue.push(ev);
     }
+
+    fn undelivered_offline(&self, account: &str) -> Vec<HostEvent> {
+        self.queue.pending("login.offline", account)
+    }
+
+    fn delivered(&self, events: &[HostEvent]) {
+        self.queue.acknowledged(events);
+    }
 }

@@ -140,6 +140,10 @@ impl FakeServer {
         self.lock().refused_actions.push(action.into());
     }
 
+    pub fn allow_action(&self, action: &str) {
+        self.lock().refused_actions.retain(|a| a != action);
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.lock().calls.clone()
     }
@@ -265,6 +269,8 @@ impl Server for FakeServer {
 pub struct Recorded {
     pub decisions: Mutex<Vec<Decision>>,
     pub events: Mutex<Vec<HostEvent>>,
+    /// Ids of events the server acknowledged.
+    pub delivered: Mutex<Vec<String>>,
 }
 
 impl Recorded {
@@ -296,5 +302,21 @@ impl Record for std::sync::Arc<Recorded> {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(ev);
+    }
+
+    fn undelivered_offline(&self, account: &str) -> Vec<HostEvent> {
+        let done = self.delivered.lock().unwrap_or_else(|p| p.into_inner());
+        self.events()
+            .into_iter()
+            .filter(|e| e.action == "login.offline" && e.account.as_str() == account)
+            .filter(|e| !done.contains(&e.id))
+            .collect()
+    }
+
+    fn delivered(&self, events: &[HostEvent]) {
+        self.delivered
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend(events.iter().map(|e| e.id.clone()));
     }
 }

@@ -258,6 +258,7 @@ mod tests {
         Caller {
             process: Some(p),
             parent: None,
+            real_uid: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! The host-facing API: verify-and-consume is atomic and single-use, exclusivity holds under
-//! concurrency and across two server processes on one database, TOTP replays and lockout.
+//! concurrency and across two server processes on one database, TOTP replays, and wrong codes
+//! that hold back their source but never the holder.
 
 use jit_proto::api::{
     DenyReason, LoginBegin, LoginBegun, LoginOrigin, LoginVerified, LoginVerify, NewReservation,
@@ -143,8 +144,15 @@ fn wrong_and_replayed_codes_and_someone_elses_reservation() {
     }
 }
 
+/// A login to `account` at a prompt whose source the host read from the kernel.
+fn begin_from(account: &str, source: &str) -> LoginBegin {
+    let mut b = begin(account);
+    b.origin.source = Some(source.into());
+    b
+}
+
 #[test]
-fn five_wrong_codes_lock_the_person_out_and_it_is_audited() {
+fn wrong_codes_hold_back_their_source_and_alert_the_admins_but_never_lock_the_holder_out() {
     let w = World::new();
     let rt = runtime();
     let host = join_host(&rt, &w.join_token);
@@ -155,65 +163,118 @@ fn five_wrong_codes_lock_the_person_out_and_it_is_audited() {
     } else {
         "000000"
     };
-    for i in 1..=5 {
-        let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
+    let guess = |source: &str| {
+        let attempt = attempt_of(
+            rt.block_on(host.login_begin(&begin_from("admin", source)))
+                .unwrap(),
+        );
         match rt
             .block_on(host.login_verify(&attempt, &verify(wrong)))
             .unwrap()
         {
             LoginVerified::Denied { reason, message } => {
-                assert_eq!(reason, DenyReason::WrongCode);
-                assert_eq!(
-                    message.contains("locked until"),
-                    i == 5,
-                    "attempt {i}: {message}"
+                assert_eq!(reason, DenyReason::WrongCode, "{message}");
+                message
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    // Another local user (uid 1500 behind su) guesses. A prompt opened before the guessing
+    // starts is answered last.
+    let early = attempt_of(
+        rt.block_on(host.login_begin(&begin_from("admin", "uid:1500")))
+            .unwrap(),
+    );
+    assert!(!guess("uid:1500").contains("try again"));
+    assert!(!guess("uid:1500").contains("try again"));
+    assert!(guess("uid:1500").contains("Too many wrong codes from here: try again after"));
+    // Its fourth and fifth tries get no prompt; the early prompt's answer is not even looked at,
+    // though it is the right code.
+    for _ in 0..2 {
+        match rt
+            .block_on(host.login_begin(&begin_from("admin", "uid:1500")))
+            .unwrap()
+        {
+            LoginBegun::Denied { reason, message } => {
+                assert_eq!(reason, DenyReason::LockedOut);
+                assert!(
+                    message.contains(
+                        "Too many wrong codes from here (uid:1500) on web01. Try again after"
+                    ),
+                    "{message}"
                 );
+                assert!(!message.contains("alice"), "{message}");
             }
             other => panic!("{other:?}"),
         }
     }
-    // Locked: refused before any prompt, and the right code does not help.
-    match rt.block_on(host.login_begin(&begin("admin"))).unwrap() {
-        LoginBegun::Denied { reason, .. } => assert_eq!(reason, DenyReason::LockedOut),
-        other => panic!("{other:?}"),
-    }
-    let p = w.admin.json(&["person", "show", "alice"]);
-    assert!(p["locked_until"].as_i64().unwrap() > jit_tests::now());
-    let audit = w.admin.json(&["audit", "--person", "alice"]);
-    let lock = audit["events"]
-        .as_array()
+    match rt
+        .block_on(host.login_verify(&early, &verify(&w.alice.code_in(1))))
         .unwrap()
+    {
+        LoginVerified::Denied { reason, .. } => assert_eq!(reason, DenyReason::LockedOut),
+        other => panic!("a waiting source's right code: {other:?}"),
+    }
+    // Others guess from three more sources: the tenth wrong code for alice, from all of them
+    // together, is audited and alerts the admins.
+    for source in ["addr:192.0.2.1", "addr:192.0.2.2"] {
+        for _ in 0..3 {
+            guess(source);
+        }
+    }
+    guess("addr:192.0.2.3");
+    let audit = w.admin.json(&["audit", "--person", "alice"]);
+    let events = audit["events"].as_array().unwrap();
+    let alerts: Vec<_> = events
         .iter()
-        .find(|e| e["action"] == "person.lockout");
+        .filter(|e| e["action"] == "login.guessing_alert")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{audit}");
+    let reason = alerts[0]["reason"].as_str().unwrap();
     assert!(
-        lock.expect("lockout audited")["reason"]
-            .as_str()
-            .unwrap()
-            .contains("5 wrong codes")
+        reason.contains("10 wrong codes for alice's reservations")
+            && reason.contains("addr:192.0.2.3"),
+        "{reason}"
     );
+    assert!(
+        !events.iter().any(|e| e["action"] == "person.lockout"),
+        "{audit}"
+    );
+    let p = w.admin.json(&["person", "show", "alice"]);
+    assert!(p["locked_until"].is_null(), "{p}");
     // Wrong codes are never written anywhere.
     assert!(!w.server.log().contains(wrong));
     assert!(!w.server.log().contains(&right));
 
-    // An admin lifts the lockout (audited); alice's own factor works again at once.
-    let p = w.admin.json(&["person", "unlock", "alice"]);
-    assert!(p["locked_until"].is_null(), "{p}");
-    let audit = w.admin.json(&["audit", "--person", "alice"]);
-    assert!(
-        audit["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["action"] == "person.unlock" && e["result"] == "ok"),
-        "{audit}"
+    // alice, at her own terminal, logs in with her code at once.
+    let attempt = attempt_of(
+        rt.block_on(host.login_begin(&begin_from("admin", "tty:pts/0")))
+            .unwrap(),
     );
-    let attempt = attempt_of(rt.block_on(host.login_begin(&begin("admin"))).unwrap());
     match rt
         .block_on(host.login_verify(&attempt, &verify(&w.alice.next_code())))
         .unwrap()
     {
         LoginVerified::Granted { .. } => {}
-        other => panic!("after unlock: {other:?}"),
+        other => panic!("the holder after others guessed: {other:?}"),
+    }
+    // And on another host, from wherever she sits there.
+    let token = w.admin.json(&["host", "add", "web02"])["join_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let web02 = join_host(&rt, &token);
+    w.alice.jitctl.ok(&["reserve", "admin", "--host", "web02"]);
+    let attempt = attempt_of(
+        rt.block_on(web02.login_begin(&begin_from("admin", "uid:1000")))
+            .unwrap(),
+    );
+    match rt
+        .block_on(web02.login_verify(&attempt, &verify(&w.alice.next_code())))
+        .unwrap()
+    {
+        LoginVerified::Granted { .. } => {}
+        other => panic!("the holder on another host: {other:?}"),
     }
 }
 
@@ -399,9 +460,12 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
         (g.account.as_str(), g.person.as_str(), g.reservation_id),
         ("root", "alice", id)
     );
-    assert_eq!(g.kdf, "pbkdf2-hmac-sha256");
+    // argon2id at its full cost, under a salt of the grant's own.
+    assert_eq!(g.kdf, "argon2id:m=19456,t=2,p=1");
+    let kdf = jit_proto::offline::Kdf::parse(&g.kdf).unwrap();
     // The hashes verify the real code of their step, and nothing else.
     let salt = base64_decode(&g.salt);
+    assert_eq!(salt.len(), 16);
     let now_step = jit_tests::now() / 30;
     let h = g
         .codes
@@ -409,19 +473,9 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
         .find(|c| c.step == now_step)
         .expect("a hash for now");
     let code = jit_tests::totp_at(&w.alice.secret, now_step * 30);
-    assert!(jit_proto::offline::verify_code(
-        &code,
-        &salt,
-        h,
-        g.iterations
-    ));
+    assert!(jit_proto::offline::verify_code(&code, &salt, h, &kdf));
     let other = if code == "000000" { "111111" } else { "000000" };
-    assert!(!jit_proto::offline::verify_code(
-        other,
-        &salt,
-        h,
-        g.iterations
-    ));
+    assert!(!jit_proto::offline::verify_code(other, &salt, h, &kdf));
     assert!(g.codes.len() <= 13, "a 5-minute window: {}", g.codes.len());
     // No other host gets it.
     let other_host = jit_tests::join_host(
@@ -435,6 +489,29 @@ fn offline_grants_only_for_cached_accounts_and_reconciled_once() {
             .unwrap()
             .grants
             .is_empty()
+    );
+
+    // A grant of an older format (PBKDF2, before argon2id) is never served: the server issues
+    // it anew in the current format, under a salt of its own.
+    w.server.sql(&format!(
+        "UPDATE offline_grants SET kdf = 'pbkdf2-hmac-sha256' WHERE reservation_id = {id}"
+    ));
+    assert!(
+        rt.block_on(host.offline_grants())
+            .unwrap()
+            .grants
+            .is_empty()
+    );
+    jit_tests::wait_for(
+        "the grant issued anew",
+        std::time::Duration::from_secs(30),
+        || {
+            rt.block_on(host.offline_grants())
+                .unwrap()
+                .grants
+                .first()
+                .is_some_and(|n| n.kdf == g.kdf && n.salt != g.salt)
+        },
     );
 
     // The host reports a login it allowed offline: the reservation is consumed, once.
@@ -720,4 +797,85 @@ fn offline_reconcile_refuses_what_the_grant_does_not_bound() {
     let again = offline_event("again", "root", "alice", id, jit_tests::now(), step);
     assert_eq!(rt.block_on(host.host_events(&again)).unwrap().stored, 1);
     assert_eq!(last_step(), step.to_string());
+}
+
+#[test]
+fn an_offline_grant_holds_fifteen_minutes_and_is_issued_anew_before_it_runs_out() {
+    let w = World::new();
+    let rt = runtime();
+    let host = join_host(&rt, &w.join_token);
+    w.admin.ok(&[
+        "account",
+        "add",
+        "vault",
+        "--uid",
+        "60005",
+        "--gid",
+        "60005",
+        "--home",
+        "/home/vault",
+        "--shell",
+        "/bin/sh",
+        "--group",
+        "ops",
+        "--hosts",
+        "web*",
+        "--ttl",
+        "1h",
+        "--max-ttl",
+        "2h",
+        "--offline",
+        "cached",
+    ]);
+    let id = w
+        .alice
+        .jitctl
+        .json(&["reserve", "vault", "--host", "web01"])["id"]
+        .as_i64()
+        .unwrap();
+    let grant = || {
+        rt.block_on(host.offline_grants())
+            .unwrap()
+            .grants
+            .into_iter()
+            .find(|g| g.reservation_id == id)
+    };
+    jit_tests::wait_for(
+        "the offline grant",
+        std::time::Duration::from_secs(30),
+        || grant().is_some(),
+    );
+    // An hour's reservation: the grant holds the next 15 minutes only (a step of skew either
+    // side).
+    let first = grant().unwrap();
+    let steps: Vec<i64> = first.codes.iter().map(|c| c.step).collect();
+    let now_step = jit_tests::now() / 30;
+    assert_eq!(steps.len(), 32, "{steps:?}");
+    assert!(
+        steps[0] >= now_step - 2 && steps[0] <= now_step,
+        "{steps:?}"
+    );
+    // Time passes (moved in the database: the grant now ends in a minute). The next fetch
+    // serves what is left and has the server issue the next 15 minutes, under a new salt.
+    let ending = &first.codes[..4];
+    w.server.sql(&format!(
+        "UPDATE offline_grants SET codes = '{}' WHERE reservation_id = {id}",
+        serde_json::to_string(ending).unwrap()
+    ));
+    assert_eq!(grant().unwrap().codes.len(), 4);
+    jit_tests::wait_for(
+        "the grant issued anew",
+        std::time::Duration::from_secs(30),
+        || grant().is_some_and(|g| g.codes.len() == 32 && g.salt != first.salt),
+    );
+    let next = grant().unwrap();
+    assert!(next.codes[0].step >= steps[0], "{:?}", next.codes[0]);
+    // The server remembers every step it gave the host, to bound what an offline login it
+    // reports may have used.
+    let served = w.server.sql(&format!(
+        "SELECT served_first_step || ' ' || served_last_step FROM offline_grants \
+         WHERE reservation_id = {id}"
+    ));
+    let last = next.codes.last().unwrap().step;
+    assert_eq!(served, format!("{} {last}", steps[0]));
 }

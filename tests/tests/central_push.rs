@@ -497,3 +497,86 @@ fn web_push_reaches_a_subscribed_browser_encrypted_and_signed() {
     assert!(text.contains("admin") && text.contains("web01") && text.contains("192.0.2.10"));
     assert!(!numbers_in(&text).contains(&prompt.number.to_string()));
 }
+
+#[test]
+fn guessing_at_one_persons_codes_alerts_the_admins_without_locking_the_person_out() {
+    let s = setup("[guessing]\nalert_failures = 2\n");
+    s.w.admin
+        .ok(&["factor", "add", "push", "--ntfy-topic", "jit-admins-3x"]);
+    // bob has no push: a code is asked for.
+    s.w.bob.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
+    let wrong = if s.w.bob.code() == "000000" {
+        "111111"
+    } else {
+        "000000"
+    };
+    // Two sources, one wrong code each: the second for bob raises the alert.
+    for rhost in ["192.0.2.21", "192.0.2.22"] {
+        let attempt = match s.rt.block_on(s.host.login_begin(&ssh_from(rhost))).unwrap() {
+            LoginBegun::Challenge { attempt, .. } => attempt,
+            other => panic!("{other:?}"),
+        };
+        let verify = LoginVerify {
+            code: Secret::new(wrong),
+        };
+        match s
+            .rt
+            .block_on(s.host.login_verify(&attempt, &verify))
+            .unwrap()
+        {
+            LoginVerified::Denied { reason, .. } => assert_eq!(reason, DenyReason::WrongCode),
+            other => panic!("{other:?}"),
+        }
+    }
+    jit_tests::wait_for(
+        "the admins' alert",
+        std::time::Duration::from_secs(30),
+        || {
+            s.ntfy
+                .all()
+                .iter()
+                .any(|r| r.json()["topic"] == "jit-admins-3x")
+        },
+    );
+    let alert = s
+        .ntfy
+        .all()
+        .into_iter()
+        .map(|r| r.json())
+        .find(|m| m["topic"] == "jit-admins-3x")
+        .unwrap();
+    assert_eq!(alert["title"], "Codes guessed: admin on web01", "{alert}");
+    let text = alert["message"].as_str().unwrap();
+    assert!(
+        text.contains("bob's reservations") && text.contains("bob is not locked out"),
+        "{text}"
+    );
+    assert!(!text.contains(wrong), "{text}");
+    let h = s.hook.nth("/hook", 1);
+    assert_eq!(h.header("x-jit-event"), Some("login.guessing_alert"));
+    assert!(webhook::verify(
+        SECRET.as_bytes(),
+        &h.body,
+        h.header("x-jit-signature-256").unwrap()
+    ));
+    // bob is not locked out: his code, from a third place, logs him in.
+    let attempt = match s
+        .rt
+        .block_on(s.host.login_begin(&ssh_from("192.0.2.23")))
+        .unwrap()
+    {
+        LoginBegun::Challenge { attempt, .. } => attempt,
+        other => panic!("{other:?}"),
+    };
+    let verify = LoginVerify {
+        code: Secret::new(s.w.bob.next_code()),
+    };
+    match s
+        .rt
+        .block_on(s.host.login_verify(&attempt, &verify))
+        .unwrap()
+    {
+        LoginVerified::Granted { .. } => {}
+        other => panic!("{other:?}"),
+    }
+}

@@ -69,8 +69,13 @@ fn a_cached_account_logs_in_once_while_the_server_is_down_and_is_reconciled() {
         .assert_failed()
         .assert_shows("already used");
 
-    // The server comes back: the queued event arrives and the reservation is consumed.
+    // The server comes back. The next login to vault delivers the offline login first (before
+    // jitd's queue, which waits out its back-off, would): the server has consumed the
+    // reservation by the time the login begins, so there is none to prompt for.
     w.server.restart();
+    host.login("vault", &w.alice.next_code())
+        .assert_failed()
+        .assert_shows("vault is not reserved on web01");
     wait_for("the server to learn of the offline login", PATIENCE, || {
         w.server
             .sql(&format!("SELECT state FROM reservations WHERE id = {id}"))
@@ -86,4 +91,18 @@ fn a_cached_account_logs_in_once_while_the_server_is_down_and_is_reconciled() {
     assert_eq!(ev["person"], "alice");
     assert_eq!(ev["result"], "ok");
     assert_eq!(ev["host"], "web01");
+    // The step used offline is burnt: no host accepts its code (or an older one) again.
+    let reconciled = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "login.reconcile" && e["result"] == "ok")
+        .expect("login.reconcile audited");
+    let step = reconciled["detail"]["totp_step"].as_i64().unwrap();
+    let last: i64 = w
+        .server
+        .sql("SELECT totp_last_step FROM persons WHERE name = 'alice'")
+        .parse()
+        .unwrap();
+    assert!(last >= step, "last used step {last} < offline step {step}");
 }

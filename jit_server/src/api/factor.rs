@@ -1,6 +1,7 @@
 //! Checking a person's TOTP code. Matching is pure ([`crate::totp::check`]); what a match or a
-//! miss means (replay, failure count, lockout) is [`crate::login::decision::judge_code`]'s, so
-//! logins and the enrollment confirmation count towards one lockout.
+//! miss means (replay, failure count, lockout) is [`crate::login::decision::judge_code`]'s.
+//! These are the person's own codes (the enrollment confirmation): wrong login codes count
+//! against their source instead, and never lock the person out.
 
 use jit_proto::Secret;
 use sqlx::AnyConnection;

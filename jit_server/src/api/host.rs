@@ -147,6 +147,8 @@ pub async fn wait(
 pub async fn verify(
     HostCaller(host): HostCaller,
     St(state): St<State>,
+    headers: HeaderMap,
+    uri: Uri,
     Path(attempt): Path<String>,
     Body(req): Body<LoginVerify>,
 ) -> ApiResult<Json<LoginVerified>> {
@@ -159,9 +161,13 @@ pub async fn verify(
         None => CodeMatch::NoMatch,
     };
     let decision = decide(&Step::Verify { code }, &g.facts, now);
-    let answer = apply::verify(&mut tx, &host, &g, &decision, now).await?;
+    let base = portal_base(&state, &headers, &uri)?;
+    let verified = apply::verify(&mut tx, &host, &g, &decision, &base, now).await?;
     tx.commit().await.map_err(ApiError::internal)?;
-    Ok(Json(answer))
+    if let Some(n) = verified.alert {
+        crate::push::send(&state, n);
+    }
+    Ok(Json(verified.answer))
 }
 
 /// Event kinds a host may report.

@@ -187,7 +187,7 @@ pub async fn reserve(
     if account.offline() == OfflinePolicy::Cached
         && let Some(sealed) = person.totp_secret.clone()
     {
-        super::offline::issue_later(state.clone(), id, person.id, sealed, now, expires_at);
+        super::offline::issue_later(state.clone(), id, person.id, sealed, now, expires_at, now);
     }
     Ok(Json(row.to_api(now)?))
 }

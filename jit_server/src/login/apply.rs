@@ -11,8 +11,8 @@ use jit_proto::{PersonName, timefmt::utc};
 use sqlx::AnyConnection;
 
 use super::decision::{
-    ChallengeState, CodeMatch, CodeVerdict, Decision, Denial, Failure, Lifecycle, LockoutPolicy,
-    PushEnd, Step, decide, lockout_reason,
+    ChallengeState, CodeMatch, CodeVerdict, Decision, Denial, Failure, Guess, Lifecycle,
+    LockoutPolicy, PushEnd, Step, decide, lockout_reason,
 };
 use super::facts::Gathered;
 use crate::keys;
@@ -22,7 +22,7 @@ use crate::store::hosts::HostRow;
 use crate::store::persons::{self, PersonRow};
 use crate::store::push::{self, ChallengeRow};
 use crate::store::reservations::{self, AttemptRow};
-use crate::store::{StoreError, StoreResult};
+use crate::store::{StoreError, StoreResult, login_failures};
 
 /// The answer to a granted login: who, which reservation, how long it has left and whether the
 /// host ends the session with it.
@@ -277,23 +277,35 @@ pub(super) async fn end_challenge(
     Ok(())
 }
 
-/// Verify: use the step and consume the reservation, or count the wrong code; end the attempt
-/// either way and audit.
+/// An answered login: the host's answer, and the admins' alert to send once the transaction
+/// committed.
+pub struct Verified {
+    pub answer: LoginVerified,
+    pub alert: Option<Notice>,
+}
+
+/// Verify: use the step and consume the reservation, or count the wrong code against its source
+/// (and raise the guessing alert when the decision says so); end the attempt either way and
+/// audit. `audit_base` is the portal's address, for the alert's link to the audit.
 pub async fn verify(
     conn: &mut AnyConnection,
     host: &HostRow,
     g: &Gathered,
     d: &Decision,
+    audit_base: &str,
     now: i64,
-) -> StoreResult<LoginVerified> {
+) -> StoreResult<Verified> {
     let (Some(attempt), Some(res)) = (&g.attempt, &g.reservation) else {
         // An attempt this host never had: nothing to end and no account to file it under.
         let Decision::Deny(no) = d else {
             return Err(StoreError::Corrupt("a verify without an attempt".into()));
         };
-        return Ok(LoginVerified::Denied {
-            reason: no.reason,
-            message: no.message.clone(),
+        return Ok(Verified {
+            answer: LoginVerified::Denied {
+                reason: no.reason,
+                message: no.message.clone(),
+            },
+            alert: None,
         });
     };
     let ev = login_event(now, host, "login.verify", g).detail(detail(
@@ -312,18 +324,25 @@ pub async fn verify(
             let mut ok = ev.reason("code accepted; reservation consumed");
             ok.result = AuditResult::Ok;
             audit::record(conn, &ok).await?;
-            granted(g, res, now)
+            Ok(Verified {
+                answer: granted(g, res, now)?,
+                alert: None,
+            })
         }
         Decision::Deny(no) => {
             reservations::finish_attempt(conn, &attempt.id, "denied").await?;
-            if let (Some(f), Some(holder)) = (&no.failure, &g.holder) {
-                count_failure(conn, holder, f, &g.facts.lockout, now).await?;
-            }
             let e = ev.reason(format!("{}: {}", reason_name(no.reason), no.message));
             audit::record(conn, &e).await?;
-            Ok(LoginVerified::Denied {
-                reason: no.reason,
-                message: no.message,
+            let mut alert = None;
+            if let (Some(guess), Some(holder)) = (&no.guess, &g.holder) {
+                alert = count_guess(conn, host, g, holder, guess, audit_base, now).await?;
+            }
+            Ok(Verified {
+                answer: LoginVerified::Denied {
+                    reason: no.reason,
+                    message: no.message,
+                },
+                alert,
             })
         }
         other => Err(StoreError::Corrupt(format!(
@@ -361,6 +380,8 @@ pub(super) async fn grant(
         }));
     }
     persons::clear_failures(conn, holder.id).await?;
+    // The holder's right code forgives the wrong ones typed from where they sit.
+    login_failures::forgive(conn, host.id, &g.facts.source.name).await?;
     let Some(res) = &g.reservation else {
         return Err(StoreError::Corrupt("a grant without a reservation".into()));
     };
@@ -372,6 +393,77 @@ pub(super) async fn grant(
         }));
     }
     Ok(Decision::Grant { step })
+}
+
+/// Counts a wrong login code against its source on this host and for the holder. When the
+/// holder's total reaches the alert threshold, audits `login.guessing_alert` and returns the
+/// notice for the admins; the holder stays free to log in.
+async fn count_guess(
+    conn: &mut AnyConnection,
+    host: &HostRow,
+    g: &Gathered,
+    holder: &PersonRow,
+    guess: &Guess,
+    audit_base: &str,
+    now: i64,
+) -> StoreResult<Option<Notice>> {
+    let policy = &g.facts.guessing;
+    login_failures::record(
+        conn,
+        host.id,
+        &guess.source,
+        holder.id,
+        now,
+        now - policy.window_secs,
+    )
+    .await?;
+    if !guess.alert {
+        return Ok(None);
+    }
+    let window = jit_proto::timefmt::human_secs(policy.window_secs);
+    let mut e = Event::new(now, "server", "login.guessing_alert", AuditResult::Denied)
+        .person(&holder.name)
+        .host(&host.name)
+        .detail(detail(
+            g,
+            serde_json::json!({
+                "source": guess.source,
+                "failures": guess.for_person,
+                "from_source": guess.from_source,
+                "window_secs": policy.window_secs,
+            }),
+        ))
+        .reason(format!(
+            "{} wrong codes for {}'s reservations within {window}, the last from {} on {}; the \
+             admins are alerted, {} is not locked out",
+            guess.for_person, holder.name, guess.source, host.name, holder.name
+        ));
+    if let Some(a) = &g.account {
+        e = e.account(&a.name);
+    }
+    audit::record(conn, &e).await?;
+    tracing::warn!(person = %holder.name, host = %host.name, source = %guess.source, failures = guess.for_person, "login.guessing_alert");
+    let origin: LoginOrigin = serde_json::from_value(g.origin.clone()).unwrap_or_default();
+    Ok(Some(Notice {
+        kind: NoticeKind::Guessing,
+        challenge: format!("guessing-{}-{now}", holder.id),
+        person_id: holder.id,
+        person: holder.name.clone(),
+        account: g
+            .account
+            .as_ref()
+            .map(|a| a.name.clone())
+            .unwrap_or_default(),
+        host: host.name.clone(),
+        service: origin.service,
+        rhost: origin.rhost,
+        tty: origin.tty,
+        ruser: origin.ruser,
+        // The alert links to the person's audit (see `Notice::audit_url`).
+        approve_url: format!("{}/portal/admin/audit", audit_base.trim_end_matches('/')),
+        at: now,
+        expires_at: now,
+    }))
 }
 
 /// Counts a wrong code, and locks the person out (audited) when the decision says so.

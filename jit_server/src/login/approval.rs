@@ -17,7 +17,7 @@ use crate::store::push;
 use crate::store::{StoreError, StoreResult, reservations};
 
 /// Records how a refusal ends the challenge: a wrong number (`push.denied`) or no answer in
-/// time (`push.expired`). Neither counts towards the lockout.
+/// time (`push.expired`). Neither counts as a wrong code.
 async fn end_push(
     conn: &mut AnyConnection,
     host: &HostRow,
@@ -259,6 +259,7 @@ pub async fn report(
             reason: jit_proto::api::DenyReason::AttemptExpired,
             message: "No such login is waiting for your approval.".into(),
             failure: None,
+            guess: None,
             suspicious: false,
             push: None,
         })));

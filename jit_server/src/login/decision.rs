@@ -76,6 +76,56 @@ pub struct Facts {
     /// Begin: when the holder was last sent a push for this account.
     pub last_push_at: Option<i64>,
     pub push: PushPolicy,
+    /// Begin and verify: where the prompt is, and the wrong codes that came from there.
+    pub source: SourceFacts,
+    pub guessing: GuessPolicy,
+}
+
+/// Who sits at the prompt, as the host tells it from the kernel (`uid:1000` behind su,
+/// `addr:192.0.2.7` behind ssh, `tty:tty1` at a console), and what they typed wrong before.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SourceFacts {
+    pub name: String,
+    /// Wrong codes from this source on this host within the guessing window, since the last
+    /// right code from there.
+    pub failures: u32,
+    /// When the last of them came.
+    pub last_failure_at: Option<i64>,
+}
+
+/// `[guessing]` of server.toml: wrong login codes delay the source they came from, never the
+/// person they were typed for; enough of them for one person, from wherever, alert the admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuessPolicy {
+    /// Wrong codes a source may type on a host before it has to wait.
+    pub free_failures: u32,
+    /// The first wait; each further wrong code doubles it, up to `max_delay_secs`.
+    pub first_delay_secs: i64,
+    pub max_delay_secs: i64,
+    /// How long a wrong code counts, for its source and for the alert.
+    pub window_secs: i64,
+    /// Wrong codes for one person's reservations, from every source within the window, that
+    /// raise `login.guessing_alert` (and again at every further multiple).
+    pub alert_failures: u32,
+}
+
+impl GuessPolicy {
+    /// When a source with `failures` wrong codes, the last at `last`, may try again (`None`:
+    /// at once). The wait doubles with each wrong code past the free ones, so past the cap a
+    /// source gets one guess per `max_delay_secs`.
+    pub fn next_try(&self, failures: u32, last: Option<i64>) -> Option<i64> {
+        let past = failures.checked_sub(self.free_failures)?;
+        let delay = self
+            .first_delay_secs
+            .saturating_mul(1_i64 << past.min(40))
+            .min(self.max_delay_secs);
+        Some(last?.saturating_add(delay))
+    }
+
+    /// Does the `n`th wrong code for one person raise the alert?
+    pub fn alerts_at(&self, n: u32) -> bool {
+        self.alert_failures > 0 && n >= self.alert_failures && n.is_multiple_of(self.alert_failures)
+    }
 }
 
 /// `[push]` of server.toml.
@@ -170,8 +220,12 @@ pub struct PersonFacts {
     pub locked_until: Option<i64>,
     /// The newest TOTP step accepted from this person (each step is accepted once).
     pub last_step: Option<i64>,
-    /// Wrong codes within the lockout window before `now`.
+    /// Wrong codes within the lockout window before `now` (the person's own: enrollment and
+    /// factor confirmations).
     pub recent_failures: u32,
+    /// Wrong login codes typed for this person's reservations within the guessing window,
+    /// from every source.
+    pub guesses: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,8 +287,11 @@ pub struct Denial {
     /// Begin and verify: for the person at the prompt (it says what to do next and never names
     /// the holder). Offline: why, for the audit log.
     pub message: String,
-    /// A wrong code: it counts towards the lockout, and locks the person when `lock_until`.
+    /// A wrong code of the person's own (enrollment): it counts towards the lockout, and locks
+    /// the person when `lock_until`.
     pub failure: Option<Failure>,
+    /// A wrong login code: it counts against its source (and for the holder's alert).
+    pub guess: Option<Guess>,
     /// Offline: no grant this host was served could have produced the report.
     pub suspicious: bool,
     /// What the refusal means for a push (recorded on the challenge and audited as such).
@@ -249,7 +306,7 @@ pub struct PushOffer {
     pub totp_allowed: bool,
 }
 
-/// How a refusal ends a push (none of these counts towards the lockout).
+/// How a refusal ends a push (none of these counts as a wrong code).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PushEnd {
     /// A wrong number was typed: `push.denied`, and the login is refused.
@@ -260,6 +317,21 @@ pub enum PushEnd {
     RateLimited,
 }
 
+/// A wrong login code, and what it means for its source and for the holder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guess {
+    /// The source it came from.
+    pub source: String,
+    /// Wrong codes from that source on this host, this one included.
+    pub from_source: u32,
+    /// When that source may try again (`None`: at once).
+    pub next_try: Option<i64>,
+    /// Wrong codes for the holder from every source, this one included.
+    pub for_person: u32,
+    /// Audit `login.guessing_alert` and alert the admins.
+    pub alert: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Failure {
     /// Wrong codes within the window, this one included.
@@ -267,8 +339,8 @@ pub struct Failure {
     pub lock_until: Option<i64>,
 }
 
-/// What checking a code for a person comes to (logins and the enrollment confirmation alike,
-/// so both count towards one lockout).
+/// What checking a person's own code comes to (the enrollment confirmation). Login codes are
+/// judged in `verify`, against their source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CodeVerdict {
     /// Right and fresh: use `step`.
@@ -333,6 +405,7 @@ fn deny(reason: DenyReason, message: impl Into<String>) -> Denial {
         reason,
         message: message.into(),
         failure: None,
+        guess: None,
         suspicious: false,
         push: None,
     }
@@ -342,16 +415,9 @@ fn how_to_reserve(account: &str, host: &str) -> String {
     format!("Reserve it first: jitctl reserve {account} --host {host}")
 }
 
-fn locked_message(until: i64) -> String {
-    format!(
-        "Too many wrong codes. Try again after {}, or ask an admin to unlock you.",
-        utc(until)
-    )
-}
-
 /// The checks every prompt-bound step shares: the account exists here and is enabled, the host
-/// is enabled, a live reservation is held by an active, enrolled person who is not locked out,
-/// and a key sshd accepted (if any) is not someone else's.
+/// is enabled, a live reservation is held by an active, enrolled person, and a key sshd
+/// accepted (if any) is not someone else's.
 fn eligible(
     f: &Facts,
     prompted: bool,
@@ -434,9 +500,9 @@ fn eligible(
     if !person.enrolled && !person.push {
         return Err(deny(DenyReason::NotEnrolled, cannot));
     }
-    if let Some(until) = person.locked_until.filter(|u| *u > now) {
-        return Err(deny(DenyReason::LockedOut, locked_message(until)));
-    }
+    // A person's lockout (wrong codes at the portal's sign-in or a factor confirmation, which
+    // anyone who knows the name can type) holds back those places only: logins on hosts are
+    // held back per source instead, so nobody can lock the holder out of them.
     Ok((res, person))
 }
 
@@ -449,8 +515,30 @@ fn usable(f: &Facts, person: &PersonFacts) -> (bool, bool) {
     )
 }
 
+/// A source that typed too many wrong codes on this host waits; nobody else does.
+fn source_waits(f: &Facts, now: i64) -> Result<(), Denial> {
+    let src = &f.source;
+    match f
+        .guessing
+        .next_try(src.failures, src.last_failure_at)
+        .filter(|t| *t > now)
+    {
+        Some(t) => Err(deny(
+            DenyReason::LockedOut,
+            format!(
+                "Too many wrong codes from here ({}) on {}. Try again after {}.",
+                src.name,
+                f.host.name,
+                utc(t)
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
 fn begin(f: &Facts, number: u8, now: i64) -> Result<Decision, Denial> {
     let (res, person) = eligible(f, false, now)?;
+    source_waits(f, now)?;
     let (totp, push) = usable(f, person);
     let prompt = |factor, push, rate_limited| Decision::Prompt {
         factor,
@@ -554,23 +642,36 @@ fn verify(f: &Facts, code: CodeMatch, now: i64) -> Result<Decision, Denial> {
             ),
         ));
     }
-    match judge_code(person, code, &f.lockout, now) {
-        CodeVerdict::Accepted(step) => Ok(Decision::Grant { step }),
-        CodeVerdict::Replayed => Err(deny(
+    // A source that must wait gets its code neither looked at nor counted.
+    source_waits(f, now)?;
+    match code {
+        CodeMatch::Step(step) if person.last_step.is_some_and(|last| step <= last) => Err(deny(
             DenyReason::ReplayedCode,
             "That code was already used. Wait for the next code and log in again.",
         )),
-        CodeVerdict::LockedOut(until) => Err(deny(DenyReason::LockedOut, locked_message(until))),
-        CodeVerdict::Wrong(failure) => {
+        CodeMatch::Step(step) => Ok(Decision::Grant { step }),
+        CodeMatch::NoMatch => {
+            let from_source = f.source.failures.saturating_add(1);
+            let for_person = person.guesses.saturating_add(1);
+            let guess = Guess {
+                source: f.source.name.clone(),
+                from_source,
+                next_try: f.guessing.next_try(from_source, Some(now)),
+                for_person,
+                alert: f.guessing.alerts_at(for_person),
+            };
             let mut message = format!(
                 "The code is not valid for the current reservation of {} on {}.",
                 res.account, f.host.name
             );
-            if let Some(u) = failure.lock_until {
-                message.push_str(&format!(" Too many wrong codes: locked until {}.", utc(u)));
+            if let Some(t) = guess.next_try {
+                message.push_str(&format!(
+                    " Too many wrong codes from here: try again after {}.",
+                    utc(t)
+                ));
             }
             Err(Denial {
-                failure: Some(failure),
+                guess: Some(guess),
                 ..deny(DenyReason::WrongCode, message)
             })
         }
@@ -781,8 +882,8 @@ fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> 
             ),
         ));
     }
-    let window = grant_steps(res.created_at, res.expires_at);
-    if !window.contains(&step) || !grant.steps.contains(&step) {
+    let window = reservation_steps(res.created_at, res.expires_at);
+    if !window.contains(&step) {
         return Err(suspicious(
             R::WrongCode,
             format!(
@@ -790,6 +891,12 @@ fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> 
                 window.start(),
                 window.end()
             ),
+        ));
+    }
+    if !grant.steps.contains(&step) {
+        return Err(suspicious(
+            R::WrongCode,
+            format!("time step {step} is in no offline grant this host was given"),
         ));
     }
     if (step - at.div_euclid(STEP_SECS)).abs() > 1 {
@@ -825,12 +932,18 @@ fn offline(f: &Facts, ev: &OfflineReport, now: i64) -> Result<Decision, Denial> 
     Ok(Decision::Reconcile { step, at })
 }
 
-/// The steps a grant covers: one step of skew before the reservation starts, to one after it
-/// ends, at most [`jit_proto::offline::MAX_STEPS`].
-pub fn grant_steps(created_at: i64, expires_at: i64) -> std::ops::RangeInclusive<i64> {
-    let first = created_at.div_euclid(STEP_SECS) - 1;
-    let last =
-        (expires_at.div_euclid(STEP_SECS) + 1).min(first + jit_proto::offline::MAX_STEPS - 1);
+/// The steps a login with the reservation may use: one step of skew before it starts, to one
+/// after it ends.
+pub fn reservation_steps(created_at: i64, expires_at: i64) -> std::ops::RangeInclusive<i64> {
+    created_at.div_euclid(STEP_SECS) - 1..=expires_at.div_euclid(STEP_SECS) + 1
+}
+
+/// The steps a grant issued at `now` covers: the reservation's steps from now (a step of skew
+/// before), at most [`jit_proto::offline::MAX_STEPS`] of them: the next 15 minutes.
+pub fn grant_steps(created_at: i64, expires_at: i64, now: i64) -> std::ops::RangeInclusive<i64> {
+    let all = reservation_steps(created_at, expires_at);
+    let first = (*all.start()).max(now.div_euclid(STEP_SECS) - 1);
+    let last = (*all.end()).min(first + jit_proto::offline::MAX_STEPS - 1);
     first..=last
 }
 

@@ -50,6 +50,7 @@ fn baseline() -> Facts {
             // She logged in two steps ago.
             last_step: Some(STEP - 2),
             recent_failures: 0,
+            guesses: 0,
         }),
         attempt: Some(AttemptFacts {
             answered: false,
@@ -57,14 +58,45 @@ fn baseline() -> Facts {
         }),
         grant: Some(GrantFacts {
             served_at: Some(CREATED + 5),
-            steps: grant_steps(CREATED, EXPIRES).collect(),
+            steps: grant_steps(CREATED, EXPIRES, CREATED).collect(),
         }),
         key_owner: None,
         lockout: LOCKOUT,
         challenge: None,
         last_push_at: None,
         push: PUSH,
+        // The prompt is su's, run by uid 1000, who typed nothing wrong before.
+        source: SourceFacts {
+            name: "uid:1000".into(),
+            failures: 0,
+            last_failure_at: None,
+        },
+        guessing: GUESSING,
     }
+}
+
+const GUESSING: GuessPolicy = GuessPolicy {
+    free_failures: 3,
+    first_delay_secs: 60,
+    max_delay_secs: 1200,
+    window_secs: 86400,
+    alert_failures: 10,
+};
+
+/// A wrong login code: from uid 1000's `from_source`th, the holder's `for_person`th.
+fn guess(from_source: u32, next_try: Option<i64>, for_person: u32, alert: bool) -> Option<Guess> {
+    Some(Guess {
+        source: "uid:1000".into(),
+        from_source,
+        next_try,
+        for_person,
+        alert,
+    })
+}
+
+fn source(f: &mut Facts, failures: u32, last: i64) {
+    f.source.failures = failures;
+    f.source.last_failure_at = Some(last);
 }
 
 const PUSH: PushPolicy = PushPolicy {
@@ -151,8 +183,8 @@ enum Want {
         step: i64,
         at: i64,
     },
-    /// The reason, a part of the message, the failure counted, suspicious.
-    Deny(R, &'static str, Option<Failure>, bool),
+    /// The reason, a part of the message, the wrong code counted, suspicious.
+    Deny(R, &'static str, Option<Guess>, bool),
 }
 
 fn deny(r: R, msg: &'static str) -> Want {
@@ -195,24 +227,44 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
         ("begin: disabled host", BEGIN, |f| f.host.active = false, deny(R::HostNotAllowed, "jitctl host enable web01")),
         ("begin: disabled holder", BEGIN, |f| holder(f).active = false, deny(R::PersonDisabled, "cannot be used")),
         ("begin: holder without a factor", BEGIN, |f| holder(f).enrolled = false, deny(R::NotEnrolled, "cannot be used")),
-        ("begin: locked out says until when", BEGIN, |f| holder(f).locked_until = Some(NOW + 60),
-            deny(R::LockedOut, "Try again after 2023-11-14 22:14:20 UTC, or ask an admin to unlock you.")),
-        ("begin: a lockout that ended is no lockout", BEGIN, |f| holder(f).locked_until = Some(NOW), Want::Prompt),
+        ("begin: a lockout from the portal's sign-in does not stop a login", BEGIN, |f| holder(f).locked_until = Some(NOW + 60), Want::Prompt),
         ("begin: another holder's ssh key", BEGIN, |f| f.key_owner = Some("bob".into()), deny(R::NoReservation, "not reserved for you on web01")),
         ("begin: the holder's own ssh key", BEGIN, |f| f.key_owner = Some("alice".into()), Want::Prompt),
         // --- verify
         ("verify: the right, fresh code is granted", code(STEP), same, Want::Grant(STEP)),
         ("verify: the next step (skew) is granted", code(STEP + 1), same, Want::Grant(STEP + 1)),
-        ("verify: a wrong code counts", WRONG, same,
-            Want::Deny(R::WrongCode, "The code is not valid for the current reservation of admin on web01.", Some(Failure { count: 1, lock_until: None }), false)),
-        ("verify: the fifth wrong code locks", WRONG, |f| holder(f).recent_failures = 4,
-            Want::Deny(R::WrongCode, "Too many wrong codes: locked until 2023-11-14 22:28:20 UTC.", Some(Failure { count: 5, lock_until: Some(NOW + 900) }), false)),
-        ("verify: a code while locked is not looked at", code(STEP), |f| holder(f).locked_until = Some(NOW + 1), deny(R::LockedOut, "Too many wrong codes")),
+        ("verify: a wrong code counts against its source and for the holder", WRONG, same,
+            Want::Deny(R::WrongCode, "The code is not valid for the current reservation of admin on web01.", guess(1, None, 1, false), false)),
+        // --- wrong codes: the source waits, the holder does not
+        ("verify: the third wrong code from a source makes it wait a minute", WRONG, |f| source(f, 2, NOW - 5),
+            Want::Deny(R::WrongCode, "Too many wrong codes from here: try again after 2023-11-14 22:14:20 UTC.", guess(3, Some(NOW + 60), 1, false), false)),
+        ("verify: a waiting source's code is neither looked at nor counted, right or wrong", code(STEP), |f| source(f, 3, NOW - 30),
+            deny(R::LockedOut, "Too many wrong codes from here (uid:1000) on web01. Try again after 2023-11-14 22:13:50 UTC.")),
+        ("verify: the wait doubles with each wrong code", WRONG, |f| source(f, 4, NOW - 100),
+            deny(R::LockedOut, "Try again after 2023-11-14 22:13:40 UTC.")),
+        ("verify: after its wait a source may try again, and waits twice as long", WRONG, |f| source(f, 4, NOW - 120),
+            Want::Deny(R::WrongCode, "not valid", guess(5, Some(NOW + 240), 1, false), false)),
+        ("verify: the wait stops growing at the cap", WRONG, |f| source(f, 30, NOW - 1200),
+            Want::Deny(R::WrongCode, "not valid", guess(31, Some(NOW + 1200), 1, false), false)),
+        ("verify: the right code after a source's wait", code(STEP), |f| source(f, 30, NOW - 1200), Want::Grant(STEP)),
+        ("verify: the holder's code from her own source, whatever others guessed", code(STEP), |f| holder(f).guesses = 50, Want::Grant(STEP)),
+        ("begin: a waiting source gets no prompt", BEGIN, |f| source(f, 3, NOW - 10),
+            deny(R::LockedOut, "Too many wrong codes from here (uid:1000) on web01.")),
+        ("begin: a source that waited is prompted again", BEGIN, |f| source(f, 3, NOW - 60), Want::Prompt),
+        ("begin: the holder is prompted however many codes others guessed", BEGIN, |f| holder(f).guesses = 500, Want::Prompt),
+        ("verify: the holder's tenth wrong code from all sources alerts the admins", WRONG, |f| holder(f).guesses = 9,
+            Want::Deny(R::WrongCode, "not valid", guess(1, None, 10, true), false)),
+        ("verify: the eleventh does not alert again", WRONG, |f| holder(f).guesses = 10,
+            Want::Deny(R::WrongCode, "not valid", guess(1, None, 11, false), false)),
+        ("verify: the twentieth alerts again", WRONG, |f| holder(f).guesses = 19,
+            Want::Deny(R::WrongCode, "not valid", guess(1, None, 20, true), false)),
+        ("verify: a person's own enrollment failures hold back no login", code(STEP), |f| holder(f).recent_failures = 40, Want::Grant(STEP)),
+        ("verify: a lockout from the portal's sign-in does not stop a login", code(STEP), |f| holder(f).locked_until = Some(NOW + 1), Want::Grant(STEP)),
         ("verify: a replayed step", code(STEP - 2), same, deny(R::ReplayedCode, "already used. Wait for the next code")),
         ("verify: an older step after a newer one", code(STEP - 3), same, deny(R::ReplayedCode, "already used")),
         ("verify: the first code ever", code(STEP), |f| holder(f).last_step = None, Want::Grant(STEP)),
         ("verify: a code of someone other than the holder matches nothing", WRONG, same,
-            Want::Deny(R::WrongCode, "not valid", Some(Failure { count: 1, lock_until: None }), false)),
+            Want::Deny(R::WrongCode, "not valid", guess(1, None, 1, false), false)),
         ("verify: with another holder's ssh key", code(STEP), |f| f.key_owner = Some("bob".into()), deny(R::NoReservation, "not reserved for you")),
         ("verify: an unknown attempt", code(STEP), |f| { f.attempt = None; f.reservation = None; f.holder = None; f.account = None; },
             deny(R::AttemptExpired, "unknown; start the login again")),
@@ -307,7 +359,7 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
             |f| {
                 let r = res(f);
                 (r.created_at, r.expires_at, r.state) = (NOW - 400, NOW - 100, Lifecycle::Expired);
-                f.grant = Some(GrantFacts { served_at: Some(NOW - 395), steps: grant_steps(NOW - 400, NOW - 100).collect() });
+                f.grant = Some(GrantFacts { served_at: Some(NOW - 395), steps: grant_steps(NOW - 400, NOW - 100, NOW - 400).collect() });
             },
             Want::Reconcile { step: (NOW - 130) / STEP_SECS, at: NOW - 130 }),
         ("offline: no reservation named", report(|r| r.reservation_id = None), same, suspicious(R::NoReservation, "names no reservation")),
@@ -327,7 +379,11 @@ fn rows() -> Vec<(&'static str, Step, Change, Want)> {
             suspicious(R::Expired, "before this host was given the grant")),
         ("offline: a step far in the future", report(|r| r.totp_step = Some(9_000_000_000_000)), same, suspicious(R::WrongCode, "outside the reservation's window")),
         ("offline: a step the grant has no hash for", report(|_| {}), |f| f.grant.as_mut().unwrap().steps.retain(|s| *s != STEP - 1),
-            suspicious(R::WrongCode, "outside the reservation's window")),
+            suspicious(R::WrongCode, "in no offline grant this host was given")),
+        ("offline: a step of a later grant the host was given", report(|r| { r.at = NOW + 20; r.totp_step = Some(STEP); }),
+            |f| f.grant.as_mut().unwrap().steps = (STEP - 1..=STEP + 30).collect(), Want::Reconcile { step: STEP, at: NOW }),
+        ("offline: a step of a later grant the host was never given", report(|r| { r.at = NOW + 20; r.totp_step = Some(STEP); }),
+            |f| f.grant.as_mut().unwrap().steps = (STEP - 40..STEP).collect(), suspicious(R::WrongCode, "in no offline grant this host was given")),
         ("offline: a step not of the reported time", report(|r| r.totp_step = Some(STEP + 3)), same, suspicious(R::WrongCode, "not within one step")),
         ("offline: released before the login", report(|_| {}), |f| { res(f).state = Lifecycle::Released; res(f).ended_at = Some(NOW - 40); },
             deny(R::NoReservation, "already released at the reported login time")),
@@ -391,8 +447,8 @@ fn every_rule_is_a_row() {
                     d.message
                 );
                 assert_eq!(d.push, *end, "{name}");
-                // No push refusal counts towards the lockout.
-                assert_eq!(d.failure, None, "{name}");
+                // No push refusal counts as a wrong code.
+                assert_eq!((&d.failure, &d.guess), (&None, &None), "{name}");
                 assert!(!d.message.contains("alice"), "{name}: {}", d.message);
                 assert!(!d.message.contains("47"), "{name}: never the number");
             }
@@ -400,14 +456,16 @@ fn every_rule_is_a_row() {
             (Want::Reconcile { step: s, at: a }, Decision::Reconcile { step, at }) => {
                 assert_eq!((s, a), (step, at), "{name}")
             }
-            (Want::Deny(reason, fragment, failure, susp), Decision::Deny(d)) => {
+            (Want::Deny(reason, fragment, guess, susp), Decision::Deny(d)) => {
                 assert_eq!(d.reason, *reason, "{name}: {}", d.message);
                 assert!(
                     d.message.contains(fragment),
                     "{name}: {:?} lacks {fragment:?}",
                     d.message
                 );
-                assert_eq!(d.failure, *failure, "{name}");
+                assert_eq!(d.guess, *guess, "{name}");
+                // Logins never lock the person out.
+                assert_eq!(d.failure, None, "{name}");
                 assert_eq!(d.suspicious, *susp, "{name}");
                 if !matches!(step, Step::Offline(_)) {
                     // Whoever sits at a prompt never learns who holds the account.
@@ -465,4 +523,33 @@ fn judging_a_code_alone_serves_the_enrollment_confirmation() {
         judge_code(&locked, CodeMatch::Step(STEP), &LOCKOUT, NOW),
         CodeVerdict::LockedOut(NOW + 5)
     );
+}
+
+#[test]
+fn one_source_gets_a_few_guesses_an_hour() {
+    // A source that guesses as fast as it is let: three at once, then waits of 1, 2, 4, 8 and
+    // 16 minutes, then one guess every 20 minutes.
+    let (mut failures, mut last, mut at) = (0_u32, None, NOW);
+    let mut times = Vec::new();
+    while at < NOW + 86400 {
+        if let Some(t) = GUESSING.next_try(failures, last) {
+            at = at.max(t);
+        }
+        times.push(at);
+        failures += 1;
+        last = Some(at);
+    }
+    let in_hour = |from: i64| {
+        times
+            .iter()
+            .filter(|t| **t >= from && **t < from + 3600)
+            .count()
+    };
+    assert_eq!(in_hour(NOW), 9, "{times:?}");
+    for h in 1..23 {
+        assert!(in_hour(NOW + h * 3600) <= 3, "hour {h}: {times:?}");
+    }
+    assert!(times.len() <= 80, "{} guesses a day", times.len());
+    assert_eq!(GUESSING.next_try(2, Some(NOW)), None);
+    assert_eq!(GUESSING.next_try(3, None), None);
 }

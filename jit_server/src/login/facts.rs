@@ -5,8 +5,8 @@ use jit_proto::api::LoginOrigin;
 use sqlx::AnyConnection;
 
 use super::decision::{
-    AccountFacts, AttemptFacts, ChallengeFacts, Facts, GrantFacts, HostFacts, Lifecycle,
-    LockoutPolicy, PersonFacts, PushPolicy, ReservationFacts,
+    AccountFacts, AttemptFacts, ChallengeFacts, Facts, GrantFacts, GuessPolicy, HostFacts,
+    Lifecycle, LockoutPolicy, PersonFacts, PushPolicy, ReservationFacts, SourceFacts,
 };
 use crate::rules;
 use crate::store::accounts::{self, AccountRow};
@@ -14,7 +14,7 @@ use crate::store::hosts::{self, HostRow};
 use crate::store::persons::{self, PersonRow};
 use crate::store::push::{self, ChallengeRow};
 use crate::store::reservations::{self, AttemptRow, ReservationRow};
-use crate::store::{StoreResult, from_json, offline, ssh_keys};
+use crate::store::{StoreResult, login_failures, offline, ssh_keys};
 
 /// Which login step the facts are for.
 pub enum Subject<'a> {
@@ -48,6 +48,7 @@ pub struct Gathered {
 pub struct Policies {
     pub lockout: LockoutPolicy,
     pub push: PushPolicy,
+    pub guessing: GuessPolicy,
 }
 
 /// The facts of push challenge `id` (for its approval or report), with the host its login runs
@@ -123,22 +124,37 @@ pub async fn read(
         Some(r) => persons::by_id(conn, r.person_id).await?,
         None => None,
     };
+    let guessing = policies.guessing;
+    let since = now - guessing.window_secs;
     let holder_facts = match &holder {
-        Some(p) => Some(person(conn, p, &lockout, now).await?),
+        Some(p) => {
+            let mut facts = person(conn, p, &lockout, now).await?;
+            let n = login_failures::of_person(conn, p.id, since).await?;
+            facts.guesses = u32::try_from(n).unwrap_or(u32::MAX);
+            Some(facts)
+        }
         None => None,
     };
-    let grant = match (is_offline, &reservation) {
-        (true, Some(r)) => match offline::issued(conn, r.id).await? {
-            Some(g) => {
-                let codes: Vec<jit_proto::api::StepHash> =
-                    from_json("offline grant codes", &g.codes)?;
-                Some(GrantFacts {
-                    served_at: g.served_at,
-                    steps: codes.iter().map(|c| c.step).collect(),
-                })
+    let source = match is_offline {
+        true => SourceFacts::default(),
+        false => {
+            let name = source_of(&origin);
+            let (n, last) = login_failures::of_source(conn, host.id, &name, since).await?;
+            SourceFacts {
+                name,
+                failures: u32::try_from(n).unwrap_or(u32::MAX),
+                last_failure_at: last,
             }
-            None => None,
-        },
+        }
+    };
+    let grant = match (is_offline, &reservation) {
+        (true, Some(r)) => offline::issued(conn, r.id).await?.map(|g| GrantFacts {
+            served_at: g.served_at,
+            steps: match (g.served_first_step, g.served_last_step) {
+                (Some(first), Some(last)) => (first..=last).collect(),
+                _ => Vec::new(),
+            },
+        }),
         _ => None,
     };
     let challenge = match &attempt {
@@ -202,6 +218,8 @@ pub async fn read(
         }),
         last_push_at,
         push: policies.push,
+        source,
+        guessing,
     };
     Ok(Gathered {
         facts,
@@ -231,5 +249,26 @@ pub async fn person(
         locked_until: p.locked_until,
         last_step: p.totp_last_step,
         recent_failures: u32::try_from(recent).unwrap_or(u32::MAX),
+        guesses: 0,
     })
+}
+
+/// The source wrong codes count against: what the host says the kernel told it, else (a host
+/// that does not say) the remote address or terminal the login names.
+pub fn source_of(origin: &serde_json::Value) -> String {
+    let field = |k: &str| {
+        origin
+            .get(k)
+            .and_then(|v| v.as_str())
+            .filter(|v| !v.is_empty())
+    };
+    if let Some(s) = field("source") {
+        s.to_owned()
+    } else if let Some(r) = field("rhost") {
+        format!("addr:{r}")
+    } else if let Some(t) = field("tty") {
+        format!("tty:{}", t.strip_prefix("/dev/").unwrap_or(t))
+    } else {
+        "unknown".to_owned()
+    }
 }

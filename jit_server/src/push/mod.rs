@@ -50,6 +50,9 @@ pub enum NoticeKind {
     Sent,
     /// A person reported a login as not theirs (to the admins).
     Reported,
+    /// Wrong codes for one person, from all sources together, passed `[guessing]
+    /// alert_failures` (to the admins). The person is not locked out.
+    Guessing,
 }
 
 impl NoticeKind {
@@ -58,6 +61,7 @@ impl NoticeKind {
         match self {
             NoticeKind::Sent => "push.sent",
             NoticeKind::Reported => "push.reported",
+            NoticeKind::Guessing => "login.guessing_alert",
         }
     }
 }
@@ -114,6 +118,19 @@ impl Notice {
         s
     }
 
+    /// What the admins are told of guessing: who was targeted and from where, never a code.
+    pub fn guessing_text(&self) -> String {
+        format!(
+            "Many wrong codes were typed for {}'s reservations, the last for {} on {} {}. \
+             Logins from there are slowed down; {} is not locked out.",
+            self.person,
+            self.account,
+            self.host,
+            self.source(),
+            self.person
+        )
+    }
+
     /// The Web Push payload the service worker shows.
     fn web_push_payload(&self) -> Vec<u8> {
         let (title, body, url) = match self.kind {
@@ -129,6 +146,11 @@ impl Notice {
             NoticeKind::Reported => (
                 format!("Login reported: {} on {}", self.account, self.host),
                 format!("{} says it was not them {}.", self.person, self.source()),
+                self.audit_url(),
+            ),
+            NoticeKind::Guessing => (
+                format!("Codes guessed: {} on {}", self.account, self.host),
+                self.guessing_text(),
                 self.audit_url(),
             ),
         };
@@ -252,7 +274,7 @@ async fn recipients(state: &State, n: &Notice) -> Vec<(String, PushFactorRow)> {
                     .into_iter()
                     .collect(),
             ),
-            NoticeKind::Reported => store::admins_with_push(&mut conn).await,
+            NoticeKind::Reported | NoticeKind::Guessing => store::admins_with_push(&mut conn).await,
         }
     }
     .await;
@@ -408,5 +430,30 @@ pub(crate) mod tests {
         let p: serde_json::Value = serde_json::from_slice(&n.web_push_payload()).unwrap();
         assert_eq!(p["url"], n.approve_url);
         assert!(p["body"].as_str().unwrap().contains("192.0.2.10"));
+    }
+
+    #[test]
+    fn the_guessing_alert_names_who_and_where_and_links_to_the_audit() {
+        let n = Notice {
+            approve_url: "https://jit.example.org/portal/admin/audit".into(),
+            ..notice(NoticeKind::Guessing)
+        };
+        assert_eq!(n.kind.action(), "login.guessing_alert");
+        let p: serde_json::Value = serde_json::from_slice(&n.web_push_payload()).unwrap();
+        assert_eq!(p["title"], "Codes guessed: admin on web01");
+        assert_eq!(
+            p["url"],
+            "https://jit.example.org/portal/admin/audit?person=alice"
+        );
+        let body = p["body"].as_str().unwrap();
+        assert!(
+            body.contains("alice's reservations")
+                && body.contains("(ssh from 192.0.2.10)")
+                && body.contains("alice is not locked out"),
+            "{body}"
+        );
+        let m = ntfy::message(&n, "admins-topic");
+        assert_eq!(m["click"], p["url"]);
+        assert_eq!(m["message"], body);
     }
 }

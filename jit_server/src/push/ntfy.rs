@@ -43,6 +43,13 @@ pub fn message(n: &Notice, topic: &str) -> serde_json::Value {
             "Open the audit",
             5,
         ),
+        NoticeKind::Guessing => (
+            format!("Codes guessed: {} on {}", n.account, n.host),
+            n.guessing_text(),
+            n.audit_url(),
+            "Open the audit",
+            5,
+        ),
     };
     serde_json::json!({
         "topic": topic,

@@ -21,6 +21,7 @@ pub mod audit;
 pub mod changes;
 pub mod groups;
 pub mod hosts;
+pub mod login_failures;
 pub mod offline;
 pub mod persons;
 pub mod portal;

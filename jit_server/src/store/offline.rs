@@ -15,6 +15,10 @@ pub struct GrantRow {
     pub salt: Vec<u8>,
     pub codes: String,
     pub served_at: Option<i64>,
+    pub served_last_step: Option<i64>,
+    pub person_id: i64,
+    /// The reservation's start.
+    pub reserved_at: i64,
 }
 
 pub async fn insert(
@@ -49,7 +53,8 @@ pub async fn live_for_host(
 ) -> StoreResult<Vec<GrantRow>> {
     Ok(sqlx::query_as(
         "SELECT g.reservation_id, a.name AS account, p.name AS person, r.expires_at, g.kdf, \
-         g.iterations, g.salt, g.codes, g.served_at FROM offline_grants g \
+         g.iterations, g.salt, g.codes, g.served_at, g.served_last_step, p.id AS person_id, \
+         r.created_at AS reserved_at FROM offline_grants g \
          JOIN reservations r ON r.id = g.reservation_id \
          JOIN accounts a ON a.id = r.account_id JOIN persons p ON p.id = r.person_id \
          WHERE r.host_id = $1 AND r.state = 'active' AND r.expires_at > $2 \
@@ -61,15 +66,49 @@ pub async fn live_for_host(
     .await?)
 }
 
-/// Records that the reservation's host fetched the grant (the first time only).
+/// Records that the reservation's host fetched the grant, holding hashes for steps `first` to
+/// `last`: when it first did, and the span of steps it was ever given.
 pub async fn mark_served(
     conn: &mut AnyConnection,
     reservation_id: i64,
     now: i64,
+    first: i64,
+    last: i64,
 ) -> StoreResult<()> {
     sqlx::query(
-        "UPDATE offline_grants SET served_at = $1 WHERE reservation_id = $2 AND served_at IS NULL",
+        "UPDATE offline_grants SET served_at = COALESCE(served_at, $1), \
+         served_first_step = COALESCE(served_first_step, $2), \
+         served_last_step = CASE WHEN served_last_step IS NULL OR served_last_step < $3 \
+         THEN $3 ELSE served_last_step END WHERE reservation_id = $4",
     )
+    .bind(now)
+    .bind(first)
+    .bind(last)
+    .bind(reservation_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Issues the grant of `reservation_id` anew (the next minutes of codes, a new salt). When it
+/// was first served, and which steps were, stay.
+pub async fn replace(
+    conn: &mut AnyConnection,
+    reservation_id: i64,
+    kdf: &str,
+    iterations: u32,
+    salt: &[u8],
+    codes_json: &str,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "UPDATE offline_grants SET kdf = $1, iterations = $2, salt = $3, codes = $4, \
+         created_at = $5 WHERE reservation_id = $6",
+    )
+    .bind(kdf)
+    .bind(i64::from(iterations))
+    .bind(salt)
+    .bind(codes_json)
     .bind(now)
     .bind(reservation_id)
     .execute(conn)
@@ -78,18 +117,20 @@ pub async fn mark_served(
 }
 
 /// What the server issued for a reservation: when the grant was first served to its host, and
-/// the steps it holds hashes for (JSON, as stored).
+/// the span of steps the host was given hashes for.
 #[derive(Debug, Clone, FromRow)]
 pub struct Issued {
     pub served_at: Option<i64>,
-    pub codes: String,
+    pub served_first_step: Option<i64>,
+    pub served_last_step: Option<i64>,
 }
 
 pub async fn issued(conn: &mut AnyConnection, reservation_id: i64) -> StoreResult<Option<Issued>> {
-    Ok(
-        sqlx::query_as("SELECT served_at, codes FROM offline_grants WHERE reservation_id = $1")
-            .bind(reservation_id)
-            .fetch_optional(conn)
-            .await?,
+    Ok(sqlx::query_as(
+        "SELECT served_at, served_first_step, served_last_step FROM offline_grants \
+         WHERE reservation_id = $1",
     )
+    .bind(reservation_id)
+    .fetch_optional(conn)
+    .await?)
 }

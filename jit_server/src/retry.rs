@@ -53,6 +53,16 @@ pub(crate) fn note_conflict() {
     let _ = ATTEMPT.try_with(|a| a.conflicted.set(true));
 }
 
+/// Runs `work` (outside a request) and says whether the database undid a transaction of it.
+pub(crate) async fn watching_conflicts<T>(work: impl Future<Output = T>) -> (T, bool) {
+    ATTEMPT
+        .scope(Attempt::default(), async {
+            let out = work.await;
+            (out, ATTEMPT.with(|a| a.conflicted.get()))
+        })
+        .await
+}
+
 /// Middleware: buffers the request body (at most `limit` bytes) and runs the request again as
 /// the module comment says.
 pub async fn rerun_on_conflict(req: Request, next: Next, limit: usize) -> Response {
@@ -168,6 +178,16 @@ mod tests {
         let (app, runs) = app(|_| note_conflict());
         post(app, "x").await;
         assert_eq!(runs.load(Ordering::SeqCst), MAX_ATTEMPTS);
+    }
+
+    #[tokio::test]
+    async fn work_outside_a_request_reports_its_conflicts() {
+        let conflicted = async {
+            note_conflict();
+            1
+        };
+        assert_eq!(watching_conflicts(conflicted).await, (1, true));
+        assert_eq!(watching_conflicts(async { 2 }).await, (2, false));
     }
 
     #[tokio::test]

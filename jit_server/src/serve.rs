@@ -352,16 +352,22 @@ async fn sweep(state: api::State) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
     loop {
         tick.tick().await;
-        let result = async {
+        let (result, conflicted) = crate::retry::watching_conflicts(async {
             let mut tx = state.store.write().await?;
             api::expire_due_now(&mut tx).await?;
             tx.commit().await?;
             state.changes.poke();
             Ok::<_, crate::error::ApiError>(())
-        }
+        })
         .await;
-        if let Err(e) = result {
-            tracing::warn!(error = %e, "expiry sweep failed; will retry");
+        match result {
+            Ok(()) => {}
+            // Another server process on the database swept the same reservations at the same
+            // moment; they are expired (and audited) once, by it.
+            Err(_) if conflicted => {
+                tracing::debug!("expiry sweep undone by another server process's; skipped")
+            }
+            Err(e) => tracing::warn!(error = %e, "expiry sweep failed; will retry"),
         }
     }
 }

@@ -203,13 +203,16 @@ fn template() -> &'static Path {
             Path::new(BIN).join("initdb").exists(),
             "{BIN}/initdb is missing: install PostgreSQL 15 (apt install postgresql-15)"
         );
-        // Built beside its final place and renamed into it, so that test binaries running at
-        // once never see half a template.
-        let tmp = crate::target_dir().join(format!("pg-template.{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).expect("template dir");
-        chown_nobody(&tmp);
-        let data = tmp.join("data");
+        // Made in a temporary directory, which nobody can reach wherever the checkout is (a
+        // target directory under a 0700 home is out of its reach), then copied beside its final
+        // place and renamed into it, so that test binaries running at once never see half a
+        // template.
+        let work = tempfile::Builder::new()
+            .prefix("jit-pg-template-")
+            .tempdir()
+            .expect("tempdir for the PostgreSQL template");
+        chown_nobody(work.path());
+        let data = work.path().join("data");
         let out = as_nobody(&format!("{BIN}/initdb"))
             .arg("-D")
             .arg(&data)
@@ -258,6 +261,16 @@ fn template() -> &'static Path {
             "CREATE DATABASE: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let tmp = crate::target_dir().join(format!("pg-template.{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).expect("template dir");
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&data)
+            .arg(tmp.join("data"))
+            .status()
+            .expect("cp");
+        assert!(ok.success(), "copying the PostgreSQL template failed");
         if std::fs::rename(&tmp, &dest).is_err() {
             // Another test binary got there first: use its template.
             let _ = std::fs::remove_dir_all(&tmp);

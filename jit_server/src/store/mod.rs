@@ -172,9 +172,18 @@ impl Store {
         })
     }
 
-    /// A read-only snapshot.
+    /// A read-only snapshot: every statement in it sees the database as of its first one (on
+    /// SQLite a deferred transaction does; on PostgreSQL that takes REPEATABLE READ, as READ
+    /// COMMITTED would show each statement another state).
     pub async fn read(&self) -> StoreResult<Transaction<'static, Any>> {
-        Ok(self.pool.begin().await?)
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin().await?,
+            Backend::Postgres => {
+                self.pool
+                    .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ")
+                    .await?
+            }
+        })
     }
 
     pub async fn close(&self) {

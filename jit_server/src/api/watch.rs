@@ -35,17 +35,21 @@ pub async fn watch(
     let until = tokio::time::Instant::now() + hold;
     // Subscribed before the first look, so a change committed after it still wakes this wait.
     let mut feed = state.changes.subscribe();
-    let mut after = q.after;
+    let mut after = q.after.unwrap_or(0);
     let mut first = true;
     loop {
         let mut tx = state.store.read().await?;
         let latest = changes::latest(&mut tx).await?;
         if first {
             first = false;
-            // A cursor this log cannot continue from: the host's first contact, a log pruned
-            // past it, or another database.
+            // No cursor (the host's first contact), or one this log cannot continue from: a
+            // log pruned past it, or another database.
             let oldest = changes::oldest(&mut tx).await?;
-            if after <= 0 || after > latest || (oldest > 0 && after < oldest - 1) {
+            if q.after.is_none()
+                || after < 0
+                || after > latest
+                || (oldest > 0 && after < oldest - 1)
+            {
                 return Ok(Json(HostChanges {
                     seq: latest,
                     reset: true,

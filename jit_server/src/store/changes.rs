@@ -114,6 +114,37 @@ pub async fn oldest(conn: &mut AnyConnection) -> StoreResult<i64> {
     Ok(seq.unwrap_or(0))
 }
 
+/// One row of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub seq: i64,
+    /// `None`: for every host.
+    pub host: Option<String>,
+    pub kind: ChangeKind,
+}
+
+/// The rows after `after`, oldest first, at most `limit`.
+pub async fn rows_after(
+    conn: &mut AnyConnection,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<ChangeRow>> {
+    let rows: Vec<(i64, Option<String>, String)> =
+        sqlx::query_as("SELECT seq, host, kind FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, host, kind)| ChangeRow {
+            seq,
+            host,
+            kind: ChangeKind::parse(&kind),
+        })
+        .collect())
+}
+
 /// What the log holds for `host` after `after`, up to `upto`: the kinds (sorted, each once) and
 /// the last `seq` looked at.
 pub async fn since(

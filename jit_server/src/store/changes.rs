@@ -9,6 +9,11 @@
 //! change of an audited action ([`kind_of`]); the few unaudited writes (offline grants) call
 //! [`append`] themselves.
 //!
+//! A watcher's cursor is a `seq`: it relies on rows becoming visible in `seq` order. SQLite has
+//! one writer at a time, so they do. A backend with concurrent writers (PostgreSQL) must keep
+//! that true, for example by taking a lock on the table before appending (`LOCK TABLE changes
+//! IN SHARE ROW EXCLUSIVE MODE`), or a watcher could step over a row committed late.
+//!
 //! [`audit::record`]: super::audit::record
 
 use jit_proto::api::{AuditResult, ChangeKind};

@@ -1,6 +1,7 @@
 //! Several server addresses (replicas of one service on one database): jitd (`servers` in
 //! jitd.toml) and jitctl (`--server` repeated) go on to the next address when one cannot be
-//! reached, and a consuming call that was sent but never answered is not sent again elsewhere.
+//! reached, as they do through the addresses of one name, and a consuming call that was sent but
+//! never answered is not sent again elsewhere.
 
 use std::net::TcpListener;
 use std::process::Command;
@@ -135,4 +136,47 @@ fn a_login_code_sent_without_an_answer_is_not_sent_to_another_server() {
         .parse()
         .unwrap();
     assert!(consumed <= 1, "{consumed}");
+}
+
+#[test]
+fn jitctl_tries_each_address_of_a_name() {
+    let mut server = jit_tests::Server::start();
+    server.kill();
+    // Only on 127.0.0.2; `localhost` resolves to 127.0.0.1 first, where nothing listens.
+    server.run("127.0.0.2:0");
+    let port = server.addr().rsplit(':').next().unwrap().to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let hosts = dir.path().join("hosts");
+    std::fs::write(&hosts, "127.0.0.1 localhost\n127.0.0.2 localhost\n").unwrap();
+    let j = Jitctl::new();
+    let jitctl = |args: &[&str]| {
+        let mut argv = vec![jit_tests::bin("jitctl").display().to_string()];
+        argv.extend(args.iter().map(|a| (*a).to_owned()));
+        let out = jit_sandbox::Namespace::new()
+            .bind(&hosts, "/etc/hosts")
+            .command(&argv)
+            .env("JITCTL_CONFIG", j.dir())
+            .env_remove("JITCTL_TOKEN")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "jitctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let url = format!("https://localhost:{port}");
+    jitctl(&[
+        "login",
+        "--server",
+        &url,
+        "--ca-fingerprint",
+        &server.fingerprint,
+        "--token",
+        &server.admin_token,
+    ]);
+    let who = jitctl(&["whoami"]);
+    assert!(who.contains("admin"), "{who}");
 }

@@ -22,6 +22,18 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// CPU time (user and system) of process `pid` so far.
+fn cpu(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("proc stat");
+    // Fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').expect("stat") + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = f[11].parse::<u64>().expect("utime") + f[12].parse::<u64>().expect("stime");
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    Duration::from_millis(ticks * 1000 / hz.max(1))
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -136,6 +148,7 @@ fn main() {
     // Let every watch reach the server and wait there.
     std::thread::sleep(Duration::from_secs(5));
     let holding = rss_kib(pid);
+    let (server_cpu, own_cpu) = (cpu(pid), cpu(std::process::id()));
     let t0 = Instant::now();
     add_account(&admin, 1000);
     let mut reached = Vec::new();
@@ -149,6 +162,8 @@ fn main() {
             }
         }
     });
+    let server_cpu = cpu(pid).saturating_sub(server_cpu);
+    let own_cpu = cpu(std::process::id()).saturating_sub(own_cpu);
     reached.sort();
     let per = |after: u64| (after.saturating_sub(before)) as f64 / watchers as f64;
     println!("watchers: {watchers}");
@@ -171,6 +186,11 @@ fn main() {
         ms(percentile(&reached, 0.5)),
         ms(percentile(&reached, 0.99)),
         ms(percentile(&reached, 1.0))
+    );
+    println!(
+        "CPU spent meanwhile: server {}, benchmark's clients {}",
+        ms(server_cpu),
+        ms(own_cpu)
     );
     drop(clients);
     server.kill();

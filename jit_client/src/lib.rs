@@ -653,24 +653,23 @@ impl Client {
         self.get("/host/keys").await
     }
 
-    /// `GET /v1/host/watch`: the kinds of change for this host after `after`, waiting up to
-    /// `wait` seconds for one; `slack` is added to the wait for the answer to travel.
+    /// `GET /v1/host/watch`: the kinds of change for this host after `after` (`None` on first
+    /// contact), waiting up to `wait` seconds for one; `slack` is added to the wait for the
+    /// answer to travel.
     pub async fn host_watch(
         &self,
-        after: i64,
+        after: Option<i64>,
         wait: u32,
         slack: Duration,
     ) -> Result<HostChanges, ClientError> {
         let wait = wait.min(MAX_WATCH_SECS);
         let timeout = Duration::from_secs(u64::from(wait)) + slack;
-        self.call_with::<(), _>(
-            Method::GET,
-            &format!("/host/watch?after={after}&wait={wait}"),
-            None,
-            Retry::Idempotent,
-            Some(timeout),
-        )
-        .await
+        let path = match after {
+            Some(a) => format!("/host/watch?after={a}&wait={wait}"),
+            None => format!("/host/watch?wait={wait}"),
+        };
+        self.call_with::<(), _>(Method::GET, &path, None, Retry::Idempotent, Some(timeout))
+            .await
     }
 }
 

@@ -1205,9 +1205,9 @@ pub const MAX_WATCH_SECS: u32 = 25;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HostWatchQuery {
-    /// The `seq` of the last answer; absent (or 0) on first contact.
+    /// The `seq` of the last answer; absent on first contact.
     #[serde(default)]
-    pub after: i64,
+    pub after: Option<i64>,
     /// Seconds to hold the request while nothing changes, at most [`MAX_WATCH_SECS`].
     #[serde(default)]
     pub wait: Option<u32>,

@@ -5,8 +5,7 @@
 //! refresh (accounts and offline grants) from the server (bounded by `server_timeout`; a server
 //! that is down does not stop jitd), listen on the PAM socket, start following the open
 //! sessions (those saved before a restart too) and watching the server for changes, then tell
-//! systemd READY=1. SIGTERM or SIGINT:
-//! STOPPING=1, stop accepting, remove the socket.
+//! systemd READY=1. SIGTERM or SIGINT: STOPPING=1, stop accepting, remove the socket.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -1,8 +1,9 @@
 //! The loop that keeps the open sessions in step with their reservations: it asks the server how
 //! the reservations stand (`POST /v1/host/reservations`, every `refresh_interval` while a
-//! session is open, when the server's watch reports a change, and right before a warning or an end at expiry, so an extension
-//! made a moment ago counts), then for each session does what [`plan`] says: warn its terminal,
-//! or end it (see [`crate::session_end`]) and record `session.ended` with the cause.
+//! session is open, when the server's watch reports a change, and right before a warning or an
+//! end at expiry, so an extension made a moment ago counts), then for each session does what
+//! [`plan`] says: warn its terminal, or end it (see [`crate::session_end`]) and record
+//! `session.ended` with the cause.
 //!
 //! While the server cannot be reached, the last end time it gave stands: a session of an account
 //! that ends sessions at expiry is ended then (fail closed: an extension that cannot be seen

@@ -325,3 +325,37 @@ async fn a_session_whose_processes_vanished_is_closed() {
     // Nothing open: nothing asked.
     assert!(r.server.calls().is_empty());
 }
+
+#[tokio::test]
+async fn news_from_the_servers_watch_is_acted_on_before_the_next_refresh() {
+    let r = rig();
+    r.sessions.opened(session(300, true));
+    r.server
+        .on_reservations(Answer::Ok(stands(NOW, NOW + 300, None, true)));
+    r.control.tick(NOW).await;
+    let asked = || {
+        r.server
+            .calls()
+            .iter()
+            .filter(|c| matches!(c, Call::Reservations(_)))
+            .count()
+    };
+    // Three seconds on, the next refresh (every 10 s) is not due: the server is not asked.
+    r.control.tick(NOW + 3).await;
+    assert_eq!(asked(), 1);
+    // The watch reports a change of the host's reservations: asked at once, and it was a
+    // force-release.
+    r.server.on_reservations(Answer::Ok(stands(
+        NOW + 4,
+        NOW + 4,
+        Some(EndCause::ForceReleased),
+        true,
+    )));
+    r.sessions.news();
+    r.control.tick(NOW + 4).await;
+    assert_eq!(asked(), 2);
+    assert_eq!(r.hands.ended(), ["att-1"]);
+    // The news is taken once.
+    r.control.tick(NOW + 5).await;
+    assert_eq!(asked(), 2);
+}

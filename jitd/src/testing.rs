@@ -259,7 +259,11 @@ impl Server for FakeServer {
     }
 
     /// Unscripted: unreachable.
-    async fn host_watch(&self, _after: i64, _wait: u32) -> Result<HostChanges, ClientError> {
+    async fn host_watch(
+        &self,
+        _after: Option<i64>,
+        _wait: u32,
+    ) -> Result<HostChanges, ClientError> {
         Err(unreachable())
     }
 }

@@ -44,10 +44,11 @@ pub trait Server: Send + Sync + 'static {
         &self,
         req: &HostReservationQuery,
     ) -> impl Future<Output = Result<HostReservations, ClientError>> + Send;
-    /// The kinds of change for this host after `after`, waiting up to `wait` seconds for one.
+    /// The kinds of change for this host after `after` (`None`: first contact), waiting up to
+    /// `wait` seconds for one.
     fn host_watch(
         &self,
-        after: i64,
+        after: Option<i64>,
         wait: u32,
     ) -> impl Future<Output = Result<HostChanges, ClientError>> + Send;
 }
@@ -132,7 +133,7 @@ impl Server for Upstream {
         self.client.host_reservations(req).await
     }
 
-    async fn host_watch(&self, after: i64, wait: u32) -> Result<HostChanges, ClientError> {
+    async fn host_watch(&self, after: Option<i64>, wait: u32) -> Result<HostChanges, ClientError> {
         self.client.host_watch(after, wait, self.timeout).await
     }
 }

@@ -116,7 +116,7 @@ impl Wakes {
 
 /// Watches forever (see the module comment).
 pub async fn run<S: Server>(server: Arc<S>, wakes: Wakes) {
-    let mut after = 0;
+    let mut after = None;
     let mut backoff = Duration::from_secs(1);
     let mut failing = false;
     loop {
@@ -134,7 +134,7 @@ pub async fn run<S: Server>(server: Arc<S>, wakes: Wakes) {
                         "the server reports changes");
                 }
                 wakes.wake(s);
-                after = changes.seq;
+                after = Some(changes.seq);
                 tokio::time::sleep_until(started + MIN_SPACING).await;
             }
             Err(e) => {

@@ -24,8 +24,13 @@ pub use postgres::{Database, Postgres, database};
 /// `target/debug` (or whichever profile dir the tests were built in).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
-    let deps = exe.parent().expect("deps dir");
-    deps.parent().expect("profile dir").to_path_buf()
+    let dir = exe.parent().expect("exe dir");
+    // Tests run from PROFILE/deps; a binary of this crate (a benchmark) from PROFILE itself.
+    if dir.file_name().is_some_and(|n| n == "deps") {
+        dir.parent().expect("profile dir").to_path_buf()
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 /// Path of a workspace binary; fails with a clear message if it was not built.

@@ -108,19 +108,21 @@ fn a_held_watch_answers_for_its_own_host_only() {
     let slack = Duration::from_secs(10);
 
     // First contact: where to start, and everything is to be fetched.
-    let first = rt.block_on(web01.host_watch(0, 25, slack)).unwrap();
+    let first = rt.block_on(web01.host_watch(None, 25, slack)).unwrap();
     assert!(first.reset, "{first:?}");
-    let start = rt.block_on(db01.host_watch(0, 25, slack)).unwrap().seq;
+    let start = rt.block_on(db01.host_watch(None, 25, slack)).unwrap().seq;
 
     // Nothing new: an empty answer after the wait, continuing from the same place.
-    let idle = rt.block_on(web01.host_watch(first.seq, 1, slack)).unwrap();
+    let idle = rt
+        .block_on(web01.host_watch(Some(first.seq), 1, slack))
+        .unwrap();
     assert!(!idle.reset && idle.kinds.is_empty(), "{idle:?}");
     assert_eq!(idle.seq, first.seq);
 
     // A watch held open hears of a reservation for its host when it is made.
     let held = rt.spawn({
         let web01 = web01.clone();
-        async move { web01.host_watch(first.seq, 25, slack).await }
+        async move { web01.host_watch(Some(first.seq), 25, slack).await }
     });
     std::thread::sleep(Duration::from_millis(500));
     w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
@@ -129,15 +131,17 @@ fn a_held_watch_answers_for_its_own_host_only() {
     assert!(heard.seq > first.seq);
 
     // db01 is not told of web01's reservation, but of a new account (every host may have it).
-    let quiet = rt.block_on(db01.host_watch(start, 1, slack)).unwrap();
+    let quiet = rt.block_on(db01.host_watch(Some(start), 1, slack)).unwrap();
     assert!(quiet.kinds.is_empty(), "{quiet:?}");
     add_account(&w, "deploy", "60010", &[]);
-    let told = rt.block_on(db01.host_watch(quiet.seq, 25, slack)).unwrap();
+    let told = rt
+        .block_on(db01.host_watch(Some(quiet.seq), 25, slack))
+        .unwrap();
     assert_eq!(told.kinds, vec![ChangeKind::Accounts], "{told:?}");
 
     // A cursor the log cannot continue from (another database, say) asks for a full refresh.
     let lost = rt
-        .block_on(web01.host_watch(told.seq + 1000, 25, slack))
+        .block_on(web01.host_watch(Some(told.seq + 1000), 25, slack))
         .unwrap();
     assert!(lost.reset, "{lost:?}");
 }
@@ -150,11 +154,28 @@ fn a_watch_on_one_server_process_hears_of_a_change_made_through_another() {
     let creds = join_host_creds(&rt, &w.join_token);
     let on_second = creds.client_at(&second.url);
     let slack = Duration::from_secs(10);
-    let start = rt.block_on(on_second.host_watch(0, 25, slack)).unwrap().seq;
-    let held = rt.spawn(async move { on_second.host_watch(start, 25, slack).await });
+    let start = rt
+        .block_on(on_second.host_watch(None, 25, slack))
+        .unwrap()
+        .seq;
+    let held = rt.spawn(async move { on_second.host_watch(Some(start), 25, slack).await });
     std::thread::sleep(Duration::from_millis(500));
     // Made through the world's server; only the database links the two processes.
     w.alice.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
     let heard = rt.block_on(held).unwrap().unwrap();
     assert_eq!(heard.kinds, vec![ChangeKind::Reservations], "{heard:?}");
+}
+
+#[test]
+fn a_host_of_a_server_with_an_empty_log_waits_instead_of_refreshing_again() {
+    let server = jit_tests::Server::start();
+    let admin = jit_tests::Jitctl::admin(&server);
+    let rt = runtime();
+    let host = admin.json(&["host", "add", "web01", "--label", "web"]);
+    let web01 = join_host_creds(&rt, host["join_token"].as_str().unwrap()).client();
+    let slack = Duration::from_secs(10);
+    let first = rt.block_on(web01.host_watch(None, 25, slack)).unwrap();
+    assert!(first.reset && first.seq == 0, "{first:?}");
+    let next = rt.block_on(web01.host_watch(Some(0), 1, slack)).unwrap();
+    assert!(!next.reset && next.kinds.is_empty(), "{next:?}");
 }

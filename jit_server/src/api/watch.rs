@@ -1,8 +1,8 @@
 //! `GET /v1/host/watch?after=SEQ` (host): a long poll on the change log. It answers at once with
 //! the kinds of change for the calling host after `after` (and the `seq` to continue from), or
 //! holds the request until one comes, for at most [`MAX_WATCH_SECS`]. A held request waits on
-//! the process's [`ChangeFeed`](crate::change_feed::ChangeFeed) and reads the database only when
-//! the log grew; changes written by other server processes on the same database are seen
+//! the process's [`ChangeFeed`](crate::change_feed::ChangeFeed), which keeps the recent rows in
+//! memory, so only its first look reads the database; changes written by other server processes on the same database are seen
 //! within [`RECHECK`](crate::change_feed::RECHECK).
 
 use std::time::Duration;
@@ -35,29 +35,26 @@ pub async fn watch(
     let until = tokio::time::Instant::now() + hold;
     // Subscribed before the first look, so a change committed after it still wakes this wait.
     let mut feed = state.changes.subscribe();
-    let mut after = q.after;
-    let mut first = true;
+    let mut after = q.after.unwrap_or(0);
+    // The first look reads the database; the looks after a wake-up read the feed's memory.
+    let mut tx = state.store.read().await?;
+    let latest = changes::latest(&mut tx).await?;
+    // No cursor (the host's first contact), or one this log cannot continue from: a log pruned
+    // past it, or another database.
+    let oldest = changes::oldest(&mut tx).await?;
+    if q.after.is_none() || after < 0 || after > latest || (oldest > 0 && after < oldest - 1) {
+        return Ok(Json(HostChanges {
+            seq: latest,
+            reset: true,
+            kinds: Vec::new(),
+            now: now(),
+        }));
+    }
+    let (mut kinds, reached) = changes::since(&mut tx, &host.name, after, latest).await?;
+    // The wait below must not hold a database connection.
+    drop(tx);
+    after = reached;
     loop {
-        let mut tx = state.store.read().await?;
-        let latest = changes::latest(&mut tx).await?;
-        if first {
-            first = false;
-            // A cursor this log cannot continue from: the host's first contact, a log pruned
-            // past it, or another database.
-            let oldest = changes::oldest(&mut tx).await?;
-            if after <= 0 || after > latest || (oldest > 0 && after < oldest - 1) {
-                return Ok(Json(HostChanges {
-                    seq: latest,
-                    reset: true,
-                    kinds: Vec::new(),
-                    now: now(),
-                }));
-            }
-        }
-        let (kinds, reached) = changes::since(&mut tx, &host.name, after, latest).await?;
-        // The wait below must not hold a database connection.
-        drop(tx);
-        after = reached;
         if !kinds.is_empty() || tokio::time::Instant::now() >= until {
             return Ok(Json(HostChanges {
                 seq: after,
@@ -75,5 +72,15 @@ pub async fn watch(
             }
             _ = tokio::time::sleep_until(until) => {}
         }
+        let found = match state.changes.since(&host.name, after) {
+            Some(found) => found,
+            None => {
+                // Further back than the feed keeps (a burst of changes): ask the database.
+                let mut tx = state.store.read().await?;
+                let latest = changes::latest(&mut tx).await?;
+                changes::since(&mut tx, &host.name, after, latest).await?
+            }
+        };
+        (kinds, after) = found;
     }
 }

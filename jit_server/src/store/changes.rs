@@ -9,6 +9,11 @@
 //! change of an audited action ([`kind_of`]); the few unaudited writes (offline grants) call
 //! [`append`] themselves.
 //!
+//! A watcher's cursor is a `seq`: it relies on rows becoming visible in `seq` order. SQLite has
+//! one writer at a time, so they do. A backend with concurrent writers (PostgreSQL) must keep
+//! that true, for example by taking a lock on the table before appending (`LOCK TABLE changes
+//! IN SHARE ROW EXCLUSIVE MODE`), or a watcher could step over a row committed late.
+//!
 //! [`audit::record`]: super::audit::record
 
 use jit_proto::api::{AuditResult, ChangeKind};
@@ -112,6 +117,37 @@ pub async fn oldest(conn: &mut AnyConnection) -> StoreResult<i64> {
         .fetch_one(conn)
         .await?;
     Ok(seq.unwrap_or(0))
+}
+
+/// One row of the log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeRow {
+    pub seq: i64,
+    /// `None`: for every host.
+    pub host: Option<String>,
+    pub kind: ChangeKind,
+}
+
+/// The rows after `after`, oldest first, at most `limit`.
+pub async fn rows_after(
+    conn: &mut AnyConnection,
+    after: i64,
+    limit: i64,
+) -> StoreResult<Vec<ChangeRow>> {
+    let rows: Vec<(i64, Option<String>, String)> =
+        sqlx::query_as("SELECT seq, host, kind FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(conn)
+            .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, host, kind)| ChangeRow {
+            seq,
+            host,
+            kind: ChangeKind::parse(&kind),
+        })
+        .collect())
 }
 
 /// What the log holds for `host` after `after`, up to `upto`: the kinds (sorted, each once) and

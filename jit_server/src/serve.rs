@@ -66,6 +66,8 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         _ => None,
     };
     let store = Store::open(&settings.database_url()).await?;
+    crate::store::audit::load_chain_key(&key);
+    chain_old_audit_rows(&store).await?;
     let listen = settings.listen;
     let bounds = settings.connections.clone();
     let portal_enabled = settings.portal.enabled;
@@ -132,6 +134,20 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     }
     sweeper.abort();
     store.close().await;
+    Ok(())
+}
+
+/// Audit rows from before the hash chain join it (once; see [`crate::store::audit`]).
+async fn chain_old_audit_rows(store: &Store) -> Result<(), ServeError> {
+    let mut tx = store.write().await?;
+    let n = crate::store::audit::chain_rows_from_before_the_chain(&mut tx).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    if n > 0 {
+        tracing::info!(
+            rows = n,
+            "audit rows from before the hash chain were chained"
+        );
+    }
     Ok(())
 }
 
@@ -203,9 +219,13 @@ async fn serve_connection(
         hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let busy = Busy::start(activity.clone());
             let app = app.clone();
+            let mut req = req;
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             async move {
                 let _busy = busy;
-                match tokio::time::timeout(limit, app.oneshot(req)).await {
+                let call = api::client_addr::scope(peer.ip(), app.oneshot(req));
+                match tokio::time::timeout(limit, call).await {
                     Ok(answer) => answer,
                     Err(_) => Ok(too_slow(limit)),
                 }

@@ -23,6 +23,8 @@ pub mod code {
     pub const INVALID: u8 = 7;
     /// A code or token expired or was used, or too many wrong codes (locked out).
     pub const EXPIRED: u8 = 8;
+    /// The audit log's hash chain is broken.
+    pub const TAMPERED: u8 = 9;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +37,8 @@ pub enum CliError {
     NotLoggedIn(String),
     #[error("{0}")]
     Local(String),
+    #[error("{0}")]
+    Tampered(String),
 }
 
 impl CliError {
@@ -43,6 +47,7 @@ impl CliError {
             CliError::Usage(_) => code::USAGE,
             CliError::NotLoggedIn(_) => code::AUTH,
             CliError::Local(_) => code::FAILURE,
+            CliError::Tampered(_) => code::TAMPERED,
             CliError::Client(c) => match c {
                 ClientError::Unreachable { .. } | ClientError::Untrusted { .. } => {
                     code::UNREACHABLE
@@ -74,6 +79,7 @@ impl CliError {
             CliError::Client(ClientError::Untrusted { .. }) => "untrusted".into(),
             CliError::Usage(_) => "usage".into(),
             CliError::NotLoggedIn(_) => "not_logged_in".into(),
+            CliError::Tampered(_) => "audit_chain_broken".into(),
             _ => "error".into(),
         }
     }

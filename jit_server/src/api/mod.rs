@@ -9,6 +9,7 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod bootstrap;
+pub mod client_addr;
 pub(crate) mod enroll;
 pub(crate) mod factor;
 pub(crate) mod factors;
@@ -94,6 +95,7 @@ pub fn router(state: State) -> Router {
         .route("/keys", post(ssh_keys::add).get(ssh_keys::list))
         .route("/keys/{id}", delete(ssh_keys::remove))
         .route("/audit", get(audit::query))
+        .route("/audit/verify", get(audit::verify))
         .route("/enroll/start", post(enroll::start))
         .route("/enroll/confirm", post(enroll::confirm))
         .route("/join", post(hosts::join))

@@ -32,6 +32,7 @@ async fn harness() -> Harness {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
     let store = Store::open(&url).await.unwrap();
     let key = AtRestKey::generate();
+    crate::store::audit::load_chain_key(&key);
     let secret = crate::totp::new_secret().to_vec();
     let mut tx = store.write().await.unwrap();
     let id = persons::insert(&mut tx, "alice", None, T0).await.unwrap();

@@ -32,6 +32,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("the audit chain key is not loaded: the server loads it from its at-rest key at start")]
+    NoChainKey,
     #[error("unsupported database URL {0:?}: use sqlite://PATH (postgres:// is planned)")]
     Unsupported(String),
 }

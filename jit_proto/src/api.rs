@@ -54,6 +54,9 @@ pub enum ErrorCode {
     Expired,
     /// Body over the size limit (413).
     PayloadTooLarge,
+    /// Too many requests from this address or about this name; wait `Retry-After` seconds
+    /// (429).
+    RateLimited,
     /// A bug or a storage failure on the server (500). The server log has the details.
     Internal,
 }
@@ -68,7 +71,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists | ErrorCode::ReservationTaken => 409,
             ErrorCode::Expired => 410,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::LockedOut => 429,
+            ErrorCode::LockedOut | ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
         }
     }

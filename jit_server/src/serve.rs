@@ -72,12 +72,14 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     let bounds = settings.connections.clone();
     let portal_enabled = settings.portal.enabled;
     let push = crate::push::Notifier::new(&settings, &key)?;
+    let limits = crate::api::rate_limit::Limits::new(&settings.rate_limits);
     let state = Arc::new(AppState {
         store: store.clone(),
         key,
         settings,
         ca_fingerprint,
         push,
+        limits,
     });
     let mut app = api::router(state.clone());
     if portal_enabled {
@@ -133,6 +135,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         let _ = l.await;
     }
     sweeper.abort();
+    flush_refused_joins(&state).await;
     store.close().await;
     Ok(())
 }
@@ -149,6 +152,23 @@ async fn chain_old_audit_rows(store: &Store) -> Result<(), ServeError> {
         );
     }
     Ok(())
+}
+
+/// Refused joins counted since the last sweep are audited before the server stops.
+async fn flush_refused_joins(state: &api::State) {
+    let Some(e) = state.limits.refused_joins_due(jit_clock::now(), true) else {
+        return;
+    };
+    let result = async {
+        let mut tx = state.store.write().await?;
+        crate::store::audit::record(&mut tx, &e).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "the count of refused joins could not be audited");
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -354,6 +374,9 @@ async fn sweep(state: api::State) {
         let result = async {
             let mut tx = state.store.write().await?;
             api::expire_due_now(&mut tx).await?;
+            if let Some(e) = state.limits.refused_joins_due(jit_clock::now(), false) {
+                crate::store::audit::record(&mut tx, &e).await?;
+            }
             tx.commit().await.map_err(crate::store::StoreError::from)?;
             Ok::<_, crate::error::ApiError>(())
         }

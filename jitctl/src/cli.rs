@@ -12,7 +12,7 @@ Exit codes:
   5  conflict: already exists, or reserved by someone else
   6  server unreachable, or not the server that was pinned
   7  the server refused a value
-  8  expired or used code/token, or locked out after too many wrong codes
+  8  expired or used code/token, locked out after too many wrong codes, or too many requests
   9  the audit log's hash chain is broken (jitctl audit verify)
 
 Credentials live in ~/.config/jit/config.json (mode 0600); JITCTL_CONFIG names another directory.";

@@ -21,7 +21,8 @@ pub mod code {
     pub const UNREACHABLE: u8 = 6;
     /// The server refused a value (bad name, duration out of range…).
     pub const INVALID: u8 = 7;
-    /// A code or token expired or was used, or too many wrong codes (locked out).
+    /// A code or token expired or was used, too many wrong codes (locked out), or too many
+    /// requests (try again later).
     pub const EXPIRED: u8 = 8;
     /// The audit log's hash chain is broken.
     pub const TAMPERED: u8 = 9;
@@ -61,7 +62,9 @@ impl CliError {
                     ErrorCode::NotFound => code::NOT_FOUND,
                     ErrorCode::AlreadyExists | ErrorCode::ReservationTaken => code::CONFLICT,
                     ErrorCode::BadRequest | ErrorCode::PayloadTooLarge => code::INVALID,
-                    ErrorCode::Expired | ErrorCode::LockedOut => code::EXPIRED,
+                    ErrorCode::Expired | ErrorCode::LockedOut | ErrorCode::RateLimited => {
+                        code::EXPIRED
+                    }
                     ErrorCode::Internal => code::FAILURE,
                 },
             },

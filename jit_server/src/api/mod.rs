@@ -18,6 +18,7 @@ pub(crate) mod host;
 pub(crate) mod hosts;
 mod offline;
 pub(crate) mod persons;
+pub mod rate_limit;
 pub(crate) mod reservations;
 pub(crate) mod sessions;
 pub(crate) mod ssh_keys;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub ca_fingerprint: jit_proto::fingerprint::Fingerprint,
     /// Push notifications, and the signal that an approval changed.
     pub push: crate::push::Notifier,
+    /// Limits on join and enrollment, and the count of refused joins.
+    pub limits: rate_limit::Limits,
 }
 
 pub type State = Arc<AppState>;

@@ -43,12 +43,14 @@ async fn harness() -> Harness {
     tx.commit().await.unwrap();
     let settings = Settings::default();
     let push = crate::push::Notifier::new(&settings, &key).unwrap();
+    let limits = crate::api::rate_limit::Limits::new(&settings.rate_limits);
     let state = Arc::new(AppState {
         store,
         key,
         settings,
         ca_fingerprint: jit_proto::fingerprint::Fingerprint::of_der(b"test"),
         push,
+        limits,
     });
     let clock = Arc::new(AtomicI64::new(T0));
     let c = clock.clone();

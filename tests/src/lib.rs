@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod crash;
 pub mod flood;
 pub mod host;
 pub mod push;

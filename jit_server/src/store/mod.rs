@@ -71,7 +71,10 @@ impl Store {
                     if backend == Backend::Sqlite {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // FULL: every commit syncs the WAL, so an acknowledged write (a consumed
+                        // reservation, a burned TOTP step, an audit row) survives a power loss,
+                        // not only a crash of this process (docs/security.md, Crash durability).
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                         // A writer waits up to 30 s for the write lock before giving up.
                         conn.execute("PRAGMA busy_timeout = 30000").await?;
                     }

@@ -433,6 +433,9 @@ impl Client {
         if let Some(l) = q.limit {
             params.push(("limit", l.to_string()));
         }
+        if let Some(a) = q.after {
+            params.push(("after", a.to_string()));
+        }
         let query: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let path = if query.is_empty() {
             "/audit".to_owned()
@@ -440,6 +443,10 @@ impl Client {
             format!("/audit?{}", query.join("&"))
         };
         self.get(&path).await
+    }
+
+    pub async fn audit_verify(&self) -> Result<AuditVerification, ClientError> {
+        self.get("/audit/verify").await
     }
 
     // --- persons and admins: reservations

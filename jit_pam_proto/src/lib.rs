@@ -4,6 +4,7 @@
 //! - [`frame`]: length-prefixed frames with a hard size cap.
 //! - [`secret`]: [`Secret`], a string that is zeroized on drop and never printed.
 //! - [`json_error`]: JSON decoding errors described without repeating any value (codes, tokens).
+//! - [`text`]: control and Unicode format characters, refused in stored text and escaped in logs.
 //!
 //! This crate is linked into `pam_jit.so`, which sshd, login, su and sudo load: it must never
 //! panic on bad input, and it depends on serde, serde_json and zeroize only (no crypto, no TLS,
@@ -23,5 +24,6 @@ pub mod frame;
 pub mod json_error;
 pub mod pam;
 pub mod secret;
+pub mod text;
 
 pub use secret::Secret;

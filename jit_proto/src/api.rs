@@ -54,6 +54,9 @@ pub enum ErrorCode {
     Expired,
     /// Body over the size limit (413).
     PayloadTooLarge,
+    /// Too many requests from this address or about this name; wait `Retry-After` seconds
+    /// (429).
+    RateLimited,
     /// A bug or a storage failure on the server (500). The server log has the details.
     Internal,
 }
@@ -68,7 +71,7 @@ impl ErrorCode {
             ErrorCode::AlreadyExists | ErrorCode::ReservationTaken => 409,
             ErrorCode::Expired => 410,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::LockedOut => 429,
+            ErrorCode::LockedOut | ErrorCode::RateLimited => 429,
             ErrorCode::Internal => 500,
         }
     }
@@ -757,6 +760,10 @@ pub struct AuditQuery {
     /// Default 1000, at most 10000. Newest last.
     #[serde(default)]
     pub limit: Option<u32>,
+    /// Only events after this place in the chain ([`AuditEvent::seq`]), oldest first: the
+    /// first `limit` of them. A follower asks again with the last `seq` it saw.
+    #[serde(default)]
+    pub after: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -783,6 +790,39 @@ pub struct AuditEvent {
     pub reason: Option<String>,
     /// Extra context: service, rhost, tty, reservation id.
     pub detail: Option<serde_json::Value>,
+    /// The address of the API client whose call wrote the row, if a call did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The row's place in the hash chain (1, 2, …); commits happen in this order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+    /// HMAC-SHA256 over the previous row's hash and this row, hex (`jitctl audit verify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+}
+
+/// `GET /v1/audit/verify` (admin): the whole chain checked against the server's chain key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditVerification {
+    /// Rows checked.
+    pub rows: u64,
+    /// The chain's last link as the server records it: keep it elsewhere to notice a cut tail.
+    pub head_seq: i64,
+    pub head_hash: String,
+    /// The first row whose link does not hold; `None` when the whole chain holds.
+    pub broken: Option<AuditBreak>,
+}
+
+/// Where the chain stops holding. The row fields are `None` when no row can be named (the
+/// newest rows are gone and no row is left before the cut).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditBreak {
+    pub id: Option<i64>,
+    pub at: Option<i64>,
+    pub action: Option<String>,
+    pub seq: Option<i64>,
+    /// What is wrong there, for a person to read.
+    pub problem: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -8,7 +8,7 @@
 //! - `offline` (feature `offline`): hashed codes a host keeps to decide while the server is down.
 //! - `ssh_key` (feature `ssh-keys`): persons' ssh public keys, validated, and their fingerprints.
 //! - `qr` (feature `qr`): QR codes drawn with terminal block characters.
-//! - [`pam`], [`frame`], [`secret`] and [`json_error`]: re-exported from `jit_pam_proto`, the
+//! - [`pam`], [`frame`], [`secret`], [`json_error`] and [`text`]: re-exported from `jit_pam_proto`, the
 //!   protocol between pam_jit and jitd.
 //!
 //! The PAM and NSS modules do not link this crate: they use `jit_pam_proto` and `jit_nss_cache`,
@@ -36,5 +36,5 @@ pub mod qr;
 pub mod ssh_key;
 pub mod timefmt;
 
-pub use jit_pam_proto::{Secret, frame, json_error, pam, secret};
+pub use jit_pam_proto::{Secret, frame, json_error, pam, secret, text};
 pub use name::{AccountName, GroupName, HostName, Label, NameError, PersonName};

@@ -37,6 +37,7 @@ pub struct Settings {
     pub hosts: HostSettings,
     pub logins: LoginSettings,
     pub connections: ConnectionSettings,
+    pub rate_limits: RateLimitSettings,
     pub tokens: TokenSettings,
     pub portal: PortalSettings,
     pub push: PushSettings,
@@ -226,6 +227,40 @@ pub struct ConnectionSettings {
     pub max_connections: usize,
 }
 
+/// Limits on the calls anyone can make without a credential (join, enrollment start and
+/// confirm): per client address and per name (the host joining, the person enrolling), token
+/// buckets in memory; an empty bucket answers 429 with Retry-After.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitSettings {
+    /// Calls one address may make at once. Default 60.
+    pub per_address_burst: u32,
+    /// Calls per minute an address gets back. Default 60.
+    pub per_address_per_minute: u32,
+    /// Calls about one host or person at once, from all addresses. Default 10.
+    pub per_name_burst: u32,
+    /// Calls per minute a name gets back. Default 10.
+    pub per_name_per_minute: u32,
+    /// Addresses (and names) tracked at most; past it, the longest idle are forgotten.
+    /// Default 10000.
+    pub max_tracked: usize,
+    /// Refused joins are written to the audit as one row per this window. Default 60s.
+    pub refused_join_window: Span,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            per_address_burst: 60,
+            per_address_per_minute: 60,
+            per_name_burst: 10,
+            per_name_per_minute: 10,
+            max_tracked: 10_000,
+            refused_join_window: Span(Duration::from_secs(60)),
+        }
+    }
+}
+
 impl Default for ConnectionSettings {
     fn default() -> Self {
         Self {
@@ -256,6 +291,7 @@ impl Default for Settings {
             hosts: HostSettings::default(),
             logins: LoginSettings::default(),
             connections: ConnectionSettings::default(),
+            rate_limits: RateLimitSettings::default(),
             tokens: TokenSettings::default(),
             portal: PortalSettings::default(),
             push: PushSettings::default(),
@@ -380,6 +416,24 @@ impl Settings {
         if !(1..=65536).contains(&c.max_connections) {
             return Err("connections.max_connections: must be between 1 and 65536".into());
         }
+        let r = &self.rate_limits;
+        for (key, v) in [
+            ("per_address_burst", r.per_address_burst),
+            ("per_address_per_minute", r.per_address_per_minute),
+            ("per_name_burst", r.per_name_burst),
+            ("per_name_per_minute", r.per_name_per_minute),
+        ] {
+            if !(1..=1_000_000).contains(&v) {
+                return Err(format!("rate_limits.{key}: must be between 1 and 1000000"));
+            }
+        }
+        if !(100..=1_000_000).contains(&r.max_tracked) {
+            return Err("rate_limits.max_tracked: must be between 100 and 1000000".into());
+        }
+        if !(Duration::from_secs(10)..=Duration::from_secs(3600)).contains(&r.refused_join_window.0)
+        {
+            return Err("rate_limits.refused_join_window: must be between 10s and 1h".into());
+        }
         if let Some(url) = &self.public_url
             && !url.starts_with("https://")
         {
@@ -501,6 +555,20 @@ mod tests {
             s.database_url(),
             "sqlite:///var/lib/jit-server/jit.db?mode=rwc"
         );
+    }
+
+    #[test]
+    fn rate_limits_are_read_and_bounded() {
+        let s = parse("").unwrap();
+        assert_eq!(s.rate_limits.per_address_burst, 60);
+        assert_eq!(s.rate_limits.refused_join_window.secs(), 60);
+        let s = parse("[rate_limits]\nper_name_burst = 3\nrefused_join_window = \"5m\"\n").unwrap();
+        assert_eq!(s.rate_limits.per_name_burst, 3);
+        assert_eq!(s.rate_limits.refused_join_window.secs(), 300);
+        let err = parse("[rate_limits]\nper_address_burst = 0\n").unwrap_err();
+        assert!(err.contains("rate_limits.per_address_burst"), "{err}");
+        let err = parse("[rate_limits]\nrefused_join_window = \"1s\"\n").unwrap_err();
+        assert!(err.contains("rate_limits.refused_join_window"), "{err}");
     }
 
     #[test]

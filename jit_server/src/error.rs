@@ -13,6 +13,8 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
     pub until: Option<i64>,
+    /// Seconds for the `Retry-After` header of a 429.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -21,6 +23,15 @@ impl ApiError {
             code,
             message: message.into(),
             until: None,
+            retry_after: None,
+        }
+    }
+
+    /// 429 with `Retry-After: secs`: the caller sent too many requests.
+    pub fn rate_limited(message: impl Into<String>, secs: u64) -> Self {
+        Self {
+            retry_after: Some(secs),
+            ..Self::new(ErrorCode::RateLimited, message)
         }
     }
 
@@ -105,7 +116,14 @@ impl IntoResponse for ApiError {
                 until: self.until,
             },
         };
-        (status, Json(body)).into_response()
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(secs),
+            );
+        }
+        response
     }
 }
 

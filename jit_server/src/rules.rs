@@ -1,6 +1,7 @@
 //! Reservation and account rules as plain functions: no database, no clock.
 
 use jit_proto::api::PosixIdentity;
+use jit_proto::text;
 use jit_proto::{HostName, Label};
 
 /// Shortest reservation, in seconds.
@@ -143,11 +144,23 @@ pub fn check_reason(reason: &Option<String>) -> Result<(), RuleError> {
                 "the reason is longer than {MAX_REASON_CHARS} characters"
             )));
         }
-        if r.chars().any(|c| c.is_control()) {
-            return Err(invalid("the reason contains control characters"));
-        }
+        check_printable("the reason", r)?;
     }
     Ok(())
+}
+
+/// Free text that is stored and shown again (a reason, a display name, a login's origin) holds
+/// no control character and no Unicode format character (category Cf: bidi overrides such as
+/// U+202E, zero-width characters such as U+200B), which would make it read differently from what
+/// was stored. The error names the character by its code point.
+pub fn check_printable(what: &str, v: &str) -> Result<(), RuleError> {
+    match text::first_unprintable(v) {
+        Some(c) => Err(invalid(format!(
+            "{what} contains {}, a control or invisible formatting character; remove it",
+            text::code_point(c)
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Longest service, rhost, tty or ruser a host may report for a login.
@@ -164,12 +177,13 @@ pub fn check_origin(o: &jit_proto::api::LoginOrigin) -> Result<(), RuleError> {
         ("source", o.source.as_ref()),
     ];
     for (what, v) in fields {
-        if let Some(v) = v
-            && (v.chars().count() > MAX_ORIGIN_CHARS || v.chars().any(char::is_control))
-        {
-            return Err(invalid(format!(
-                "login origin {what}: at most {MAX_ORIGIN_CHARS} characters, no control characters"
-            )));
+        if let Some(v) = v {
+            if v.chars().count() > MAX_ORIGIN_CHARS {
+                return Err(invalid(format!(
+                    "login origin {what}: at most {MAX_ORIGIN_CHARS} characters"
+                )));
+            }
+            check_printable(&format!("login origin {what}"), v)?;
         }
     }
     if let Some(k) = &o.ssh_key
@@ -344,6 +358,12 @@ mod tests {
             ..ok.clone()
         };
         assert!(check_origin(&ctl).unwrap_err().to_string().contains("tty"));
+        let bidi = LoginOrigin {
+            rhost: Some("10.0.0.1\u{202e}".into()),
+            ..ok.clone()
+        };
+        let e = check_origin(&bidi).unwrap_err().to_string();
+        assert!(e.contains("rhost") && e.contains("U+202E"), "{e}");
         let key = |k: &str| LoginOrigin {
             ssh_key: Some(k.into()),
             ..ok.clone()
@@ -365,6 +385,17 @@ mod tests {
         assert!(check_reason(&Some("patch openssl".into())).is_ok());
         assert!(check_reason(&Some("x".repeat(201))).is_err());
         assert!(check_reason(&Some("a\u{1b}[2J".into())).is_err());
+        assert!(check_reason(&Some("déploiement über naïve".into())).is_ok());
+        for (reason, named) in [
+            ("fix \u{202e}gnp.exe", "U+202E"),
+            ("ad\u{200b}min", "U+200B"),
+            ("x\u{2066}y\u{2069}", "U+2066"),
+            ("tag\u{e0041}", "U+E0041"),
+            ("bell\u{7}", "U+0007"),
+        ] {
+            let e = check_reason(&Some(reason.into())).unwrap_err().to_string();
+            assert!(e.contains(named) && e.contains("reason"), "{reason:?}: {e}");
+        }
     }
 
     #[test]

@@ -66,10 +66,13 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         _ => None,
     };
     let store = Store::open(&settings.database_url()).await?;
+    crate::store::audit::load_chain_key(&key);
+    chain_old_audit_rows(&store).await?;
     let listen = settings.listen;
     let bounds = settings.connections.clone();
     let portal_enabled = settings.portal.enabled;
     let push = crate::push::Notifier::new(&settings, &key)?;
+    let limits = crate::api::rate_limit::Limits::new(&settings.rate_limits);
     let state = Arc::new(AppState {
         store: store.clone(),
         key,
@@ -77,6 +80,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         ca_fingerprint,
         push,
         changes: Default::default(),
+        limits,
     });
     let mut app = api::router(state.clone());
     if portal_enabled {
@@ -152,8 +156,40 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     }
     sweeper.abort();
     feed.abort();
+    flush_refused_joins(&state).await;
     store.close().await;
     Ok(())
+}
+
+/// Audit rows from before the hash chain join it (once; see [`crate::store::audit`]).
+async fn chain_old_audit_rows(store: &Store) -> Result<(), ServeError> {
+    let mut tx = store.write().await?;
+    let n = crate::store::audit::chain_rows_from_before_the_chain(&mut tx).await?;
+    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    if n > 0 {
+        tracing::info!(
+            rows = n,
+            "audit rows from before the hash chain were chained"
+        );
+    }
+    Ok(())
+}
+
+/// Refused joins counted since the last sweep are audited before the server stops.
+async fn flush_refused_joins(state: &api::State) {
+    let Some(e) = state.limits.refused_joins_due(jit_clock::now(), true) else {
+        return;
+    };
+    let result = async {
+        let mut tx = state.store.write().await?;
+        crate::store::audit::record(&mut tx, &e).await?;
+        tx.commit().await?;
+        Ok::<_, crate::store::StoreError>(())
+    }
+    .await;
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "the count of refused joins could not be audited");
+    }
 }
 
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
@@ -224,9 +260,13 @@ async fn serve_connection(
         hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
             let busy = Busy::start(activity.clone());
             let app = app.clone();
+            let mut req = req;
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
             async move {
                 let _busy = busy;
-                match tokio::time::timeout(limit, app.oneshot(req)).await {
+                let call = api::client_addr::scope(peer.ip(), app.oneshot(req));
+                match tokio::time::timeout(limit, call).await {
                     Ok(answer) => answer,
                     Err(_) => Ok(too_slow(limit)),
                 }
@@ -355,6 +395,9 @@ async fn sweep(state: api::State) {
         let (result, conflicted) = crate::retry::watching_conflicts(async {
             let mut tx = state.store.write().await?;
             api::expire_due_now(&mut tx).await?;
+            if let Some(e) = state.limits.refused_joins_due(jit_clock::now(), false) {
+                crate::store::audit::record(&mut tx, &e).await?;
+            }
             tx.commit().await?;
             state.changes.poke();
             Ok::<_, crate::error::ApiError>(())

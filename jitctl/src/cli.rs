@@ -12,7 +12,8 @@ Exit codes:
   5  conflict: already exists, or reserved by someone else
   6  server unreachable, or not the server that was pinned
   7  the server refused a value
-  8  expired or used code/token, or locked out after too many wrong codes
+  8  expired or used code/token, locked out after too many wrong codes, or too many requests
+  9  the audit log's hash chain is broken (jitctl audit verify)
 
 Credentials live in ~/.config/jit/config.json (mode 0600); JITCTL_CONFIG names another directory.";
 
@@ -463,7 +464,10 @@ pub enum HostCmd {
 }
 
 #[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct Audit {
+    #[command(subcommand)]
+    pub check: Option<AuditCheck>,
     /// Only events about this person (as actor or subject).
     #[arg(long)]
     pub person: Option<String>,
@@ -483,6 +487,20 @@ pub struct Audit {
     /// At most this many events (the newest).
     #[arg(long)]
     pub limit: Option<u32>,
+    /// Keep printing new events as they are written, one line each (one JSON object per line
+    /// with --json, for a SIEM); starts after the newest event unless --since is given.
+    #[arg(long)]
+    pub follow: bool,
+    /// With --follow: seconds between two looks for new events.
+    #[arg(long, default_value_t = 2, value_name = "SECS", requires = "follow")]
+    pub every: u64,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCheck {
+    /// Check the audit log's hash chain; name the first row that was changed, deleted or added
+    /// behind the server's back (exit code 9).
+    Verify,
 }
 
 /// The clap command, for man pages and completions.

@@ -21,8 +21,11 @@ pub mod code {
     pub const UNREACHABLE: u8 = 6;
     /// The server refused a value (bad name, duration out of range…).
     pub const INVALID: u8 = 7;
-    /// A code or token expired or was used, or too many wrong codes (locked out).
+    /// A code or token expired or was used, too many wrong codes (locked out), or too many
+    /// requests (try again later).
     pub const EXPIRED: u8 = 8;
+    /// The audit log's hash chain is broken.
+    pub const TAMPERED: u8 = 9;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +38,8 @@ pub enum CliError {
     NotLoggedIn(String),
     #[error("{0}")]
     Local(String),
+    #[error("{0}")]
+    Tampered(String),
 }
 
 impl CliError {
@@ -43,6 +48,7 @@ impl CliError {
             CliError::Usage(_) => code::USAGE,
             CliError::NotLoggedIn(_) => code::AUTH,
             CliError::Local(_) => code::FAILURE,
+            CliError::Tampered(_) => code::TAMPERED,
             CliError::Client(c) => match c {
                 ClientError::Unreachable { .. } | ClientError::Untrusted { .. } => {
                     code::UNREACHABLE
@@ -56,7 +62,9 @@ impl CliError {
                     ErrorCode::NotFound => code::NOT_FOUND,
                     ErrorCode::AlreadyExists | ErrorCode::ReservationTaken => code::CONFLICT,
                     ErrorCode::BadRequest | ErrorCode::PayloadTooLarge => code::INVALID,
-                    ErrorCode::Expired | ErrorCode::LockedOut => code::EXPIRED,
+                    ErrorCode::Expired | ErrorCode::LockedOut | ErrorCode::RateLimited => {
+                        code::EXPIRED
+                    }
                     ErrorCode::Internal => code::FAILURE,
                 },
             },
@@ -74,6 +82,7 @@ impl CliError {
             CliError::Client(ClientError::Untrusted { .. }) => "untrusted".into(),
             CliError::Usage(_) => "usage".into(),
             CliError::NotLoggedIn(_) => "not_logged_in".into(),
+            CliError::Tampered(_) => "audit_chain_broken".into(),
             _ => "error".into(),
         }
     }

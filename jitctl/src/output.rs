@@ -12,14 +12,32 @@ pub fn json<T: Serialize>(value: &T) {
     }
 }
 
+/// A cell as shown: control and Unicode format characters become `?`, so a hostile reason can
+/// neither forge rows nor reorder what the terminal shows.
+fn clean(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if jit_proto::text::is_unprintable(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// One row without a table around it (for output that streams), cells separated by a tab.
+pub fn line(cells: &[String]) -> String {
+    cells
+        .iter()
+        .map(|c| clean(c))
+        .collect::<Vec<_>>()
+        .join("\t")
+}
+
 /// An aligned table with a header row. Cells never contain newlines (control characters are
 /// replaced), so a hostile reason cannot forge rows.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
-    let clean = |s: &str| {
-        s.chars()
-            .map(|c| if c.is_control() { '?' } else { c })
-            .collect::<String>()
-    };
     let rows: Vec<Vec<String>> = rows
         .iter()
         .map(|r| r.iter().map(|c| clean(c)).collect())
@@ -52,7 +70,8 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 /// Reports an error: on stderr always, and as `{"error": …}` on stdout with `--json`.
 pub fn error(e: &CliError, as_json: bool) {
     eprintln!("jitctl: {e}");
-    if as_json {
+    // `audit verify` printed its report (with the broken row) as the JSON answer already.
+    if as_json && !matches!(e, CliError::Tampered(_)) {
         let mut body = serde_json::json!({ "code": e.code_name(), "message": e.to_string() });
         if let CliError::Client(jit_client::ClientError::Api { until: Some(u), .. }) = e {
             body["until"] = serde_json::json!(u);

@@ -2,12 +2,15 @@
 //!
 //! One line per decision with person, account, host, service, rhost and result. Never a code,
 //! an answer or a credential: callers pass a [`Decision`], which has no field for them. Values come
-//! from PAM items a client controls (rhost, tty), so control characters are escaped and values with
-//! spaces quoted: a crafted rhost cannot forge a second log line or a `result=` field.
+//! from PAM items a client controls (rhost, tty), so control and Unicode format characters are
+//! escaped and values with spaces quoted ([`jit_proto::text::escape_value`], shared with
+//! pam_jit): a crafted rhost cannot forge a second log line or a `result=` field.
 
 use std::ffi::CString;
 use std::fmt::Write as _;
 use std::sync::Once;
+
+use jit_proto::text::escape_value as escape;
 
 /// One decision jitd made (or relayed from the server).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,27 +47,6 @@ impl Decision {
             field("reason", &self.reason);
         }
         s
-    }
-}
-
-/// Control characters become `\xNN`; a value that is empty or holds a space, quote or `=` is
-/// quoted (with `"` and `\` escaped).
-fn escape(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars().take(512) {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => {
-                let _ = write!(out, "\\x{:02x}", u32::from(c).min(0xff));
-            }
-            c => out.push(c),
-        }
-    }
-    if out.is_empty() || out.contains([' ', '"', '=']) {
-        format!("\"{out}\"")
-    } else {
-        out
     }
 }
 

@@ -81,6 +81,7 @@
 
 use jit_pam_proto::Secret;
 use jit_pam_proto::pam::{LoginContext, Request, Step, Ticket};
+use jit_pam_proto::text;
 
 use crate::daemon::{Conn, Connect, DaemonError, step_kind};
 use crate::fallback::{self, Verdict};
@@ -252,18 +253,19 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 self.debug(&format!(
                     "auth for {}: a pam_jit line with local_password stood aside earlier in this \
                      login; standing aside too",
-                    ctx.account
+                    shown(&ctx.account)
                 ));
                 return Code::Ignore;
             }
             return self.auth_with_jitd(&ctx);
         }
         if let Some(why) = remote_login(&ctx) {
-            self.pam.log(
+            self.log(
                 Level::Err,
                 &format!(
                     "local_password is ignored for {} (service {}): {why}; jit alone decides",
-                    ctx.account, ctx.service
+                    shown(&ctx.account),
+                    shown(&ctx.service)
                 ),
             );
             return self.auth_with_jitd(&ctx);
@@ -275,11 +277,11 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             None => Ok(()),
         };
         if let Err(code) = cleared {
-            self.pam.log(
+            self.log(
                 Level::Err,
                 &format!(
                     "auth for {}: cannot clear an earlier break-glass record",
-                    ctx.account
+                    shown(&ctx.account)
                 ),
             );
             return not_success(code, Code::SystemErr);
@@ -295,23 +297,23 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     fn stand_aside(&mut self, ctx: &LoginContext, refused: Code) -> Code {
         if self.pam.set_break_glass(Some(&ctx.account)).is_err() {
             // Without the record the account stage would refuse anyway: keep jit's refusal.
-            self.pam.log(
+            self.log(
                 Level::Err,
                 &format!(
                     "break-glass for {} not possible: cannot record it in the PAM handle; \
                      refused",
-                    ctx.account
+                    shown(&ctx.account)
                 ),
             );
             return refused;
         }
-        self.pam.log(
+        self.log(
             Level::Alert,
             &format!(
                 "break-glass: jit refused {} ({refused:?}) on service {} tty {}; local_password \
                  is set, so the local password decides",
-                ctx.account,
-                ctx.service,
+                shown(&ctx.account),
+                shown(&ctx.service),
                 ctx.tty.as_deref().unwrap_or("-")
             ),
         );
@@ -320,7 +322,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             &format!(
                 "jit: break-glass: the local password of {} is accepted instead. This login is \
                  logged.",
-                ctx.account
+                shown(&ctx.account)
             ),
         );
         Code::Ignore
@@ -334,12 +336,13 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     /// The account, session and close stages of a break-glass login: no ticket, so jitd would
     /// refuse; the host's own stack decides, as it did before jit.
     fn break_glass_stage(&mut self, stage: &str, ctx: &LoginContext) -> Code {
-        self.pam.log(
+        self.log(
             Level::Warning,
             &format!(
                 "break-glass: {stage} for {} on service {} passes to the rest of the stack (no \
                  jit ticket; the local password was accepted)",
-                ctx.account, ctx.service
+                shown(&ctx.account),
+                shown(&ctx.service)
             ),
         );
         Code::Ignore
@@ -363,7 +366,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         };
         match step {
             Step::Granted { ticket, person } => {
-                let who = format!("{} (person {person})", ctx.account);
+                let who = format!("{} (person {person})", shown(&ctx.account));
                 let held = Held {
                     account: ctx.account.clone(),
                     ticket,
@@ -377,7 +380,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                         Code::Success
                     }
                     Err(code) => {
-                        self.pam.log(
+                        self.log(
                             Level::Err,
                             &format!("auth for {who} passed but the ticket could not be stored"),
                         );
@@ -386,7 +389,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 }
             }
             Step::Denied { message } => {
-                self.debug(&format!("auth denied for {}", ctx.account));
+                self.debug(&format!("auth denied for {}", shown(&ctx.account)));
                 self.show_best_effort(Msg::Error, &message);
                 Code::AuthErr
             }
@@ -424,7 +427,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(Step::Allowed) => Code::Success,
             Ok(Step::NotShared) => Code::Ignore,
             Ok(Step::Denied { message }) => {
-                self.debug(&format!("account denied for {}", ctx.account));
+                self.debug(&format!("account denied for {}", shown(&ctx.account)));
                 self.show_best_effort(Msg::Error, &message);
                 Code::PermDenied
             }
@@ -473,9 +476,13 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 }
                 for var in &env {
                     if let Err(code) = self.pam.putenv(&var.name, &var.value) {
-                        self.pam.log(
+                        self.log(
                             Level::Err,
-                            &format!("open_session for {}: cannot set {}", ctx.account, var.name),
+                            &format!(
+                                "open_session for {}: cannot set {}",
+                                shown(&ctx.account),
+                                var.name
+                            ),
                         );
                         return not_success(code, Code::SessionErr);
                     }
@@ -508,7 +515,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         if ticket.is_none() && self.stood_aside_for(&ctx.account) {
             self.debug(&format!(
                 "close_session for {}: break-glass login, nothing to tell jitd",
-                ctx.account
+                shown(&ctx.account)
             ));
             return Code::Ignore;
         }
@@ -528,9 +535,12 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             Ok(Step::NotShared) => Code::Ignore,
             Ok(Step::Denied { message }) => {
                 // Nothing to block at logout; surface it for the operator.
-                self.pam.log(
+                self.log(
                     Level::Err,
-                    &format!("close_session for {}: jitd refused: {message}", ctx.account),
+                    &format!(
+                        "close_session for {}: jitd refused: {message}",
+                        shown(&ctx.account)
+                    ),
                 );
                 Code::SessionErr
             }
@@ -592,7 +602,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     /// (empty or not UTF-8): such logins never reach jitd.
     fn begin(&mut self) -> Result<LoginContext, Code> {
         for p in &self.opts.problems {
-            self.pam.log(Level::Err, &format!("misconfigured: {p}"));
+            self.log(Level::Err, &format!("misconfigured: {p}"));
         }
         let user = self
             .pam
@@ -632,7 +642,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     fn carry_ticket(&mut self, ticket: &Ticket, who: &str) {
         if let Err(code) = self.pam.putenv(TICKET_ENV, ticket.expose()) {
             // su and login keep working on the module data; sshd would refuse the session.
-            self.pam.log(
+            self.log(
                 Level::Err,
                 &format!(
                     "auth for {who}: cannot copy the ticket into the PAM environment ({code:?}); \
@@ -650,7 +660,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
     fn ticket_for(&mut self, account: &str, adopt: bool) -> Option<Held> {
         let carried = self.pam.getenv(TICKET_ENV);
         if adopt && carried.is_some() && self.pam.unsetenv(TICKET_ENV).is_err() {
-            self.pam.log(
+            self.log(
                 Level::Err,
                 &format!("cannot remove {TICKET_ENV} from the PAM environment"),
             );
@@ -666,7 +676,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                         person: None,
                     };
                     if adopt && self.pam.store_ticket(held.clone()).is_err() {
-                        self.pam.log(
+                        self.log(
                             Level::Warning,
                             "cannot move the carried ticket into the module data",
                         );
@@ -675,7 +685,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                 }
                 None => {
                     // Never log the value: it may be a ticket.
-                    self.pam.log(
+                    self.log(
                         Level::Warning,
                         &format!("{TICKET_ENV} in the PAM environment is not a ticket; ignored"),
                     );
@@ -686,11 +696,12 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         if held.account == account {
             Some(held)
         } else {
-            self.pam.log(
+            self.log(
                 Level::Warning,
                 &format!(
-                    "this transaction's ticket is for {}, but PAM_USER is now {account}; ignoring it",
-                    held.account
+                    "this transaction's ticket is for {}, but PAM_USER is now {}; ignoring it",
+                    shown(&held.account),
+                    shown(account)
                 ),
             );
             None
@@ -822,15 +833,15 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
         let line = format!(
             "{} for {} (service {}): {why}; {basis}; {decision}",
             stage.name(),
-            ctx.account,
-            ctx.service
+            shown(&ctx.account),
+            shown(&ctx.service)
         );
         match (&verdict, code) {
             // Installed but not joined: the host must behave exactly as before, its logs included
             // (every login of every user would otherwise leave a warning).
             (Verdict::NotJoined, _) => self.debug(&line),
-            (_, Code::Ignore) => self.pam.log(Level::Warning, &line),
-            _ => self.pam.log(Level::Err, &line),
+            (_, Code::Ignore) => self.log(Level::Warning, &line),
+            _ => self.log(Level::Err, &line),
         }
         if let Some(m) = message {
             self.show_best_effort(Msg::Error, &m);
@@ -846,12 +857,12 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
                     Some(p) => format!(" (person {p})"),
                     None => String::new(),
                 };
-                self.pam.log(
+                self.log(
                     Level::Err,
                     &format!(
                         "close_session for {}{person} could not be reported to jitd: {why}; \
                          logout proceeds",
-                        h.account
+                        shown(&h.account)
                     ),
                 );
                 Code::Success
@@ -859,7 +870,7 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
             None => {
                 self.debug(&format!(
                     "close_session for {}: {why}; no ticket, ignored",
-                    ctx.account
+                    shown(&ctx.account)
                 ));
                 Code::Ignore
             }
@@ -868,11 +879,11 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
 
     fn conv_failed(&mut self, ctx: &LoginContext, code: Code) -> Code {
         let code = not_success(code, Code::ConvErr);
-        self.pam.log(
+        self.log(
             Level::Warning,
             &format!(
                 "conversation failed for {} ({code:?}); the client went away?",
-                ctx.account
+                shown(&ctx.account)
             ),
         );
         code
@@ -895,9 +906,21 @@ impl<H: Handler, C: Connect> Module<'_, H, C> {
 
     fn debug(&mut self, msg: &str) {
         if self.opts.debug {
-            self.pam.log(Level::Debug, msg);
+            self.log(Level::Debug, msg);
         }
     }
+
+    /// Every line to syslog goes through here: a name or message that reached it with control or
+    /// Unicode format characters cannot forge a line or hide text ([`text::escape_line`]).
+    fn log(&mut self, level: Level, msg: &str) {
+        self.pam.log(level, &text::escape_line(msg));
+    }
+}
+
+/// A user or service name as a log line shows it: PAM_USER and PAM_SERVICE come from the client
+/// (the name typed at ssh), so it is escaped and quoted as jitd does ([`text::escape_value`]).
+fn shown(name: &str) -> String {
+    text::escape_value(name)
 }
 
 /// A failure path must never turn into `PAM_SUCCESS`, even if libpam handed us a strange code.

@@ -1477,3 +1477,33 @@ mod carry;
 
 #[path = "relay_break_glass_tests.rs"]
 mod break_glass;
+
+#[test]
+fn user_and_service_names_are_escaped_in_syslog() {
+    // PAM_USER is what the client typed (ssh's user name), PAM_SERVICE what the application set.
+    let user = "bob\nJan  1 00:00:00 web01 jitd: forged\u{202e}nimda";
+    let (_d, opts) = setup(Some(&["admin"]));
+    let mut pam = FakePam::new(user, vec![]);
+    pam.items[0] = (Item::Service, Some("su x=\u{2066}y"));
+    let code = run(Hook::Auth, &mut pam, &Unreachable, &opts);
+    assert_eq!(code, Code::Ignore);
+    let line = pam
+        .logs
+        .iter()
+        .map(|(_, l)| l)
+        .find(|l| l.contains("(service "))
+        .unwrap_or_else(|| panic!("no line names the service: {:?}", pam.logs));
+    assert!(
+        line.contains(
+            "for \"bob\\x0aJan  1 00:00:00 web01 jitd: forged\\u{202e}nimda\" \
+             (service \"su x=\\u{2066}y\")"
+        ),
+        "{line}"
+    );
+    for (_, l) in &pam.logs {
+        assert!(
+            !l.chars().any(jit_pam_proto::text::is_unprintable),
+            "a log line keeps a control or format character: {l:?}"
+        );
+    }
+}

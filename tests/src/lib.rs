@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+pub mod crash;
+pub mod flood;
 pub mod host;
 pub mod postgres;
 pub mod push;

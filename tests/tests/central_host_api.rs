@@ -338,6 +338,13 @@ fn two_hundred_concurrent_reservations_one_winner_across_two_servers() {
             .sql("SELECT COUNT(*) FROM reservations WHERE state = 'active'"),
         "1"
     );
+    // Two processes wrote 200 audit rows at once: one chain, no fork, no gap.
+    let v = w.admin.json(&["audit", "verify"]);
+    assert!(v["broken"].is_null(), "{v}");
+    assert_eq!(
+        v["rows"].to_string(),
+        w.server.sql("SELECT COUNT(*) FROM audit")
+    );
 }
 
 #[test]

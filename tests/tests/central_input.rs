@@ -542,3 +542,42 @@ fn rotate_key_seals_every_secret_again_under_a_new_key() {
     let audit = w.admin.ok(&["audit"]);
     assert!(audit.contains("server.rotate_key"), "{audit}");
 }
+
+#[test]
+fn reasons_with_bidi_or_invisible_characters_are_refused_by_code_point() {
+    let w = World::new();
+    for (reason, named) in [
+        ("restart \u{202e}gnp.exe", "U+202E"),
+        ("ad\u{200b}min", "U+200B"),
+        ("\u{2066}patch\u{2069}", "U+2066"),
+    ] {
+        let out = w
+            .alice
+            .jitctl
+            .run(&["reserve", "admin", "--host", "web01", "--reason", reason]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{reason:?} was accepted");
+        assert!(err.contains(named) && err.contains("reason"), "{err}");
+    }
+    // Nothing was reserved, and an ordinary non-ASCII reason is fine.
+    let status = w.alice.jitctl.json(&["status"]);
+    assert_eq!(status["reservations"].as_array().unwrap().len(), 0);
+    w.alice.jitctl.ok(&[
+        "reserve",
+        "admin",
+        "--host",
+        "web01",
+        "--reason",
+        "mise à jour",
+    ]);
+    // Other stored free text too: a person's display name, through the raw API.
+    let t = Some(w.server.admin_token.as_str());
+    let (code, body) = w.server.curl(
+        "POST",
+        "/v1/persons",
+        t,
+        Some("{\"name\":\"carol\",\"display_name\":\"Carol \u{202e}lorac\"}".as_bytes()),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("U+202E"), "{body}");
+}

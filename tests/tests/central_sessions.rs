@@ -227,6 +227,9 @@ fn the_policy_is_set_by_jitctl_and_a_reservation_behind_a_session_can_end_four_w
     // 4. It runs out (moved into the past rather than waited for).
     w.bob.jitctl.ok(&["reserve", "admin", "--host", "web01"]);
     let (attempt, r4, _, _) = login(&rt, &host, &w.bob);
+    // The session opens while the reservation runs (a later open is refused: see central_audit).
+    rt.block_on(host.host_events(&event("o4", "session.open", &attempt, r4, None)))
+        .unwrap();
     w.server.sql(&format!(
         "UPDATE reservations SET expires_at = expires_at - 1000 WHERE id = {r4}"
     ));
@@ -235,8 +238,6 @@ fn the_policy_is_set_by_jitctl_and_a_reservation_behind_a_session_can_end_four_w
     assert!(st.ended_by.is_none());
 
     // The host ended that session: recorded with its cause, and audited as session.ended.
-    rt.block_on(host.host_events(&event("o4", "session.open", &attempt, r4, None)))
-        .unwrap();
     rt.block_on(host.host_events(&event(
         "x4",
         "session.ended",

@@ -1,5 +1,9 @@
 //! Enrollment: a person trades the one-time code an admin gave them for a TOTP factor and a
 //! jitctl token. Two calls, so the person proves their authenticator works before it counts.
+//!
+//! Anyone may call these: each call is rate-limited per client address and, once its code names
+//! a person, per person ([`super::rate_limit`]), and is checked in a read snapshot first, so a
+//! bad code never waits for or takes the database's write lock.
 
 use axum::Json;
 use axum::extract::State as St;
@@ -54,6 +58,19 @@ pub(crate) async fn redeem(
     Ok((hash, person))
 }
 
+/// The limits and the read-only check every enrollment call passes before it may write: the
+/// code must name a person who may enroll now.
+async fn admit(state: &State, code: &Secret, what: &str, now: i64) -> ApiResult<PersonRow> {
+    let limits = &state.limits;
+    limits.admit_address(super::client_addr::current(), what, now)?;
+    let person = {
+        let mut tx = state.store.read().await?;
+        redeem(&mut tx, code, now).await?.1
+    };
+    limits.admit_name("person", &person.name, what, now)?;
+    Ok(person)
+}
+
 fn name(p: &PersonRow) -> ApiResult<PersonName> {
     PersonName::new(&p.name).map_err(|e| StoreError::Corrupt(e.to_string()).into())
 }
@@ -63,6 +80,7 @@ pub async fn start(
     Body(req): Body<EnrollStart>,
 ) -> ApiResult<Json<EnrollStarted>> {
     let now = now();
+    admit(&state, &req.enrollment_code, "enrollment", now).await?;
     let mut tx = state.store.write().await?;
     let (_, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
     let secret = totp::new_secret();
@@ -90,6 +108,12 @@ pub async fn confirm(
     Body(req): Body<EnrollConfirm>,
 ) -> ApiResult<Json<Enrolled>> {
     let now = now();
+    let person = admit(&state, &req.enrollment_code, "enrollment", now).await?;
+    if person.totp_pending.is_none() {
+        return Err(ApiError::bad_request(
+            "start enrollment first (`jitctl enroll CODE` does both steps)",
+        ));
+    }
     let mut tx = state.store.write().await?;
     let (hash, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
     let sealed = person.totp_pending.clone().ok_or_else(|| {
@@ -167,6 +191,7 @@ pub async fn push(
         ntfy_token: req.ntfy_token.clone(),
     };
     super::factors::check_push(&settings)?;
+    admit(&state, &req.enrollment_code, "enrollment", now).await?;
     let mut tx = state.store.write().await?;
     let (hash, person) = redeem(&mut tx, &req.enrollment_code, now).await?;
     if !persons::use_enrollment_code(&mut tx, &hash, now).await? {

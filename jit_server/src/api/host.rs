@@ -11,8 +11,8 @@ use axum::extract::{Path, State as St};
 use axum::http::{HeaderMap, Uri};
 use jit_proto::AccountName;
 use jit_proto::api::{
-    AuditResult, EventsStored, HostAccount, HostAccounts, HostEvents, LoginBegin, LoginBegun,
-    LoginVerified, LoginVerify, LoginWait, MAX_WAIT_SECS,
+    AuditResult, EventsStored, HostAccount, HostAccounts, HostEvent, HostEvents, LoginBegin,
+    LoginBegun, LoginVerified, LoginVerify, LoginWait, MAX_WAIT_SECS,
 };
 
 use super::auth::HostCaller;
@@ -26,6 +26,8 @@ use crate::login::facts::{self, Subject};
 use crate::login::{Step, apply, approval, decide, policies};
 use crate::rules;
 use crate::store::audit::{self, Event};
+use crate::store::hosts::HostRow;
+use crate::store::reservations::{self, AttemptRow, ReservationRow};
 use crate::store::{StoreError, accounts};
 
 /// Largest batch of events a host may deliver at once.
@@ -170,6 +172,78 @@ pub async fn verify(
     Ok(Json(verified.answer))
 }
 
+/// How far a host's clock may be behind the server's when it reports an event: an event dated
+/// this much before what it is about was served is still taken as the host's word.
+const EVENT_CLOCK_SLACK_SECS: i64 = 120;
+
+/// A host speaks only for itself: an event (other than an offline login, judged against its
+/// grant) names a reservation or login attempt of this host
+/// (an attempt the server no longer knows, or one decided offline, names nothing and is taken as
+/// a label), for the event's account, and is dated no earlier than the host, the reservation or
+/// the attempt existed; a session opens no later than its reservation ended. Times in the
+/// future are recorded as of now ([`apply::event_time`]).
+fn check_served(
+    host: &HostRow,
+    ev: &HostEvent,
+    reservation: Option<&ReservationRow>,
+    attempt: Option<&AttemptRow>,
+) -> ApiResult<()> {
+    let refuse = |why: String| {
+        Err(ApiError::bad_request(format!(
+            "event {:?} ({}) refused: {why}",
+            ev.id, ev.action
+        )))
+    };
+    let earliest = |from: i64| from - EVENT_CLOCK_SLACK_SECS;
+    if ev.at < earliest(host.created_at) {
+        return refuse(format!(
+            "it is dated {}, before this host was added ({})",
+            ev.at, host.created_at
+        ));
+    }
+    if let Some(id) = ev.reservation_id {
+        let Some(r) = reservation.filter(|r| r.host_id == host.id) else {
+            return refuse(format!("reservation {id} is not one of this host's"));
+        };
+        if r.account != ev.account.as_str() {
+            return refuse(format!(
+                "reservation {id} is for account {}, not {}",
+                r.account, ev.account
+            ));
+        }
+        if ev.at < earliest(r.created_at) {
+            return refuse(format!(
+                "it is dated {}, before reservation {id} was made ({})",
+                ev.at, r.created_at
+            ));
+        }
+        if ev.action == "session.open" && ev.at > r.expires_at + EVENT_CLOCK_SLACK_SECS {
+            return refuse(format!(
+                "a session dated {} cannot open after reservation {id} ran out ({})",
+                ev.at, r.expires_at
+            ));
+        }
+    }
+    if let (Some(id), Some(a)) = (&ev.attempt, attempt) {
+        if a.host_id != host.id {
+            return refuse(format!("login attempt {id:?} is not one of this host's"));
+        }
+        if ev.reservation_id.is_some_and(|r| r != a.reservation_id) {
+            return refuse(format!(
+                "login attempt {id:?} was for reservation {}",
+                a.reservation_id
+            ));
+        }
+        if ev.at < earliest(a.created_at) {
+            return refuse(format!(
+                "it is dated {}, before login attempt {id:?} began ({})",
+                ev.at, a.created_at
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Event kinds a host may report.
 const HOST_ACTIONS: &[&str] = &[
     "session.open",
@@ -209,6 +283,19 @@ pub async fn events(
         }
         if let Some(r) = &ev.reason {
             rules::check_reason(&Some(r.chars().take(rules::MAX_REASON_CHARS).collect()))?;
+        }
+        let reservation = match ev.reservation_id {
+            Some(id) => reservations::by_id(&mut tx, id).await?,
+            None => None,
+        };
+        let attempt = match &ev.attempt {
+            Some(id) => reservations::attempt_of_any_host(&mut tx, id).await?,
+            None => None,
+        };
+        // A reported offline login is judged against its grant instead (below): a report that
+        // does not hold is kept as evidence, as of its arrival, and its refusal audited.
+        if ev.action != "login.offline" {
+            check_served(&host, ev, reservation.as_ref(), attempt.as_ref())?;
         }
         // A reported login decided offline is judged before it is stored: its time is taken
         // only once the grant bounds it.

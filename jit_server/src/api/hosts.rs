@@ -177,50 +177,63 @@ pub async fn enable(
 }
 
 /// `POST /v1/join`: the join secret is the credential for this one call.
+/// `POST /v1/join`, which anyone may call: rate-limited per address and per host name, and
+/// checked in a read snapshot, so a bad join never waits for or takes the database's write
+/// lock. Refused joins are audited together, one row per window ([`super::rate_limit`]).
 pub async fn join(St(state): St<State>, Body(req): Body<JoinRequest>) -> ApiResult<Json<Joined>> {
     let now = now();
+    let addr = super::client_addr::current();
+    let limits = &state.limits;
+    let name = req.host.as_str();
+    let refused = |why: &'static str, e: ApiError| {
+        limits.note_refused_join(why, addr, name, now);
+        e
+    };
+    limits
+        .admit_address(addr, "join", now)
+        .and_then(|()| limits.admit_name("host", name, "join", now))
+        .map_err(|e| refused("rate limited", e))?;
     let invalid = || {
         ApiError::unauthorized(
             "this join token is not (or no longer) valid: copy it again from `jitctl host add` or \
              `jitctl host rejoin`, whichever was run last for this host",
         )
     };
-    let mut tx = state.store.write().await?;
-    let row = hosts::by_name(&mut tx, req.host.as_str())
-        .await?
-        .ok_or_else(invalid)?;
+    let used = |name: &str| {
+        ApiError::new(
+            ErrorCode::Expired,
+            format!(
+                "this join token was already used; make a new one with `jitctl host rejoin {name}`"
+            ),
+        )
+    };
+    let row = {
+        let mut tx = state.store.read().await?;
+        hosts::by_name(&mut tx, name).await?
+    };
+    let row = row.ok_or_else(|| refused("unknown host", invalid()))?;
     let presented = keys::token_hash(req.secret.expose());
     let Some(expected) = row.join_secret_hash.as_deref() else {
-        return Err(ApiError::new(
-            ErrorCode::Expired,
-            format!(
-                "this join token was already used; make a new one with `jitctl host rejoin {}`",
-                row.name
-            ),
-        ));
+        return Err(refused("token already used", used(&row.name)));
     };
     if !bool::from(expected.as_bytes().ct_eq(presented.as_bytes())) {
-        let e = Event::new(
-            now,
-            format!("host:{}", row.name),
-            "host.join",
-            AuditResult::Denied,
-        )
-        .host(&row.name)
-        .reason("wrong join secret");
-        audit::record(&mut tx, &e).await?;
-        tx.commit().await.map_err(ApiError::internal)?;
-        return Err(invalid());
+        return Err(refused("wrong secret", invalid()));
     }
     if row.join_expires_at.is_some_and(|t| t <= now) {
-        return Err(ApiError::new(
-            ErrorCode::Expired,
-            format!(
-                "this join token has expired; make a new one with `jitctl host rejoin {}`",
-                row.name
+        return Err(refused(
+            "token expired",
+            ApiError::new(
+                ErrorCode::Expired,
+                format!(
+                    "this join token has expired; make a new one with `jitctl host rejoin {}`",
+                    row.name
+                ),
             ),
         ));
     }
+    // Only a join that will succeed gets here; the update below checks the secret and the
+    // expiry again, for a join (or rejoin) that happened in between.
+    let mut tx = state.store.write().await?;
     let credential = keys::new_token(TokenKind::Host);
     if !hosts::complete_join(
         &mut tx,
@@ -231,10 +244,7 @@ pub async fn join(St(state): St<State>, Body(req): Body<JoinRequest>) -> ApiResu
     )
     .await?
     {
-        return Err(ApiError::new(
-            ErrorCode::Expired,
-            "this join token was already used",
-        ));
+        return Err(refused("token already used", used(&row.name)));
     }
     let e = Event::new(
         now,

@@ -9,6 +9,7 @@ pub(crate) mod approvals;
 pub(crate) mod audit;
 pub(crate) mod auth;
 mod bootstrap;
+pub mod client_addr;
 pub(crate) mod enroll;
 pub(crate) mod factor;
 pub(crate) mod factors;
@@ -17,6 +18,7 @@ pub(crate) mod host;
 pub(crate) mod hosts;
 mod offline;
 pub(crate) mod persons;
+pub mod rate_limit;
 pub(crate) mod reservations;
 pub(crate) mod sessions;
 pub(crate) mod ssh_keys;
@@ -51,6 +53,8 @@ pub struct AppState {
     pub push: crate::push::Notifier,
     /// Wakes the held `GET /v1/host/watch` requests when the change log grows.
     pub changes: crate::change_feed::ChangeFeed,
+    /// Limits on join and enrollment, and the count of refused joins.
+    pub limits: rate_limit::Limits,
 }
 
 pub type State = Arc<AppState>;
@@ -97,6 +101,7 @@ pub fn router(state: State) -> Router {
         .route("/keys", post(ssh_keys::add).get(ssh_keys::list))
         .route("/keys/{id}", delete(ssh_keys::remove))
         .route("/audit", get(audit::query))
+        .route("/audit/verify", get(audit::verify))
         .route("/enroll/start", post(enroll::start))
         .route("/enroll/confirm", post(enroll::confirm))
         .route("/join", post(hosts::join))

@@ -48,12 +48,13 @@ pub(super) async fn find(conn: &mut AnyConnection, name: &str) -> ApiResult<Pers
 }
 
 fn check_display_name(d: &Option<String>) -> ApiResult<()> {
-    if let Some(d) = d
-        && (d.chars().count() > 100 || d.chars().any(char::is_control))
-    {
-        return Err(ApiError::bad_request(
-            "display name: at most 100 characters, no control characters",
-        ));
+    if let Some(d) = d {
+        if d.chars().count() > 100 {
+            return Err(ApiError::bad_request(
+                "display name: at most 100 characters",
+            ));
+        }
+        crate::rules::check_printable("the display name", d)?;
     }
     Ok(())
 }

@@ -32,6 +32,7 @@ async fn harness() -> Harness {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
     let store = Store::open(&url).await.unwrap();
     let key = AtRestKey::generate();
+    crate::store::audit::load_chain_key(&key);
     let secret = crate::totp::new_secret().to_vec();
     let mut tx = store.write().await.unwrap();
     let id = persons::insert(&mut tx, "alice", None, T0).await.unwrap();
@@ -42,6 +43,7 @@ async fn harness() -> Harness {
     tx.commit().await.unwrap();
     let settings = Settings::default();
     let push = crate::push::Notifier::new(&settings, &key).unwrap();
+    let limits = crate::api::rate_limit::Limits::new(&settings.rate_limits);
     let state = Arc::new(AppState {
         store,
         key,
@@ -49,6 +51,7 @@ async fn harness() -> Harness {
         ca_fingerprint: jit_proto::fingerprint::Fingerprint::of_der(b"test"),
         push,
         changes: Default::default(),
+        limits,
     });
     let clock = Arc::new(AtomicI64::new(T0));
     let c = clock.clone();

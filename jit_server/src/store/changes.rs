@@ -10,9 +10,9 @@
 //! [`append`] themselves.
 //!
 //! A watcher's cursor is a `seq`: it relies on rows becoming visible in `seq` order. SQLite has
-//! one writer at a time, so they do. A backend with concurrent writers (PostgreSQL) must keep
-//! that true, for example by taking a lock on the table before appending (`LOCK TABLE changes
-//! IN SHARE ROW EXCLUSIVE MODE`), or a watcher could step over a row committed late.
+//! one writer at a time, so they do; on PostgreSQL every write transaction first takes the audit
+//! chain's table lock ([`Store::write`](super::Store::write)), so writers, and with them the
+//! `seq`s they draw, follow one another in commit order there too.
 //!
 //! [`audit::record`]: super::audit::record
 

@@ -146,7 +146,8 @@ pub async fn complete_join(
 ) -> StoreResult<bool> {
     let r = sqlx::query(
         "UPDATE hosts SET credential_hash = $1, join_secret_hash = NULL, join_expires_at = NULL, \
-         last_seen = $2 WHERE id = $3 AND join_secret_hash = $4",
+         last_seen = $2 WHERE id = $3 AND join_secret_hash = $4 \
+         AND (join_expires_at IS NULL OR join_expires_at > $2)",
     )
     .bind(credential_hash)
     .bind(now)

@@ -43,6 +43,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error("the audit chain key is not loaded: the server loads it from its at-rest key at start")]
+    NoChainKey,
     #[error(
         "unsupported database URL scheme {0:?}: use sqlite://PATH or \
          postgres://USER@HOST/DATABASE (postgresql:// works too)"
@@ -129,7 +131,10 @@ impl Store {
                     if backend == Backend::Sqlite {
                         conn.execute("PRAGMA journal_mode = WAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
-                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        // FULL: every commit syncs the WAL, so an acknowledged write (a consumed
+                        // reservation, a burned TOTP step, an audit row) survives a power loss,
+                        // not only a crash of this process (docs/security.md, Crash durability).
+                        conn.execute("PRAGMA synchronous = FULL").await?;
                         // A writer waits up to 30 s for the write lock before giving up.
                         conn.execute("PRAGMA busy_timeout = 30000").await?;
                     }
@@ -161,9 +166,18 @@ impl Store {
         let tx = match self.backend {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => {
-                self.pool
+                let mut tx = self
+                    .pool
                     .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
-                    .await?
+                    .await?;
+                // Every write extends the audit chain, whose head is one row: writers queue
+                // here, before the first query takes the transaction's snapshot (LOCK does not),
+                // so each sees the one before it committed instead of failing serialization on
+                // the head, and the chain and the change log grow in commit order.
+                sqlx::raw_sql("LOCK TABLE audit_chain_head IN EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await?;
+                tx
             }
         };
         Ok(WriteTx {

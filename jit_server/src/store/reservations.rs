@@ -393,6 +393,21 @@ pub async fn attempt(
     .await?)
 }
 
+/// A login attempt by id, whichever host began it (to refuse a host's report about another
+/// host's attempt).
+pub async fn attempt_of_any_host(
+    conn: &mut AnyConnection,
+    id: &str,
+) -> StoreResult<Option<AttemptRow>> {
+    Ok(sqlx::query_as(
+        "SELECT id, host_id, account_id, reservation_id, state, origin, created_at, expires_at \
+         FROM login_attempts WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(conn)
+    .await?)
+}
+
 /// Ends a pending attempt; false if it was already ended.
 pub async fn finish_attempt(conn: &mut AnyConnection, id: &str, state: &str) -> StoreResult<bool> {
     let r = sqlx::query("UPDATE login_attempts SET state = $1 WHERE id = $2 AND state = 'pending'")

@@ -880,6 +880,7 @@ pub async fn audit(
         } else {
             crate::store::audit::MAX_LIMIT
         }),
+        after: None,
     };
     let mut tx = portal.app.store.read().await?;
     let events = crate::store::audit::query(&mut tx, &q).await?;

@@ -251,7 +251,7 @@ pub async fn passkey_register(
     let challenge = take_challenge(&portal, &s, "register", now).await?;
     let name = r.name.trim();
     let name = if name.is_empty() { "passkey" } else { name };
-    if name.chars().count() > 64 || name.chars().any(char::is_control) {
+    if name.chars().count() > 64 || name.chars().any(jit_proto::text::is_unprintable) {
         return Ok((
             StatusCode::BAD_REQUEST,
             Json(serde_json::json!({"error": "name the passkey in at most 64 characters"})),

@@ -308,8 +308,25 @@ pub async fn enroll_code(
     Form(f): Form<CodeForm>,
 ) -> PageResult {
     let s = visit.session.clone().ok_or(PageError::SignIn)?;
+    // As on the API: limited per address, and a bad code is refused from a read snapshot,
+    // without the write lock.
+    let code = Secret::new(f.code.clone());
+    let checked = match portal.app.limits.admit_address(
+        crate::api::client_addr::current(),
+        "enrollment",
+        visit.now,
+    ) {
+        Ok(()) => {
+            let mut tx = portal.app.store.read().await?;
+            redeem(&mut tx, &code, visit.now).await.map(|_| ())
+        }
+        Err(e) => Err(e),
+    };
+    if let Err(e) = checked {
+        return flash(&portal, &s, false, &e.message, "/portal/enroll").await;
+    }
     let mut tx = portal.app.store.write().await?;
-    match redeem(&mut tx, &Secret::new(f.code.clone()), visit.now).await {
+    match redeem(&mut tx, &code, visit.now).await {
         Ok((hash, _)) => {
             store::set_enroll_code(&mut tx, &s.id_hash, Some(&hash)).await?;
             tx.commit().await.map_err(ApiError::internal)?;

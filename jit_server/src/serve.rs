@@ -165,7 +165,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
 async fn chain_old_audit_rows(store: &Store) -> Result<(), ServeError> {
     let mut tx = store.write().await?;
     let n = crate::store::audit::chain_rows_from_before_the_chain(&mut tx).await?;
-    tx.commit().await.map_err(crate::store::StoreError::from)?;
+    tx.commit().await?;
     if n > 0 {
         tracing::info!(
             rows = n,

@@ -46,9 +46,10 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch" "fuzz/corpus/$t"
     start=$(date +%s)
     # -rss_limit_mb: a parser that balloons on a small input is a finding too.
+    log="target/fuzz/$t-$$.log"
     fuzz run "$t" "$scratch" "fuzz/corpus/$t" -- "${limit[@]}" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
-        2>"fuzz/$t.log" || { tail -40 "fuzz/$t.log"; echo "fuzz: $t failed; input in fuzz/artifacts/$t" >&2; exit 1; }
-    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "fuzz/$t.log")
+        2>"$log" || { tail -40 "$log"; echo "fuzz: $t failed; input in fuzz/artifacts/$t" >&2; exit 1; }
+    runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log")
     echo "$t: $runs executions in $(( $(date +%s) - start )) s, 0 crashes, corpus $(find "$scratch" "fuzz/corpus/$t" -type f | wc -l) inputs"
-    rm -f "fuzz/$t.log"
+    rm -f "$log"
 done

@@ -1,5 +1,6 @@
 //! `jit-server rotate-key`: a new at-rest key, and every secret sealed under the old one sealed
-//! again under it (persons' TOTP secrets, pending ones, ntfy tokens), in one transaction.
+//! again under it (persons' TOTP secrets, pending ones, ntfy tokens, the audit chain's key), in
+//! one transaction.
 //!
 //! The order makes it safe to interrupt at any point and run again:
 //!
@@ -94,6 +95,11 @@ pub async fn rotate_key(
         push::set_ntfy_token(&mut tx, id, &sealed).await?;
         resealed += 1;
     }
+    // The audit chain's key: sealed anew like the others, and this process's for the row below.
+    let chain = audit::open_chain_key(&mut tx, &ring).await?;
+    audit::set_sealed_chain_key(&mut tx, &new.seal(&chain, audit::CHAIN_KEY_AAD)).await?;
+    audit::use_chain_key(&chain);
+    resealed += 1;
     let push_subscriptions_removed = push::delete_all_subscriptions(&mut tx).await?;
     let e =
         Event::new(now, "server", "server.rotate_key", AuditResult::Ok).detail(serde_json::json!({

@@ -66,7 +66,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
         _ => None,
     };
     let store = Store::open(&settings.database_url()).await?;
-    crate::store::audit::load_chain_key(&key);
+    crate::store::audit::load_chain_key(&store, &key).await?;
     chain_old_audit_rows(&store).await?;
     let listen = settings.listen;
     let bounds = settings.connections.clone();

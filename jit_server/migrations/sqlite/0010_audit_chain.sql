@@ -16,7 +16,10 @@ CREATE UNIQUE INDEX audit_seq ON audit (seq);
 CREATE TABLE audit_chain_head (
     id    INTEGER PRIMARY KEY CHECK (id = 1),
     seq   BIGINT NOT NULL,
-    hash  TEXT NOT NULL
+    hash  TEXT NOT NULL,
+    -- The chain key, random, sealed under the at-rest key like the other secrets (so rotate-key
+    -- seals it again); stored by the first server that starts with the chain.
+    sealed_key BLOB
 );
 INSERT INTO audit_chain_head (id, seq, hash)
 VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000');

@@ -32,7 +32,9 @@ async fn harness() -> Harness {
     let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
     let store = Store::open(&url).await.unwrap();
     let key = AtRestKey::generate();
-    crate::store::audit::load_chain_key(&key);
+    crate::store::audit::load_chain_key(&store, &key)
+        .await
+        .unwrap();
     let secret = crate::totp::new_secret().to_vec();
     let mut tx = store.write().await.unwrap();
     let id = persons::insert(&mut tx, "alice", None, T0).await.unwrap();

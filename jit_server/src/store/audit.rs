@@ -8,23 +8,27 @@
 //! instead of forking the chain, on SQLite (whose write lock serializes anyway) as on a database
 //! with row locks. [`verify`] walks the chain and names the first row whose link does not hold.
 //!
-//! The chain key is derived from the server's at-rest key ([`CHAIN_KEY_PURPOSE`]): every server
-//! process that can decrypt the database's secrets can extend the chain, and nothing else is
-//! stored. Someone who can write the database but lacks `at-rest.key` (a copied or restored
-//! database, an SQL injection, a database admin) cannot forge a link.
+//! The chain key is random, made the first time a server starts with the chain, and stored in the
+//! chain head sealed under the at-rest key like the other secrets ([`load_chain_key`]): every
+//! server process that can decrypt the database's secrets can extend the chain, and `jit-server
+//! rotate-key` seals it again with them, so the chain stays verifiable across rotations. Someone
+//! who can write the database but lacks `at-rest.key` (a copied or restored database, an SQL
+//! injection, a database admin) cannot forge a link.
 
 use std::sync::OnceLock;
 
 use jit_proto::api::{AuditBreak, AuditEvent, AuditQuery, AuditResult, AuditVerification};
 use jit_proto::{AccountName, HostName, PersonName};
+use rand::RngCore;
 use ring::hmac;
 use sqlx::{AnyConnection, FromRow};
+use zeroize::Zeroizing;
 
 use super::{StoreError, StoreResult};
 use crate::keys::AtRestKey;
 
-/// What the chain key is derived under from the at-rest key ([`AtRestKey::derive`]).
-pub const CHAIN_KEY_PURPOSE: &str = "jit audit chain v1";
+/// What the sealed chain key is bound to (the AEAD's associated data).
+pub const CHAIN_KEY_AAD: &str = "jit audit chain key v1";
 
 /// The link before the first row.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -33,10 +37,54 @@ const GENESIS: &str = "000000000000000000000000000000000000000000000000000000000
 /// at start ([`load_chain_key`]) rather than passed to each of the many places that audit.
 static CHAIN_KEY: OnceLock<hmac::Key> = OnceLock::new();
 
-/// Loads the chain key derived from `key`. The first call wins; later ones change nothing.
-pub fn load_chain_key(key: &AtRestKey) {
-    let derived = key.derive(CHAIN_KEY_PURPOSE);
-    let _ = CHAIN_KEY.set(hmac::Key::new(hmac::HMAC_SHA256, &*derived));
+/// Loads this database's chain key for the process, making and storing it the first time. The
+/// first call in a process wins; later ones change nothing.
+pub async fn load_chain_key(store: &super::Store, key: &AtRestKey) -> StoreResult<()> {
+    let mut tx = store.write().await?;
+    let raw = open_chain_key(&mut tx, key).await?;
+    tx.commit().await?;
+    use_chain_key(&raw);
+    Ok(())
+}
+
+/// The chain key stored in the chain head, opened with `key` (or an older key of its ring); a new
+/// random one, sealed and stored, when there is none yet. Call in a write transaction, so that
+/// server processes starting together store one.
+pub async fn open_chain_key(
+    conn: &mut AnyConnection,
+    key: &AtRestKey,
+) -> StoreResult<Zeroizing<Vec<u8>>> {
+    let sealed: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT sealed_key FROM audit_chain_head WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?;
+    if let Some(sealed) = sealed {
+        return key.open(&sealed, CHAIN_KEY_AAD).map_err(|_| {
+            StoreError::Corrupt(
+                "the audit chain key does not open with this data directory's at-rest keys \
+                 (is this the data directory of the server that made the database?)"
+                    .into(),
+            )
+        });
+    }
+    let mut raw = Zeroizing::new(vec![0u8; 32]);
+    rand::rng().fill_bytes(&mut raw);
+    set_sealed_chain_key(conn, &key.seal(&raw, CHAIN_KEY_AAD)).await?;
+    Ok(raw)
+}
+
+/// Stores the chain key sealed anew (`jit-server rotate-key`).
+pub async fn set_sealed_chain_key(conn: &mut AnyConnection, sealed: &[u8]) -> StoreResult<()> {
+    sqlx::query("UPDATE audit_chain_head SET sealed_key = $1 WHERE id = 1")
+        .bind(sealed)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Makes `raw` this process's chain key, unless one is loaded already.
+pub fn use_chain_key(raw: &[u8]) {
+    let _ = CHAIN_KEY.set(hmac::Key::new(hmac::HMAC_SHA256, raw));
 }
 
 fn chain_key() -> StoreResult<&'static hmac::Key> {
@@ -554,10 +602,13 @@ mod tests {
     use crate::store::Store;
 
     async fn store() -> (tempfile::TempDir, Store) {
-        load_chain_key(&AtRestKey::generate());
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
-        (dir, Store::open(&url).await.unwrap())
+        let store = Store::open(&url).await.unwrap();
+        load_chain_key(&store, &AtRestKey::generate())
+            .await
+            .unwrap();
+        (dir, store)
     }
 
     async fn verified(store: &Store) -> AuditVerification {

@@ -3,7 +3,7 @@
 # toolchain; `make toolchain` says what is missing).
 CARGO ?= cargo
 
-.PHONY: all toolchain build test test-all test-postgres demo lint bench clean install-local \
+.PHONY: all toolchain build test test-all test-postgres demo lint bench bench-server clean install-local \
     playwright portal-screenshots fuzz
 
 all: build
@@ -74,6 +74,19 @@ bench: toolchain
 
 clean:
 	$(CARGO) clean
+
+# The server's figures in docs/benchmarks.md, SQLite and PostgreSQL side by side in one run
+# (release builds; as root: a private PostgreSQL cluster per server, jitd in a mount namespace):
+# writes and logins (tests/src/bin/bench_server.rs), then 10,000 watching hosts on each database
+# (tests/src/bin/bench_watch.rs). A few minutes; not part of `make test`.
+RELEASE_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release
+bench-server: toolchain
+	$(CARGO) build --release -p nss_jit -p pam_jit
+	$(CARGO) build --release -p jit_server -p jitctl -p jitd -p jit_tests --bins
+	scripts/no-leftovers.sh $(RELEASE_DIR)/bench_server --database sqlite --database postgres
+	ulimit -n 20000 && scripts/no-leftovers.sh $(RELEASE_DIR)/bench_watch 10000
+	ulimit -n 20000 && JIT_TEST_DATABASE=postgres scripts/no-leftovers.sh \
+	    $(RELEASE_DIR)/bench_watch 10000
 
 # A trial without packages: jit-server, jitctl and jitd in $(PREFIX)/bin, the modules, man pages
 # and shell completions beside them, and a jitd.toml that keeps all of jitd's files under

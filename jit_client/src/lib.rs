@@ -136,6 +136,16 @@ impl Client {
         })
     }
 
+    /// The same servers and trust with another credential, sharing this client's connections:
+    /// one process acting for many persons or hosts (a load generator) without a TLS handshake
+    /// per identity.
+    pub fn with_credential(&self, credential: Secret) -> Self {
+        Self {
+            credential: Some(credential),
+            ..self.clone()
+        }
+    }
+
     /// The server that answered last (the first one before any answer).
     pub fn server(&self) -> &str {
         &self.bases[self.current.load(Ordering::Relaxed) % self.bases.len()]

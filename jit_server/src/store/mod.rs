@@ -30,6 +30,7 @@ pub mod reservations;
 pub mod sessions;
 pub mod ssh_keys;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
@@ -107,6 +108,11 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// SQLite has one writer at a time. Writers of this process queue here, in order, before
+    /// `BEGIN IMMEDIATE`: SQLite's own busy handler would make them poll the lock with sleeps
+    /// of up to 100 ms, which left the CPU idle while requests waited (docs/benchmarks.md).
+    /// The busy timeout stays for writers of other processes (`jit-server` commands).
+    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -149,7 +155,11 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -163,8 +173,12 @@ impl Store {
     /// A transaction that will write. See the module comment for why SQLite needs IMMEDIATE
     /// and PostgreSQL SERIALIZABLE.
     pub async fn write(&self) -> StoreResult<WriteTx> {
+        let mut turn = None;
         let tx = match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Sqlite => {
+                turn = Some(Arc::clone(&self.sqlite_writer).lock_owned().await);
+                self.pool.begin_with("BEGIN IMMEDIATE").await?
+            }
             Backend::Postgres => {
                 let mut tx = self
                     .pool
@@ -183,6 +197,7 @@ impl Store {
         Ok(WriteTx {
             tx,
             backend: self.backend,
+            _turn: turn,
         })
     }
 
@@ -208,8 +223,12 @@ impl Store {
 /// A write transaction ([`Store::write`]). It reads and writes as the connection it derefs to;
 /// dropped without [`WriteTx::commit`], it is rolled back.
 pub struct WriteTx {
+    // Declared before `_turn`, so a dropped transaction is rolled back before the next writer's
+    // turn.
     tx: Transaction<'static, Any>,
     backend: Backend,
+    /// This process's SQLite writer turn ([`Store`]), held until the commit or rollback.
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl WriteTx {

@@ -33,7 +33,7 @@ use tokio::sync::Notify;
 pub enum RunError {
     #[error("{0}")]
     HostKey(#[from] HostKeyError),
-    #[error("cannot read the server's CA certificate {path}: {source}; run `jitd join` again")]
+    #[error("cannot read the server's CA certificate {path}: {source}")]
     Ca {
         path: PathBuf,
         source: std::io::Error,

@@ -188,6 +188,11 @@ fn main() -> ExitCode {
                 eprintln!("jitd: {}", host_key_error(&e, &config_path));
                 ExitCode::FAILURE
             }
+            // The CA comes with the join: joining again writes it back.
+            Err(e @ daemon::RunError::Ca { .. }) => {
+                eprintln!("jitd: {e}; run `{}` again", hints::join(&config_path));
+                ExitCode::FAILURE
+            }
             Err(e) => {
                 eprintln!("jitd: {e}");
                 ExitCode::FAILURE

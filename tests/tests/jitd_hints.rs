@@ -62,4 +62,20 @@ fn hints_repeat_the_config_the_person_gave() {
         "{}",
         stdout(&out)
     );
+
+    // The CA the join wrote is lost: joining again, with this config, brings it back.
+    let ca = host.config().with_file_name("etc-jit").join("ca.pem");
+    std::fs::remove_file(&ca).expect("remove ca.pem");
+    let out = host.jitd(&["run"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "cannot read the server's CA certificate {}: ",
+            ca.display()
+        )) && stderr(&out)
+            .trim_end()
+            .ends_with(&format!("run `{join}` again")),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -79,14 +79,20 @@ clean:
 # (release builds; as root: a private PostgreSQL cluster per server, jitd in a mount namespace):
 # writes and logins (tests/src/bin/bench_server.rs), then 10,000 watching hosts on each database
 # (tests/src/bin/bench_watch.rs). A few minutes; not part of `make test`.
+# The databases go on the disk (TMPDIR), as a server's would: under no-leftovers.sh /tmp is a
+# tmpfs, where a commit's flush costs nothing.
 RELEASE_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)/release
+BENCH_TMP := $(RELEASE_DIR)/bench-tmp
 bench-server: toolchain
 	$(CARGO) build --release -p nss_jit -p pam_jit
 	$(CARGO) build --release -p jit_server -p jitctl -p jitd -p jit_tests --bins
-	scripts/no-leftovers.sh $(RELEASE_DIR)/bench_server --database sqlite --database postgres
-	ulimit -n 20000 && scripts/no-leftovers.sh $(RELEASE_DIR)/bench_watch 10000
-	ulimit -n 20000 && JIT_TEST_DATABASE=postgres scripts/no-leftovers.sh \
+	mkdir -p $(BENCH_TMP)
+	TMPDIR=$(BENCH_TMP) scripts/no-leftovers.sh $(RELEASE_DIR)/bench_server \
+	    --database sqlite --database postgres
+	ulimit -n 20000 && TMPDIR=$(BENCH_TMP) scripts/no-leftovers.sh $(RELEASE_DIR)/bench_watch 10000
+	ulimit -n 20000 && TMPDIR=$(BENCH_TMP) JIT_TEST_DATABASE=postgres scripts/no-leftovers.sh \
 	    $(RELEASE_DIR)/bench_watch 10000
+	rmdir $(BENCH_TMP)
 
 # A trial without packages: jit-server, jitctl and jitd in $(PREFIX)/bin, the modules, man pages
 # and shell completions beside them, and a jitd.toml that keeps all of jitd's files under

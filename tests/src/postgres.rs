@@ -50,7 +50,19 @@ pub struct Postgres {
 
 impl Postgres {
     /// Starts a new cluster with an empty `jit` database and waits until it accepts connections.
+    /// It trades durability for speed (no fsync), as a cluster that lives for one test may.
     pub fn start() -> Postgres {
+        Self::start_cluster(false)
+    }
+
+    /// As [`Postgres::start`], with the durability of a production cluster (fsync, synchronous
+    /// commit and full-page writes on), for benchmarks that compare it with SQLite's
+    /// `synchronous = FULL`.
+    pub fn start_durable() -> Postgres {
+        Self::start_cluster(true)
+    }
+
+    fn start_cluster(durable: bool) -> Postgres {
         let template = template();
         let dir = tempfile::Builder::new()
             .prefix("jit-pg-")
@@ -65,6 +77,13 @@ impl Postgres {
             .status()
             .expect("cp");
         assert!(ok.success(), "copying the PostgreSQL template failed");
+        if durable {
+            // Later lines of postgresql.conf override the template's.
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).expect("read postgresql.conf");
+            text.push_str("\nfsync = on\nsynchronous_commit = on\nfull_page_writes = on\n");
+            std::fs::write(&conf, text).expect("write postgresql.conf");
+        }
         let log = std::fs::File::create(dir.path().join("postgres.log")).expect("postgres log");
         chown_nobody(&dir.path().join("postgres.log"));
         let postmaster = as_nobody(&format!("{BIN}/postgres"))

@@ -5,6 +5,10 @@
 //! `bench_server [--database sqlite|postgres]... [--persons N] [--seconds S]` (default: both
 //! databases, 1000 persons, 10 s of audited writes). As root: the PostgreSQL cluster runs as
 //! nobody and jitd in a private mount namespace (tests/src/postgres.rs, tests/src/host.rs).
+//! Both databases live in temporary directories, so point TMPDIR at a disk: on a tmpfs (as /tmp
+//! is under scripts/no-leftovers.sh) a commit's flush costs nothing and the figures flatter.
+//! `make bench-server` does. The PostgreSQL cluster runs with fsync and synchronous commit on,
+//! as SQLite runs with `synchronous = FULL`.
 //!
 //! For each database it starts a jit-server of its own on loopback (release build, rate limits
 //! on the unauthenticated endpoints raised so that the setup's enrollments are not refused,
@@ -180,7 +184,7 @@ struct Results {
 fn run(database: &str, persons_n: usize, seconds: u64) -> Results {
     println!("== {database}: starting a server");
     let mut server = Server::start_on(match database {
-        "postgres" => Some(Postgres::start()),
+        "postgres" => Some(Postgres::start_durable()),
         _ => None,
     });
     let addr = server.addr();

@@ -382,17 +382,23 @@ class Run:
         while not regs and time.time() < deadline:
             page.wait_for_timeout(100)
         assert regs, "the service worker registered"
-        cdp.send("ServiceWorker.deliverPushMessage", {
-            "origin": URL, "registrationId": regs[0],
-            "data": json.dumps({"title": "Approve login to admin on web01?",
-                                "body": "admin (sshd from 192.0.2.10)", "url": "/portal/approve",
-                                "tag": "t1"})})
-        shown = page.evaluate("""async () => { for (let i = 0; i < 50; i++) {
-            const r = await navigator.serviceWorker.getRegistration('/portal/');
-            const n = await r.getNotifications();
-            if (n.length) return n.map(x => ({ title: x.title, body: x.body, url: x.data.url,
-                                              actions: x.actions.length }));
-            await new Promise(ok => setTimeout(ok, 100)); } return []; }""")
+        # A push delivered while the worker is still starting can be dropped by the browser, so
+        # it is delivered again (same tag: one notification) until one shows, for up to 30 s.
+        shown = []
+        for _ in range(6):
+            cdp.send("ServiceWorker.deliverPushMessage", {
+                "origin": URL, "registrationId": regs[0],
+                "data": json.dumps({"title": "Approve login to admin on web01?",
+                                    "body": "admin (sshd from 192.0.2.10)",
+                                    "url": "/portal/approve", "tag": "t1"})})
+            shown = page.evaluate("""async () => { for (let i = 0; i < 50; i++) {
+                const r = await navigator.serviceWorker.getRegistration('/portal/');
+                const n = await r.getNotifications();
+                if (n.length) return n.map(x => ({ title: x.title, body: x.body, url: x.data.url,
+                                                  actions: x.actions.length }));
+                await new Promise(ok => setTimeout(ok, 100)); } return []; }""")
+            if shown:
+                break
         assert shown == [{"title": "Approve login to admin on web01?",
                           "body": "admin (sshd from 192.0.2.10)", "url": "/portal/approve",
                           "actions": 0}], shown

@@ -58,6 +58,7 @@ const SERVER_TOML: &str = "[rate_limits]\nper_address_burst = 1000000\n\
                            per_name_per_minute = 1000000\n[totp]\nskew_steps = 2\n";
 
 /// One figure: how many calls, in how long, and each call's time.
+#[derive(Default)]
 struct Figure {
     calls: usize,
     elapsed: Duration,
@@ -101,27 +102,24 @@ fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Runs `call` on every item, `CONNECTIONS` at a time; returns the whole time and each call's.
-async fn concurrently<T, F, Fut>(items: Vec<T>, call: F) -> Figure
+/// Keeps `CONNECTIONS` calls in flight: each worker takes the next number `i` and runs
+/// `call(i)` until it answers None. Returns the whole time and each call's.
+async fn in_flight<F, Fut>(call: F) -> Figure
 where
-    T: Send + Sync + 'static,
-    F: Fn(Arc<T>) -> Fut + Send + Sync + 'static,
+    F: Fn(usize) -> Option<Fut> + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send,
 {
-    let items: Arc<Vec<Arc<T>>> = Arc::new(items.into_iter().map(Arc::new).collect());
     let call = Arc::new(call);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
-        let (items, call, next) = (items.clone(), call.clone(), next.clone());
+        let (call, next) = (call.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut took = Vec::new();
-            loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                let Some(item) = items.get(i) else { break };
+            while let Some(one) = call(next.fetch_add(1, Ordering::SeqCst)) {
                 let t = Instant::now();
-                call(item.clone()).await;
+                one.await;
                 took.push(t.elapsed());
             }
             took
@@ -132,10 +130,21 @@ where
         took.extend(t.await.expect("worker"));
     }
     Figure {
-        calls: items.len(),
+        calls: took.len(),
         elapsed: start.elapsed(),
         took,
     }
+}
+
+/// Runs `call` on every item, `CONNECTIONS` at a time.
+async fn concurrently<T, F, Fut>(items: Vec<T>, call: F) -> Figure
+where
+    T: Send + Sync + 'static,
+    F: Fn(Arc<T>) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let items: Vec<Arc<T>> = items.into_iter().map(Arc::new).collect();
+    in_flight(move |i| items.get(i).cloned().map(&call)).await
 }
 
 /// A benchmark person: their client (with their token), their own account, their TOTP secret and newest used step.
@@ -284,10 +293,10 @@ fn run(database: &str, persons_n: usize, seconds: u64) -> Results {
     );
 
     let web01 = HostName::new("web01").expect("host name");
-    let mut reserve = Figure::new();
-    let mut begin = Figure::new();
-    let mut verify = Figure::new();
-    let mut release = Figure::new();
+    let mut reserve = Figure::default();
+    let mut begin = Figure::default();
+    let mut verify = Figure::default();
+    let mut release = Figure::default();
     for round in 0..2 {
         wait_for_codes(&persons);
         println!("== {database}: round {round}: reserve, begin, verify-and-consume, release");
@@ -364,38 +373,19 @@ fn run(database: &str, persons_n: usize, seconds: u64) -> Results {
     }
 
     println!("== {database}: {seconds} s of refused login begins (one audit row each)");
-    let refused = rt.block_on(async {
+    let refused = {
         let deadline = Instant::now() + Duration::from_secs(seconds);
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for worker in 0..CONNECTIONS {
-            let (hc, persons) = (host.clone(), persons.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut took = Vec::new();
-                let mut i = worker;
-                while Instant::now() < deadline {
-                    let p = &persons[i % persons.len()];
-                    i += CONNECTIONS;
-                    let t = Instant::now();
-                    match hc.login_begin(&login_begin(p.account.as_str())).await {
-                        Ok(LoginBegun::Denied { .. }) => {}
-                        other => panic!("login of {} not refused: {other:?}", p.account),
-                    }
-                    took.push(t.elapsed());
+        let (hc, persons) = (host.clone(), persons.clone());
+        rt.block_on(in_flight(move |i| {
+            let (hc, p) = (hc.clone(), persons[i % persons.len()].clone());
+            (Instant::now() < deadline).then_some(async move {
+                match hc.login_begin(&login_begin(p.account.as_str())).await {
+                    Ok(LoginBegun::Denied { .. }) => {}
+                    other => panic!("login of {} not refused: {other:?}", p.account),
                 }
-                took
-            }));
-        }
-        let mut took = Vec::new();
-        for t in tasks {
-            took.extend(t.await.expect("worker"));
-        }
-        Figure {
-            calls: took.len(),
-            elapsed: start.elapsed(),
-            took,
-        }
-    });
+            })
+        }))
+    };
 
     println!("== {database}: {JITD_LOGINS} logins through jitd, one after another");
     let token = w.admin.json(&["host", "add", "web02"])["join_token"]
@@ -413,8 +403,8 @@ fn run(database: &str, persons_n: usize, seconds: u64) -> Results {
     let logins: Vec<Arc<Person>> = persons.iter().take(JITD_LOGINS).cloned().collect();
     wait_for_codes(&logins);
     let web02 = HostName::new("web02").expect("host name");
-    let mut decision = Figure::new();
-    let mut grant = Figure::new();
+    let mut decision = Figure::default();
+    let mut grant = Figure::default();
     let whole = Instant::now();
     for p in &logins {
         rt.block_on(p.client.reserve(&NewReservation {
@@ -458,16 +448,6 @@ fn run(database: &str, persons_n: usize, seconds: u64) -> Results {
         println!("   {k}: {v}");
     }
     r
-}
-
-impl Figure {
-    fn new() -> Figure {
-        Figure {
-            calls: 0,
-            elapsed: Duration::ZERO,
-            took: Vec::new(),
-        }
-    }
 }
 
 /// One login as pam_jit makes it: hello, auth start (timed to the prompt), the code (timed to

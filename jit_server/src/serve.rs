@@ -31,6 +31,8 @@ use crate::tls::{self, TlsPaths};
 
 /// How often ran-out reservations are marked expired (and audited).
 const SWEEP_EVERY: Duration = Duration::from_secs(15);
+/// How often the SQLite WAL is checkpointed in the background ([`Store::checkpoint_in_background`]).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -127,6 +129,7 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     println!("listening on https://{local}");
 
     let sweeper = tokio::spawn(sweep(state.clone()));
+    let checkpoints = store.checkpoint_in_background(CHECKPOINT_EVERY).await?;
     let feed = tokio::spawn(crate::change_feed::run(state.clone()));
     let slots = Arc::new(Semaphore::new(bounds.max_connections));
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -156,6 +159,9 @@ pub async fn run(settings: Settings) -> Result<(), ServeError> {
     }
     sweeper.abort();
     feed.abort();
+    if let Some(c) = checkpoints {
+        c.abort();
+    }
     flush_refused_joins(&state).await;
     store.close().await;
     Ok(())

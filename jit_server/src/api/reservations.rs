@@ -131,26 +131,20 @@ pub async fn reserve(
     let expires_at = now + i64::from(ttl);
     // In a savepoint: a lost race must undo only the INSERT, so that the refusal can still be
     // audited in this transaction (PostgreSQL aborts a whole transaction on an error).
-    let inserted = {
-        let mut sp = sqlx::Connection::begin(&mut *tx)
+    let inserted = tx
+        .savepoint(async |conn| {
+            reservations::insert(
+                conn,
+                account.id,
+                host.id,
+                person.id,
+                req.reason.as_deref(),
+                now,
+                expires_at,
+            )
             .await
-            .map_err(ApiError::internal)?;
-        let r = reservations::insert(
-            &mut sp,
-            account.id,
-            host.id,
-            person.id,
-            req.reason.as_deref(),
-            now,
-            expires_at,
-        )
-        .await;
-        match r {
-            Ok(_) => sp.commit().await.map_err(ApiError::internal)?,
-            Err(_) => sp.rollback().await.map_err(ApiError::internal)?,
-        }
-        r
-    };
+        })
+        .await?;
     let id = match inserted {
         Ok(id) => id,
         // Another server process won the race between our check and our insert.

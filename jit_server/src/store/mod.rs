@@ -4,8 +4,10 @@
 //! `RETURNING` and `ON CONFLICT`. Correctness under concurrency comes from the database, never
 //! from this process: a partial unique index keeps one active reservation per account and host,
 //! and single use is a conditional `UPDATE … WHERE state = 'active'` whose row count decides.
-//! On SQLite, write transactions start with `BEGIN IMMEDIATE` so they queue on the write lock
-//! (with a busy timeout) instead of failing when they would upgrade a read lock.
+//! On SQLite, this process's writes take turns on one writer connection and commit in groups
+//! ([`group_commit`]); a group starts with `BEGIN IMMEDIATE`, so it queues on the write lock
+//! (with a busy timeout, for other processes) instead of failing when it would upgrade a read
+//! lock.
 //!
 //! On PostgreSQL several server processes (replicas) may share the database, so write
 //! transactions run SERIALIZABLE: whatever interleaving the replicas' transactions take, the
@@ -19,6 +21,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod changes;
+pub mod group_commit;
 pub mod groups;
 pub mod hosts;
 pub mod login_failures;
@@ -55,6 +58,12 @@ pub enum StoreError {
     /// kept, so running it again is safe.
     #[error("database transaction conflicted with a concurrent one and was undone: {0}")]
     Conflict(sqlx::Error),
+    /// SQLite could not commit a group of writes ([`group_commit`]): all of it was undone.
+    #[error(
+        "the database could not commit the change, so it was not kept (check the disk and the \
+         database file): {0}"
+    )]
+    GroupCommit(Arc<str>),
     /// The connection broke while the transaction committed: it may or may not have been kept.
     #[error(
         "the database connection failed while committing, so whether the change was kept is \
@@ -108,12 +117,17 @@ impl Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite has one writer at a time. Writers of this process queue here, in order, before
-    /// `BEGIN IMMEDIATE`: SQLite's own busy handler would make them poll the lock with sleeps
-    /// of up to 100 ms, which left the CPU idle while requests waited (docs/benchmarks.md).
-    /// The busy timeout stays for writers of other processes (`jit-server` commands).
-    sqlite_writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite has one writer at a time: this process's writers take turns on this connection,
+    /// in order, and commit in groups ([`group_commit`]). Queuing here rather than in SQLite's
+    /// busy handler, which polls the lock with sleeps of up to 100 ms, keeps the CPU busy while
+    /// requests wait (docs/benchmarks.md). The busy timeout stays for writers of other
+    /// processes (`jit-server` commands).
+    sqlite_writers: Option<Arc<group_commit::Writers>>,
 }
+
+/// The WAL length (16,000 pages of 4 KiB) at which a SQLite writer checkpoints on its own
+/// while [`Store::checkpoint_in_background`] runs; SQLite's default is 1,000.
+const FALLBACK_CHECKPOINT: &str = "PRAGMA wal_autocheckpoint = 16000";
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
 // The same versions and names as the SQLite ones, in PostgreSQL's types.
@@ -155,10 +169,15 @@ impl Store {
             Backend::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Backend::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
+        let sqlite_writers = match backend {
+            // Out of the pool, so that readers never wait behind the writers for a connection.
+            Backend::Sqlite => Some(group_commit::Writers::new(pool.acquire().await?.detach())),
+            Backend::Postgres => None,
+        };
         Ok(Self {
             pool,
             backend,
-            sqlite_writer: Arc::new(tokio::sync::Mutex::new(())),
+            sqlite_writers,
         })
     }
 
@@ -173,32 +192,21 @@ impl Store {
     /// A transaction that will write. See the module comment for why SQLite needs IMMEDIATE
     /// and PostgreSQL SERIALIZABLE.
     pub async fn write(&self) -> StoreResult<WriteTx> {
-        let mut turn = None;
-        let tx = match self.backend {
-            Backend::Sqlite => {
-                turn = Some(Arc::clone(&self.sqlite_writer).lock_owned().await);
-                self.pool.begin_with("BEGIN IMMEDIATE").await?
-            }
-            Backend::Postgres => {
-                let mut tx = self
-                    .pool
-                    .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
-                    .await?;
-                // Every write extends the audit chain, whose head is one row: writers queue
-                // here, before the first query takes the transaction's snapshot (LOCK does not),
-                // so each sees the one before it committed instead of failing serialization on
-                // the head, and the chain and the change log grow in commit order.
-                sqlx::raw_sql("LOCK TABLE audit_chain_head IN EXCLUSIVE MODE")
-                    .execute(&mut *tx)
-                    .await?;
-                tx
-            }
-        };
-        Ok(WriteTx {
-            tx,
-            backend: self.backend,
-            _turn: turn,
-        })
+        if let Some(writers) = &self.sqlite_writers {
+            return Ok(WriteTx::Sqlite(writers.begin().await?));
+        }
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN ISOLATION LEVEL SERIALIZABLE")
+            .await?;
+        // Every write extends the audit chain, whose head is one row: writers queue here,
+        // before the first query takes the transaction's snapshot (LOCK does not), so each sees
+        // the one before it committed instead of failing serialization on the head, and the
+        // chain and the change log grow in commit order.
+        sqlx::raw_sql("LOCK TABLE audit_chain_head IN EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await?;
+        Ok(WriteTx::Postgres(tx))
     }
 
     /// A read-only snapshot: every statement in it sees the database as of its first one (on
@@ -215,26 +223,51 @@ impl Store {
         })
     }
 
+    /// Keeps SQLite's WAL short from a task of its own, so that no writer's COMMIT pays for it:
+    /// every `every`, a passive checkpoint (which waits for no one) copies what was committed
+    /// into the database file. The writers' own checkpoints then start only when the WAL is
+    /// far longer, as a fallback. Nothing to do on PostgreSQL.
+    pub async fn checkpoint_in_background(
+        &self,
+        every: Duration,
+    ) -> StoreResult<Option<tokio::task::JoinHandle<()>>> {
+        let Some(writers) = &self.sqlite_writers else {
+            return Ok(None);
+        };
+        writers.set_up(FALLBACK_CHECKPOINT).await?;
+        let pool = self.pool.clone();
+        Ok(Some(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+                    tracing::warn!(error = %e, "checkpoint of the SQLite WAL failed; will retry");
+                }
+            }
+        })))
+    }
+
     pub async fn close(&self) {
+        if let Some(writers) = &self.sqlite_writers {
+            writers.close().await;
+        }
         self.pool.close().await;
     }
 }
 
 /// A write transaction ([`Store::write`]). It reads and writes as the connection it derefs to;
 /// dropped without [`WriteTx::commit`], it is rolled back.
-pub struct WriteTx {
-    // Declared before `_turn`, so a dropped transaction is rolled back before the next writer's
-    // turn.
-    tx: Transaction<'static, Any>,
-    backend: Backend,
-    /// This process's SQLite writer turn ([`Store`]), held until the commit or rollback.
-    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+pub enum WriteTx {
+    /// A turn on the SQLite writer connection, inside a group ([`group_commit`]).
+    Sqlite(group_commit::Turn),
+    Postgres(Transaction<'static, Any>),
 }
 
 impl WriteTx {
-    /// Commits. A serialization failure at commit is [`StoreError::Conflict`] (undone, safe to
-    /// run again); a PostgreSQL connection that fails without an answer is
-    /// [`StoreError::OutcomeUnknown`] (never to be retried blindly).
+    /// Commits, and returns once the change is on the disk. A serialization failure at commit
+    /// is [`StoreError::Conflict`] (undone, safe to run again); a PostgreSQL connection that
+    /// fails without an answer is [`StoreError::OutcomeUnknown`] (never to be retried blindly).
     pub async fn commit(self) -> StoreResult<()> {
         self.commit_inner(true).await
     }
@@ -247,40 +280,82 @@ impl WriteTx {
     }
 
     async fn commit_inner(self, counts: bool) -> StoreResult<()> {
-        match self.tx.commit().await {
-            Ok(()) => {
-                if counts {
-                    crate::retry::note_commit();
+        let result = match self {
+            WriteTx::Sqlite(turn) => turn.commit().await,
+            WriteTx::Postgres(tx) => match tx.commit().await {
+                Ok(()) => Ok(()),
+                Err(e) if is_serialization_failure(&e) => {
+                    crate::retry::note_conflict();
+                    Err(StoreError::Conflict(e))
                 }
-                Ok(())
+                // The server answered (a deferred constraint, say): the transaction is undone.
+                Err(e @ sqlx::Error::Database(_)) => Err(StoreError::Db(e)),
+                Err(e) => Err(StoreError::OutcomeUnknown(e)),
+            },
+        };
+        if result.is_ok() && counts {
+            crate::retry::note_commit();
+        }
+        result
+    }
+
+    /// Runs `work` in a savepoint: when it fails, its own changes are undone and the
+    /// transaction goes on (PostgreSQL would otherwise abort all of it on an error). Returns
+    /// what `work` returned.
+    pub async fn savepoint<T, E>(
+        &mut self,
+        work: impl AsyncFnOnce(&mut AnyConnection) -> Result<T, E>,
+    ) -> StoreResult<Result<T, E>> {
+        match self {
+            // The transaction is a savepoint of a group already, which sqlx does not know
+            // about: name this one here.
+            WriteTx::Sqlite(turn) => {
+                let conn = turn.conn_mut();
+                conn.execute("SAVEPOINT jit_part").await?;
+                let r = work(&mut *conn).await;
+                if r.is_err() {
+                    conn.execute("ROLLBACK TO jit_part").await?;
+                }
+                conn.execute("RELEASE jit_part").await?;
+                Ok(r)
             }
-            Err(e) if is_serialization_failure(&e) => {
-                crate::retry::note_conflict();
-                Err(StoreError::Conflict(e))
+            WriteTx::Postgres(tx) => {
+                let mut sp = sqlx::Connection::begin(&mut **tx).await?;
+                let r = work(&mut sp).await;
+                match r {
+                    Ok(_) => sp.commit().await?,
+                    Err(_) => sp.rollback().await?,
+                }
+                Ok(r)
             }
-            // The server answered (a deferred constraint, say): the transaction is undone.
-            Err(e @ sqlx::Error::Database(_)) => Err(StoreError::Db(e)),
-            Err(e) if self.backend == Backend::Postgres => Err(StoreError::OutcomeUnknown(e)),
-            Err(e) => Err(StoreError::Db(e)),
         }
     }
 
     /// Undoes everything (dropping it does the same, without waiting).
     pub async fn rollback(self) -> StoreResult<()> {
-        Ok(self.tx.rollback().await?)
+        match self {
+            WriteTx::Sqlite(turn) => turn.rollback().await,
+            WriteTx::Postgres(tx) => Ok(tx.rollback().await?),
+        }
     }
 }
 
 impl std::ops::Deref for WriteTx {
     type Target = AnyConnection;
     fn deref(&self) -> &AnyConnection {
-        &self.tx
+        match self {
+            WriteTx::Sqlite(turn) => turn.conn(),
+            WriteTx::Postgres(tx) => tx,
+        }
     }
 }
 
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut AnyConnection {
-        &mut self.tx
+        match self {
+            WriteTx::Sqlite(turn) => turn.conn_mut(),
+            WriteTx::Postgres(tx) => tx,
+        }
     }
 }
 

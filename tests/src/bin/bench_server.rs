@@ -197,6 +197,20 @@ fn run(database: &str, persons_n: usize, seconds: u64) -> Results {
         _ => None,
     });
     let addr = server.addr();
+    // A failed call says only "internal server error": show the server's warnings and errors
+    // once, above the panic.
+    let log = server.dir.path().join("server.log");
+    let default_hook = std::panic::take_hook();
+    let shown = std::sync::Once::new();
+    std::panic::set_hook(Box::new(move |info| {
+        shown.call_once(|| {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            for line in text.lines().filter(|l| !l.contains(" INFO ")).take(30) {
+                eprintln!("server: {line}");
+            }
+        });
+        default_hook(info);
+    }));
     server.kill();
     server.run_with_config(&addr, SERVER_TOML);
     let w = World::on(server);

@@ -602,9 +602,7 @@ mod tests {
     use crate::store::Store;
 
     async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
-        let store = Store::open(&url).await.unwrap();
+        let (dir, store) = Store::open_temp().await;
         load_chain_key(&store, &AtRestKey::generate())
             .await
             .unwrap();

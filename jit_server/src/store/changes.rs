@@ -197,9 +197,7 @@ mod tests {
     use crate::store::audit;
 
     async fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
-        (dir, Store::open(&url).await.unwrap())
+        Store::open_temp().await
     }
 
     fn event(action: &'static str, result: AuditResult) -> Event {

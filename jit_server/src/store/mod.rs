@@ -248,6 +248,15 @@ impl Store {
         })))
     }
 
+    /// A fresh SQLite store in a temporary directory, for unit tests.
+    #[cfg(test)]
+    pub(crate) async fn open_temp() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("jit.db").display());
+        let store = Store::open(&url).await.unwrap();
+        (dir, store)
+    }
+
     pub async fn close(&self) {
         if let Some(writers) = &self.sqlite_writers {
             writers.close().await;

@@ -303,7 +303,7 @@ mod tests {
 
     use sqlx::Executor;
 
-    use crate::store::Store;
+    use crate::store::{Store, StoreError};
 
     async fn store() -> (tempfile::TempDir, Store) {
         let (dir, store) = Store::open_temp().await;
@@ -423,6 +423,107 @@ mod tests {
         soon(first.commit()).await.unwrap();
         soon(insert(&store, 3).await.commit()).await.unwrap();
         assert_eq!(rows(&store).await, vec![1, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_full_database_fails_writes_and_an_answer_says_ok_only_for_a_kept_write() {
+        let (_dir, store) = store().await;
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        let cap = |pages: i64| {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "PRAGMA max_page_count = {pages}"
+            )))
+        };
+        // As a full disk would, but only for the writer connection.
+        let mut tx = store.write().await.unwrap();
+        cap(pages + 4).execute(&mut *tx).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let first = insert(&store, 1).await;
+        let too_big = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tx = store.write().await.unwrap();
+                sqlx::query(
+                    "INSERT INTO t (x) WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL \
+                     SELECT i + 1 FROM n WHERE i < 100000) SELECT i FROM n",
+                )
+                .execute(&mut *tx)
+                .await
+                .map(|_| ())
+                // Dropped here: its part is undone by a task.
+            }
+        });
+        until_queued(&store, 1).await;
+        // Left open for the writer that fills the database.
+        let first = tokio::spawn(first.commit());
+        let err = soon(too_big).await.unwrap().unwrap_err();
+        assert!(err.to_string().contains("full"), "{err}");
+        let answered = soon(first).await.unwrap();
+        let kept = rows(&store).await;
+        // SQLite may undo the failed statement only, or the whole transaction with the first
+        // writer's row: either way the answer must say what happened.
+        assert_eq!(
+            answered.is_ok(),
+            kept == vec![1],
+            "{answered:?}, kept {kept:?}"
+        );
+        assert!(
+            kept.len() <= 1,
+            "part of the failed write was kept: {kept:?}"
+        );
+
+        // Space again: the writer connection is clean and the next write is kept.
+        let mut tx = store.write().await.unwrap();
+        cap(1_000_000).execute(&mut *tx).await.unwrap();
+        sqlx::query("INSERT INTO t (x) VALUES (7)")
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        soon(tx.commit()).await.unwrap();
+        assert!(rows(&store).await.contains(&7));
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_commit_fails_is_undone_whole_and_each_writer_is_told() {
+        let (_dir, store) = store().await;
+        // A constraint checked only at COMMIT (the server's schema has none) makes the COMMIT
+        // itself fail, as a failing disk would.
+        store
+            .pool()
+            .execute(
+                "CREATE TABLE parent (id BIGINT PRIMARY KEY); CREATE TABLE child (parent BIGINT \
+                 REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+            )
+            .await
+            .unwrap();
+        let first = insert(&store, 1).await;
+        let second = tokio::spawn({
+            let store = store.clone();
+            async move {
+                let mut tx = store.write().await.unwrap();
+                sqlx::query("INSERT INTO child (parent) VALUES (42)")
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+                tx.commit().await
+            }
+        });
+        until_queued(&store, 1).await;
+        let first = tokio::spawn(first.commit());
+        for answer in [soon(first).await.unwrap(), soon(second).await.unwrap()] {
+            let err = answer.expect_err("a write of a group that was undone was answered ok");
+            assert!(matches!(err, StoreError::GroupCommit(_)), "{err}");
+            assert!(err.to_string().contains("was not kept"), "{err}");
+            assert!(err.to_string().contains("FOREIGN KEY"), "{err}");
+        }
+        assert_eq!(rows(&store).await, Vec::<i64>::new());
+        // The next group starts clean.
+        soon(insert(&store, 2).await.commit()).await.unwrap();
+        assert_eq!(rows(&store).await, vec![2]);
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -118,7 +118,7 @@ impl Writers {
     }
 
     /// Commits whatever is open, for a closing store.
-    pub(super) async fn close(self: &Arc<Self>) {
+    pub(super) async fn close(&self) {
         let mut w = self.writer.lock().await;
         if w.open {
             let _ = w.commit_group().await;

@@ -225,6 +225,11 @@ async fn accept_loop(
             },
             _ = stop.changed() => break,
         };
+        // Without it, a response that leaves in two segments (TLS records written one after
+        // another) waits for the client's delayed ACK, up to 40 ms on Linux.
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "could not turn off Nagle's algorithm");
+        }
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             tracing::warn!(%peer, "too many connections; dropping one");
             continue;

@@ -2,6 +2,7 @@
 //! nothing — before the TLS handshake, after it, over HTTP/1.1 or HTTP/2, or between keep-alive
 //! requests — is disconnected, so such clients cannot use up the server's connection slots; and
 //! normal clients are unaffected, also when the server closed their idle pooled connection.
+//! And each accepted connection sends small segments at once (Nagle's algorithm off).
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -137,4 +138,82 @@ fn silent_and_idle_connections_are_closed_and_clients_still_work() {
         .expect("a new connection after the idle one closed");
     assert_eq!(who.name, "admin");
     admin.ok(&["person", "add", "carol"]);
+}
+
+/// The server's end of `client`'s connection, copied out of the server process with
+/// `pidfd_getfd` (the test runs as root), once the server has accepted it.
+fn server_end_of(server: &Server, client: &TcpStream) -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let pid = server.pid().expect("the server runs");
+    let want = client.local_addr().unwrap();
+    // SAFETY: plain system calls; every descriptor they return is owned here and closed.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    assert!(
+        pidfd >= 0,
+        "pidfd_open: {}",
+        std::io::Error::last_os_error()
+    );
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+    for entry in std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(target) = std::fs::read_link(entry.path()) else {
+            continue;
+        };
+        if !target.to_string_lossy().starts_with("socket:") {
+            continue;
+        }
+        let Ok(n) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        use std::os::fd::AsRawFd;
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), n, 0) };
+        if fd < 0 {
+            continue;
+        }
+        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let mut addr: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let got = unsafe { libc::getpeername(fd.as_raw_fd(), (&raw mut addr).cast(), &mut len) };
+        if got == 0
+            && i32::from(addr.sin_family) == libc::AF_INET
+            && u16::from_be(addr.sin_port) == want.port()
+        {
+            return Some(fd);
+        }
+    }
+    None
+}
+
+/// Each accepted connection has Nagle's algorithm off. With it on, a response that leaves in
+/// two TLS records waited for the client's delayed ACK, and logins took 40 ms more now and then.
+#[test]
+fn accepted_connections_send_without_delay() {
+    use std::os::fd::AsRawFd;
+    let server = Server::start();
+    let client = TcpStream::connect(server.addr()).unwrap();
+    let mut end = None;
+    jit_tests::wait_for("the server to accept the connection", PATIENCE, || {
+        end = server_end_of(&server, &client);
+        end.is_some()
+    });
+    let end = end.unwrap();
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: reads one int option of a descriptor owned here.
+    let got = unsafe {
+        libc::getsockopt(
+            end.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_NODELAY,
+            (&raw mut on).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(got, 0, "getsockopt: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        on, 1,
+        "the server's end of a connection still delays small segments"
+    );
 }

@@ -35,6 +35,25 @@ pub enum Scope<'a> {
     Host(&'a str),
 }
 
+impl Scope<'_> {
+    /// The host column of the change's row: NULL for every host.
+    pub fn host(&self) -> Option<&str> {
+        match self {
+            Scope::All => None,
+            Scope::Host(h) => Some(h),
+        }
+    }
+}
+
+/// The change row of an audited event, run by [`super::audit::record`] in the same call as the
+/// audit row on SQLite: its parameters follow the audit row's (`$1` is the event's time).
+macro_rules! insert_after_audit {
+    () => {
+        "INSERT INTO changes (host, kind, at) VALUES ($14, $15, $1)"
+    };
+}
+pub(crate) use insert_after_audit;
+
 /// The change an audited event stands for, if any, and whom it is for.
 pub fn kind_of(e: &Event) -> Option<(ChangeKind, Scope<'_>)> {
     if e.result != AuditResult::Ok {
@@ -71,12 +90,8 @@ pub async fn append(
     scope: Scope<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    let host = match scope {
-        Scope::All => None,
-        Scope::Host(h) => Some(h),
-    };
     sqlx::query("INSERT INTO changes (host, kind, at) VALUES ($1, $2, $3)")
-        .bind(host)
+        .bind(scope.host())
         .bind(kind.as_str())
         .bind(now)
         .execute(conn)

@@ -6,7 +6,8 @@
 //!
 //! - This process's writers take turns on one connection, in arrival order (a fair mutex).
 //! - The first writer of a group runs `BEGIN IMMEDIATE`; each writer's own work runs inside a
-//!   `SAVEPOINT`, so it can be undone alone, and is released into the group when it commits.
+//!   `SAVEPOINT`, so it can be undone alone, and is released into the group when it commits
+//!   (by the next writer, in the call that opens its own savepoint, or with the COMMIT).
 //! - A writer that gives up its turn while no other writer is queued for it runs the group's
 //!   COMMIT; otherwise it leaves the group open for the next one and waits. Either way
 //!   [`WriteTx::commit`](super::WriteTx::commit) returns only once the group's COMMIT has
@@ -46,6 +47,9 @@ pub(super) struct Writer {
     open: bool,
     /// A writer's savepoint is open (a dropped writer's that no task could undo yet).
     in_savepoint: bool,
+    /// The last writer's savepoint, whose work is the group's now, is still open: the next
+    /// writer releases it in the same call that opens its own.
+    release_pending: bool,
     /// Writes released into the open group.
     members: usize,
     /// Where the open group's members wait for its outcome.
@@ -67,6 +71,7 @@ impl Writers {
                 conn,
                 open: false,
                 in_savepoint: false,
+                release_pending: false,
                 members: 0,
                 outcome: watch::Sender::new(None),
             })),
@@ -164,6 +169,7 @@ impl Writer {
 
     fn end_group(&mut self, result: Result<(), Arc<str>>) {
         self.open = false;
+        self.release_pending = false;
         self.members = 0;
         let members = std::mem::replace(&mut self.outcome, watch::Sender::new(None));
         members.send_replace(Some(result));
@@ -192,13 +198,34 @@ impl Turn {
         &mut self.writer().conn
     }
 
+    /// Each statement is a round trip to the thread sqlx runs the connection on, which costs
+    /// more than SQLite's own work (docs/benchmarks.md): the group's first writer opens it
+    /// and its own savepoint in one call, the next ones release the last writer's savepoint
+    /// and open their own in one.
     async fn start(&mut self) -> StoreResult<()> {
         let w = self.writer();
-        if !w.open {
-            w.conn.execute("BEGIN IMMEDIATE").await?;
+        if w.open && w.release_pending {
+            w.release_pending = false;
+            if let Err(e) = sqlx::raw_sql("RELEASE jit_write; SAVEPOINT jit_write")
+                .execute(&mut w.conn)
+                .await
+            {
+                // The group is not in a known state: undo it, and its members learn so.
+                w.abandon_group(&e.to_string()).await;
+                return Err(e.into());
+            }
+        } else if w.open {
+            w.conn.execute("SAVEPOINT jit_write").await?;
+        } else if let Err(e) = sqlx::raw_sql("BEGIN IMMEDIATE; SAVEPOINT jit_write")
+            .execute(&mut w.conn)
+            .await
+        {
+            // Whether BEGIN ran is unknown: leave no transaction behind.
+            let _ = w.conn.execute("ROLLBACK").await;
+            return Err(e.into());
+        } else {
             w.open = true;
         }
-        w.conn.execute("SAVEPOINT jit_write").await?;
         w.in_savepoint = true;
         Ok(())
     }
@@ -206,10 +233,9 @@ impl Turn {
     async fn undo_savepoint(&mut self) -> StoreResult<()> {
         let w = self.writer();
         w.in_savepoint = false;
-        let undone = match w.conn.execute("ROLLBACK TO jit_write").await {
-            Ok(_) => w.conn.execute("RELEASE jit_write").await,
-            Err(e) => Err(e),
-        };
+        let undone = sqlx::raw_sql("ROLLBACK TO jit_write; RELEASE jit_write")
+            .execute(&mut w.conn)
+            .await;
         if let Err(e) = undone {
             // The transaction is not the one this writer knows (SQLite may have undone it
             // after an I/O error): undo whatever is left, so that the next group starts clean.
@@ -225,14 +251,12 @@ impl Turn {
     }
 
     async fn release(mut self) -> StoreResult<()> {
-        let w = self.writer();
-        if let Err(e) = w.conn.execute("RELEASE jit_write").await {
-            let _ = self.undo_savepoint().await;
-            self.give_up(false).await?;
-            return Err(e.into());
-        }
+        // No statement: its work joins the group as it is, and the next writer releases the
+        // savepoint in the call that opens its own, or the group's COMMIT (which commits open
+        // savepoints too) takes it along.
         let w = self.writer();
         w.in_savepoint = false;
+        w.release_pending = true;
         w.members += 1;
         self.give_up(true).await
     }
